@@ -1,0 +1,78 @@
+"""Sequence layout and attention rule, shared by training and decoding so the two cannot drift.
+
+sdls's own models (infill_layout "fim", attention "block_causal") see
+
+    [BOS] <fim_suffix> suffix <fim_prefix> prefix <fim_middle> | middle block 0 | middle block 1 | ...
+
+The context is causal token by token: encoding a longer prefix never changes the keys/values of
+the tokens before it, so an encoded context is exact and reusable, and what changes while typing
+(the end of the prefix) comes last. Middle blocks are bidirectional inside and causal between
+blocks. The middle ends with at least one end token and is padded with end tokens to whole blocks,
+so the model learns where an infill stops.
+
+Every token carries a block id (`bid`) and a stream flag (`noisy`):
+- clean token q sees clean token k when bid[k] <= bid[q]  (a context token is a block of its own);
+- noisy token q (a block being denoised) sees clean tokens of earlier blocks, bid[k] < bid[q],
+  and the noisy tokens of its own block, bid[k] == bid[q];
+- nothing sees a noisy token of another block.
+Training lays the clean middle and a noisy copy of it side by side (one forward, every block
+learns); decoding keeps the clean tokens in the KV cache and feeds one noisy block at a time. For
+bidirectional checkpoints every valid token sees every other.
+"""
+from __future__ import annotations
+
+import torch
+
+from .config import ModelConfig
+
+CACHE_BID = -1  # block id of cached keys: earlier than anything new
+
+
+def fim_context(cfg: ModelConfig, prefix: list[int], suffix: list[int]) -> list[int]:
+    """The context tokens of an infill in the fim layout, ending with <fim_middle>."""
+    head = [cfg.bos_id] if cfg.bos_id is not None else []
+    return head + [cfg.fim_suffix_id, *suffix, cfg.fim_prefix_id, *prefix, cfg.fim_middle_id]
+
+
+def pad_middle(middle: list[int], block_size: int, eos_id: int) -> list[int]:
+    """Append one end token, then end tokens up to a whole number of blocks."""
+    padded = [*middle, eos_id]
+    return padded + [eos_id] * (-len(padded) % block_size)
+
+
+def context_block_ids(start: int, count: int) -> list[int]:
+    """Causal context: each token is its own block (its position)."""
+    return list(range(start, start + count))
+
+
+def attention_mask(q_bid: torch.Tensor, q_noisy: torch.Tensor, k_bid: torch.Tensor, k_noisy: torch.Tensor,
+                   k_valid: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
+    """Bool mask (B, 1, Tq, Tk), True where query q may attend to key k.
+
+    q_bid, q_noisy: (B, Tq); k_bid, k_noisy, k_valid: (B, Tk).
+    """
+    if bidirectional:
+        visible = k_valid[:, None, :].expand(-1, q_bid.shape[1], -1)
+    else:
+        qb, kb = q_bid[:, :, None], k_bid[:, None, :]
+        qn, kn = q_noisy[:, :, None], k_noisy[:, None, :]
+        clean_to_clean = ~qn & ~kn & (kb <= qb)
+        noisy_to_clean = qn & ~kn & (kb < qb)
+        noisy_to_noisy = qn & kn & (kb == qb)
+        visible = (clean_to_clean | noisy_to_clean | noisy_to_noisy) & k_valid[:, None, :]
+    return visible[:, None]
+
+
+def training_layout(c: int, m: int, block_size: int) -> tuple[list[int], list[int], list[bool]]:
+    """Positions, block ids and noisy flags for a training row laid out as
+    [context (c tokens) | clean middle (m) | noisy copy of the middle (m)].
+
+    `m` must be a whole number of blocks; block b of the middle has block id c + b * block_size and
+    the same positions in both streams, exactly as the engine sees it when decoding.
+    """
+    assert m % block_size == 0, f"middle length {m} is not a multiple of block size {block_size}"
+    positions = list(range(c + m)) + list(range(c, c + m))
+    middle_bids = [c + (i // block_size) * block_size for i in range(m)]
+    bids = context_block_ids(0, c) + middle_bids + middle_bids
+    noisy = [False] * (c + m) + [True] * m
+    return positions, bids, noisy

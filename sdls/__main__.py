@@ -1,0 +1,5 @@
+import sys
+
+from sdls.cli import main
+
+sys.exit(main())
