@@ -41,6 +41,7 @@ class SlotState:
     """What one cache slot currently holds: the token ids whose keys/values are stored, in order."""
     owner: object = None
     tokens: list[int] = field(default_factory=list)
+    exact_len: int = 0    # leading tokens encoded causally (the context): reusable by a later job
 
     @property
     def length(self) -> int:

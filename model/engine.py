@@ -1,0 +1,491 @@
+"""The decoding engine: block-wise semi-autoregressive diffusion for infill and edit jobs.
+
+A job's middle is decoded in blocks, left to right; inside a block every masked position is
+predicted in parallel and the sampling rule decides which predictions to commit, until the block
+has no masks left. How earlier tokens are seen is the cache policy:
+- "exact" (block-causal models): the context and each committed block are encoded once into a
+  static KV cache; a step feeds only the tokens not yet cached plus the current block. A document's
+  encoded context survives between jobs (`session`), so a keystroke re-encodes only what changed.
+- "approx" (bidirectional models): the whole canvas is encoded at the start of each block and the
+  block then attends to that cache (Fast-dLLM's dual cache): cheap, not exact.
+- "none": every step re-encodes everything (LLaDA's reference; slow, the quality baseline).
+Every row of a batch builds its own inputs (`_RowInputs`); rows are padded into one forward, and
+masks keep each row to itself, so a job's tokens do not depend on its batch mates.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import sampling
+from .cache import KVCache, SlotState
+from .config import ModelConfig
+from .jobs import (CancelToken, DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit,
+                   minimal_edits)
+from .layout import CACHE_BID, attention_mask, fim_context
+from .tokenizer import Tokenizer
+from .transformer import CacheIO, Transformer
+
+__all__ = ["Engine", "InfillJob", "EditJob", "DecodeSettings", "JobResult", "JobStats", "CancelToken", "TextEdit"]
+
+PAD_BID = 1 << 40  # block id of padding queries: they see every valid clean key, nobody sees them
+
+
+@dataclass
+class _Row:
+    """One job being decoded: its canvas and where decoding stands."""
+    job: object
+    settings: DecodeSettings
+    policy: str
+    blk: int
+    seq: torch.Tensor                 # (S,) the whole canvas: context, middle (masks at first), in-place suffix
+    ctx_len: int                      # tokens before the middle
+    mid_end: int                      # end of the middle (exclusive)
+    slot: int
+    written: int = 0                  # exact policy: cache holds seq[:written]
+    bs: int = 0                       # current block start
+    step: int = 0                     # steps taken in the current block
+    schedule: list[int] = field(default_factory=list)
+    stop_at: int | None = None        # position of the first end token of the middle
+    done: bool = False
+    cancelled: bool = False
+    stats: JobStats = field(default_factory=JobStats)
+    generator: torch.Generator | None = None
+
+    @property
+    def be(self) -> int:
+        return self.bs + self.blk
+
+
+@dataclass
+class _RowInputs:
+    positions: list[int]              # canvas positions fed in this forward
+    block_ids: list[int]
+    noisy: list[bool]
+    cache_valid: torch.Tensor | None  # (read_len,) bool over this row's cache slot, None: reads nothing
+    writes: list[tuple[int, int, int]]  # (cache_start, token_start, count)
+    logit_rows: list[int]             # which fed tokens predict the current block's positions
+
+
+class Engine:
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype | None = None, max_batch: int = 8, max_context: int = 1024,
+                 max_new_tokens: int = 512, n_sessions: int = 8, name: str = ""):
+        self.cfg: ModelConfig = model.cfg
+        self.device = torch.device(device)
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_batch, self.max_context, self.max_new_tokens = max_batch, max_context, max_new_tokens
+        cfg = self.cfg
+        if tokenizer.vocab_size > cfg.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {cfg.vocab_size}")
+        n_slots = max_batch + n_sessions
+        self.cache_len = max_context + max_new_tokens + 2 * cfg.block_size + 8
+        self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
+        self.slots = [SlotState() for _ in range(n_slots)]
+        self.sessions: OrderedDict[str, int] = OrderedDict()  # LRU: session key -> slot
+        never = {cfg.mask_id, cfg.bos_id, cfg.fim_prefix_id, cfg.fim_suffix_id, cfg.fim_middle_id}
+        self.banned = torch.tensor(sorted(i for i in never if i is not None), device=self.device)
+        self.stop_ids = torch.tensor(cfg.stop_ids, device=self.device)
+
+    @classmethod
+    def from_dir(cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | None = None,
+                 **kwargs) -> "Engine":
+        from .checkpoint import default_model_dir, load_checkpoint
+        path = Path(path) if path is not None else default_model_dir()
+        cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
+        return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), **kwargs)
+
+    def describe(self) -> dict:
+        cfg = self.cfg
+        return {"model": self.name, "parameters": sum(p.numel() for p in self.model.parameters()),
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "attention": cfg.attention, "infill_layout": cfg.infill_layout, "block_size": cfg.block_size,
+                "vocab_size": cfg.vocab_size, "layers": cfg.n_layers, "d_model": cfg.d_model}
+
+    # -- public entry points ------------------------------------------------------------------
+    @torch.inference_mode()
+    def run(self, jobs: list[InfillJob | EditJob]) -> list[JobResult]:
+        """Run jobs; infill jobs share forwards in batches of up to max_batch."""
+        results: list[JobResult | None] = [None] * len(jobs)
+        infills = [i for i, job in enumerate(jobs) if isinstance(job, InfillJob)]
+        for lo in range(0, len(infills), self.max_batch):
+            chunk = infills[lo:lo + self.max_batch]
+            for i, result in zip(chunk, self._run_infills([jobs[i] for i in chunk])):
+                results[i] = result
+        for i, job in enumerate(jobs):
+            if isinstance(job, EditJob):
+                results[i] = self._run_edit(job)
+            elif not isinstance(job, InfillJob):
+                raise TypeError(f"job {i} is a {type(job).__name__}, expected InfillJob or EditJob")
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def doubt(self, text: str, start: int, end: int, threshold: float = 0.1) -> list[tuple[int, int, float]]:
+        """Character spans inside text[start:end] whose tokens the model finds unlikely (p < threshold)."""
+        job = EditJob(text, start, end, edit_threshold=threshold, max_rounds=0)
+        row, region = self._edit_row(job, self._lease_slots([job])[0])
+        spans = []
+        offsets = self._token_offsets(region)
+        while row.bs < row.ctx_len + len(region):
+            probs = self._block_probs(row)
+            current = row.seq[row.bs:row.be]
+            p_current = probs.gather(-1, current[:, None]).squeeze(-1)
+            for j in range(row.blk):
+                k = row.bs - row.ctx_len + j
+                if k < len(region) and p_current[j] < threshold:
+                    spans.append((start + offsets[k], start + offsets[k + 1], float(p_current[j])))
+            self._advance_block(row)
+        return spans
+
+    # -- infill -------------------------------------------------------------------------------
+    def _run_infills(self, jobs: list[InfillJob]) -> list[JobResult]:
+        started = time.perf_counter()
+        slots = self._lease_slots(jobs)
+        rows = [self._infill_row(job, slot) for job, slot in zip(jobs, slots)]
+        while True:
+            for row in rows:
+                if not row.done and row.job.cancel is not None and row.job.cancel.cancelled:
+                    row.done = row.cancelled = True
+            active = [r for r in rows if not r.done]
+            if not active:
+                break
+            logits = self._forward(active)
+            for row, row_logits in zip(active, logits):
+                self._commit(row, row_logits)
+        results = []
+        for row in rows:
+            self._release(row)
+            end = row.stop_at if row.stop_at is not None else row.mid_end
+            tokens = row.seq[row.ctx_len:end].tolist()
+            tokens = [t for t in tokens if t != self.cfg.mask_id][: row.job.max_new_tokens]
+            row.stats.tokens_committed = len(tokens) + (row.stop_at is not None)
+            row.stats.ms = (time.perf_counter() - started) * 1000
+            results.append(JobResult(self.tokenizer.decode(tokens), tokens, row.stats, row.cancelled))
+        return results
+
+    def _infill_row(self, job: InfillJob, slot: int) -> _Row:
+        cfg, settings = self.cfg, job.settings
+        blk = settings.block_size or cfg.block_size
+        max_new = min(job.max_new_tokens, self.max_new_tokens)
+        if max_new < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
+        capacity = math.ceil(max_new / blk) * blk
+        prefix, suffix = self._window(self.tokenizer.encode(job.prefix), self.tokenizer.encode(job.suffix))
+        if cfg.infill_layout == "fim":
+            context, tail = fim_context(cfg, prefix, suffix), []
+        else:
+            context, tail = ([cfg.bos_id] if cfg.bos_id is not None else []) + prefix, suffix
+        seq = torch.tensor(context + [cfg.mask_id] * capacity + tail, device=self.device)
+        row = _Row(job, settings, self._policy(settings), blk, seq, len(context), len(context) + capacity, slot)
+        row.bs = row.ctx_len
+        row.stats.context_tokens = len(context) + len(tail)
+        self._start_block(row)
+        self._reuse_context(row, job.session, context)
+        if settings.temperature > 0:
+            row.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        return row
+
+    def _window(self, prefix: list[int], suffix: list[int]) -> tuple[list[int], list[int]]:
+        """Fit prefix + suffix into the context budget: the suffix keeps its start (at most a
+        quarter of the budget unless the prefix is short), the prefix keeps its end. The prefix is
+        cut at a multiple of 64 tokens so its start stays put while the user types."""
+        budget = self.max_context - 4
+        if len(prefix) + len(suffix) <= budget:
+            return prefix, suffix
+        keep_suffix = min(len(suffix), max(budget // 4, budget - len(prefix)))
+        keep_prefix = budget - keep_suffix
+        cut = len(prefix) - keep_prefix
+        cut = min(len(prefix), math.ceil(cut / 64) * 64) if cut > 0 else 0
+        return prefix[cut:], suffix[:keep_suffix]
+
+    def _policy(self, settings: DecodeSettings) -> str:
+        causal = self.cfg.attention == "block_causal"
+        if settings.cache == "auto":
+            return "exact" if causal else "approx"
+        if settings.cache == "exact" and not causal:
+            raise ValueError("cache 'exact' needs a block-causal model; this one is bidirectional (use 'approx')")
+        if settings.cache == "approx" and causal:
+            return "exact"  # a block-causal model's cache is exact: nothing to approximate
+        return settings.cache
+
+    def _start_block(self, row: _Row) -> None:
+        row.step = 0
+        masks = int((row.seq[row.bs:row.be] == self.cfg.mask_id).sum())
+        per_step = row.settings.tokens_per_step
+        row.schedule = sampling.transfer_schedule(masks, max(1, math.ceil(masks / per_step)))
+
+    # -- one forward over a batch of rows -----------------------------------------------------
+    def _forward(self, rows: list[_Row]) -> list[torch.Tensor]:
+        """Build every row's inputs, pad them into one forward, return each row's block logits."""
+        inputs = [self._row_inputs(r) for r in rows]
+        T = max(len(x.positions) for x in inputs)
+        read_len = max((len(x.cache_valid) for x in inputs if x.cache_valid is not None), default=0)
+        R, dev = len(rows), self.device
+        tokens = torch.full((R, T), self.cfg.pad_id, dtype=torch.long, device=dev)
+        positions = torch.zeros((R, T), dtype=torch.long, device=dev)
+        q_bid = torch.full((R, T), PAD_BID, dtype=torch.long, device=dev)
+        q_noisy = torch.zeros((R, T), dtype=torch.bool, device=dev)
+        new_valid = torch.zeros((R, T), dtype=torch.bool, device=dev)
+        cache_valid = torch.zeros((R, read_len), dtype=torch.bool, device=dev)
+        writes = []
+        for b, (row, x) in enumerate(zip(rows, inputs)):
+            n = len(x.positions)
+            pos = torch.tensor(x.positions, device=dev)
+            tokens[b, :n] = row.seq[pos]
+            positions[b, :n] = pos
+            q_bid[b, :n] = torch.tensor(x.block_ids, device=dev)
+            q_noisy[b, :n] = torch.tensor(x.noisy, device=dev)
+            new_valid[b, :n] = True
+            if x.cache_valid is not None:
+                cache_valid[b, :len(x.cache_valid)] = x.cache_valid
+            writes += [(b, dst, src, count) for dst, src, count in x.writes]
+            row.stats.forwards += 1
+        k_bid = torch.cat([torch.full((R, read_len), CACHE_BID, dtype=torch.long, device=dev), q_bid], 1)
+        k_noisy = torch.cat([torch.zeros((R, read_len), dtype=torch.bool, device=dev), q_noisy], 1)
+        k_valid = torch.cat([cache_valid, new_valid], 1)
+        mask = attention_mask(q_bid, q_noisy, k_bid, k_noisy, k_valid, self.cfg.attention == "bidirectional").contiguous()
+        mask[:, 0, torch.arange(T), read_len + torch.arange(T)] = True  # padding sees itself: no empty rows
+        needs_cache = read_len > 0 or writes
+        cache_io = CacheIO(self.cache, [r.slot for r in rows], read_len, writes) if needs_cache else None
+        hidden = self.model(tokens, positions, mask, cache_io)                       # (R, T, D)
+        index = torch.tensor([x.logit_rows for x in inputs], device=dev)             # (R, blk)
+        picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+        logits = self.model.logits(picked).float()                                   # (R, blk, V)
+        logits[..., self.banned] = float("-inf")
+        for row in rows:
+            if row.policy == "exact":
+                row.written = row.bs
+        return list(logits)
+
+    def _row_inputs(self, row: _Row) -> _RowInputs:
+        shift = int(self.cfg.logit_shift)
+        bs, be = row.bs, row.be
+        if row.policy == "exact":
+            first = row.written
+            cache_valid = torch.ones(first, dtype=torch.bool, device=self.device) if first else None
+            positions = list(range(first, be))
+            writes = [(first, 0, bs - first)] if bs > first else []
+        elif row.policy == "none":
+            first = 0
+            end = be if self.cfg.attention == "block_causal" else len(row.seq)
+            positions, cache_valid, writes = list(range(end)), None, []
+        elif row.step == 0:  # approx, first step of a block: re-encode the whole canvas into the cache
+            first = 0
+            positions, cache_valid = list(range(len(row.seq))), None
+            writes = [(0, 0, len(row.seq))]
+        else:  # approx: the block (and the token predicting its first position) over the cache
+            first = bs - shift
+            positions, writes = list(range(first, be)), []
+            cache_valid = torch.ones(len(row.seq), dtype=torch.bool, device=self.device)
+            cache_valid[first:be] = False
+        block_ids = [self._block_id(row, p) for p in positions]
+        noisy = [bs <= p < be for p in positions]
+        logit_rows = [p - shift - first for p in range(bs, be)]
+        return _RowInputs(positions, block_ids, noisy, cache_valid, writes, logit_rows)
+
+    def _block_id(self, row: _Row, position: int) -> int:
+        if position < row.ctx_len or position >= row.mid_end:
+            return position  # context (and an in-place suffix): causal, one token per block
+        return row.ctx_len + (position - row.ctx_len) // row.blk * row.blk
+
+    # -- committing predictions ---------------------------------------------------------------
+    def _commit(self, row: _Row, logits: torch.Tensor) -> None:
+        """Apply the sampling rule to one row's block logits (blk, V) and advance the row."""
+        self._apply_rule(row, logits)
+        self._after_step(row)
+
+    def _apply_rule(self, row: _Row, logits: torch.Tensor) -> None:
+        """Fill the masked positions of the row's block that the rule commits this step."""
+        s = row.settings
+        block = row.seq[row.bs:row.be]
+        masked = block == self.cfg.mask_id
+        generators = [row.generator] if row.generator is not None else None
+        candidates, conf = sampling.propose(logits[None], s.temperature, s.top_p, s.confidence, generators)
+        if s.rule == "threshold":
+            chosen = sampling.select_threshold(conf, masked[None], s.threshold)[0]
+        else:
+            k = row.schedule[min(row.step, len(row.schedule) - 1)]
+            chosen = sampling.select_fixed(conf, masked[None], torch.tensor([k], device=self.device))[0]
+        block[chosen] = candidates[0][chosen]
+        row.step += 1
+
+    def _after_step(self, row: _Row) -> None:
+        block = row.seq[row.bs:row.be]
+        masked = (block == self.cfg.mask_id).tolist()
+        is_stop = torch.isin(block, self.stop_ids).tolist()
+        # The middle ends at its first end token; once everything before it is committed the
+        # rest of the block cannot change the answer, so the job is done.
+        for j in range(row.blk):
+            if masked[j]:
+                return
+            if is_stop[j]:
+                row.stop_at, row.done = row.bs + j, True
+                return
+        if row.be >= row.mid_end:
+            row.done = True
+            return
+        row.bs = row.be
+        self._start_block(row)
+
+    # -- sessions and cache slots -------------------------------------------------------------
+    def _lease_slots(self, jobs: list) -> list[int]:
+        """A cache slot per job: the session's own slot when it has one, else a free or LRU one."""
+        taken: set[int] = set()
+        leased = []
+        for job in jobs:
+            session = getattr(job, "session", None)
+            slot = self.sessions.get(session) if session is not None else None
+            if slot is None or slot in taken:
+                slot = self._free_slot(taken)
+                if session is not None and session not in self.sessions:
+                    self.sessions[session] = slot
+                    self.slots[slot] = SlotState(owner=session)
+                elif self.slots[slot].owner is not None and self.slots[slot].owner != session:
+                    self.slots[slot] = SlotState()
+            if session is not None and self.sessions.get(session) == slot:
+                self.sessions.move_to_end(session)
+            taken.add(slot)
+            leased.append(slot)
+        return leased
+
+    def _free_slot(self, taken: set[int]) -> int:
+        owned = set(self.sessions.values())
+        for i in range(len(self.slots)):
+            if i not in taken and i not in owned:
+                return i
+        for session, slot in self.sessions.items():  # evict the least recently used session
+            if slot not in taken:
+                del self.sessions[session]
+                self.slots[slot] = SlotState()
+                return slot
+        raise RuntimeError("no free cache slot: more jobs in one batch than slots")
+
+    def _reuse_context(self, row: _Row, session: str | None, context: list[int]) -> None:
+        state = self.slots[row.slot]
+        reused = 0
+        if row.policy == "exact" and session is not None and state.owner == session:
+            cached = state.tokens[:state.exact_len]
+            while reused < min(len(cached), len(context)) and cached[reused] == context[reused]:
+                reused += 1
+        row.written = reused
+        row.stats.reused_tokens = reused
+        row.stats.encoded_tokens = len(context) - reused
+
+    def _release(self, row: _Row) -> None:
+        state = self.slots[row.slot]
+        if row.policy == "exact" and state.owner is not None:
+            state.tokens = row.seq[:row.written].tolist()
+            state.exact_len = min(row.written, row.ctx_len)
+        else:
+            state.tokens, state.exact_len = [], 0
+
+    # -- edit jobs ----------------------------------------------------------------------------
+    def _run_edit(self, job: EditJob) -> JobResult:
+        """Score the region under the model, re-mask what it doubts (and the marked spans),
+        denoise, and repeat until stable or out of rounds; block by block for block-causal models."""
+        started = time.perf_counter()
+        if not 0 <= job.start <= job.end <= len(job.text):
+            raise ValueError(f"edit region {job.start}..{job.end} is outside the text (length {len(job.text)})")
+        row, region = self._edit_row(job, self._lease_slots([job])[0])
+        marked = self._marked_tokens(job, region)
+        while not row.done:
+            if job.cancel is not None and job.cancel.cancelled:
+                row.cancelled = True
+                break
+            remask = [k in marked for k in range(row.bs - row.ctx_len, row.be - row.ctx_len)]
+            self._edit_block(row, torch.tensor(remask, device=self.device))
+            if row.done or row.cancelled:
+                break
+            self._advance_block(row)
+            row.done = row.bs >= row.mid_end
+        self._release(row)
+        end = row.stop_at if row.stop_at is not None else row.mid_end
+        tokens = [t for t in row.seq[row.ctx_len:end].tolist() if t not in self.cfg.stop_ids and t != self.cfg.mask_id]
+        new_region = self.tokenizer.decode(tokens)
+        old_region = job.text[job.start:job.end]
+        if row.cancelled:
+            new_region, tokens = old_region, region
+        row.stats.tokens_committed = len(tokens)
+        row.stats.ms = (time.perf_counter() - started) * 1000
+        edits = minimal_edits(old_region, new_region, job.start)
+        return JobResult(new_region, tokens, row.stats, row.cancelled, edits)
+
+    def _edit_row(self, job: EditJob, slot: int) -> tuple[_Row, list[int]]:
+        cfg = self.cfg
+        settings = job.settings
+        blk = settings.block_size or cfg.block_size
+        prefix, suffix = self._window(self.tokenizer.encode(job.text[:job.start]),
+                                      self.tokenizer.encode(job.text[job.end:]))
+        region = self.tokenizer.encode(job.text[job.start:job.end])
+        if len(region) > self.max_new_tokens:
+            raise ValueError(f"edit region is {len(region)} tokens; at most {self.max_new_tokens} can be revised at once")
+        if cfg.infill_layout == "fim":
+            context, tail = fim_context(cfg, prefix, suffix), []
+            # Room to grow: the region, an end token, and at least 8 spare end tokens, in whole blocks.
+            middle = region + [cfg.eos_id] * (1 + 8)
+            middle += [cfg.eos_id] * (-len(middle) % blk)
+        else:
+            context, tail = ([cfg.bos_id] if cfg.bos_id is not None else []) + prefix, suffix
+            middle = region + [cfg.eos_id] * (-len(region) % blk or 0)
+        seq = torch.tensor(context + middle + tail, device=self.device)
+        policy = "exact" if self._policy(settings) == "exact" else "none"
+        row = _Row(job, settings, policy, blk, seq, len(context), len(context) + len(middle), slot)
+        row.bs = row.ctx_len
+        row.stats.context_tokens = len(context) + len(tail)
+        self._reuse_context(row, job.session, context)
+        if settings.temperature > 0:
+            row.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        return row, region
+
+    def _marked_tokens(self, job: EditJob, region: list[int]) -> set[int]:
+        """Indices of the region tokens that overlap a marked character span."""
+        offsets = self._token_offsets(region)
+        spans = [(s - job.start, e - job.start) for s, e in job.marked]
+        return {k for k in range(len(region)) for s, e in spans if offsets[k] < e and offsets[k + 1] > s}
+
+    def _token_offsets(self, tokens: list[int]) -> list[int]:
+        """Character offset where each token starts (and the total length at the end)."""
+        return [len(self.tokenizer.decode(tokens[:k])) for k in range(len(tokens) + 1)]
+
+    def _block_probs(self, row: _Row) -> torch.Tensor:
+        logits = self._forward([row])[0]
+        return logits.softmax(-1)
+
+    def _edit_block(self, row: _Row, forced: torch.Tensor) -> None:
+        """Revise one block: denoise its masks, re-score every token, re-mask the doubted ones,
+        and repeat until the block stops changing or the rounds run out."""
+        cfg, job = self.cfg, row.job
+        block = row.seq[row.bs:row.be]
+        block[forced] = cfg.mask_id
+        before = None
+        for round_ in range(job.max_rounds + 1):
+            self._start_block(row)
+            while bool((block == cfg.mask_id).any()):
+                if job.cancel is not None and job.cancel.cancelled:
+                    row.cancelled = True
+                    return
+                self._apply_rule(row, self._forward([row])[0])
+            if round_ == job.max_rounds or (before is not None and torch.equal(before, block)):
+                break
+            p_current = self._block_probs(row).gather(-1, block[:, None]).squeeze(-1)
+            doubted = p_current < job.edit_threshold
+            if not bool(doubted.any()):
+                break
+            before = block.clone()
+            block[doubted] = cfg.mask_id
+            row.stats.rounds += 1
+        stops = torch.isin(block, self.stop_ids).nonzero()
+        if len(stops):
+            row.stop_at, row.done = row.bs + int(stops[0]), True
+
+    def _advance_block(self, row: _Row) -> None:
+        row.bs = row.be
+        self._start_block(row)

@@ -1,0 +1,123 @@
+"""What the engine is asked to do and what it returns: plain data, no torch."""
+from __future__ import annotations
+
+import difflib
+import threading
+from dataclasses import dataclass, field
+
+RULES = ("threshold", "fixed")
+CACHE_POLICIES = ("auto", "exact", "approx", "none")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    rule: str = "threshold"       # "threshold": commit every mask with confidence >= threshold (>= 1 per step)
+                                  # "fixed": commit tokens_per_step per step (LLaDA's reference rule)
+    threshold: float = 0.9
+    confidence: str = "prob"      # "prob" | "margin" | "entropy" (see sampling.confidence)
+    tokens_per_step: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    block_size: int | None = None  # None: the checkpoint's own block size
+    cache: str = "auto"           # "exact" (block-causal), "approx" (bidirectional, refreshed per block),
+                                  # "none" (full recompute every step: the reference), "auto" picks per model
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.rule not in RULES:
+            problems.append(f"rule {self.rule!r} is not one of {RULES}")
+        if self.cache not in CACHE_POLICIES:
+            problems.append(f"cache {self.cache!r} is not one of {CACHE_POLICIES}")
+        if not 0.0 < self.threshold <= 1.0:
+            problems.append(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.tokens_per_step < 1:
+            problems.append(f"tokens_per_step must be >= 1, got {self.tokens_per_step}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            problems.append(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if self.block_size is not None and self.block_size < 1:
+            problems.append(f"block_size must be positive, got {self.block_size}")
+        if problems:
+            raise ValueError("invalid DecodeSettings: " + "; ".join(problems))
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it between denoising steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class InfillJob:
+    prefix: str
+    suffix: str = ""
+    max_new_tokens: int = 64
+    settings: DecodeSettings = field(default_factory=DecodeSettings)
+    session: str | None = None     # key of a document whose encoded context the engine keeps warm
+    cancel: CancelToken | None = None
+
+
+@dataclass
+class EditJob:
+    text: str
+    start: int                     # region to revise, character offsets into text
+    end: int
+    marked: list[tuple[int, int]] = field(default_factory=list)  # spans re-masked whatever the model thinks
+    settings: DecodeSettings = field(default_factory=DecodeSettings)
+    edit_threshold: float = 0.1    # re-mask tokens whose probability under the model is below this
+    max_rounds: int = 4
+    session: str | None = None
+    cancel: CancelToken | None = None
+
+
+@dataclass
+class JobStats:
+    forwards: int = 0              # forward passes this job took part in
+    tokens_committed: int = 0      # tokens of the answer (plus the end token that closed it)
+    ms: float = 0.0
+    context_tokens: int = 0
+    reused_tokens: int = 0         # context tokens served from a warm cache
+    encoded_tokens: int = 0        # context tokens encoded by this job
+    rounds: int = 0                # edit jobs: re-mask rounds
+
+    @property
+    def tokens_per_forward(self) -> float:
+        return self.tokens_committed / self.forwards if self.forwards else 0.0
+
+    def as_dict(self) -> dict:
+        return {"forwards": self.forwards, "tokens_committed": self.tokens_committed,
+                "tokens_per_forward": round(self.tokens_per_forward, 3), "ms": round(self.ms, 2),
+                "context_tokens": self.context_tokens, "reused_tokens": self.reused_tokens,
+                "encoded_tokens": self.encoded_tokens, "rounds": self.rounds}
+
+
+@dataclass(frozen=True)
+class TextEdit:
+    start: int                     # character offsets into the job's text
+    end: int
+    new_text: str
+
+
+@dataclass
+class JobResult:
+    text: str
+    tokens: list[int]
+    stats: JobStats
+    cancelled: bool = False
+    edits: list[TextEdit] = field(default_factory=list)
+
+
+def minimal_edits(old: str, new: str, offset: int = 0) -> list[TextEdit]:
+    """The smallest list of replacements (character level) that turns `old` into `new`,
+    with offsets shifted by `offset` (the region's start in the document)."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    return [TextEdit(offset + i1, offset + i2, new[j1:j2])
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]

@@ -1,0 +1,199 @@
+"""Engine behaviour on tiny models: determinism, masks filled, cache exactness, reuse, batching,
+cancellation, parallel commit, stop tokens, edit jobs. Everything runs on the CPU in seconds."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sdls_model.config import ModelConfig
+from sdls_model.engine import CancelToken, DecodeSettings, EditJob, Engine, InfillJob
+from sdls_model.tokenizer import train_tokenizer
+from sdls_model.transformer import Transformer
+
+CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i)\n",
+          "class A:\n    def __init__(self):\n        self.x = 1\n", "x = [1, 2, 3]\nprint(x)\n",
+          "def sub(a, b):\n    return a - b\n"] * 10
+FIXED = DecodeSettings(rule="fixed", tokens_per_step=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(CORPUS, vocab_size=300)
+
+
+def make_engine(tokenizer, seed=1, **cfg_overrides) -> Engine:
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_name("test-tiny", **cfg_overrides)
+    # A large init spreads the random model's predictions, so token-level comparisons mean something.
+    model = Transformer(cfg).init_weights(seed=seed, std=0.3)
+    return Engine(model, tokenizer, max_context=256, max_new_tokens=64, max_batch=4, n_sessions=2)
+
+
+@pytest.fixture(scope="module")
+def engine(tokenizer):
+    return make_engine(tokenizer)
+
+
+def infill(engine, prefix, suffix="", n=24, settings=FIXED, **kw):
+    return engine.run([InfillJob(prefix, suffix, n, settings, **kw)])[0]
+
+
+def test_temperature_zero_is_deterministic_and_seeds_reproduce(engine):
+    a = infill(engine, "def add(a, b):\n    return ", "\n")
+    b = infill(engine, "def add(a, b):\n    return ", "\n")
+    assert a.tokens == b.tokens and a.text == b.text
+    hot = DecodeSettings(temperature=1.0, seed=7)
+    c, d = infill(engine, "x = ", settings=hot), infill(engine, "x = ", settings=hot)
+    e = infill(engine, "x = ", settings=DecodeSettings(temperature=1.0, seed=8))
+    assert c.tokens == d.tokens
+    assert c.tokens != e.tokens
+
+
+@pytest.mark.parametrize("rule", [FIXED, DecodeSettings(threshold=0.2), DecodeSettings(rule="fixed", tokens_per_step=3)])
+def test_every_mask_is_filled(engine, rule):
+    result = infill(engine, "for i in range(10):\n    ", n=20, settings=rule)
+    assert engine.cfg.mask_id not in result.tokens
+    stopped = result.stats.tokens_committed == len(result.tokens) + 1
+    assert stopped or len(result.tokens) == 20
+    assert result.stats.forwards >= 1
+
+
+@pytest.mark.parametrize("per_step", [1, 2])
+def test_cached_decoding_matches_full_recompute_under_reference_rule(engine, per_step):
+    cached = infill(engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="exact"))
+    full = infill(engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="none"))
+    assert cached.tokens == full.tokens
+    assert cached.stats.forwards > engine.cfg.block_size // per_step  # decoded past the first block
+
+
+def test_reused_context_gives_the_same_tokens_as_a_fresh_encode(tokenizer):
+    warm = make_engine(tokenizer)
+    infill(warm, "for i in range(10):\n    pri", session="doc")
+    typed = infill(warm, "for i in range(10):\n    print(", session="doc")
+    fresh = infill(make_engine(tokenizer), "for i in range(10):\n    print(")
+    assert typed.tokens == fresh.tokens
+    assert typed.stats.reused_tokens > 5
+    assert typed.stats.encoded_tokens < fresh.stats.encoded_tokens
+
+
+def test_batched_equals_one_by_one(engine):
+    jobs = [InfillJob("def add(a, b):\n    return ", "\n", 16, FIXED),
+            InfillJob("class A:\n", "", 20, DecodeSettings(threshold=0.3)),
+            InfillJob("x = [1, 2, 3]\nprint(x)\n" * 3, "", 9, FIXED, session="s")]
+    batched = engine.run(jobs)
+    alone = [engine.run([job])[0] for job in jobs]
+    assert [r.tokens for r in batched] == [r.tokens for r in alone]
+
+
+class CancelAfter(CancelToken):
+    """Reports cancelled from the n-th check on: a cancel that lands mid-job, deterministically."""
+
+    def __init__(self, checks: int):
+        super().__init__()
+        self.checks = checks
+
+    @property
+    def cancelled(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+def test_cancel_stops_within_one_step(engine):
+    token = CancelToken()
+    token.cancel()
+    before = infill(engine, "x = ", n=32, cancel=token)
+    assert before.cancelled and before.stats.forwards == 0
+    mid = infill(engine, "x = ", n=32, cancel=CancelAfter(3))
+    assert mid.cancelled and mid.stats.forwards == 3
+
+
+class EchoModel(nn.Module):
+    """A mock model: predicts, with near certainty, the token at each position after `rewrite`
+    (masks included), so decoding outcomes are known in advance."""
+
+    def __init__(self, cfg: ModelConfig, rewrite: dict[int, int]):
+        super().__init__()
+        self.cfg = cfg
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.table = torch.arange(cfg.vocab_size)
+        for src, dst in rewrite.items():
+            self.table[src] = dst
+
+    def forward(self, tokens, positions, mask=None, cache_io=None):
+        return nn.functional.one_hot(self.table[tokens], self.cfg.vocab_size).float() * 30.0
+
+    def logits(self, hidden):
+        return hidden
+
+
+def test_threshold_rule_commits_in_parallel_and_stops_at_end_token(tokenizer):
+    cfg = ModelConfig.from_name("test-tiny")
+    x = tokenizer.encode("x")[0]
+    eng = Engine(EchoModel(cfg, {cfg.mask_id: x}), tokenizer, max_context=64, max_new_tokens=64)
+    result = eng.run([InfillJob("a = ", "", 40, DecodeSettings(threshold=0.9))])[0]
+    assert result.tokens == [x] * 40
+    assert result.stats.forwards == 5  # 40 tokens in blocks of 8: one forward per block
+    assert result.stats.tokens_per_forward == 8.0
+
+    stop = Engine(EchoModel(cfg, {cfg.mask_id: cfg.eos_id}), tokenizer, max_context=64, max_new_tokens=64)
+    ended = stop.run([InfillJob("a = ", "", 40, DecodeSettings(threshold=0.9))])[0]
+    assert ended.tokens == [] and ended.text == "" and ended.stats.forwards == 1
+
+
+def test_edit_job_fixes_the_doubted_token_with_a_minimal_edit(tokenizer):
+    cfg = ModelConfig.from_name("test-tiny")
+    bad, good = tokenizer.encode("a - b"), tokenizer.encode("a + b")
+    assert len(bad) == len(good)
+    (i,) = [k for k in range(len(bad)) if bad[k] != good[k]]
+    eng = Engine(EchoModel(cfg, {bad[i]: good[i], cfg.mask_id: good[i]}), tokenizer, max_context=64, max_new_tokens=64)
+    text = "def f(a, b):\n    return a - b\n"
+    start = text.index("a - b")
+    result = eng.run([EditJob(text, start, start + 5, edit_threshold=0.5)])[0]
+    assert result.text == "a + b"
+    assert [(e.start, e.end, e.new_text) for e in result.edits] == [(start + 2, start + 3, "+")]
+    assert result.stats.rounds == 1
+    assert eng.doubt(text, start, start + 5, 0.5) == [(start + 1, start + 3, pytest.approx(0.0, abs=1e-6))]
+
+
+def test_marked_span_is_rewritten_even_when_the_model_is_confident(tokenizer):
+    cfg = ModelConfig.from_name("test-tiny")
+    (x,) = tokenizer.encode("x")
+    eng = Engine(EchoModel(cfg, {cfg.mask_id: x}), tokenizer, max_context=64, max_new_tokens=64)
+    text = "y = a + b\n"
+    region = tokenizer.encode("a + b")
+    result = eng.run([EditJob(text, 4, 9, marked=[(8, 9)])])[0]
+    # Only the token holding the marked "b" is re-masked; the model fills it with "x".
+    assert result.tokens == region[:-1] + [x]
+    assert result.text == tokenizer.decode(region[:-1]) + "x"
+
+
+def test_bidirectional_in_place_model_decodes_with_approximate_cache(tokenizer):
+    eng = make_engine(tokenizer, attention="bidirectional", infill_layout="in_place", logit_shift=True)
+    approx = infill(eng, "def add(a, b):\n    return ", "\n", 24, DecodeSettings(rule="fixed", cache="auto"))
+    reference = infill(eng, "def add(a, b):\n    return ", "\n", 24, DecodeSettings(rule="fixed", cache="none"))
+    for result in (approx, reference):
+        assert eng.cfg.mask_id not in result.tokens and result.stats.forwards >= 1
+    with pytest.raises(ValueError, match="block-causal"):
+        infill(eng, "x", settings=DecodeSettings(cache="exact"))
+
+
+def test_long_context_is_windowed_with_a_stable_cut(engine):
+    long_prefix = "".join(f"value_{i} = {i}\n" for i in range(400))
+    a = infill(engine, long_prefix, n=8)
+    b = infill(engine, long_prefix + "v", n=8)
+    assert a.stats.context_tokens <= engine.max_context
+    head = lambda p: engine._window(engine.tokenizer.encode(p), [])[0][:50]  # noqa: E731
+    assert head(long_prefix) == head(long_prefix + "v")
+    assert b.stats.context_tokens <= engine.max_context
+
+
+def test_bad_requests_raise_clear_errors(engine):
+    with pytest.raises(ValueError, match="threshold"):
+        DecodeSettings(threshold=0.0)
+    with pytest.raises(ValueError, match="rule"):
+        DecodeSettings(rule="greedy")
+    with pytest.raises(ValueError, match="outside the text"):
+        engine.run([EditJob("abc", 2, 9)])
+    with pytest.raises(TypeError, match="InfillJob or EditJob"):
+        engine.run(["not a job"])
