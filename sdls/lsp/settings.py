@@ -1,0 +1,143 @@
+"""Server settings: nested, fully defaulted dataclasses built from initializationOptions and
+workspace/didChangeConfiguration.
+
+Editors send camelCase (`maxTokens`) or snake_case (`max_tokens`); both are accepted. A wrong type
+or an unknown key is reported as a warning and the default is kept: a typo in a settings file must
+not take the server down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+
+@dataclass
+class ModelSettings:
+    path: str | None = None         # checkpoint directory; None = the shipped default model
+    device: str = "cpu"
+    max_context: int = 1024         # tokens of context the engine may keep per job
+
+
+@dataclass
+class CompletionSettings:
+    enabled: bool = True
+    max_tokens: int = 48            # new tokens for a single-line completion
+    max_tokens_multiline: int = 128
+    threshold: float = 0.9          # confidence-threshold parallel commit
+    block_size: int | None = None   # None = the checkpoint's block size
+    debounce_ms: int = 0            # server-side wait before the model call (editors usually debounce)
+    prefix_chars: int = 3000        # prompt window before the cursor
+    suffix_chars: int = 1000        # prompt window after the cursor
+    cross_file: bool = True         # prepend declarations from imported workspace files
+    cache_size: int = 256
+
+
+@dataclass
+class ActionSettings:
+    enabled: bool = True
+    rewrite: bool = True
+    fill_stubs: bool = True
+    regenerate: bool = True
+    fix: bool = True
+    edit_threshold: float = 0.1     # re-mask tokens the model gives less than this probability
+    max_rounds: int = 4
+    max_tokens: int = 256
+
+
+@dataclass
+class HoverSettings:
+    enabled: bool = True
+
+
+@dataclass
+class DiagnosticSettings:
+    enabled: bool = True
+
+
+@dataclass
+class WorkerSettings:
+    socket: str | None = None       # None = a per-user path derived from model path and device
+    spawn: bool = True              # start a worker when none is running
+    idle_exit_s: float = 600.0      # a spawned worker exits after this long without clients
+    start_timeout_s: float = 120.0  # loading a model may take a while on a busy CPU
+    in_process: bool = False        # run the engine inside the server (tests, one-shots)
+
+
+@dataclass
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    hover: HoverSettings = field(default_factory=HoverSettings)
+    diagnostics: DiagnosticSettings = field(default_factory=DiagnosticSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    # Language ids served; "*" = every language (unknown ones get plain-text behaviour).
+    languages: list[str] = field(default_factory=lambda: ["*"])
+    max_document_chars: int = 2_000_000   # larger documents get plain-text behaviour (no parse)
+
+    def language_enabled(self, language_id: str) -> bool:
+        return "*" in self.languages or language_id in self.languages
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _coerce(value: Any, hint: Any, where: str, warnings: list[str]) -> Any:
+    """`value` as the type `hint` allows, or raise TypeError with a readable message."""
+    allowed = getattr(hint, "__args__", None) if type(hint).__name__ in ("UnionType", "_UnionGenericAlias") else None
+    if allowed:
+        if value is None and type(None) in allowed:
+            return None
+        hint = next(t for t in allowed if t is not type(None))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if getattr(hint, "__origin__", None) is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise TypeError(f"{where}: expected a list of strings, got {value!r}")
+    if isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
+    """A copy of dataclass `obj` with the values of `data` applied (recursively)."""
+    hints = get_type_hints(type(obj))
+    changes = {}
+    for raw_key, value in data.items():
+        key = _snake(raw_key)
+        path = f"{where}{raw_key}"
+        if key not in hints:
+            warnings.append(f"unknown setting {path!r} ignored")
+            continue
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if isinstance(value, dict):
+                changes[key] = merge(current, value, warnings, path + ".")
+            else:
+                warnings.append(f"{path}: expected an object, got {value!r}; kept the default")
+            continue
+        try:
+            changes[key] = _coerce(value, hints[key], path, warnings)
+        except TypeError as exc:
+            warnings.append(f"{exc}; kept {current!r}")
+    return dataclasses.replace(obj, **changes)
+
+
+def settings_from(data: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from an editor's JSON (initializationOptions or a configuration change).
+
+    Accepts the settings object itself or one wrapped as {"sdls": {...}} (VS Code's section).
+    """
+    base = base or Settings()
+    warnings: list[str] = []
+    if data is None:
+        return base, warnings
+    if not isinstance(data, dict):
+        return base, [f"settings must be an object, got {type(data).__name__}; using defaults"]
+    if set(data) == {"sdls"} and isinstance(data["sdls"], dict):
+        data = data["sdls"]
+    return merge(base, data, warnings), warnings

@@ -1,0 +1,227 @@
+"""The language server's side of the worker socket: connect (or start a worker), submit, cancel.
+
+Failure rules: a request never waits on a dead worker. When the connection drops, every pending
+request fails at once with WorkerError; a worker this client started is restarted in the
+background with exponential backoff, and requests that arrive while a restart is pending fail fast
+with the reason instead of queueing behind it.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .paths import log_path_for
+from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
+from .wire import Job, job_to_wire, result_from_wire
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(Exception):
+    """A job could not be served: the worker died, refused it, or the engine failed."""
+
+
+class ModelUnavailable(WorkerError):
+    """No worker could be started: typically a missing or corrupt model (the message says which)."""
+
+
+def _log_tail(path: Path, limit: int = 2000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    # The worker's own one-line verdict ("sdls worker: cannot load the model: ...") says it best.
+    verdicts = [line for line in lines if line.startswith("sdls worker:")]
+    return verdicts[-1] if verdicts else "\n".join(lines[-5:])[-limit:]
+
+
+class WorkerClient:
+    def __init__(self, socket_path: str | Path, spawn_args: list[str] | None = None,
+                 start_timeout_s: float = 120.0, max_frame: int = MAX_FRAME_BYTES,
+                 backoff_s: tuple[float, float] = (0.5, 8.0)):
+        self.socket_path = Path(socket_path)
+        self.spawn_args = spawn_args          # `sdls worker` arguments; None = never start one
+        self.start_timeout_s = start_timeout_s
+        self.max_frame = max_frame
+        self.backoff_min, self.backoff_max = backoff_s
+        self.info: dict[str, Any] = {}        # the worker's hello: pid, model description
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._connect_lock = asyncio.Lock()
+        self._backoff = self.backoff_min
+        self._retry_at = 0.0
+        self._last_error: str | None = None
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    # -- connecting ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self.connected:
+            return
+        async with self._connect_lock:
+            if self.connected:
+                return
+            wait = self._retry_at - time.monotonic()
+            if wait > 0 and self._last_error:
+                raise WorkerError(f"{self._last_error} (retrying in {wait:.1f} s)")
+            try:
+                await self._connect_or_spawn()
+            except WorkerError as exc:
+                self._schedule_retry(str(exc))
+                raise
+            self._backoff = self.backoff_min
+            self._last_error = None
+
+    def _schedule_retry(self, reason: str) -> None:
+        self._last_error = reason
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+
+    async def _open(self) -> bool:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=self.max_frame + 16)
+        except (FileNotFoundError, ConnectionRefusedError, OSError):
+            return False
+        try:
+            writer.write(encode_frame(hello(client="sdls-lsp", pid=os.getpid())))
+            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), 30)
+            if reply is None:
+                raise ProtocolError("the worker closed the connection during the handshake")
+            if reply.get("type") == "error":
+                raise ProtocolError(reply.get("message", "refused"))
+            check_hello(reply)
+        except (ProtocolError, asyncio.TimeoutError, OSError) as exc:
+            writer.close()
+            raise WorkerError(f"worker handshake failed on {self.socket_path}: {exc}") from exc
+        self.info = reply
+        self._writer = writer
+        self._reader_task = asyncio.ensure_future(self._read_loop(reader, writer))
+        return True
+
+    async def _connect_or_spawn(self) -> None:
+        if await self._open():
+            return
+        if self.spawn_args is None:
+            raise ModelUnavailable(f"no model worker is listening on {self.socket_path}")
+        self._spawn()
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            if await self._open():
+                return
+            code = self.process.poll()
+            if code is not None and code != 3:   # 3 = another worker won the race: keep polling its socket
+                detail = _log_tail(log_path_for(self.socket_path)) or f"exit status {code}"
+                raise ModelUnavailable(f"the model worker failed to start: {detail}")
+        raise ModelUnavailable(f"the model worker did not come up within {self.start_timeout_s:.0f} s "
+                               f"(log: {log_path_for(self.socket_path)})")
+
+    def _spawn(self) -> None:
+        log_file = open(log_path_for(self.socket_path), "w")
+        cmd = [sys.executable, "-m", "sdls", "worker", "--socket", str(self.socket_path), *self.spawn_args]
+        log.info("starting a model worker: %s", " ".join(cmd))
+        # Its own session: the worker outlives this server so other windows keep sharing it.
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=log_file, start_new_session=True)
+        log_file.close()
+
+    # -- reading ------------------------------------------------------------------------------
+    async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reason = "the model worker closed the connection"
+        try:
+            while (message := await read_frame(reader, self.max_frame)) is not None:
+                future = self._pending.pop(message.get("id"), None)
+                if message["type"] == "error" and message.get("id") is None:
+                    reason = f"the model worker dropped the connection: {message.get('message')}"
+                elif future is None or future.done():
+                    continue
+                elif message["type"] == "result":
+                    future.set_result(message.get("result"))
+                else:
+                    future.set_exception(WorkerError(message.get("message", "the worker reported an error")))
+        except (ProtocolError, OSError) as exc:
+            reason = f"the connection to the model worker broke: {exc}"
+        except asyncio.CancelledError:
+            reason = "the client is closing"
+        self._lost(writer, reason)
+
+    def _lost(self, writer: asyncio.StreamWriter, reason: str) -> None:
+        if self._writer is writer:
+            self._writer = None
+        writer.close()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(WorkerError(reason))
+        if self._closing:
+            return
+        log.warning("%s", reason)
+        if self.spawn_args is not None:
+            # Restart in the background after a backoff, so the next request finds a warm worker.
+            self._schedule_retry(reason + "; restarting it")
+            self.restarts += 1
+            asyncio.get_running_loop().call_later(self._retry_at - time.monotonic() + 0.01,
+                                                  lambda: asyncio.ensure_future(self._quiet_connect()))
+
+    async def _quiet_connect(self) -> None:
+        try:
+            await self.connect()
+        except WorkerError as exc:
+            log.warning("%s", exc)
+
+    # -- requests -----------------------------------------------------------------------------
+    async def _request(self, message: dict[str, Any]) -> Any:
+        await self.connect()
+        msg_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        try:
+            self._writer.write(encode_frame({**message, "id": msg_id}, self.max_frame))
+        except ProtocolError as exc:
+            self._pending.pop(msg_id, None)
+            raise WorkerError(str(exc)) from exc
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The LSP request was cancelled: stop the job within one denoising step.
+            self._pending.pop(msg_id, None)
+            if self._writer is not None and message["type"] in ("submit", "doubt"):
+                self._writer.write(encode_frame({"type": "cancel", "id": msg_id}))
+            raise
+
+    async def run(self, job: Job, lane: str = "inline"):
+        return result_from_wire(await self._request({"type": "submit", "lane": lane, "job": job_to_wire(job)}))
+
+    async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]:
+        result = await self._request({"type": "doubt", "text": text, "start": start, "end": end})
+        return [tuple(span) for span in result["spans"]]
+
+    async def describe(self) -> dict:
+        return await self._request({"type": "describe"})
+
+    async def stats(self) -> dict:
+        return await self._request({"type": "stats"})
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            try:
+                await self._reader_task
+            except BaseException:
+                pass

@@ -1,0 +1,67 @@
+"""The engine inside the calling process, behind the same interface as WorkerClient.
+
+Used by the one-shot commands (`sdls complete`, `sdls fix`), which should not leave a daemon behind,
+and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
+the worker.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sdls_model.jobs import JobResult
+
+from .client import WorkerError
+from .scheduler import DoubtRequest, Scheduler
+from .wire import Job
+
+
+class InProcessBackend:
+    def __init__(self, engine: Any, max_batch: int = 8):
+        self.scheduler = Scheduler(engine, max_batch=max_batch)
+        self.scheduler.start()
+        self.info = {"pid": None, "model": engine.describe()}
+
+    @classmethod
+    def from_dir(cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024) -> "InProcessBackend":
+        from sdls_model.engine import Engine
+        return cls(Engine.from_dir(model_dir, device=device, max_context=max_context))
+
+    async def _submit(self, job: Any, lane: str) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(result: Any, error: str | None) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is not None:
+                    future.set_exception(WorkerError(error))
+                else:
+                    future.set_result(result)
+            loop.call_soon_threadsafe(settle)
+
+        ticket = self.scheduler.submit(job, lane, done)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.scheduler.cancel(ticket)
+            raise
+
+    async def run(self, job: Job, lane: str = "inline") -> JobResult:
+        return await self._submit(job, lane)
+
+    async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]:
+        result = await self._submit(DoubtRequest(text, start, end), "inline")
+        return [tuple(span) for span in result["spans"]]
+
+    async def describe(self) -> dict:
+        return self.scheduler.engine.describe()
+
+    async def stats(self) -> dict:
+        from dataclasses import asdict
+        return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
+                "queued": self.scheduler.queued()}
+
+    async def close(self) -> None:
+        self.scheduler.stop()

@@ -1,0 +1,83 @@
+"""`sdls worker`: the process that owns the warm model and serves jobs over a Unix socket."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .paths import default_socket_path
+from .protocol import MAX_FRAME_BYTES
+
+log = logging.getLogger("sdls.worker")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--socket", default=None, help="Unix socket path (default: per user, model and device)")
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-context", type=int, default=1024)
+    parser.add_argument("--max-frame", type=int, default=MAX_FRAME_BYTES, help="largest accepted message, bytes")
+    parser.add_argument("--idle-exit", type=float, default=0.0,
+                        help="exit after this many seconds without clients (0 = never)")
+    parser.add_argument("--no-watch", action="store_true", help="do not hot-reload the model directory")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context: int):
+    from sdls_model.engine import Engine
+    return Engine.from_dir(model_dir, device=device, max_batch=max_batch, max_context=max_context)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s sdls-worker %(levelname)s %(message)s")
+    from sdls_model.checkpoint import CheckpointError, default_model_dir, validate_checkpoint
+
+    from .reload import ModelReloader
+    from .scheduler import Scheduler
+    from .server import SocketInUse, WorkerServer
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    model_dir = Path(args.model) if args.model else None
+    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device)
+    try:
+        engine = load_engine(model_dir, args.device, args.max_batch, args.max_context)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"sdls worker: cannot load the model: {exc}", file=sys.stderr, flush=True)
+        return 2
+    scheduler = Scheduler(engine, max_batch=args.max_batch)
+    server = WorkerServer(scheduler, describe=lambda: scheduler.engine.describe(), socket_path=socket_path,
+                          max_frame=args.max_frame, idle_exit_s=args.idle_exit or None)
+    reloader = None
+    if not args.no_watch:
+        watched = model_dir or Path(default_model_dir())
+        if watched.is_dir():
+            reloader = ModelReloader(
+                watched, validate=validate_checkpoint, install=scheduler.swap_engine,
+                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context))
+            reloader.start()
+    scheduler.start()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve(ready=lambda: print(f"sdls worker ready on {socket_path}", file=sys.stderr, flush=True))
+
+    try:
+        asyncio.run(main())
+    except SocketInUse as exc:
+        print(f"sdls worker: {exc}", file=sys.stderr, flush=True)
+        return 3
+    finally:
+        if reloader:
+            reloader.stop()
+        scheduler.stop()
+    return 0

@@ -1,0 +1,192 @@
+"""One thread owns the engine; jobs wait in two priority lanes and run in batches.
+
+Inline completions (the user is waiting on every keystroke) always go before rewrites. Jobs of one
+lane that are waiting together run as one `engine.run` call, which batches them into shared forward
+passes. A cancelled job that has not started is answered at once; a running one gets its
+CancelToken set, which the engine checks between denoising steps. A new engine (hot reload) is
+swapped in between batches, so no job ever sees two models.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sdls_model.jobs import CancelToken, JobResult, JobStats
+
+from .protocol import LANES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DoubtRequest:
+    """Which spans of text[start:end] the model doubts (for hover fix-ups)."""
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Ticket:
+    job: Any                                  # InfillJob | EditJob | DoubtRequest
+    lane: str
+    done: Callable[[Any, str | None], None]   # (result, error message); called once, on the engine thread
+    cancel: CancelToken = field(default_factory=CancelToken)
+    seq: int = 0
+    started: bool = False
+    finished: bool = False
+
+
+@dataclass
+class LaneStats:
+    jobs: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    forwards: int = 0
+    forwards_wasted: int = 0   # forwards spent on jobs that were then cancelled
+    batches: int = 0
+    batched_jobs: int = 0      # jobs that shared an engine.run with at least one other
+
+
+def cancelled_result() -> JobResult:
+    return JobResult(text="", tokens=[], stats=JobStats(), cancelled=True)
+
+
+class Scheduler:
+    def __init__(self, engine: Any, max_batch: int = 8):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.stats = {lane: LaneStats() for lane in LANES}
+        self._lanes: dict[str, deque[Ticket]] = {lane: deque() for lane in LANES}
+        self._cond = threading.Condition()
+        self._next_engine: Any = None
+        self._seq = itertools.count()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="sdls-engine", daemon=True)
+
+    # -- called from any thread ---------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            pending = [t for lane in self._lanes.values() for t in lane]
+            for lane in self._lanes.values():
+                lane.clear()
+            self._cond.notify_all()
+        for ticket in pending:
+            self._finish(ticket, None, "the worker is shutting down")
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def submit(self, job: Any, lane: str, done: Callable[[Any, str | None], None]) -> Ticket:
+        if lane not in LANES:
+            raise ValueError(f"unknown lane {lane!r}; lanes are {LANES}")
+        ticket = Ticket(job=job, lane=lane, done=done, seq=next(self._seq))
+        if hasattr(job, "cancel"):
+            job.cancel = ticket.cancel
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the worker is shutting down")
+            self._lanes[lane].append(ticket)
+            self._cond.notify()
+        return ticket
+
+    def cancel(self, ticket: Ticket) -> None:
+        ticket.cancel.cancel()
+        with self._cond:
+            queued = not ticket.started and ticket in self._lanes[ticket.lane]
+            if queued:
+                self._lanes[ticket.lane].remove(ticket)
+        if queued:
+            self.stats[ticket.lane].cancelled += 1
+            self._finish(ticket, cancelled_result() if not isinstance(ticket.job, DoubtRequest) else None,
+                         None if not isinstance(ticket.job, DoubtRequest) else "cancelled")
+
+    def swap_engine(self, engine: Any) -> None:
+        """Serve `engine` from the next batch on."""
+        with self._cond:
+            self._next_engine = engine
+            self._cond.notify()
+
+    def queued(self) -> dict[str, int]:
+        with self._cond:
+            return {lane: len(q) for lane, q in self._lanes.items()}
+
+    # -- the engine thread ----------------------------------------------------------------------
+    def _take_batch(self) -> list[Ticket] | None:
+        with self._cond:
+            while not self._stopping and not any(self._lanes.values()):
+                if self._next_engine is not None:
+                    break
+                self._cond.wait()
+            if self._stopping:
+                return None
+            if self._next_engine is not None:
+                self.engine, self._next_engine = self._next_engine, None
+            for lane in LANES:   # lane order is priority order
+                queue = self._lanes[lane]
+                if queue:
+                    if isinstance(queue[0].job, DoubtRequest):
+                        batch = [queue.popleft()]
+                    else:
+                        batch = []
+                        while queue and len(batch) < self.max_batch and not isinstance(queue[0].job, DoubtRequest):
+                            batch.append(queue.popleft())
+                    for ticket in batch:
+                        ticket.started = True
+                    return batch
+            return []
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[Ticket]) -> None:
+        stats = self.stats[batch[0].lane]
+        try:
+            if isinstance(batch[0].job, DoubtRequest):
+                req = batch[0].job
+                spans = self.engine.doubt(req.text, req.start, req.end)
+                self._finish(batch[0], {"spans": [list(s) for s in spans]}, None)
+                return
+            started = time.perf_counter()
+            results = self.engine.run([t.job for t in batch])
+            log.debug("batch of %d %s jobs in %.1f ms", len(batch), batch[0].lane,
+                      (time.perf_counter() - started) * 1e3)
+        except Exception as exc:  # a bug or a bad job: answer every ticket, keep the thread alive
+            log.exception("engine failed on a batch of %d jobs", len(batch))
+            stats.failed += len(batch)
+            for ticket in batch:
+                self._finish(ticket, None, f"the engine failed: {type(exc).__name__}: {exc}")
+            return
+        stats.batches += 1
+        if len(batch) > 1:
+            stats.batched_jobs += len(batch)
+        for ticket, result in zip(batch, results):
+            stats.jobs += 1
+            stats.forwards += result.stats.forwards
+            if result.cancelled or ticket.cancel.cancelled:
+                stats.cancelled += 1
+                stats.forwards_wasted += result.stats.forwards
+                result.cancelled = True
+            self._finish(ticket, result, None)
+
+    def _finish(self, ticket: Ticket, result: Any, error: str | None) -> None:
+        if ticket.finished:
+            return
+        ticket.finished = True
+        try:
+            ticket.done(result, error)
+        except Exception:
+            log.exception("delivering a result failed")

@@ -1,0 +1,220 @@
+"""The worker's socket side: accepts clients on a 0600 Unix socket and feeds the scheduler.
+
+Every connection is independent: a client that sends garbage, an oversized frame or the wrong
+protocol version is dropped alone. A client that disconnects has its queued and running jobs
+cancelled, so a closed editor never keeps the model busy.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
+from .scheduler import DoubtRequest, Scheduler, Ticket
+from .wire import job_from_wire, result_to_wire
+
+log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
+class SocketInUse(RuntimeError):
+    """Another live worker already serves this socket."""
+
+
+def _socket_alive(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+class _Connection:
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.tickets: dict[int, Ticket] = {}
+        self.closed = False
+
+
+class WorkerServer:
+    def __init__(self, scheduler: Scheduler, describe: Callable[[], dict], socket_path: str | Path,
+                 max_frame: int = MAX_FRAME_BYTES, idle_exit_s: float | None = None):
+        self.scheduler = scheduler
+        self.describe = describe
+        self.socket_path = Path(socket_path)
+        self.max_frame = max_frame
+        self.idle_exit_s = idle_exit_s
+        self.connections: set[_Connection] = set()
+        self.dropped = 0                      # connections closed for protocol errors
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._lock_file: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _claim_socket(self) -> None:
+        """Take the per-socket lock, so two workers racing to start cannot both bind."""
+        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_file = open(str(self.socket_path) + ".lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SocketInUse(f"another worker is starting or serving on {self.socket_path}") from None
+        if self.socket_path.exists():
+            if _socket_alive(self.socket_path):
+                raise SocketInUse(f"a worker is already serving on {self.socket_path}")
+            self.socket_path.unlink()   # left behind by a worker that died
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._claim_socket()
+        old_umask = os.umask(0o177)     # the socket file is created 0600: only this user may connect
+        try:
+            server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path),
+                                                     limit=64 * 1024)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+        log.info("worker listening on %s", self.socket_path)
+        if ready:
+            ready()
+        idle = asyncio.ensure_future(self._watch_idle()) if self.idle_exit_s else None
+        try:
+            async with server:
+                await self._stop.wait()
+        finally:
+            if idle:
+                idle.cancel()
+            for conn in list(self.connections):
+                self._close(conn)
+            try:
+                self.socket_path.unlink()
+            except FileNotFoundError:
+                pass
+            self._lock_file.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _watch_idle(self) -> None:
+        idle_since = self._loop.time()
+        while True:
+            await asyncio.sleep(min(1.0, self.idle_exit_s))
+            if self.connections:
+                idle_since = self._loop.time()
+            elif self._loop.time() - idle_since >= self.idle_exit_s:
+                log.info("no clients for %.0f s: exiting", self.idle_exit_s)
+                self.stop()
+                return
+
+    # -- one connection -----------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Connection(writer)
+        self.connections.add(conn)
+        try:
+            first = await asyncio.wait_for(read_frame(reader, self.max_frame), HANDSHAKE_TIMEOUT_S)
+            if first is None:
+                return
+            check_hello(first)
+            self._send(conn, hello(pid=os.getpid(), model=self.describe()))
+            while (message := await read_frame(reader, self.max_frame)) is not None:
+                self._dispatch(conn, message)
+        except (ProtocolError, asyncio.TimeoutError) as exc:
+            self.dropped += 1
+            reason = str(exc) or "no hello within the handshake timeout"
+            log.warning("dropping a client: %s", reason)
+            self._send(conn, {"type": "error", "message": f"protocol error: {reason}"})
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._close(conn)
+
+    def _dispatch(self, conn: _Connection, message: dict) -> None:
+        kind, msg_id = message["type"], message.get("id")
+        if kind in ("submit", "doubt", "describe", "stats") and not isinstance(msg_id, int):
+            raise ProtocolError(f"{kind} needs an integer id")
+        if kind == "submit":
+            lane = message.get("lane")
+            if lane not in LANES:
+                raise ProtocolError(f"unknown lane {lane!r}")
+            if msg_id in conn.tickets:
+                raise ProtocolError(f"id {msg_id} is already in flight")
+            self._enqueue(conn, msg_id, job_from_wire(message.get("job")), lane)
+        elif kind == "doubt":
+            text, start, end = message.get("text"), message.get("start"), message.get("end")
+            if not (isinstance(text, str) and isinstance(start, int) and isinstance(end, int)
+                    and 0 <= start <= end <= len(text)):
+                raise ProtocolError("doubt needs text and a region start <= end inside it")
+            self._enqueue(conn, msg_id, DoubtRequest(text, start, end), "inline")
+        elif kind == "cancel":
+            ticket = conn.tickets.get(msg_id)
+            if ticket is not None:
+                self.scheduler.cancel(ticket)
+        elif kind == "describe":
+            self._send(conn, {"type": "result", "id": msg_id, "result": self.describe()})
+        elif kind == "stats":
+            self._send(conn, {"type": "result", "id": msg_id, "result": self.stats()})
+        else:
+            raise ProtocolError(f"unknown message type {kind!r}")
+
+    def stats(self) -> dict:
+        from dataclasses import asdict
+        return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
+                "queued": self.scheduler.queued(), "clients": len(self.connections),
+                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": _rss_mb()}
+
+    def _enqueue(self, conn: _Connection, msg_id: int, job: Any, lane: str) -> None:
+        def done(result: Any, error: str | None) -> None:   # runs on the engine thread
+            self._loop.call_soon_threadsafe(self._deliver, conn, msg_id, result, error)
+        conn.tickets[msg_id] = self.scheduler.submit(job, lane, done)
+
+    def _deliver(self, conn: _Connection, msg_id: int, result: Any, error: str | None) -> None:
+        conn.tickets.pop(msg_id, None)
+        if error is not None:
+            self._send(conn, {"type": "error", "id": msg_id, "message": error})
+        elif isinstance(result, dict):
+            self._send(conn, {"type": "result", "id": msg_id, "result": result})
+        else:
+            self._send(conn, {"type": "result", "id": msg_id, "result": result_to_wire(result)})
+
+    def _send(self, conn: _Connection, message: dict) -> None:
+        if conn.closed:
+            return
+        try:
+            conn.writer.write(encode_frame(message, self.max_frame))
+        except ProtocolError as exc:   # a result too big to send: tell the client instead
+            conn.writer.write(encode_frame({"type": "error", "id": message.get("id"), "message": str(exc)}))
+        except (ConnectionError, RuntimeError):
+            self._close(conn)
+
+    def _close(self, conn: _Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+        if not conn.closed:
+            conn.closed = True
+            for ticket in list(conn.tickets.values()):
+                self.scheduler.cancel(ticket)
+            conn.tickets.clear()
+            try:
+                conn.writer.close()
+            except Exception:
+                pass
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

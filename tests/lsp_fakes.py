@@ -1,0 +1,53 @@
+"""Test doubles for the worker's scheduling tests: an engine whose steps take a known time.
+
+Only the scheduling and transport logic is under test with these; the real engine is exercised by
+the end-to-end tests (tests/test_lsp_e2e.py) with a tiny random-weight checkpoint.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from sdls_model.jobs import EditJob, JobResult, JobStats, TextEdit
+
+
+class SteppingEngine:
+    """Each job takes `steps` denoising steps of `step_s` seconds and checks its CancelToken between them."""
+
+    def __init__(self, steps: int = 5, step_s: float = 0.01, name: str = "stepping"):
+        self.steps, self.step_s, self.name = steps, step_s, name
+        self.batches: list[list[str]] = []     # the prefix/text of each job, per engine.run call
+        self.started = threading.Event()
+        self.fail_next = False
+
+    def describe(self) -> dict:
+        return {"name": self.name, "block_size": 8}
+
+    def run(self, jobs):
+        self.batches.append([getattr(j, "prefix", None) or getattr(j, "text", "") for j in jobs])
+        self.started.set()
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("simulated engine bug")
+        done = [0] * len(jobs)
+        for _ in range(self.steps):
+            live = [i for i, j in enumerate(jobs) if not (j.cancel and j.cancel.cancelled)]
+            if not live:
+                break
+            time.sleep(self.step_s)
+            for i in live:
+                done[i] += 1
+        results = []
+        for job, forwards in zip(jobs, done):
+            cancelled = bool(job.cancel and job.cancel.cancelled)
+            if isinstance(job, EditJob):
+                new = job.text[job.start:job.end].upper()
+                edits = [TextEdit(job.start, job.end, new)]
+                results.append(JobResult(new, [], JobStats(forwards=forwards), cancelled, edits))
+            else:
+                text = "" if cancelled else f"<{job.prefix[-3:]}>"
+                results.append(JobResult(text, [1, 2], JobStats(forwards=forwards, tokens_committed=2), cancelled))
+        return results
+
+    def doubt(self, text, start, end):
+        return [(start, min(end, start + 1), 0.05)]

@@ -1,0 +1,209 @@
+"""Worker socket: framing, handshake, permissions, bad clients dropped alone, failures fail fast."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+import struct
+import tempfile
+from pathlib import Path
+
+import msgpack
+import pytest
+from lsp_fakes import SteppingEngine
+
+from sdls.worker.client import ModelUnavailable, WorkerClient, WorkerError
+from sdls.worker.protocol import (PROTOCOL_VERSION, ProtocolError, decode_payload, encode_frame, hello,
+                                  read_frame)
+from sdls.worker.scheduler import Scheduler
+from sdls.worker.server import SocketInUse, WorkerServer
+from sdls.worker.wire import job_from_wire, job_to_wire, result_from_wire, result_to_wire
+from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit
+
+
+# -- pure parts -------------------------------------------------------------------------------
+def test_job_and_result_round_trip():
+    infill = InfillJob(prefix="def f(", suffix=")\n", max_new_tokens=9,
+                       settings=DecodeSettings(threshold=0.7, block_size=16), session="file:///a.py")
+    edit = EditJob(text="x = 1\n", start=0, end=5, marked=[(4, 5)], edit_threshold=0.2, max_rounds=3)
+    for job in (infill, edit):
+        back = job_from_wire(msgpack.unpackb(msgpack.packb(job_to_wire(job))))
+        assert back == job
+    result = JobResult("abc", [5, 6], JobStats(forwards=3, tokens_committed=2), False, [TextEdit(1, 2, "z")])
+    assert result_from_wire(result_to_wire(result)) == result
+
+
+def test_lone_surrogates_become_replacement_characters_with_offsets_kept():
+    job = InfillJob(prefix="a\udc80b", suffix="")
+    wire = job_to_wire(job)
+    assert wire["prefix"] == "a\ufffdb"
+    msgpack.packb(wire)   # would raise on a lone surrogate
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"kind": "infill"}, "settings"),
+    ({"kind": "infill", "settings": {"rule": "nope"}, "prefix": "", "suffix": "", "max_new_tokens": 4}, "rule"),
+    ({"kind": "edit", "settings": {}, "text": "ab", "start": 1, "end": 9, "marked": [],
+      "edit_threshold": 0.1, "max_rounds": 2}, "outside"),
+    ({"kind": "teleport", "settings": {}}, "unknown job kind"),
+    ("not a map", "must be a map"),
+])
+def test_malformed_jobs_are_protocol_errors(bad, message):
+    with pytest.raises(ProtocolError, match=message):
+        job_from_wire(bad)
+
+
+@pytest.mark.parametrize("payload", [b"\xc1\xc1\xc1", msgpack.packb([1, 2]), msgpack.packb({"no": "type"})])
+def test_garbage_payloads_are_protocol_errors(payload):
+    with pytest.raises(ProtocolError):
+        decode_payload(payload)
+
+
+def test_oversized_message_is_refused_before_sending():
+    with pytest.raises(ProtocolError, match="exceeds"):
+        encode_frame({"type": "submit", "blob": "x" * 2000}, max_bytes=1000)
+
+
+# -- a live worker socket with a stepping engine ----------------------------------------------
+@pytest.fixture
+def sock_dir():
+    path = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))   # short: Unix socket paths max ~107 bytes
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def live_worker(sock_dir):
+    engine = SteppingEngine(steps=5, step_s=0.02)
+    scheduler = Scheduler(engine)
+    scheduler.start()
+    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock", max_frame=64 * 1024)
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 5)
+    yield server
+    server.stop()
+    await asyncio.wait_for(task, 5)
+    scheduler.stop()
+
+
+async def raw_client(path):
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(encode_frame(hello(client="test")))
+    reply = await read_frame(reader)
+    assert reply["type"] == "hello" and reply["version"] == PROTOCOL_VERSION
+    return reader, writer
+
+
+async def test_socket_is_private_to_the_user(live_worker):
+    mode = stat.S_IMODE(os.stat(live_worker.socket_path).st_mode)
+    assert mode == 0o600
+
+
+async def test_round_trip_through_the_client(live_worker):
+    client = WorkerClient(live_worker.socket_path)
+    try:
+        result = await client.run(InfillJob(prefix="hello"), "inline")
+        assert result.text == "<llo>" and result.stats.forwards == 5
+        assert client.info["model"]["name"] == "stepping"
+        stats = await client.stats()
+        assert stats["lanes"]["inline"]["jobs"] == 1
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("junk", [
+    b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1",              # a frame whose payload is not msgpack
+    struct.pack(">I", 10**9),                              # a header announcing a 1 GB frame
+    encode_frame({"type": "launch_missiles", "id": 1}),    # a well-formed frame of an unknown type
+])
+async def test_bad_frames_drop_only_that_connection(live_worker, junk):
+    good = WorkerClient(live_worker.socket_path)
+    try:
+        reader, writer = await raw_client(live_worker.socket_path)
+        writer.write(junk)
+        reply = await asyncio.wait_for(read_frame(reader), 5)
+        assert reply["type"] == "error" and "protocol error" in reply["message"]
+        assert await asyncio.wait_for(read_frame(reader), 5) is None      # then closed
+        # Another client is served as before.
+        assert (await good.run(InfillJob(prefix="still"), "inline")).text == "<ill>"
+        assert live_worker.dropped == 1
+    finally:
+        await good.close()
+
+
+async def test_wrong_protocol_version_is_refused(live_worker):
+    reader, writer = await asyncio.open_unix_connection(str(live_worker.socket_path))
+    writer.write(encode_frame({"type": "hello", "version": PROTOCOL_VERSION + 1}))
+    reply = await asyncio.wait_for(read_frame(reader), 5)
+    assert reply["type"] == "error" and "version" in reply["message"]
+
+
+async def test_disconnecting_client_cancels_its_running_job(live_worker):
+    engine = live_worker.scheduler.engine
+    engine.steps, engine.step_s = 500, 0.01
+    client = WorkerClient(live_worker.socket_path)
+    task = asyncio.ensure_future(client.run(InfillJob(prefix="abandoned"), "inline"))
+    await asyncio.sleep(0.1)
+    await client.close()
+    with pytest.raises(WorkerError):
+        await asyncio.wait_for(task, 2)
+    for _ in range(100):
+        if live_worker.scheduler.stats["inline"].cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert live_worker.scheduler.stats["inline"].cancelled == 1
+    assert live_worker.scheduler.stats["inline"].forwards_wasted < 100
+
+
+async def test_cancelled_request_reaches_the_worker(live_worker):
+    engine = live_worker.scheduler.engine
+    engine.steps, engine.step_s = 500, 0.01
+    client = WorkerClient(live_worker.socket_path)
+    try:
+        task = asyncio.ensure_future(client.run(InfillJob(prefix="typing"), "inline"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if live_worker.scheduler.stats["inline"].cancelled:
+                break
+            await asyncio.sleep(0.02)
+        assert live_worker.scheduler.stats["inline"].forwards_wasted < 50
+        # The connection stays usable.
+        engine.steps = 2
+        assert (await client.run(InfillJob(prefix="next"), "inline")).text == "<ext>"
+    finally:
+        await client.close()
+
+
+async def test_worker_going_away_fails_pending_requests_fast(live_worker):
+    engine = live_worker.scheduler.engine
+    engine.steps, engine.step_s = 500, 0.01
+    client = WorkerClient(live_worker.socket_path)
+    try:
+        task = asyncio.ensure_future(client.run(InfillJob(prefix="inflight"), "inline"))
+        await asyncio.sleep(0.1)
+        for conn in list(live_worker.connections):
+            live_worker._close(conn)     # what the client sees when the worker process dies
+        with pytest.raises(WorkerError):
+            await asyncio.wait_for(task, 1)
+    finally:
+        await client.close()
+
+
+async def test_second_worker_on_the_same_socket_refuses(live_worker):
+    other = WorkerServer(live_worker.scheduler, describe=dict, socket_path=live_worker.socket_path)
+    with pytest.raises(SocketInUse):
+        await other.serve()
+
+
+async def test_no_worker_and_no_spawn_is_a_clear_error(sock_dir):
+    client = WorkerClient(sock_dir / "nobody.sock")
+    with pytest.raises(ModelUnavailable, match="no model worker is listening"):
+        await client.run(InfillJob(prefix="x"), "inline")
+    # Asked again at once: fails fast with the same reason instead of retrying in a loop.
+    with pytest.raises(WorkerError, match="retrying in"):
+        await client.run(InfillJob(prefix="x"), "inline")
