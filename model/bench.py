@@ -1,0 +1,102 @@
+"""`sdls bench engine`: the reference rule against threshold decoding, side by side, one run.
+
+Tasks are infill positions in real source files (the standard library by default): the prefix is
+the file up to the start of a line, the suffix the lines after it. Every configuration decodes the
+same tasks on the same warm engine; figures are measured, nothing is assumed.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+
+from .engine import DecodeSettings, Engine, InfillJob
+
+CONFIGS = {
+    "reference (fixed 1/step, no cache)": DecodeSettings(rule="fixed", tokens_per_step=1, cache="none"),
+    "fixed 1/step, block cache": DecodeSettings(rule="fixed", tokens_per_step=1, cache="auto"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
+    parser.add_argument("--random", metavar="PRESET", help="random weights of a named shape instead of a checkpoint")
+    parser.add_argument("--tasks", type=int, default=12, help="infill tasks (default 12)")
+    parser.add_argument("--max-new", type=int, default=32, help="tokens to generate per task")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.7, 0.5])
+    parser.add_argument("--source", type=Path, default=Path(sysconfig.get_paths()["stdlib"]),
+                        help="directory of .py files to take tasks from")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def infill_tasks(source: Path, count: int, seed: int, context_lines: int = 40) -> list[tuple[str, str]]:
+    """(prefix, suffix) pairs cut at line starts in real files, deterministic for a seed."""
+    files = sorted(p for p in source.glob("*.py") if p.stat().st_size > 2000)
+    rng = random.Random(seed)
+    tasks = []
+    while len(tasks) < count and files:
+        lines = rng.choice(files).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        if len(lines) < context_lines * 2:
+            continue
+        cut = rng.randrange(context_lines, len(lines) - context_lines)
+        if not lines[cut].strip():
+            continue
+        indent = lines[cut][: len(lines[cut]) - len(lines[cut].lstrip())]
+        tasks.append(("".join(lines[cut - context_lines:cut]) + indent, "".join(lines[cut + 1:cut + 1 + context_lines // 2])))
+    return tasks
+
+
+def build_engine(args) -> Engine:
+    if args.random:
+        import torch
+
+        from .checkpoint import default_model_dir
+        from .config import ModelConfig
+        from .tokenizer import Tokenizer
+        from .transformer import Transformer
+        tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
+        cfg = ModelConfig.from_name(args.random, vocab_size=max(tokenizer.vocab_size, 64))
+        model = Transformer(cfg).init_weights(seed=args.seed)
+        torch.manual_seed(args.seed)
+        return Engine(model, tokenizer, name=f"random {args.random}")
+    return Engine.from_dir(args.model)
+
+
+def run(args) -> int:
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = build_engine(args)
+    tasks = infill_tasks(args.source, args.tasks, args.seed)
+    configs = dict(CONFIGS)
+    for tau in args.thresholds:
+        configs[f"threshold {tau}"] = DecodeSettings(rule="threshold", threshold=tau)
+    info = engine.describe()
+    print(f"model: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}, "
+          f"block {info['block_size']}), device {info['device']}, {len(tasks)} tasks x {args.max_new} tokens, "
+          f"torch threads {torch.get_num_threads()}")
+    engine.run([InfillJob(*tasks[0], max_new_tokens=4)])  # warm-up
+    reference_texts = None
+    header = f"| {'decoding':36} | tokens/forward | forwards/s | tokens/s | ms/job p50 | same text as reference |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for name, settings in configs.items():
+        texts, forwards, tokens, times = [], 0, 0, []
+        for prefix, suffix in tasks:
+            t0 = time.perf_counter()
+            result = engine.run([InfillJob(prefix, suffix, args.max_new, settings)])[0]
+            times.append(time.perf_counter() - t0)
+            texts.append(result.text)
+            forwards += result.stats.forwards
+            tokens += result.stats.tokens_committed
+        total = sum(times)
+        if reference_texts is None:
+            reference_texts = texts
+        same = sum(a == b for a, b in zip(texts, reference_texts)) / len(texts)
+        print(f"| {name:36} | {tokens / forwards:14.2f} | {forwards / total:10.1f} | {tokens / total:8.1f} | "
+              f"{statistics.median(times) * 1000:10.1f} | {same:22.0%} |")
+    return 0
