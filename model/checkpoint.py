@@ -112,7 +112,8 @@ def _inspect(directory: str | Path) -> _Inspection:
         _check_tokenizer(found.cfg, found.tokenizer, tok_path, problems)
     stored, declared, weight_problems = list_stored_tensors(d)
     problems += weight_problems
-    if found.cfg is not None and found.fmt is not None:
+    weights_unreadable = weight_problems and not declared  # already reported; don't list every tensor
+    if found.cfg is not None and found.fmt is not None and not weights_unreadable:
         found.tensors = _match_tensors(d, found.fmt, found.cfg, stored, declared, problems)
     return found
 

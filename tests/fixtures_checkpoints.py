@@ -185,3 +185,10 @@ def write_llada(directory: Path, shards: int = 1, seed: int = 0, tie: bool = Fal
     tensors = {llada_name(n): t for n, t in model.state_dict().items() if not (tie and n == "lm_head.weight")}
     write_layout(directory, tensors, llada_config_json(cfg), external_tokenizer(), shards)
     return model
+
+
+def edit_json_file(path: Path, edit) -> None:
+    """Load a JSON file, let `edit` change the dict in place, write it back."""
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
