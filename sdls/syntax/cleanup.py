@@ -1,0 +1,221 @@
+"""Turn raw model output into a completion that fits the cursor's scope, or say why it does not.
+
+Order matters: re-indent first (so later rules compare lines in the document's frame), then cut
+what repeats the text after the cursor, then cut where the text leaves its scope, then check
+that the result does not add syntax errors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .diagnostics import SyntaxIssue, syntax_errors
+from .document import SyntaxDocument
+from .lexical import CLOSERS, OPENERS, bracket_events, closers_of_outer, leading_ws, unclosed_openers
+from .scope import BLOCK, LINE, NONE, CompletionScope
+
+_WINDOW = 20_000  # characters around the cursor read for bracket context (bounds the cost)
+_INDENT_SCOPED = {"python"}  # languages where a dedent closes a block
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    text: str  # what to insert at the cursor
+    replace_end: int  # insert over [offset, replace_end); <= scope.replace_end
+    rejected: str | None  # None = usable; otherwise why the candidate was dropped
+
+
+def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: CompletionScope) -> Cleaned:
+    if scope.kind == NONE:
+        return Cleaned("", offset, f"no completion here: {scope.reason}")
+    line_start, line_end = doc.line_bounds(offset)
+    before = doc.text[line_start:offset]
+    cuts: list[str] = []
+
+    lines = model_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if scope.kind == LINE:
+        if len(lines) > 1:
+            cuts.append("kept the first line (single-line scope)")
+        lines = lines[:1]
+    else:
+        lines = _reindent_and_cut_dedent(lines, before, scope, doc.language, cuts)
+        lines = _cut_at_next_document_line(lines, before, doc.text, line_end, cuts)
+        lines = _cut_repeated_lines(lines, cuts)
+    text = _trim_line_suffix("\n".join(lines), doc.text[scope.replace_end:line_end], cuts)
+
+    replace_end = offset
+    if not scope.in_literal:
+        text, replace_end = _cut_at_foreign_closer(doc, offset, text, scope, cuts)
+    text = text.rstrip()
+    if scope.kind == BLOCK and "\n" in text and doc.text[offset:line_end].strip():
+        text += "\n" + leading_ws(doc.text[line_start:line_end])  # `{|}`: keep the closer on its own line
+    if not text.strip():
+        why = cuts[-1] if cuts else "empty model output"
+        return Cleaned("", offset, f"nothing left after clean-up ({why})")
+
+    added = _added_errors(doc, offset, replace_end, text)
+    if added is not None:
+        return Cleaned(text, replace_end, added)
+    return Cleaned(text, replace_end, None)
+
+
+# ---- indentation ------------------------------------------------------------------------------
+
+def _reindent_and_cut_dedent(lines: list[str], before: str, scope: CompletionScope,
+                             language: str | None, cuts: list[str]) -> list[str]:
+    """Shift lines 1.. from the model's indentation to scope.indent; stop at a dedent past the scope."""
+    fresh_line = not before.strip()  # cursor on a blank line: line 0 starts a statement
+    out = list(lines)
+    if fresh_line and out[0].strip():
+        model_base = before + leading_ws(out[0])
+        pad = scope.indent[len(before):] if scope.indent.startswith(before) else ""
+        out[0] = pad + out[0].lstrip(" \t")
+    else:
+        body = [line for line in out[1:] if line.strip()]
+        model_base = leading_ws(body[0]) if body else ""
+    for i in range(1, len(out)):
+        line = out[i]
+        if not line.strip():
+            out[i] = ""
+            continue
+        ws = leading_ws(line)
+        if language in _INDENT_SCOPED and len(ws) < len(model_base):
+            cuts.append(f"stopped at line {i + 1} of the completion: it dedents past the block")
+            return out[:i]
+        rest = line[len(model_base):] if line.startswith(model_base) else line.lstrip(" \t")
+        out[i] = scope.indent + rest
+    return out
+
+
+# ---- repeats ----------------------------------------------------------------------------------
+
+def _cut_at_next_document_line(lines: list[str], before: str, text: str, line_end: int,
+                               cuts: list[str]) -> list[str]:
+    """Stop where the completion reaches the first non-blank line below the cursor."""
+    pos, following = line_end, None
+    while pos < len(text):
+        start = pos + 1
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip():
+            following = text[start:end].rstrip()
+            break
+        pos = end
+    if following is None:
+        return lines
+    for i, line in enumerate(lines):
+        candidate = (before + line) if i == 0 else line
+        if (i > 0 or not before.strip()) and line.strip() and candidate.rstrip() == following:
+            cuts.append("repeats the line below the cursor")
+            return lines[:i] if i > 0 else [""]
+    return lines
+
+
+def _cut_repeated_lines(lines: list[str], cuts: list[str]) -> list[str]:
+    """Degenerate output repeats one line over and over: keep the first copy."""
+    for i in range(2, len(lines)):
+        if lines[i].strip() and lines[i] == lines[i - 1] == lines[i - 2]:
+            cuts.append("stopped at a line repeated three times")
+            return lines[: i - 1]
+    return lines
+
+
+def _trim_line_suffix(text: str, rest_of_line: str, cuts: list[str]) -> str:
+    """Drop a tail that repeats the text after the cursor on its line (e.g. `, y)` or `:`)."""
+    suffix = rest_of_line.strip()
+    body = text.rstrip()
+    if suffix and body.endswith(suffix):
+        cuts.append("repeats the text after the cursor")
+        return body[: len(body) - len(suffix)]
+    return text
+
+
+# ---- brackets ---------------------------------------------------------------------------------
+
+def _cut_at_foreign_closer(doc: SyntaxDocument, offset: int, text: str, scope: CompletionScope,
+                           cuts: list[str]) -> tuple[str, int]:
+    """Cut at a closing bracket the completion did not open, unless it closes a bracket the document
+    leaves open or one of the replaced closers. Returns (text, replace_end)."""
+    outer = _outer_brackets(doc, offset, scope.replace_end)  # innermost first: (closer, allowed, end)
+    replace_end, used, own = offset, 0, []
+    for pos, c in bracket_events(text, doc.language):
+        if c in OPENERS:
+            own.append(c)
+            continue
+        if own:
+            if own[-1] == CLOSERS[c]:
+                own.pop()
+                continue
+            cuts.append(f"stopped at `{c}`: it does not match `{own[-1]}`")
+            return text[:pos], replace_end
+        if used < len(outer) and outer[used][0] == c and outer[used][1]:
+            if outer[used][2] is not None:  # a replaced closer: the replacement now covers it
+                replace_end = outer[used][2]
+            used += 1
+            continue
+        cuts.append(f"stopped at `{c}`: it closes a bracket the completion did not open")
+        return text[:pos], replace_end
+    return text, replace_end
+
+
+def _outer_brackets(doc: SyntaxDocument, offset: int, replace_end: int) -> list[tuple[str, bool, int | None]]:
+    """Brackets open at the cursor, innermost first: (closer char, may the completion close it,
+    end offset of the replaced closer or None)."""
+    start, end = _context_window(doc, offset)
+    openers = unclosed_openers(doc.text[start:offset], doc.language)
+    closers = closers_of_outer(doc.text[offset:end], doc.language)
+    result = []
+    for k, (_, opener) in enumerate(reversed(openers)):
+        want = OPENERS[opener]
+        if k >= len(closers):
+            result.append((want, True, None))  # the document never closes it: the completion may
+            continue
+        pos = offset + closers[k][0]
+        in_replaced = pos < replace_end
+        result.append((want, in_replaced, pos + 1 if in_replaced else None))
+    return result
+
+
+def _context_window(doc: SyntaxDocument, offset: int) -> tuple[int, int]:
+    """The top-level statement around the cursor (brackets do not cross it), bounded in size."""
+    lo, hi = max(0, offset - _WINDOW), min(len(doc.text), offset + _WINDOW)
+    if doc.tree is None:
+        return lo, hi
+    b = doc.byte_of(offset)
+    root = doc.tree.root_node
+    top = None
+    for child in root.children:
+        if child.start_byte < b <= child.end_byte:
+            top = child
+            break
+    if top is None or top.type == "ERROR":
+        return lo, hi
+    start, end = doc.node_range(top)
+    return max(lo, start), min(hi, end)
+
+
+# ---- syntax check -----------------------------------------------------------------------------
+
+def _added_errors(doc: SyntaxDocument, offset: int, replace_end: int, text: str) -> str | None:
+    """Why the candidate is rejected (the first syntax error it adds), or None."""
+    if doc.tree is None:
+        return None
+    after = doc.with_edit(offset, replace_end, text)
+    delta = len(text) - (replace_end - offset)
+
+    def shift(pos: int) -> int:
+        if pos >= replace_end:
+            return pos + delta
+        return min(pos, offset) if pos > offset else pos
+
+    old = [(shift(e.start), shift(e.end) if e.end > offset else e.end) for e in syntax_errors(doc)]
+    old = [(s, max(e, s)) for s, e in old]
+    for issue in syntax_errors(after):
+        if not any(issue.start <= e and s <= issue.end for s, e in old):
+            return "adds a syntax error " + _where(after.text, issue)
+    return None
+
+
+def _where(text: str, issue: SyntaxIssue) -> str:
+    line = text.count("\n", 0, issue.start) + 1
+    col = issue.start - (text.rfind("\n", 0, issue.start) + 1) + 1
+    return f"at line {line}, column {col}: {issue.message}"
