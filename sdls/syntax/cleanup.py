@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .diagnostics import SyntaxIssue, syntax_errors
 from .document import SyntaxDocument
 from .lexical import CLOSERS, OPENERS, bracket_events, closers_of_outer, leading_ws, unclosed_openers
 from .scope import BLOCK, LINE, NONE, CompletionScope
+from .verify import added_errors
 
 _WINDOW = 20_000  # characters around the cursor read for bracket context (bounds the cost)
 _INDENT_SCOPED = {"python"}  # languages where a dedent closes a block
@@ -38,8 +38,8 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
         lines = lines[:1]
     else:
         lines = _reindent_and_cut_dedent(lines, before, scope, doc.language, cuts)
-        lines = _cut_at_next_document_line(lines, before, doc.text, line_end, cuts)
-        lines = _cut_repeated_lines(lines, cuts)
+    lines = _cut_at_next_document_line(lines, before, doc.text, line_end, cuts)
+    lines = _cut_repeated_lines(lines, cuts)
     text = _trim_line_suffix("\n".join(lines), doc.text[scope.replace_end:line_end], cuts)
 
     replace_end = offset
@@ -52,7 +52,7 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
         why = cuts[-1] if cuts else "empty model output"
         return Cleaned("", offset, f"nothing left after clean-up ({why})")
 
-    added = _added_errors(doc, offset, replace_end, text)
+    added = added_errors(doc, offset, replace_end, text)
     if added is not None:
         return Cleaned(text, replace_end, added)
     return Cleaned(text, replace_end, None)
@@ -81,6 +81,9 @@ def _reindent_and_cut_dedent(lines: list[str], before: str, scope: CompletionSco
         if language in _INDENT_SCOPED and len(ws) < len(model_base):
             cuts.append(f"stopped at line {i + 1} of the completion: it dedents past the block")
             return out[:i]
+        if len(ws) < len(model_base):  # shallower than the body (a closing `end`): keep the step back
+            out[i] = scope.indent[: max(0, len(scope.indent) - (len(model_base) - len(ws)))] + line.lstrip(" \t")
+            continue
         rest = line[len(model_base):] if line.startswith(model_base) else line.lstrip(" \t")
         out[i] = scope.indent + rest
     return out
@@ -191,31 +194,3 @@ def _context_window(doc: SyntaxDocument, offset: int) -> tuple[int, int]:
         return lo, hi
     start, end = doc.node_range(top)
     return max(lo, start), min(hi, end)
-
-
-# ---- syntax check -----------------------------------------------------------------------------
-
-def _added_errors(doc: SyntaxDocument, offset: int, replace_end: int, text: str) -> str | None:
-    """Why the candidate is rejected (the first syntax error it adds), or None."""
-    if doc.tree is None:
-        return None
-    after = doc.with_edit(offset, replace_end, text)
-    delta = len(text) - (replace_end - offset)
-
-    def shift(pos: int) -> int:
-        if pos >= replace_end:
-            return pos + delta
-        return min(pos, offset) if pos > offset else pos
-
-    old = [(shift(e.start), shift(e.end) if e.end > offset else e.end) for e in syntax_errors(doc)]
-    old = [(s, max(e, s)) for s, e in old]
-    for issue in syntax_errors(after):
-        if not any(issue.start <= e and s <= issue.end for s, e in old):
-            return "adds a syntax error " + _where(after.text, issue)
-    return None
-
-
-def _where(text: str, issue: SyntaxIssue) -> str:
-    line = text.count("\n", 0, issue.start) + 1
-    col = issue.start - (text.rfind("\n", 0, issue.start) + 1) + 1
-    return f"at line {line}, column {col}: {issue.message}"
