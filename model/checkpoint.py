@@ -139,8 +139,8 @@ def _match_tensors(d: Path, fmt: CheckpointFormat, cfg: ModelConfig, stored: dic
                    declared: set[str], problems: list[str]) -> dict[str, StoredTensor]:
     weights_file = d / (INDEX_FILE if (d / INDEX_FILE).is_file() else SINGLE_FILE)
     matched: dict[str, StoredTensor] = {}
-    wanted = {fmt.stored_name(ours): ours for ours in expected_shapes(cfg)}
     shapes = expected_shapes(cfg)
+    wanted = {fmt.stored_name(ours): ours for ours in shapes}
     for stored_name, ours in wanted.items():
         if stored_name in stored:
             tensor = stored[stored_name]
@@ -169,7 +169,8 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
     """Load any supported checkpoint directory (format detected from config.json).
 
     dtype None keeps the dtype the embedding is stored in. Raises CheckpointError before
-    reading any weight if the directory is incomplete or inconsistent.
+    reading any weight if the directory is incomplete or inconsistent, and before returning a
+    model if a weight holds NaN or inf (a diverged training run must not be hot-swapped in).
     """
     found = _inspect(directory)
     if found.problems:
@@ -182,7 +183,14 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
         data = load_tensors(list(found.tensors.values()))
     except Exception as exc:  # safetensors raises its own error types on corrupt data
         raise CheckpointError(found.directory, [f"reading weights failed: {exc}"]) from exc
-    state = {ours: data[s.name].to(dtype=dtype).to(device) for ours, s in found.tensors.items()}
+    state, bad = {}, []
+    for ours, stored in found.tensors.items():
+        tensor = data.pop(stored.name)  # drop the stored copy as soon as it is converted
+        if not torch.isfinite(tensor).all():
+            bad.append(f"{stored.file}: tensor {stored.name!r} contains NaN or infinite values")
+        state[ours] = tensor.to(dtype=dtype).to(device)
+    if bad:
+        raise CheckpointError(found.directory, bad)
     if cfg.tie_embeddings:
         state["lm_head.weight"] = state["embed_tokens.weight"]
     with torch.device("meta"):

@@ -259,3 +259,12 @@ def test_save_refuses_a_model_that_does_not_match_its_config(tmp_path):
     with pytest.raises(ValueError, match="unexpected"):
         checkpoint.save_checkpoint(tmp_path / "ck", model, sdls_tokenizer())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_weights_are_rejected_on_load(tmp_path):
+    ck = tmp_path / "ck"
+    write_sdls(ck)
+    edit_tensors(ck / "model.safetensors", lambda t: t["layers.1.mlp.down_proj.weight"].__setitem__((3, 4), float("nan")))
+    assert validate_checkpoint(ck) == []  # headers are fine; only reading the data shows it
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'layers\.1\.mlp\.down_proj\.weight' contains NaN"):
+        load_checkpoint(ck)
