@@ -87,7 +87,9 @@ def _py_level_bindings(node: Node) -> set[str]:
         if t in ("function_definition", "class_definition"):
             out.add(_text(n.child_by_field_name("name")))
             continue  # its body is another scope
-        if t in ("assignment", "augmented_assignment"):
+        if t == "augmented_assignment":  # `x += 1` needs an earlier declaration; it is not one
+            continue
+        if t == "assignment":
             out |= _py_targets(n.child_by_field_name("left"))
             right = n.child_by_field_name("right")
             if right is not None and right.type in ("assignment",):
@@ -143,8 +145,8 @@ def _py_self_attributes(node: Node) -> set[str]:
     stack = [node]
     while stack:
         n = stack.pop()
-        if n.type in ("assignment", "augmented_assignment"):
-            out |= {a for a in _py_attribute_targets(n.child_by_field_name("left"))}
+        if n.type == "assignment":
+            out |= _py_attribute_targets(n.child_by_field_name("left"))
         stack.extend(c for c in n.children if c.is_named)
     return out
 

@@ -20,6 +20,9 @@ _CONTAINERS = {
     "function_item", "impl_item", "trait_item", "mod_item",  # rust
 }
 _CLASS_LIKE = {"class_definition", "class_declaration", "impl_item", "trait_item"}
+# Lists of statements: a region holding one is split into its statements.
+_STATEMENT_LISTS = {"block", "statement_block", "statement_list", "class_body", "declaration_list",
+                    "field_declaration_list"}
 
 
 @dataclass(frozen=True, eq=True)
@@ -69,10 +72,11 @@ def _check_regions(doc: SyntaxDocument, regions: list[tuple[int, int]]) -> list[
     for s, e in ordered:
         if not 0 <= s <= e <= len(doc.text):
             raise ValueError(f"region [{s}, {e}) is outside the document (length {len(doc.text)})")
+    ordered = [(s, e) for s, e in ordered if e > s]
     for (s1, e1), (s2, e2) in zip(ordered, ordered[1:]):
         if s2 < e1:
             raise ValueError(f"regions [{s1}, {e1}) and [{s2}, {e2}) overlap")
-    return [(s, e) for s, e in ordered if e > s]
+    return ordered
 
 
 # ---- splitting ---------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def _statements_within(node: tree_sitter.Node, bs: int, be: int) -> list[tree_si
     for child in node.named_children:
         if child.end_byte <= bs or child.start_byte >= be:
             continue
-        if bs <= child.start_byte and child.end_byte <= be:
+        if bs <= child.start_byte and child.end_byte <= be and child.type not in _STATEMENT_LISTS:
             out.append(child)
         else:
             out.extend(_statements_within(child, bs, be))
