@@ -1,0 +1,40 @@
+// Pure helpers that turn the `sdls.*` settings into what the language client needs.
+// No `vscode` import here, so the tests run without an editor.
+
+/** The part of vscode.WorkspaceConfiguration these helpers read. */
+export interface Section {
+  get<T>(key: string): T | undefined;
+}
+
+/** Top-level keys of the server's settings (sdls/lsp/settings.py); everything else is client-only. */
+export const SERVER_KEYS = ['model', 'completion', 'actions', 'hover', 'diagnostics', 'worker', 'languages', 'maxDocumentChars'];
+
+/** Languages the extension activates on; the selector when the server serves every language ("*"). */
+export const DEFAULT_LANGUAGES = ['python', 'javascript', 'typescript', 'rust', 'go', 'lua'];
+
+/** The settings object the server reads from initializationOptions and didChangeConfiguration. */
+export function serverSettings(section: Section): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of SERVER_KEYS) {
+    const value = section.get<unknown>(key);
+    if (value !== undefined) {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** How to start the server: `<python> -m sdls serve` over stdio. */
+export function serverCommand(pythonPath: string | undefined): { command: string; args: string[] } {
+  const python = pythonPath && pythonPath.trim() !== '' ? pythonPath.trim() : 'python3';
+  return { command: python, args: ['-m', 'sdls', 'serve'] };
+}
+
+/** Documents the client sends to the server: the configured languages, on disk or unsaved. */
+export function documentSelector(languages: string[] | undefined): { scheme: string; language: string }[] {
+  const wanted = !languages || languages.length === 0 || languages.includes('*') ? DEFAULT_LANGUAGES : languages;
+  return wanted.flatMap((language) => [
+    { scheme: 'file', language },
+    { scheme: 'untitled', language },
+  ]);
+}
