@@ -103,10 +103,12 @@ def _inspect(directory: str | Path) -> _Inspection:
         try:
             found.fmt = detect_format(raw)
             lookup = found.tokenizer.token_to_id if found.tokenizer else (lambda token: None)
-            found.cfg = found.fmt.make_config(raw, lookup, tokenizer_config)
+            cfg = found.fmt.make_config(raw, lookup, tokenizer_config)
             if found.fmt is not SDLS:
-                _add_generation_stops(found.cfg, generation_config)
-        except (FormatError, ValueError) as exc:
+                _add_generation_stops(cfg, generation_config)
+            _check_sizes(cfg)
+            found.cfg = cfg
+        except (FormatError, ValueError, TypeError, AttributeError) as exc:  # a field of the wrong JSON type
             problems.append(f"{d / CONFIG_FILE}: {exc}")
     if found.cfg is not None and found.tokenizer is not None:
         _check_tokenizer(found.cfg, found.tokenizer, tok_path, problems)
@@ -118,12 +120,23 @@ def _inspect(directory: str | Path) -> _Inspection:
     return found
 
 
+POSITIVE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "max_seq_len",
+                   "rope_theta", "norm_eps")
+
+
+def _check_sizes(cfg: ModelConfig) -> None:
+    """ModelConfig checks divisibility, not signs; a negative size would only fail deep inside torch."""
+    bad = [f"{name} {getattr(cfg, name)}" for name in POSITIVE_FIELDS if not getattr(cfg, name) > 0]
+    if bad:
+        raise FormatError(f"sizes must be positive: {', '.join(bad)}")
+
+
 def _add_generation_stops(cfg: ModelConfig, generation_config: dict) -> None:
     """Instruct models often stop on a chat end token listed only in generation_config.json."""
     eos = generation_config.get("eos_token_id")
-    for token_id in eos if isinstance(eos, list) else ([eos] if eos is not None else []):
-        if 0 <= int(token_id) < cfg.vocab_size and int(token_id) not in cfg.stop_ids:
-            cfg.extra_stop_ids.append(int(token_id))
+    for token_id in eos if isinstance(eos, list) else [eos]:
+        if isinstance(token_id, int) and 0 <= token_id < cfg.vocab_size and token_id not in cfg.stop_ids:
+            cfg.extra_stop_ids.append(token_id)
 
 
 def _check_tokenizer(cfg: ModelConfig, tokenizer: Tokenizer, tok_path: Path, problems: list[str]) -> None:

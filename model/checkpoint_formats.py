@@ -19,6 +19,7 @@ Formats (facts from the models' public config files and modelling code):
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -89,11 +90,25 @@ def find_mask_id(raw: dict, lookup: TokenLookup, tokenizer_config: dict,
 
 
 # -- sdls ------------------------------------------------------------------------------------------
+_TYPE_CHECKS = {  # ModelConfig annotation -> (accepts, description)
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int | None": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "an integer or null"),
+    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v),
+                  "a list of integers"),
+}
+
+
 def _sdls_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict) -> ModelConfig:
-    try:
-        return ModelConfig.from_dict(raw)
-    except TypeError as exc:
-        raise FormatError(str(exc)) from exc
+    # ModelConfig trusts its caller's types; a config.json is user input, so check them here.
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in raw and str(f.type) in _TYPE_CHECKS:
+            accepts, description = _TYPE_CHECKS[str(f.type)]
+            if not accepts(raw[f.name]):
+                raise FormatError(f"field {f.name!r} must be {description}, got {raw[f.name]!r}")
+    return ModelConfig.from_dict(raw)
 
 
 SDLS = CheckpointFormat("sdls", _sdls_config, stored_name=lambda ours: ours, ignorable=lambda name: False)
@@ -145,7 +160,7 @@ OPEN_DCODER = CheckpointFormat("open-dcoder (qwen2)",
 
 
 # -- LLaDA ------------------------------------------------------------------------------------------
-LLADA_MASK_ID, LLADA_EOS_ID, LLADA_EOT_TOKEN = 126336, 126081, "<|eot_id|>"
+LLADA_MASK_ID, LLADA_EOS_ID, LLADA_EOT_ID, LLADA_EOT_TOKEN = 126336, 126081, 126348, "<|eot_id|>"
 
 _LLADA_LAYER_NAMES = {
     "self_attn.q_proj": "q_proj", "self_attn.k_proj": "k_proj", "self_attn.v_proj": "v_proj",
@@ -178,8 +193,10 @@ def _llada_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict) -> Mod
     d_model, heads = int(_require(raw, "d_model")), int(_require(raw, "n_heads"))
     ffn = raw.get("mlp_hidden_size") or int(raw.get("mlp_ratio", 4)) * d_model
     eos = _ids(raw.get("eos_token_id")) or [LLADA_EOS_ID]
-    eot = lookup(LLADA_EOT_TOKEN)
     vocab = int(raw.get("embedding_size") or _require(raw, "vocab_size"))
+    eot = lookup(LLADA_EOT_TOKEN)
+    if eot is None and LLADA_EOT_ID < vocab:
+        eot = LLADA_EOT_ID  # LLaDA's documented end-of-turn id, when the tokenizer names it differently
     return ModelConfig(
         vocab_size=vocab, d_model=d_model, n_layers=int(_require(raw, "n_layers")), n_heads=heads,
         n_kv_heads=int(raw.get("n_kv_heads") or (1 if raw.get("multi_query_attention") else heads)),

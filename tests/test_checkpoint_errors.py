@@ -268,3 +268,24 @@ def test_non_finite_weights_are_rejected_on_load(tmp_path):
     assert validate_checkpoint(ck) == []  # headers are fine; only reading the data shows it
     with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'layers\.1\.mlp\.down_proj\.weight' contains NaN"):
         load_checkpoint(ck)
+
+
+JUNK = [None, "x", -1, [1], True]
+
+
+@pytest.mark.parametrize("writer", [write_sdls, write_dream, write_llada], ids=["sdls", "dream", "llada"])
+def test_junk_config_values_never_crash(tmp_path, writer):
+    """Every config.json field set to junk: either a clean load or a CheckpointError, nothing else."""
+    ck = tmp_path / "ck"
+    writer(ck)
+    original = (ck / "config.json").read_text()
+    rejected = 0
+    for key in json.loads(original):
+        for value in JUNK:
+            edit_json(ck / "config.json", lambda c: c.update({key: value}))
+            try:
+                load_checkpoint(ck)
+            except CheckpointError:
+                rejected += 1  # (junk that still describes a model may fail on the tensors instead)
+            (ck / "config.json").write_text(original)
+    assert rejected > 20
