@@ -51,7 +51,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="benchmark", required=True)
     which = argv[1] if wanted == "bench" and len(argv) > 1 else None
     for name, (module, help_text) in BENCHMARKS.items():
-        if which in (None, name, "-h", "--help"):
+        if wanted in (None, "bench", "-h", "--help") and which in (None, name, "-h", "--help"):
             _add(bench_sub, name, module, help_text)
         else:
             bench_sub.add_parser(name, help=help_text)
