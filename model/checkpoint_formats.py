@@ -10,8 +10,9 @@ Formats (facts from the models' public config files and modelling code):
   q/k/v bias, bidirectional, logits shifted by one (row i-1 predicts token i).
 - Open-dCoder (model_type "qwen2", Qwen2ForCausalLM names): Open-dLLM's diffusion_generate runs
   the model with is_causal=False and shifts logits like Dream (`cat([logits[:, :1], logits[:, :-1]])`),
-  so logit_shift defaults to True. Its mask token is the tokenizer's mask_token (Open-dLLM adds
-  "<M>" / "[MASK]" when the base tokenizer has none), so we look it up (see `find_mask_id`).
+  so logit_shift defaults to True. Its mask token is whatever the tokenizer declares as mask_token
+  (Open-dLLM's training adds "<M>", its sample.py "[MASK]", when the base tokenizer has none; the
+  published tokenizer files could not be checked offline), so we look it up (see `find_mask_id`).
   Both defaults can be overridden by "sdls_logit_shift" / "mask_token_id" in config.json.
 - LLaDA (model_type "llada"; OLMo-style names under "model.transformer."): SwiGLU with ff_proj as
   the gate (silu applied) and up_proj as the up projection, ff_out the down projection; no logit
