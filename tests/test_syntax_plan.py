@@ -209,3 +209,9 @@ def _has_cycle(graph: list[set[int]]) -> bool:
         return False
 
     return any(state[v] == 0 and visit(v) for v in range(len(graph)))
+
+
+def test_deeply_nested_code_does_not_overflow_the_stack():
+    deep = "x = " + "(" * 400 + "1" + ")" * 400 + "\n" + "y = " + " + ".join(["x"] * 3000) + "\n"
+    doc, plan = whole(deep)
+    assert [b.defines for b in plan.blocks] == [{"x"}, {"y"}] and plan.depends_on[1] == {0}

@@ -178,19 +178,25 @@ def _outer_brackets(doc: SyntaxDocument, offset: int, replace_end: int) -> list[
     return result
 
 
+# Nodes whose children are statements: the cursor's statement is the child of one of these.
+_STATEMENT_LISTS = {"module", "block", "program", "statement_block", "source_file", "chunk", "class_body",
+                    "declaration_list", "statement_list", "field_declaration_list"}
+
+
 def _context_window(doc: SyntaxDocument, offset: int) -> tuple[int, int]:
-    """The top-level statement around the cursor (brackets do not cross it), bounded in size."""
+    """The statement around the cursor (brackets do not cross statements), bounded in size."""
     lo, hi = max(0, offset - _WINDOW), min(len(doc.text), offset + _WINDOW)
-    if doc.tree is None:
-        return lo, hi
-    b = doc.byte_of(offset)
-    root = doc.tree.root_node
-    top = None
-    for child in root.children:
-        if child.start_byte < b <= child.end_byte:
-            top = child
-            break
-    if top is None or top.type == "ERROR":
-        return lo, hi
-    start, end = doc.node_range(top)
-    return max(lo, start), min(hi, end)
+    line_start, line_end = doc.line_bounds(offset)
+    if doc.tree is None:  # plain text: the paragraph
+        para_start = doc.text.rfind("\n\n", 0, offset)
+        para_end = doc.text.find("\n\n", offset)
+        return max(lo, para_start + 1), min(hi, len(doc.text) if para_end < 0 else para_end)
+    node = doc.node_at(offset)
+    # climb to a named child of a statement list (a list's own `{` token does not count)
+    while node is not None and node.parent is not None and (
+            node.parent.type not in _STATEMENT_LISTS or not node.is_named):
+        node = node.parent
+    if node is None or node.type in _STATEMENT_LISTS:
+        return line_start, line_end  # between statements: only this line
+    start, end = doc.node_range(node)
+    return max(lo, min(start, line_start)), min(hi, max(end, line_end))

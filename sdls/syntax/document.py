@@ -59,6 +59,11 @@ def _parser(name: str) -> tree_sitter.Parser | None:
         return None
 
 
+# Offset conversions in non-ASCII text: the first few per version encode the prefix (C speed, no
+# set-up); after that a per-line index pays off (errors, plans and holes convert many offsets).
+_DIRECT_LIMIT = 8
+
+
 class SyntaxDocument:
     """Text + tree for one document. `language` is None for plain text (then `tree` is None)."""
 
@@ -112,6 +117,7 @@ class SyntaxDocument:
         self.version += 1
         self._ascii = len(text) == len(data)
         self._line_chars: list[int] | None = None  # built lazily, only for non-ASCII text
+        self._direct_conversions = 0  # a few conversions per version are cheaper without the index
         self._line_bytes: list[int] | None = None
         self.cache: dict = {}  # per-version memo for derived facts (indent unit, ...)
 
@@ -121,6 +127,9 @@ class SyntaxDocument:
         """UTF-8 byte offset of character offset `offset`."""
         if self._ascii:
             return offset
+        if self._line_chars is None and self._direct_conversions < _DIRECT_LIMIT:
+            self._direct_conversions += 1
+            return len(self.text[:offset].encode("utf-8"))
         self._index_lines()
         row = bisect.bisect_right(self._line_chars, offset) - 1
         line_start = self._line_chars[row]
@@ -130,6 +139,9 @@ class SyntaxDocument:
         """Character offset of UTF-8 byte offset `byte` (a byte inside a character maps to its start)."""
         if self._ascii:
             return byte
+        if self._line_chars is None and self._direct_conversions < _DIRECT_LIMIT:
+            self._direct_conversions += 1
+            return len(self.data[:byte].decode("utf-8", errors="ignore"))
         self._index_lines()
         row = bisect.bisect_right(self._line_bytes, byte) - 1
         line_start = self._line_bytes[row]

@@ -5,8 +5,10 @@ per-language scanner that skips strings and comments instead of with tree-sitter
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
@@ -39,17 +41,34 @@ RULES: dict[str | None, LexRules] = {
 def bracket_events(text: str, language: str | None) -> list[tuple[int, str]]:
     """(position, bracket char) for every bracket outside strings and comments, in order."""
     rules = RULES.get(language, RULES[None])
+    interesting = _interesting(rules)
     events: list[tuple[int, str]] = []
-    i, n = 0, len(text)
-    while i < n:
+    i = 0
+    while True:
+        found = interesting.search(text, i)  # jump over plain code in C, not char by char
+        if found is None:
+            return events
+        i = found.start()
         c = text[i]
-        if c in OPENERS or c in CLOSERS:
-            events.append((i, c))
-            i += 1
-            continue
         skipped = _skip_literal(text, i, rules)
-        i = skipped if skipped is not None else i + 1
-    return events
+        if skipped is not None:
+            i = skipped
+        else:
+            if c in OPENERS or c in CLOSERS:
+                events.append((i, c))
+            i += 1
+
+
+@lru_cache(maxsize=None)
+def _interesting(rules: LexRules) -> re.Pattern:
+    """Characters where a bracket, string or comment may start."""
+    starts = set("()[]{}")
+    starts |= {m[0] for m in rules.line_comments}
+    starts |= {pair[0][0] for pair in rules.block_comments}
+    starts |= {q[0] for q in rules.quotes + rules.raw_quotes}
+    if rules.char_or_lifetime:
+        starts.add("'")
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(starts)) + "]")
 
 
 def _skip_literal(text: str, i: int, rules: LexRules) -> int | None:

@@ -181,114 +181,94 @@ def _py_parameter_names(params: Node) -> set[str]:
     return out
 
 
-def _py_reads(node: Node, local: set[str], uses: set[str], params: bool = False) -> None:
-    """Add every name read under `node` that is not bound in an enclosing nested scope."""
-    t = node.type
-    if t == "identifier":
-        name = _text(node)
-        if name not in local:
-            uses.add(name)
-        return
-    if t in ("import_statement", "import_from_statement", "global_statement", "nonlocal_statement",
-             "comment", "string_content", "escape_sequence"):
-        return
-    if t == "attribute":
-        obj = node.child_by_field_name("object")
-        if obj is not None and obj.type == "identifier" and _text(obj) == "self":
-            uses.add(f"self.{_text(node.child_by_field_name('attribute'))}")
-            return
-        if obj is not None:
-            _py_reads(obj, local, uses)
-        return
-    if t == "keyword_argument":
-        value = node.child_by_field_name("value")
-        if value is not None:
-            _py_reads(value, local, uses)
-        return
-    if params or t == "parameters" or t == "lambda_parameters":
-        # parameter names are bindings; defaults and annotations are reads
-        for p in node.named_children:
-            if p.type == "identifier":
-                continue
-            for field_name in ("value", "type"):
-                part = p.child_by_field_name(field_name)
-                if part is not None:
-                    _py_reads(part, local, uses)
-        return
-    if t in ("assignment", "augmented_assignment"):
-        left = node.child_by_field_name("left")
-        if t == "augmented_assignment" and left is not None:
-            _py_reads(left, local, uses)  # x += 1 reads x
-        elif left is not None:
-            _py_target_reads(left, local, uses)
-        for field_name in ("right", "type"):
-            part = node.child_by_field_name(field_name)
-            if part is not None:
-                _py_reads(part, local, uses)
-        return
-    if t in ("for_statement", "for_in_clause"):
-        left = node.child_by_field_name("left")
-        if left is not None:
-            _py_target_reads(left, local, uses)
-        for child in node.named_children:
-            if child != left:
-                _py_reads(child, local, uses)
-        return
-    if t == "named_expression":
-        value = node.child_by_field_name("value")
-        if value is not None:
-            _py_reads(value, local, uses)
-        return
-    if t == "as_pattern_target":
-        return
-    if t in ("function_definition", "lambda"):
-        params_node = node.child_by_field_name("parameters")
-        inner = set(local)
-        if params_node is not None:
-            inner |= _py_parameter_names(params_node)
-            _py_reads(params_node, local, uses, params=True)
-        for field_name in ("return_type",):
-            part = node.child_by_field_name(field_name)
-            if part is not None:
-                _py_reads(part, local, uses)
-        body = node.child_by_field_name("body")
-        if body is not None:
-            inner |= _py_level_bindings(body)
-            _py_reads(body, inner, uses)
-        return
-    if t in ("list_comprehension", "set_comprehension", "dictionary_comprehension", "generator_expression"):
-        inner = set(local)
-        for clause in node.named_children:
-            if clause.type == "for_in_clause":
-                inner |= _py_targets(clause.child_by_field_name("left"))
-        for child in node.named_children:
-            _py_reads(child, inner, uses)
-        return
-    if t == "class_definition":
-        for child in node.named_children:
-            if child.type == "identifier" and child == node.child_by_field_name("name"):
-                continue
-            _py_reads(child, local, uses)
-        return
-    for child in node.named_children:
-        _py_reads(child, local, uses)
+def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False) -> None:
+    """Add every name read under `root` that is not bound in an enclosing nested scope.
+
+    An explicit stack, not recursion: generated code can nest expressions thousands deep."""
+    # (node, names bound by enclosing nested scopes, how to read it: "load" | "params" | "store")
+    stack: list[tuple[Node, set[str], str]] = [(root, local, "params" if params else "load")]
+    while stack:
+        node, bound, mode = stack.pop()
+        t = node.type
+        push = stack.append
+        if mode == "params" or t in ("parameters", "lambda_parameters"):
+            # parameter names are bindings; defaults and annotations are reads
+            for p in node.named_children:
+                for field_name in ("value", "type"):
+                    part = p.child_by_field_name(field_name)
+                    if part is not None:
+                        push((part, bound, "load"))
+            continue
+        if mode == "store":  # inside an assignment target: `a[i] = ...` reads a and i, `a.b = ...` reads a
+            if t == "attribute":
+                obj = node.child_by_field_name("object")
+                if obj is not None and not (obj.type == "identifier" and _text(obj) == "self"):
+                    push((obj, bound, "load"))
+            elif t == "subscript":
+                push((node, bound, "load"))
+            elif t != "identifier":
+                stack.extend((c, bound, "store") for c in node.named_children)
+            continue
+        if t == "identifier":
+            name = _text(node)
+            if name not in bound:
+                uses.add(name)
+        elif t in _PY_NOT_READS:
+            pass
+        elif t == "attribute":
+            obj = node.child_by_field_name("object")
+            if obj is not None and obj.type == "identifier" and _text(obj) == "self":
+                uses.add(f"self.{_text(node.child_by_field_name('attribute'))}")
+            elif obj is not None:
+                push((obj, bound, "load"))
+        elif t == "keyword_argument":
+            _push_field(stack, node, "value", bound)
+        elif t in ("assignment", "augmented_assignment"):
+            left = node.child_by_field_name("left")
+            if left is not None:  # `x += 1` reads x
+                push((left, bound, "load" if t == "augmented_assignment" else "store"))
+            _push_field(stack, node, "right", bound)
+            _push_field(stack, node, "type", bound)
+        elif t in ("for_statement", "for_in_clause"):
+            left = node.child_by_field_name("left")
+            for child in node.named_children:
+                push((child, bound, "store" if child == left else "load"))
+        elif t == "named_expression":
+            _push_field(stack, node, "value", bound)
+        elif t in ("function_definition", "lambda"):
+            params_node = node.child_by_field_name("parameters")
+            inner = set(bound)
+            if params_node is not None:
+                inner |= _py_parameter_names(params_node)
+                push((params_node, bound, "params"))
+            _push_field(stack, node, "return_type", bound)
+            body = node.child_by_field_name("body")
+            if body is not None:
+                inner |= _py_level_bindings(body)
+                push((body, inner, "load"))
+        elif t in _PY_COMPREHENSIONS:
+            inner = set(bound)
+            for clause in node.named_children:
+                if clause.type == "for_in_clause":
+                    inner |= _py_targets(clause.child_by_field_name("left"))
+            stack.extend((c, inner, "load") for c in node.named_children)
+        elif t == "class_definition":
+            name = node.child_by_field_name("name")
+            stack.extend((c, bound, "load") for c in node.named_children if c != name)
+        else:
+            stack.extend((c, bound, "load") for c in node.named_children)
 
 
-def _py_target_reads(target: Node, local: set[str], uses: set[str]) -> None:
-    """Reads inside an assignment target: `a[i] = ...` reads a and i, `a.b = ...` reads a."""
-    t = target.type
-    if t == "identifier":
-        return
-    if t == "attribute":
-        obj = target.child_by_field_name("object")
-        if obj is not None and not (obj.type == "identifier" and _text(obj) == "self"):
-            _py_reads(obj, local, uses)
-        return
-    if t == "subscript":
-        _py_reads(target, local, uses)
-        return
-    for child in target.named_children:
-        _py_target_reads(child, local, uses)
+_PY_NOT_READS = {"import_statement", "import_from_statement", "global_statement", "nonlocal_statement",
+                 "comment", "string_content", "escape_sequence", "as_pattern_target"}
+_PY_COMPREHENSIONS = {"list_comprehension", "set_comprehension", "dictionary_comprehension",
+                      "generator_expression"}
+
+
+def _push_field(stack: list, node: Node, field_name: str, bound: set[str]) -> None:
+    part = node.child_by_field_name(field_name)
+    if part is not None:
+        stack.append((part, bound, "load"))
 
 
 # ---- other languages (lighter) -----------------------------------------------------------------

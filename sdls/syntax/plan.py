@@ -126,16 +126,20 @@ def _definition(node: tree_sitter.Node) -> tree_sitter.Node:
     return node
 
 
-def _statements_within(node: tree_sitter.Node, bs: int, be: int) -> list[tree_sitter.Node]:
-    """Outermost named nodes inside [bs, be); nodes that only overlap are searched inside."""
+def _statements_within(root: tree_sitter.Node, bs: int, be: int) -> list[tree_sitter.Node]:
+    """Outermost named nodes inside [bs, be), in order; nodes that only overlap are searched inside."""
     out = []
-    for child in node.named_children:
-        if child.end_byte <= bs or child.start_byte >= be:
+    stack = [iter(root.named_children)]  # explicit stack: trees of generated code can be deep
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif child.end_byte <= bs or child.start_byte >= be:
             continue
-        if bs <= child.start_byte and child.end_byte <= be and child.type not in _STATEMENT_LISTS:
+        elif bs <= child.start_byte and child.end_byte <= be and child.type not in _STATEMENT_LISTS:
             out.append(child)
         else:
-            out.extend(_statements_within(child, bs, be))
+            stack.append(iter(child.named_children))
     return out
 
 
