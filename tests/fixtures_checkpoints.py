@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import trainers
+from tokenizers import pre_tokenizers, trainers
 
 from sdls_model.checkpoint import save_checkpoint
 from sdls_model.config import ModelConfig
@@ -34,7 +34,6 @@ def sdls_tokenizer() -> Tokenizer:
 def external_tokenizer() -> Tokenizer:
     """A byte-level BPE (< 300 tokens) with Qwen/LLaDA-style special tokens at the end."""
     hf = new_bpe_tokenizer()
-    from tokenizers import pre_tokenizers
     hf.train_from_iterator(CODE, trainer=trainers.BpeTrainer(
         vocab_size=280, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     hf.add_special_tokens(EXTERNAL_SPECIALS)
