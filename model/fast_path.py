@@ -40,13 +40,24 @@ def length_bucket(length: int, granularity: int = 256) -> int:
 
 
 def _fuse(modules: list[torch.nn.Linear], attr: str) -> torch.Tensor | None:
-    """Concatenate the modules' `attr` tensors and rebind each module's tensor as a view of the result."""
+    """Concatenate the modules' `attr` tensors and rebind each module's tensor as a view of the result.
+
+    Idempotent: tensors that already lie back to back in one buffer (an earlier FastDecoder) are
+    reused as they are, so several decoders can share one model.
+    """
     parts = [getattr(m, attr) for m in modules]
     if any(p is None for p in parts):
         return None
+    rows = sum(p.shape[0] for p in parts)
+    first = parts[0].detach()
+    if all(p.is_contiguous() for p in parts) and len({p.untyped_storage().data_ptr() for p in parts}) == 1:
+        offsets = [p.storage_offset() for p in parts]
+        sizes = [p.numel() for p in parts]
+        if all(offsets[i] + sizes[i] == offsets[i + 1] for i in range(len(parts) - 1)):
+            return first.as_strided((rows, *first.shape[1:]), first.stride())
     fused = torch.cat([p.detach() for p in parts], dim=0)
     start = 0
-    for module, part in zip(modules, parts):
+    for part in parts:
         part.data = fused[start:start + part.shape[0]]
         start += part.shape[0]
     return fused
