@@ -49,6 +49,11 @@ class ModelConfig:
         if self.pad_id is None:
             self.pad_id = self.eos_id
         problems = []
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "max_seq_len"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
         if self.d_model % self.n_heads:
             problems.append(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:

@@ -92,6 +92,9 @@ class Engine:
         self.slots = [SlotState() for _ in range(n_slots)]
         self.sessions: OrderedDict[str, int] = OrderedDict()  # LRU: session key -> slot
         never = {cfg.mask_id, cfg.bos_id, cfg.fim_prefix_id, cfg.fim_suffix_id, cfg.fim_middle_id}
+        # Padded vocabularies (Dream, Qwen: 152k rows, ~151.7k tokens) must not sample ids the
+        # tokenizer cannot decode.
+        never |= set(range(tokenizer.vocab_size, cfg.vocab_size))
         self.banned = torch.tensor(sorted(i for i in never if i is not None), device=self.device)
         self.stop_ids = torch.tensor(cfg.stop_ids, device=self.device)
 
