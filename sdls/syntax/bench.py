@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .cleanup import clean_completion
 from .diagnostics import find_holes, syntax_errors
-from .document import SyntaxDocument
+from .document import SyntaxDocument, parser_for
 from .plan import plan_blocks
 from .scope import completion_scope
 
@@ -104,7 +104,7 @@ def _time(fn, repeat: int) -> list[float]:
 
 def _edit_figures(text: str, repeat: int, rng: random.Random, show_lines: bool) -> None:
     doc = SyntaxDocument(text, "python")
-    parser = doc._parser
+    parser = parser_for("python")
     full = _time(lambda: parser.parse(doc.data), repeat)
 
     # One-line edits at random places: type a character inside a word, then delete it again.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
 from functools import lru_cache
 
 import tree_sitter
@@ -44,19 +45,33 @@ def language_for(language_id_or_path: str | None) -> str | None:
     else:
         ext = lowered if lowered.startswith(".") and "/" not in lowered else os.path.splitext(lowered)[1]
         name = _EXTENSIONS.get(ext)
-    if name is None or _parser(name) is None:
+    if name is None or _language(name) is None:
         return None
     return name
 
 
+_THREAD = threading.local()  # a tree-sitter Parser must not be used by two threads at once
+
+
 @lru_cache(maxsize=None)
-def _parser(name: str) -> tree_sitter.Parser | None:
+def _language(name: str) -> tree_sitter.Language | None:
     # The pack is imported lazily: plain-text documents never pay for it.
     try:
-        from tree_sitter_language_pack import get_parser
-        return get_parser(name)
+        from tree_sitter_language_pack import get_language
+        return get_language(name)
     except Exception:  # a grammar that cannot load means plain text, never a crash
         return None
+
+
+def parser_for(name: str) -> tree_sitter.Parser | None:
+    """This thread's parser for a grammar (None if the grammar cannot load)."""
+    parsers = getattr(_THREAD, "parsers", None)
+    if parsers is None:
+        parsers = _THREAD.parsers = {}
+    if name not in parsers:
+        language = _language(name)
+        parsers[name] = tree_sitter.Parser(language) if language is not None else None
+    return parsers[name]
 
 
 # Offset conversions in non-ASCII text: the first few per version encode the prefix (C speed, no
@@ -65,11 +80,13 @@ _DIRECT_LIMIT = 8
 
 
 class SyntaxDocument:
-    """Text + tree for one document. `language` is None for plain text (then `tree` is None)."""
+    """Text + tree for one document. `language` is None for plain text (then `tree` is None).
+
+    One document is not safe to edit from two threads at once; `with_edit` gives an independent copy.
+    """
 
     def __init__(self, text: str, language: str | None = None):
         self.language: str | None = language_for(language)
-        self._parser = _parser(self.language) if self.language else None
         self.tree: tree_sitter.Tree | None = None
         self.version = 0  # bumped on every change; lets callers cache per version
         self.replace_all(text)
@@ -81,7 +98,8 @@ class SyntaxDocument:
         if not isinstance(text, str):
             raise TypeError(f"document text must be str, got {type(text).__name__}")
         self._set_text(text, text.encode("utf-8"))
-        self.tree = self._parser.parse(self.data) if self._parser else None
+        parser = parser_for(self.language) if self.language else None
+        self.tree = parser.parse(self.data) if parser is not None else None
 
     def apply_edit(self, start: int, end: int, new_text: str) -> None:
         """Replace text[start:end] (character offsets) with new_text; incremental reparse."""
@@ -101,12 +119,12 @@ class SyntaxDocument:
             start_point=start_point, old_end_point=old_end_point,
             new_end_point=self.point_of_byte(new_end_byte),
         )
-        self.tree = self._parser.parse(self.data, self.tree)
+        self.tree = parser_for(self.language).parse(self.data, self.tree)
 
     def with_edit(self, start: int, end: int, new_text: str) -> "SyntaxDocument":
         """A new document with one edit applied; this one is untouched (the tree is copied)."""
         other = SyntaxDocument.__new__(SyntaxDocument)
-        other.language, other._parser, other.version = self.language, self._parser, self.version
+        other.language, other.version = self.language, self.version
         other._set_text(self.text, self.data)
         other.tree = self.tree.copy() if self.tree is not None else None
         other.apply_edit(start, end, new_text)
