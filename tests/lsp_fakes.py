@@ -51,3 +51,37 @@ class SteppingEngine:
 
     def doubt(self, text, start, end):
         return [(start, min(end, start + 1), 0.05)]
+
+
+class ScriptedBackend:
+    """A Backend whose model output is chosen by the test: `answer(job) -> text` for infills,
+    `edits(job) -> [TextEdit]` for edit jobs (job-relative offsets). Records every job it ran."""
+
+    def __init__(self, answer=None, edits=None, doubts=None, delay_s: float = 0.0):
+        self.answer = answer or (lambda job: "")
+        self.edits = edits or (lambda job: [])
+        self.doubts = doubts or (lambda text, start, end: [])
+        self.delay_s = delay_s
+        self.jobs: list = []
+        self.lanes: list[str] = []
+
+    async def run(self, job, lane="inline"):
+        import asyncio
+        self.jobs.append(job)
+        self.lanes.append(lane)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if isinstance(job, EditJob):
+            edits = list(self.edits(job))
+            return JobResult("", [], JobStats(forwards=2), False, edits)
+        text = self.answer(job)
+        return JobResult(text, list(range(len(text) // 2)), JobStats(forwards=3, tokens_committed=len(text) // 2))
+
+    async def doubt(self, text, start, end):
+        return list(self.doubts(text, start, end))
+
+    async def stats(self):
+        return {"jobs": len(self.jobs)}
+
+    async def close(self):
+        pass

@@ -1,8 +1,9 @@
-"""LSP positions (line, UTF-16 column) <-> Python string offsets (code points).
+"""LSP positions (line, column) <-> Python string offsets (code points).
 
-LSP counts columns in UTF-16 code units; Python indexes code points. A character outside the
-Basic Multilingual Plane (an emoji, say) is one code point but two UTF-16 units, and a column that
-lands between those two units names no place in the text: that is a bad request, not a rounding case.
+LSP counts columns in UTF-16 code units unless the client negotiated "utf-8" or "utf-32";
+Python indexes code points. A character outside the Basic Multilingual Plane (an emoji, say) is
+one code point but two UTF-16 units, and a column that lands between those two units names no
+place in the text: that is a bad request, not a rounding case.
 Lines end at "\\n", "\\r\\n" or a lone "\\r", as the LSP specification says.
 """
 from __future__ import annotations
@@ -32,30 +33,46 @@ def _line_end(text: str, starts: list[int], line: int) -> int:
     return len(text)
 
 
-def utf16_length(s: str) -> int:
-    if s.isascii():
+ENCODINGS = ("utf-16", "utf-8", "utf-32")
+
+
+def _units(ch: str, encoding: str) -> int:
+    """Code units of one code point (a lone surrogate counts as the 3 bytes WTF-8 gives it)."""
+    code = ord(ch)
+    if encoding == "utf-16":
+        return 2 if code > 0xFFFF else 1
+    if encoding == "utf-8":
+        return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+    return 1
+
+
+def unit_length(s: str, encoding: str = "utf-16") -> int:
+    """Length of `s` in the code units of `encoding` (UTF-16 by default)."""
+    if s.isascii() or encoding == "utf-32":
         return len(s)
-    return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF)
+    return sum(_units(ch, encoding) for ch in s)
 
 
-def column_to_index(line_text: str, column: int) -> int:
-    """Code-point index in `line_text` of a UTF-16 column; columns past the end clamp to the end."""
+def column_to_index(line_text: str, column: int, encoding: str = "utf-16") -> int:
+    """Code-point index in `line_text` of a column; columns past the end clamp to the end."""
     if column < 0:
         raise PositionError(f"column {column} is negative")
-    if line_text.isascii():
+    if line_text.isascii() or encoding == "utf-32":
         return min(column, len(line_text))
     units = 0
     for index, ch in enumerate(line_text):
         if units == column:
             return index
-        units += 2 if ord(ch) > 0xFFFF else 1
+        units += _units(ch, encoding)
         if units > column:
-            raise PositionError(f"column {column} falls inside the UTF-16 surrogate pair of {ch!r} "
+            inside = "UTF-16 surrogate pair" if encoding == "utf-16" else "UTF-8 sequence"
+            raise PositionError(f"column {column} falls inside the {inside} of {ch!r} "
                                 f"(character {index} of the line)")
     return len(line_text)
 
 
-def to_offset(text: str, line: int, column: int, starts: list[int] | None = None) -> int:
+def to_offset(text: str, line: int, column: int, starts: list[int] | None = None,
+              encoding: str = "utf-16") -> int:
     """String offset of an LSP position.
 
     A line past the last one is an error (the client and server disagree about the text); a column
@@ -67,28 +84,32 @@ def to_offset(text: str, line: int, column: int, starts: list[int] | None = None
     if line >= len(starts):
         raise PositionError(f"line {line} is past the end of the document ({len(starts)} lines)")
     start, end = starts[line], _line_end(text, starts, line)
-    return start + column_to_index(text[start:end], column)
+    return start + column_to_index(text[start:end], column, encoding)
 
 
-def to_position(text: str, offset: int, starts: list[int] | None = None) -> tuple[int, int]:
-    """LSP (line, UTF-16 column) of a string offset."""
+def to_position(text: str, offset: int, starts: list[int] | None = None,
+                encoding: str = "utf-16") -> tuple[int, int]:
+    """LSP (line, column) of a string offset."""
     if not 0 <= offset <= len(text):
         raise PositionError(f"offset {offset} is outside the document (length {len(text)})")
     starts = starts if starts is not None else line_starts(text)
     line = bisect_right(starts, offset) - 1
     # An offset between "\r" and "\n" belongs to the line the "\r\n" ends.
-    return line, utf16_length(text[starts[line]:offset])
+    return line, unit_length(text[starts[line]:offset], encoding)
 
 
 class LineIndex:
     """Line starts of one text, computed once so that a 5 MB document is not rescanned per request."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, encoding: str = "utf-16"):
+        if encoding not in ENCODINGS:
+            raise ValueError(f"position encoding {encoding!r} is not one of {ENCODINGS}")
         self.text = text
+        self.encoding = encoding
         self.starts = line_starts(text)
 
     def offset(self, line: int, column: int) -> int:
-        return to_offset(self.text, line, column, self.starts)
+        return to_offset(self.text, line, column, self.starts, self.encoding)
 
     def position(self, offset: int) -> tuple[int, int]:
-        return to_position(self.text, offset, self.starts)
+        return to_position(self.text, offset, self.starts, self.encoding)

@@ -32,6 +32,7 @@ class CompletionSettings:
     suffix_chars: int = 1000        # prompt window after the cursor
     cross_file: bool = True         # prepend declarations from imported workspace files
     cache_size: int = 256
+    timeout_s: float = 30.0         # a model that has not answered by then gets RequestFailed
 
 
 @dataclass
@@ -44,11 +45,13 @@ class ActionSettings:
     edit_threshold: float = 0.1     # re-mask tokens the model gives less than this probability
     max_rounds: int = 4
     max_tokens: int = 256
+    validate: bool = True           # drop changes that add syntax errors (fixes must remove some)
 
 
 @dataclass
 class HoverSettings:
     enabled: bool = True
+    doubt: bool = True              # also offer fix-ups where the model doubts a token (not only syntax errors)
 
 
 @dataclass

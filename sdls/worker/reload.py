@@ -54,7 +54,7 @@ class ModelReloader:
     """Watches `model_dir`; after changes settle, validates and loads, then calls `install(engine)`."""
 
     def __init__(self, model_dir: str | Path, load: Callable[[Path], Any], install: Callable[[Any], None],
-                 validate: Callable[[Path], Any], delay_s: float = 1.0):
+                 validate: Callable[[Path], list[str]], delay_s: float = 1.0):
         self.model_dir = Path(model_dir)
         self.load, self.install, self.validate = load, install, validate
         self.reloads = 0
@@ -73,7 +73,9 @@ class ModelReloader:
 
     def _reload(self) -> None:
         try:
-            self.validate(self.model_dir)
+            problems = self.validate(self.model_dir)   # [] = loadable; checked before touching weights
+            if problems:
+                raise ValueError("; ".join(problems))
             engine = self.load(self.model_dir)
         except Exception as exc:
             message = f"new checkpoint in {self.model_dir} rejected, still serving the previous model: {exc}"

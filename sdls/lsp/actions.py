@@ -1,0 +1,205 @@
+"""Code actions, the core: what can be offered at a range (cheap, no model) and what each one
+computes when the editor resolves it (the model runs only then).
+
+"Rewrite selection"        revise the selected text where the model doubts it
+"Fill in stubs"            fill every stub of the document, declarations before uses (plan_blocks waves)
+"Regenerate function body" infill the body of the function around the cursor
+"Fix this error"           revise the lines of a syntax error with the error span re-masked
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sdls.syntax import SyntaxDocument, find_holes, plan_blocks, syntax_errors
+from sdls.syntax.diagnostics import Hole, SyntaxIssue
+from sdls_model.jobs import DecodeSettings, TextEdit
+
+from .completion import Backend
+from .edits import Budget, NoChange, added_errors, infill_region, revise_region, with_edits
+from .settings import ActionSettings
+
+REWRITE, QUICKFIX = "refactor.rewrite", "quickfix"
+FILLABLE = ("pass", "ellipsis", "not_implemented", "empty_body")   # TODO comments stay: they are notes
+_FUNCTIONS = {"function_definition", "function_declaration", "method_definition", "function_expression",
+              "arrow_function", "method_declaration", "func_literal", "function_item",
+              "generator_function_declaration"}
+
+Progress = Callable[[str, int], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Offer:
+    action: str          # "rewrite" | "fill_stubs" | "regenerate" | "fix"
+    title: str
+    kind: str            # LSP code action kind
+    start: int           # the range it works on (document offsets)
+    end: int
+    issue: SyntaxIssue | None = None
+
+
+def function_body_at(doc: SyntaxDocument, offset: int) -> tuple[int, int, str] | None:
+    """(start, end, name) of the region holding the body of the innermost function around `offset`."""
+    node = doc.node_at(offset) if doc.tree is not None else None
+    while node is not None and node.type not in _FUNCTIONS:
+        node = node.parent
+    if node is None:
+        return None
+    body = node.child_by_field_name("body")
+    if body is None:
+        return None
+    start, end = doc.node_range(body)
+    if doc.text[start:start + 1] == "{" and doc.text[end - 1:end] == "}":
+        start, end = start + 1, end - 1        # keep the braces, regenerate what is inside
+    name_node = node.child_by_field_name("name")
+    name = name_node.text.decode("utf-8", "replace") if name_node is not None else "<anonymous>"
+    return start, end, name
+
+
+def hole_region(doc: SyntaxDocument, hole: Hole) -> tuple[int, int]:
+    if hole.kind == "empty_body" and doc.text[hole.start:hole.start + 1] == "{":
+        return hole.start + 1, hole.end - 1
+    return hole.start, hole.end
+
+
+def offer_actions(doc: SyntaxDocument, start: int, end: int, settings: ActionSettings) -> list[Offer]:
+    if not settings.enabled:
+        return []
+    offers: list[Offer] = []
+    if settings.fix:
+        for issue in syntax_errors(doc):
+            if issue.start <= end and max(issue.end, issue.start + 1) >= start:
+                offers.append(Offer("fix", f"Fix this error: {issue.message}", QUICKFIX, issue.start, issue.end, issue))
+                break
+    if settings.rewrite and end > start:
+        offers.append(Offer("rewrite", "Rewrite selection", REWRITE, start, end))
+    if settings.fill_stubs:
+        holes = [h for h in find_holes(doc) if h.kind in FILLABLE]
+        if holes:
+            title = "Fill in stub" if len(holes) == 1 else f"Fill in {len(holes)} stubs"
+            offers.append(Offer("fill_stubs", title, REWRITE, holes[0].start, holes[-1].end))
+    if settings.regenerate:
+        body = function_body_at(doc, start)
+        if body is not None:
+            offers.append(Offer("regenerate", f"Regenerate body of {body[2]}", REWRITE, body[0], body[1]))
+    return offers
+
+
+async def _report(progress: Progress | None, message: str, percent: int) -> None:
+    if progress is not None:
+        maybe = progress(message, percent)
+        if asyncio.iscoroutine(maybe):
+            await maybe
+
+
+async def resolve_offer(doc: SyntaxDocument, offer: Offer, *, backend: Backend, settings: ActionSettings,
+                        decode: DecodeSettings, budget: Budget, validate: bool = True,
+                        progress: Progress | None = None) -> list[TextEdit]:
+    """Run the model for `offer` and return its edits (document offsets); NoChange if nothing usable."""
+    if offer.action == "rewrite":
+        edits = await revise_region(doc, offer.start, offer.end, backend=backend, settings=decode, budget=budget,
+                                    edit_threshold=settings.edit_threshold, max_rounds=settings.max_rounds)
+    elif offer.action == "fix":
+        return await fix_issue(doc, offer.issue, backend=backend, settings=settings, decode=decode,
+                               budget=budget, validate=validate)
+    elif offer.action == "regenerate":
+        edits = [await infill_region(doc, offer.start, offer.end, backend=backend, settings=decode, budget=budget)]
+    elif offer.action == "fill_stubs":
+        edits = await fill_stubs(doc, backend=backend, decode=decode, budget=budget, progress=progress)
+    else:
+        raise ValueError(f"unknown action {offer.action!r}")
+    if not edits:
+        raise NoChange("the model proposes no change here")
+    if validate and added_errors(doc, edits) > 0:
+        raise NoChange("the model's change would add syntax errors; nothing applied")
+    return edits
+
+
+async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSettings, budget: Budget,
+                     progress: Progress | None = None) -> list[TextEdit]:
+    """Fill every stub, one plan_blocks wave at a time: a wave's holes decode together (one batch in
+    the worker), and later waves see the code earlier waves wrote."""
+    holes = [h for h in find_holes(doc) if h.kind in FILLABLE]
+    if not holes:
+        raise NoChange("no stubs to fill")
+    waves = hole_waves(doc, holes)
+    done: list[TextEdit] = []      # in original document offsets
+    for number, wave in enumerate(waves):
+        await _report(progress, f"wave {number + 1}/{len(waves)}: {len(wave)} stub(s)", 100 * number // len(waves))
+        current = with_edits(doc, done)
+        shifted = [_shift(hole_region(doc, holes[i]), done) for i in wave]
+        results = await asyncio.gather(*[
+            infill_region(current, s, e, backend=backend, settings=decode, budget=budget) for s, e in shifted],
+            return_exceptions=True)
+        for i, (s, e), result in zip(wave, shifted, results):
+            if isinstance(result, NoChange):
+                continue                       # leave that stub as it is; the others still count
+            if isinstance(result, BaseException):
+                raise result
+            start, end = hole_region(doc, holes[i])
+            # result is in `current` offsets; its end may reach past the hole over trailing closers.
+            done.append(TextEdit(start, end + (result.end - e), result.new_text))
+    await _report(progress, "done", 100)
+    return sorted(done, key=lambda t: t.start)
+
+
+def _shift(span: tuple[int, int], applied: list[TextEdit]) -> tuple[int, int]:
+    """Where an original-document span lies after `applied` (edits that do not overlap it)."""
+    delta = sum(len(t.new_text) - (t.end - t.start) for t in applied if t.end <= span[0])
+    return span[0] + delta, span[1] + delta
+
+
+def hole_waves(doc: SyntaxDocument, holes: list[Hole]) -> list[list[int]]:
+    """Hole indices grouped in waves by the def-use plan of the code around them.
+
+    The plan covers one region from the first to the last enclosing definition, so it is split at
+    the level of those definitions: a stub in `class Circle(Shape)` waits for the stubs of `Shape`,
+    and one in `def area(c: Circle)` for those of `Circle`.
+    """
+    region = (min(h.enclosing_start for h in holes), max(h.enclosing_end for h in holes))
+    plan = plan_blocks(doc, [region])
+    wave_of_block = plan.wave_of()
+    waves: dict[int, list[int]] = {}
+    for i, hole in enumerate(holes):
+        block = next((b for b, blk in enumerate(plan.blocks) if blk.start <= hole.start and hole.end <= blk.end), None)
+        waves.setdefault(wave_of_block[block] if block is not None else 0, []).append(i)
+    return [waves[w] for w in sorted(waves)]
+
+
+def issue_at(doc: SyntaxDocument, offset: int) -> SyntaxIssue | None:
+    for issue in syntax_errors(doc):
+        if issue.start <= offset <= max(issue.end, issue.start + 1):
+            return issue
+    return None
+
+
+def issue_region(doc: SyntaxDocument, issue: SyntaxIssue, max_lines: int = 8) -> tuple[int, int]:
+    """The whole lines an error touches (at most `max_lines` of them): the unit a fix revises."""
+    start = doc.text.rfind("\n", 0, issue.start) + 1
+    end = doc.text.find("\n", max(issue.end, issue.start))
+    end = len(doc.text) if end < 0 else end
+    cap = start
+    for _ in range(max_lines):
+        nxt = doc.text.find("\n", cap + 1 if cap > start else cap)
+        if nxt < 0:
+            return start, end
+        cap = nxt
+    return start, min(end, cap)
+
+
+async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend, settings: ActionSettings,
+                    decode: DecodeSettings, budget: Budget, validate: bool = True) -> list[TextEdit]:
+    start, end = issue_region(doc, issue)
+    # Re-mask the error's first line (an unclosed bracket's ERROR node can run to the end of the
+    # file); the engine re-masks whatever else it doubts in the region by itself.
+    first_line_end = doc.text.find("\n", issue.start)
+    mark_end = min(issue.end, first_line_end if first_line_end >= 0 else issue.end)
+    mark = (issue.start, mark_end) if mark_end > issue.start else (max(start, issue.start - 1), min(end, issue.start + 1))
+    edits = await revise_region(doc, start, end, backend=backend, settings=decode, budget=budget, marked=[mark],
+                                edit_threshold=settings.edit_threshold, max_rounds=settings.max_rounds)
+    if not edits:
+        raise NoChange("the model proposes no change for this error")
+    if validate and added_errors(doc, edits) >= 0:
+        raise NoChange("the model's proposal does not reduce the syntax errors")
+    return edits

@@ -1,0 +1,251 @@
+"""Cross-file context: the declarations of workspace files that a document imports.
+
+Declarations are signatures only (a function's header, a class with its method headers), extracted
+with tree-sitter and cached per file. A watchdog observer over the workspace (ignoring .git,
+virtualenvs, node_modules and caches) drops a changed file's entry after a debounce, so the index
+stays current without re-parsing on every save burst. Files are parsed only when some open
+document imports them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Callable
+
+from sdls.syntax import SyntaxDocument, language_for
+
+log = logging.getLogger(__name__)
+
+IGNORED_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".env", "__pycache__", ".tox",
+                ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", "dist", "build", "target"}
+MAX_FILE_BYTES = 512 * 1024
+_PY_FROM = re.compile(r"^\s*from\s+(\.*)([\w.]*)\s+import\s+([^#\n]+)", re.M)
+_PY_IMPORT = re.compile(r"^\s*import\s+([\w.]+(?:\s*,\s*[\w.]+)*)", re.M)
+_JS_IMPORT = re.compile(r"""(?:from\s+|require\(\s*|import\(\s*)['"](\.{1,2}/[^'"]+)['"]""")
+_LUA_REQUIRE = re.compile(r"""require\s*\(?\s*['"]([\w.]+)['"]""")
+_JS_EXTENSIONS = ("", ".ts", ".tsx", ".js", ".jsx", ".mjs", "/index.ts", "/index.js")
+_BODY_FIELDS = ("body", "block")
+_DECLARATIONS = {
+    "python": {"function_definition", "class_definition", "decorated_definition"},
+    "javascript": {"function_declaration", "class_declaration", "export_statement", "generator_function_declaration"},
+    "typescript": {"function_declaration", "class_declaration", "export_statement", "interface_declaration",
+                   "type_alias_declaration"},
+    "go": {"function_declaration", "method_declaration", "type_declaration"},
+    "rust": {"function_item", "struct_item", "enum_item", "trait_item", "impl_item"},
+    "lua": {"function_declaration"},
+}
+_DECLARATIONS["tsx"] = _DECLARATIONS["typescript"]
+
+
+def is_ignored(path: Path, root: Path) -> bool:
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return True
+    return any(part in IGNORED_DIRS for part in parts[:-1])
+
+
+# -- pure parts: what a file declares, what a file imports ---------------------------------------
+def _head(doc: SyntaxDocument, node) -> str | None:
+    """A definition's text up to its body; None if it has no body (then the whole text is the head)."""
+    body = next((node.child_by_field_name(f) for f in _BODY_FIELDS if node.child_by_field_name(f) is not None), None)
+    if body is None:
+        return None
+    return doc.text[doc.node_range(node)[0]:doc.node_range(body)[0]].rstrip()
+
+
+def _stub(head: str, language: str) -> str:
+    return head + {"python": " ...", "lua": " ... end"}.get(language, " { ... }")
+
+
+_CLASSES = {"class_definition", "class_declaration", "impl_item", "trait_item"}
+_METHODS = {"function_definition", "method_definition", "function_item"}
+_FUNCTION_LIKE = _METHODS | {"function_declaration", "method_declaration", "generator_function_declaration"}
+
+
+def declarations(text: str, language: str) -> list[str]:
+    """Top-level signatures of a file (classes with their method headers and short field lines)."""
+    doc = SyntaxDocument(text, language)
+    if doc.tree is None:
+        return []
+    kinds = _DECLARATIONS.get(language, set())
+    out: list[str] = []
+    for node in doc.tree.root_node.children:
+        if node.type not in kinds:
+            continue
+        start = doc.node_range(node)[0]     # decorators and `export` stay in the signature
+        inner = node
+        if node.type in ("decorated_definition", "export_statement"):
+            inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration") or node
+        head = _head(doc, inner)
+        if head is None:
+            whole = doc.text[start:doc.node_range(node)[1]]
+            if len(whole) <= 200:
+                out.append(whole)
+            continue
+        head = doc.text[start:doc.node_range(inner)[0]] + head
+        whole = doc.text[start:doc.node_range(node)[1]]
+        if inner.type not in _CLASSES and inner.type not in _FUNCTION_LIKE and len(whole) <= 400:
+            out.append(whole)           # structs, interfaces, types: their fields are the declaration
+            continue
+        if inner.type not in _CLASSES:
+            out.append(_stub(head, language))
+            continue
+        members = []
+        for child in inner.child_by_field_name("body").named_children:
+            target = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
+            if target is not None and target.type in _METHODS:
+                member_head = _head(doc, target)
+                if member_head is not None:
+                    members.append("    " + _stub(member_head, language))
+            elif child.type in ("expression_statement", "assignment", "field_definition", "public_field_definition") \
+                    and "\n" not in doc.text[slice(*doc.node_range(child))]:
+                members.append("    " + doc.text[slice(*doc.node_range(child))])
+        if language == "python":
+            out.append("\n".join([head, *(members or ["    ..."])]))
+        else:
+            out.append("\n".join([head + " {", *members, "}"]))
+    return out
+
+
+def imported_paths(text: str, language: str | None, path: Path, roots: list[Path]) -> list[Path]:
+    """Workspace files `text` (the file at `path`) imports, in import order, existing files only."""
+    found: list[Path] = []
+
+    def add(candidate: Path) -> None:
+        if candidate.is_file() and candidate not in found and candidate != path:
+            found.append(candidate)
+
+    if language == "python":
+        for dots, module, names in _PY_FROM.findall(text):
+            bases = [path.parent] if dots else roots
+            for base in bases:
+                for _ in range(max(0, len(dots) - 1)):
+                    base = base.parent
+                mod_dir = base.joinpath(*module.split(".")) if module else base
+                add(mod_dir.with_suffix(".py")) if module else None
+                add(mod_dir / "__init__.py")
+                for name in re.findall(r"\w+", names.split(" as ")[0] if "(" not in names else names):
+                    add(mod_dir / f"{name}.py")
+        for group in _PY_IMPORT.findall(text):
+            for module in (m.strip() for m in group.split(",")):
+                for base in roots:
+                    mod_path = base.joinpath(*module.split("."))
+                    add(mod_path.with_suffix(".py"))
+                    add(mod_path / "__init__.py")
+    elif language in ("javascript", "typescript", "tsx"):
+        for spec in _JS_IMPORT.findall(text):
+            for ext in _JS_EXTENSIONS:
+                candidate = (path.parent / (spec + ext)).resolve()
+                if candidate.is_file():
+                    add(candidate)
+                    break
+    elif language == "lua":
+        for module in _LUA_REQUIRE.findall(text):
+            for base in roots:
+                add(base.joinpath(*module.split(".")).with_suffix(".lua"))
+    return found
+
+
+# -- the index: cached declarations, invalidated by a debounced watcher ----------------------------
+class DeclarationIndex:
+    def __init__(self, roots: list[Path], open_text: Callable[[Path], str | None] | None = None,
+                 debounce_s: float = 0.3):
+        self.roots = [Path(r).resolve() for r in roots]
+        self.open_text = open_text or (lambda _path: None)   # unsaved editor buffers win over disk
+        self.debounce_s = debounce_s
+        self._cache: dict[Path, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+        self._dirty: set[Path] = set()
+        self._timer: threading.Timer | None = None
+        self._observer = None
+        self.invalidations = 0
+
+    def declarations_of(self, path: Path) -> list[str]:
+        path = path.resolve()
+        language = language_for(str(path))
+        if language is None:
+            return []
+        text = self.open_text(path)
+        if text is not None:
+            return declarations(text, language)
+        with self._lock:
+            cached = self._cache.get(path)
+        if cached is not None and self._observer is not None:
+            return cached[1]           # the watcher drops entries that change: no stat per keystroke
+        try:
+            stat = path.stat()
+            if cached is not None and cached[0] == stat.st_mtime:
+                return cached[1]
+            if stat.st_size > MAX_FILE_BYTES:
+                return []
+            found = declarations(path.read_text(encoding="utf-8"), language)
+        except (OSError, UnicodeDecodeError):
+            return []
+        with self._lock:
+            self._cache[path] = (stat.st_mtime, found)
+        return found
+
+    def context_for(self, text: str, path: Path | None, language: str | None) -> list[tuple[str, list[str]]]:
+        """(relative name, declarations) of every workspace file the document imports."""
+        if path is None or not self.roots:
+            return []
+        out = []
+        for imported in imported_paths(text, language, path.resolve(), self.roots):
+            if any(imported.is_relative_to(root) and is_ignored(imported, root) for root in self.roots):
+                continue
+            decls = self.declarations_of(imported)
+            if decls:
+                root = next((r for r in self.roots if imported.is_relative_to(r)), imported.parent)
+                out.append((str(imported.relative_to(root)), decls))
+        return out
+
+    # -- watching ---------------------------------------------------------------------------------
+    def start_watching(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        index = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event) -> None:
+                if event.event_type in ("opened", "closed_no_write") or event.is_directory:
+                    return
+                for raw in (event.src_path, getattr(event, "dest_path", "")):
+                    if raw:
+                        index._changed(Path(os.fsdecode(raw)))
+
+        self._observer = Observer()
+        for root in self.roots:
+            if root.is_dir():
+                self._observer.schedule(Handler(), str(root), recursive=True)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def _changed(self, path: Path) -> None:
+        if any(is_ignored(path, root) for root in self.roots):
+            return
+        with self._lock:
+            self._dirty.add(path.resolve())
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.debounce_s, self._flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for path in dirty:
+                if self._cache.pop(path, None) is not None:
+                    self.invalidations += 1
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
