@@ -78,16 +78,18 @@ function M.check()
     health.info("no sdls server running now; open a " .. cfg.filetypes[1] .. " file and run :checkhealth sdls again to see the model and device")
     return
   end
-  local status_mod = require("sdls.status")
+  local status = require("sdls.status")
   for _, client in ipairs(clients) do
-    local status, err = status_mod.server_status(client, 10000)
-    if status then
-      health.ok(("server %d running: model %s, device %s"):format(client.id, tostring(status.model), tostring(status.device)))
-      if status.model_loaded == false then
-        health.warn("the model is not loaded yet: " .. tostring(status.error or "loading"), { "Wait for the first completion, or check :SdlsLog" })
-      end
+    local stats, err = status.server_stats(client, 10000)
+    if not stats then
+      health.warn(("server %d running; no stats: %s"):format(client.id, tostring(err)), { "Check :SdlsLog" })
     else
-      health.warn(("server %d running; no status: %s"):format(client.id, tostring(err)), { "Check :SdlsLog" })
+      local sum = status.summary(stats)
+      if sum.model_loaded then
+        health.ok(("server %d running: model %s on %s"):format(client.id, sum.model, tostring(sum.device)))
+      else
+        health.info(("server %d running; the model loads on the first completion (then shows here)"):format(client.id))
+      end
     end
   end
 end

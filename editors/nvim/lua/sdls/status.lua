@@ -4,22 +4,15 @@ local compat = require("sdls.compat")
 
 local M = {}
 
-M.COMMAND = "sdls.status"
+-- The server answers this request with counters, latencies and the worker's model description.
+M.METHOD = "sdls/stats"
 
-local function advertises(client, command)
-  local provider = client.server_capabilities and client.server_capabilities.executeCommandProvider
-  return provider ~= nil and vim.tbl_contains(provider.commands or {}, command)
-end
-
---- Ask a running server for its status (blocking, up to timeout_ms). Returns a table or nil, err.
-function M.server_status(client, timeout_ms)
-  if not advertises(client, M.COMMAND) then
-    return nil, "the server does not offer " .. M.COMMAND
-  end
+--- Ask a running server for its stats (blocking, up to timeout_ms). Returns the answer or nil, err.
+function M.server_stats(client, timeout_ms)
   local request_sync = compat.has_011 and function(...)
     return client:request_sync(...)
   end or client.request_sync
-  local answer, err = request_sync("workspace/executeCommand", { command = M.COMMAND, arguments = {} }, timeout_ms or 5000, 0)
+  local answer, err = request_sync(M.METHOD, vim.empty_dict(), timeout_ms or 5000, 0)
   if not answer then
     return nil, err or "no answer"
   end
@@ -27,6 +20,27 @@ function M.server_status(client, timeout_ms)
     return nil, answer.err.message
   end
   return answer.result
+end
+
+--- The fields :SdlsStatus shows, from a sdls/stats answer (missing parts stay nil).
+function M.summary(stats)
+  local model = vim.tbl_get(stats, "worker_info", "model") or {}
+  local counters = stats.counters or {}
+  local latencies = stats.latencies_ms or {}
+  local last = stats.last_completion or {}
+  return {
+    model = model.model,
+    model_loaded = model.model ~= nil,
+    device = model.device,
+    dtype = model.dtype,
+    parameters = model.parameters,
+    server_latency_ms = latencies[#latencies],
+    tokens_per_forward = last.tokens_per_forward,
+    completions = counters.inline_completion,
+    cancelled = (counters.cancelled or 0) + (counters.superseded or 0),
+    server_rss_mb = stats.rss_mb,
+    worker_rss_mb = vim.tbl_get(stats, "worker", "rss_mb"),
+  }
 end
 
 local function format_value(v)
@@ -46,15 +60,22 @@ function M.lines()
   for _, client in ipairs(clients) do
     local info = client.server_info or {}
     table.insert(out, ("server: %s %s (client %d, root %s)"):format(info.name or "?", info.version or "", client.id, client.config.root_dir or "-"))
-    local status, err = M.server_status(client, 5000)
-    if status then
-      local keys = vim.tbl_keys(status)
-      table.sort(keys)
-      for _, key in ipairs(keys) do
-        table.insert(out, ("  %s: %s"):format(key, format_value(status[key])))
+    local stats, err = M.server_stats(client, 5000)
+    if stats then
+      local sum = M.summary(stats)
+      local function add(label, value, unit)
+        table.insert(out, ("  %s: %s%s"):format(label, value == nil and "-" or format_value(value), value ~= nil and unit or ""))
       end
+      add("model", sum.model_loaded and sum.model or "not loaded yet (loads on the first request)", "")
+      add("device", sum.device, sum.dtype and (" (" .. sum.dtype .. ")") or "")
+      add("parameters", sum.parameters, "")
+      add("last server latency", sum.server_latency_ms, " ms")
+      add("tokens per forward", sum.tokens_per_forward, "")
+      add("completions", sum.completions, "")
+      add("cancelled", sum.cancelled, "")
+      add("memory", sum.server_rss_mb, " MB server" .. (sum.worker_rss_mb and (", " .. format_value(sum.worker_rss_mb) .. " MB worker") or ""))
     else
-      table.insert(out, "  server status: " .. tostring(err))
+      table.insert(out, "  server stats: " .. tostring(err))
     end
   end
   local stats = require("sdls.inline").stats
