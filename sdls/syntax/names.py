@@ -72,8 +72,7 @@ def _py_statement(node: Node, in_class: bool) -> Names:
     names = Names()
     bound = _py_level_bindings(node)
     names.defines = {f"self.{n}" for n in bound} if in_class else set(bound)
-    names.defines |= _py_self_attributes(node)
-    _py_reads(node, set(), names.uses)
+    _py_reads(node, set(), names.uses, self_attributes=names.defines)
     return names
 
 
@@ -139,33 +138,6 @@ def _py_targets(node: Node | None) -> set[str]:
     return out
 
 
-def _py_self_attributes(node: Node) -> set[str]:
-    """`self.x` for every `self.x = ...` (or augmented/annotated) anywhere inside."""
-    out: set[str] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.type == "assignment":
-            out |= _py_attribute_targets(n.child_by_field_name("left"))
-        stack.extend(c for c in n.children if c.is_named)
-    return out
-
-
-def _py_attribute_targets(node: Node | None) -> set[str]:
-    if node is None:
-        return set()
-    if node.type == "attribute":
-        obj = node.child_by_field_name("object")
-        if obj is not None and obj.type == "identifier" and _text(obj) == "self":
-            return {f"self.{_text(node.child_by_field_name('attribute'))}"}
-        return set()
-    out: set[str] = set()
-    if node.type in ("pattern_list", "tuple_pattern", "list_pattern", "tuple", "list"):
-        for child in node.named_children:
-            out |= _py_attribute_targets(child)
-    return out
-
-
 def _py_parameter_names(params: Node) -> set[str]:
     out: set[str] = set()
     for p in params.named_children:
@@ -181,8 +153,10 @@ def _py_parameter_names(params: Node) -> set[str]:
     return out
 
 
-def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False) -> None:
-    """Add every name read under `root` that is not bound in an enclosing nested scope.
+def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False,
+              self_attributes: set[str] | None = None) -> None:
+    """Add every name read under `root` that is not bound in an enclosing nested scope; with
+    `self_attributes`, also collect `self.x` for every `self.x = ...` on the way (one walk, not two).
 
     An explicit stack, not recursion: generated code can nest expressions thousands deep."""
     # (node, names bound by enclosing nested scopes, how to read it: "load" | "params" | "store")
@@ -202,7 +176,10 @@ def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False)
         if mode == "store":  # inside an assignment target: `a[i] = ...` reads a and i, `a.b = ...` reads a
             if t == "attribute":
                 obj = node.child_by_field_name("object")
-                if obj is not None and not (obj.type == "identifier" and _text(obj) == "self"):
+                if obj is not None and obj.type == "identifier" and _text(obj) == "self":
+                    if self_attributes is not None:
+                        self_attributes.add(f"self.{_text(node.child_by_field_name('attribute'))}")
+                elif obj is not None:
                     push((obj, bound, "load"))
             elif t == "subscript":
                 push((node, bound, "load"))

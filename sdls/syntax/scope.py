@@ -56,14 +56,13 @@ def completion_scope(doc: SyntaxDocument, offset: int, invoked: bool) -> Complet
     replace_end = offset + len(after.rstrip()) if after.strip() and _only_closers(after) else offset
     if doc.language is None:
         return CompletionScope(LINE, replace_end, "plain text", line_indent)
-    unit = _indent_unit(doc)
     if (after.strip() == "" or _only_closers(after)) and _ends_block_header(doc, offset, before):
-        return CompletionScope(BLOCK, offset, "end of a block header", line_indent + unit)
+        return CompletionScope(BLOCK, offset, "end of a block header", line_indent + _indent_unit(doc))
     if not before.strip() and not after.strip():
         header_indent = _empty_body_header(doc, line_start, line_end)
         if header_indent is not None:
             # the user's own indentation wins when it is already deeper than the header's
-            indent = before if len(before) > len(header_indent) else header_indent + unit
+            indent = before if len(before) > len(header_indent) else header_indent + _indent_unit(doc)
             return CompletionScope(BLOCK, offset, "empty block body", indent)
     return CompletionScope(LINE, replace_end, "single line", line_indent)
 
