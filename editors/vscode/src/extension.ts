@@ -4,9 +4,10 @@ import * as vscode from 'vscode';
 import { LanguageClient } from 'vscode-languageclient/node';
 import { documentSelector, serverCommand, serverSettings } from './config';
 import { inlineCompletionMiddleware, Toggle } from './middleware';
-import { fromServerStatus, StatusState, statusText } from './status';
+import { fromServerStats, StatusState, statusText } from './status';
 
-const STATUS_COMMAND = 'sdls.status';
+const STATS_REQUEST = 'sdls/stats';
+const STATS_EVERY_MS = 2000;
 let client: LanguageClient | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
@@ -21,18 +22,30 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     item.show();
   };
 
+  // The model loads on the first completion; ask the server again after completions, not too often.
+  let lastStats = 0;
+  const refreshStats = async () => {
+    if (client?.isRunning() && Date.now() - lastStats >= STATS_EVERY_MS) {
+      lastStats = Date.now();
+      show(await askStats(client));
+    }
+  };
+
   const start = async () => {
     const cfg = vscode.workspace.getConfiguration('sdls');
     client = new LanguageClient('sdls', 'sdls', serverCommand(cfg.get<string>('pythonPath')), {
       documentSelector: documentSelector(cfg.get<string[]>('languages')),
       initializationOptions: serverSettings(cfg),
       outputChannel: output,
-      middleware: inlineCompletionMiddleware(toggle, (ms) => show({ latencyMs: ms })),
+      middleware: inlineCompletionMiddleware(toggle, (ms) => {
+        show({ latencyMs: ms });
+        void refreshStats();
+      }),
     });
     show({ running: false, error: undefined });
     try {
       await client.start();
-      show({ running: true, ...(await askStatus(client)) });
+      show({ running: true, ...(await askStats(client)) });
     } catch (err) {
       show({ error: `the server did not start: ${err instanceof Error ? err.message : String(err)}` });
     }
@@ -55,21 +68,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         await vscode.commands.executeCommand('sdls.restart');
       } else if (event.affectsConfiguration('sdls') && client?.isRunning()) {
         await client.sendNotification('workspace/didChangeConfiguration', { settings: serverSettings(vscode.workspace.getConfiguration('sdls')) });
-        show(await askStatus(client));
+        show(await askStats(client));
       }
     }),
   );
   await start();
 }
 
-/** The server's own account of model, device and tokens per forward, if it offers one. */
-async function askStatus(c: LanguageClient): Promise<Partial<StatusState>> {
-  const commands = c.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
-  if (!commands.includes(STATUS_COMMAND)) {
-    return {};
-  }
+/** The server's own account of model, device and tokens per forward (empty if it cannot tell). */
+async function askStats(c: LanguageClient): Promise<Partial<StatusState>> {
   try {
-    return fromServerStatus(await c.sendRequest('workspace/executeCommand', { command: STATUS_COMMAND, arguments: [] }));
+    const got = fromServerStats(await c.sendRequest(STATS_REQUEST, {}));
+    // Keep what is already shown when the server does not know yet (model not loaded).
+    return Object.fromEntries(Object.entries(got).filter(([, v]) => v !== undefined));
   } catch {
     return {};
   }

@@ -36,17 +36,18 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   return { text: `$(sparkle) sdls ${parts.join(' · ')}`, tooltip: lines.join('\n') };
 }
 
-/** Pull model / device / tokens-per-forward out of the server's status answer (unknown shapes ignored). */
-export function fromServerStatus(answer: unknown): Partial<StatusState> {
-  if (!answer || typeof answer !== 'object') {
-    return {};
-  }
-  const a = answer as Record<string, unknown>;
+/** Model, device and tokens per forward from the server's `sdls/stats` answer (unknown shapes ignored). */
+export function fromServerStats(answer: unknown): Partial<StatusState> {
+  const obj = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const stats = obj(answer);
+  const model = obj(obj(stats.worker_info).model);
+  const path = text(model.model);
   return {
-    model: text(a.model),
-    device: text(a.device),
-    tokensPerForward: num(a.tokens_per_forward ?? a.tokensPerForward),
+    // The model is named by its folder; the last part is what fits in a status bar.
+    model: path?.split(/[\\/]/).filter(Boolean).pop(),
+    device: text(model.device),
+    tokensPerForward: num(obj(stats.last_completion).tokens_per_forward),
   };
 }

@@ -45,7 +45,7 @@ test('status bar shows the model and device the server reports, then the measure
   const item = vscode.recorded.statusItems[0];
   assert.equal(item.text, '$(sparkle) sdls tiny-dlm · cpu');
   assert.equal(item.visible, true);
-  assert.deepEqual(clients[0].requests, [{ method: 'workspace/executeCommand', params: { command: 'sdls.status', arguments: [] } }]);
+  assert.deepEqual(clients[0].requests, [{ method: 'sdls/stats', params: {} }]);
   const mw = clients[0].clientOptions.middleware;
   await mw.provideInlineCompletionItems('d', 'p', 'c', { isCancellationRequested: false }, async () => new Promise((r) => setTimeout(() => r([]), 20)));
   assert.match(item.text as string, /^\$\(sparkle\) sdls tiny-dlm · cpu · \d+ ms$/);
@@ -96,4 +96,22 @@ test('a server that fails to start shows an error item that opens the log', asyn
   assert.equal(item.command, 'sdls.showLog');
   await vscode.commands.executeCommand('sdls.showLog');
   assert.equal(vscode.recorded.outputShown, 1);
+});
+
+test('the model shows up once the server has loaded it (after the first completion)', async () => {
+  const loaded = FakeLanguageClient.statsAnswer;
+  FakeLanguageClient.statsAnswer = { worker_info: null, counters: {} };
+  try {
+    await extension.activate(newContext());
+    const item = vscode.recorded.statusItems[0];
+    assert.equal(item.text, '$(sparkle) sdls model ? · device ?');
+    FakeLanguageClient.statsAnswer = loaded;
+    const mw = clients[0].clientOptions.middleware;
+    await mw.provideInlineCompletionItems('d', 'p', 'c', { isCancellationRequested: false }, async () => []);
+    await new Promise((r) => setImmediate(r));
+    assert.match(item.text as string, /^\$\(sparkle\) sdls tiny-dlm · cpu · \d+ ms$/);
+  } finally {
+    FakeLanguageClient.statsAnswer = loaded;
+    await extension.deactivate();
+  }
 });

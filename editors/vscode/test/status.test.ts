@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromServerStatus, statusText } from '../src/status';
+import { fromServerStats, statusText } from '../src/status';
 
 test('status text shows model, device and latency', () => {
   const check = (state: Parameters<typeof statusText>[0], text: string) => assert.equal(statusText(state).text, text);
@@ -17,9 +17,12 @@ test('tooltip carries tokens per forward and the error text', () => {
   assert.match(statusText({ running: true, enabled: true, error: 'spawn python3 ENOENT' }).tooltip, /spawn python3 ENOENT/);
 });
 
-test('server status answers: known fields taken, junk ignored', () => {
-  assert.deepEqual(fromServerStatus({ model: 'm', device: 'cpu', tokens_per_forward: 3 }), { model: 'm', device: 'cpu', tokensPerForward: 3 });
-  assert.deepEqual(fromServerStatus({ model: 7, device: '', tokensPerForward: 'x' }), { model: undefined, device: undefined, tokensPerForward: undefined });
-  assert.deepEqual(fromServerStatus(null), {});
-  assert.deepEqual(fromServerStatus('status'), {});
+test('server stats answers: model folder name, device, tokens per forward; junk ignored', () => {
+  const check = (answer: unknown, expected: object) => assert.deepEqual(fromServerStats(answer), expected);
+  check({ worker_info: { model: { model: '/home/u/models/tiny-dlm/', device: 'cuda:0' } }, last_completion: { tokens_per_forward: 3 } },
+    { model: 'tiny-dlm', device: 'cuda:0', tokensPerForward: 3 });
+  check({ worker_info: null, counters: {} }, { model: undefined, device: undefined, tokensPerForward: undefined });
+  check({ worker_info: { model: { model: 7, device: '' } }, last_completion: { tokens_per_forward: 'x' } },
+    { model: undefined, device: undefined, tokensPerForward: undefined });
+  check(null, { model: undefined, device: undefined, tokensPerForward: undefined });
 });

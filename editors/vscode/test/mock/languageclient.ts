@@ -6,8 +6,7 @@ export class FakeLanguageClient {
   stopped = false;
   notifications: { method: string; params: unknown }[] = [];
   requests: { method: string; params: unknown }[] = [];
-  initializeResult = { capabilities: { executeCommandProvider: { commands: ['sdls.status'] } } };
-  static statusAnswer: unknown = { model: 'tiny-dlm', device: 'cpu', tokens_per_forward: 2.5 };
+  static statsAnswer: unknown = { worker_info: { model: { model: '/models/tiny-dlm', device: 'cpu' } }, last_completion: { tokens_per_forward: 2.5 } };
   static failStart = false;
 
   constructor(
@@ -32,7 +31,7 @@ export class FakeLanguageClient {
   }
   async sendRequest(method: string, params: unknown): Promise<unknown> {
     this.requests.push({ method, params });
-    return FakeLanguageClient.statusAnswer;
+    return FakeLanguageClient.statsAnswer;
   }
   async sendNotification(method: string, params: unknown): Promise<void> {
     this.notifications.push({ method, params });
