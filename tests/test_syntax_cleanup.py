@@ -265,3 +265,11 @@ def test_keyword_arguments_line():
 def test_ts_line_with_semicolon_suffix():
     check("const x: number = f(█);\n", "1, 2);", "1, 2", language="typescript",
           result="const x: number = f(1, 2);\n")
+
+
+def test_crlf_document_gets_crlf_lines():
+    check("def f(x):█\r\n\r\nprint(1)\r\n", "\n    y = x\n    return y\n", "\r\n    y = x\r\n    return y")
+
+
+def test_crlf_document_replaces_closers_before_the_line_end():
+    check("x = foo(█)\r\n", "1)", "1)", result="x = foo(1)\r\n")

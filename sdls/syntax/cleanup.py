@@ -51,6 +51,8 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
     if not text.strip():
         why = cuts[-1] if cuts else "empty model output"
         return Cleaned("", offset, f"nothing left after clean-up ({why})")
+    if doc.text[line_end - 1:line_end + 1] == "\r\n" or doc.text[line_start - 2:line_start] == "\r\n":
+        text = text.replace("\n", "\r\n")  # keep the document's line endings
 
     added = added_errors(doc, offset, replace_end, text)
     if added is not None:
