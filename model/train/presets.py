@@ -1,0 +1,61 @@
+"""Named training setups: a model shape plus the training knobs that suit the hardware.
+
+"cpu" is what the shipped default model was trained with on a shared 2-core machine; "gpu" is the
+owed H100/H200 run (bf16, 27M parameters, rows of ~1k tokens, 32 rows per GPU, DDP-ready).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: dict                      # ModelConfig fields (vocab_size is set by the tokenizer)
+    train: dict                      # TrainConfig fields
+    vocab_size: int
+    tokenizer_bytes: int             # text the tokenizer trains on
+    corpus_bytes: int | None         # training text kept (None: all of it)
+    export_dtype: str = "float32"    # dtype of the shipped shards
+    eval_tasks: int = 100            # held-out and HumanEval infill tasks at the end
+    notes: str = ""
+    corpus_workers: int = 2
+
+
+PRESETS: dict[str, Preset] = {
+    # ~6.7M parameters: a 32-token block step costs a few ms on a laptop core, and an hour of one
+    # shared CPU core (~10M tokens) is enough to move such a model well past unigram statistics.
+    # An 8k vocabulary halves the embedding (most of the parameters at this size) and the softmax,
+    # and leaves fewer rare tokens that ~10M training tokens would barely update.
+    "cpu": Preset(
+        model=dict(d_model=256, n_layers=6, n_heads=4, n_kv_heads=2, ffn_size=768, block_size=32,
+                   max_seq_len=4096, tie_embeddings=True),
+        train=dict(batch_size=16, lr=2e-3, warmup_steps=60, context=256, span_blocks=3,
+                   continue_context=128, continue_blocks=6, eval_every=100, checkpoint_every=200,
+                   log_every=10, threads=2, dtype="float32", eval_batches=2,
+                   mix={"line": 0.4, "span": 0.2, "continue": 0.4}),
+        vocab_size=8192, tokenizer_bytes=24_000_000, corpus_bytes=60_000_000, export_dtype="float32",
+        eval_tasks=100, corpus_workers=2,
+        notes="2-core CPU, fp32, time-budgeted"),
+    # ~27.5M parameters (8 x 512, GQA 8/2, SwiGLU 1152, 16k vocab, tied). Rows of up to ~1k tokens
+    # (context 512 + 2 x 8 blocks for "continue" rows), 32 rows per GPU per step, bf16 autocast.
+    # At the ~700k tokens/s an H200 gives a model of this size, 7 minutes see ~300M tokens.
+    "gpu": Preset(
+        model=dict(d_model=512, n_layers=8, n_heads=8, n_kv_heads=2, ffn_size=1152, block_size=32,
+                   max_seq_len=4096, tie_embeddings=True),
+        train=dict(batch_size=32, lr=1.5e-3, warmup_steps=200, context=640, span_blocks=4,
+                   continue_context=384, continue_blocks=10, eval_every=500, checkpoint_every=2000,
+                   log_every=50, dtype="bfloat16", eval_batches=4, workers=10, steps=20000,
+                   mix={"line": 0.35, "span": 0.25, "continue": 0.4}),
+        vocab_size=16384, tokenizer_bytes=64_000_000, corpus_bytes=None, export_dtype="bfloat16",
+        eval_tasks=300, corpus_workers=14,
+        notes="one H100/H200 (or several under torchrun), bf16; --time-budget 420 for a <10 min run"),
+    # Seconds, for tests and smoke runs of the whole command.
+    "tiny": Preset(
+        model=dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=128, block_size=8,
+                   max_seq_len=1024),
+        train=dict(batch_size=4, lr=3e-3, warmup_steps=5, context=64, span_blocks=2, continue_context=32,
+                   continue_blocks=3, eval_every=10, checkpoint_every=20, log_every=5, eval_batches=1,
+                   steps=20),
+        vocab_size=512, tokenizer_bytes=2_000_000, corpus_bytes=2_000_000, eval_tasks=4, corpus_workers=1,
+        notes="smoke test"),
+}
