@@ -273,3 +273,8 @@ def test_crlf_document_gets_crlf_lines():
 
 def test_crlf_document_replaces_closers_before_the_line_end():
     check("x = foo(█)\r\n", "1)", "1)", result="x = foo(1)\r\n")
+
+
+def test_go_statement_in_a_broken_body_is_checked_inside_a_function():
+    check("package main\n\nfunc f() {\n\tx := g(█\n", "1)", "1)", language="go")
+    check("package main\n\nfunc f() {\n\tx := g(█\n", "1 +* )", Rejected("syntax error"), language="go")

@@ -13,10 +13,11 @@ from .diagnostics import SyntaxIssue, syntax_errors
 from .document import SyntaxDocument
 from .lexical import OPENERS, unclosed_openers
 
-# Statements of these languages only parse inside a function.
+# A snippet is tried as it is, and for these languages also inside a function (statements) or
+# after a package clause (declarations).
 _WRAPPERS = {
-    "go": ("package p\nfunc _() {\n", "\n}\n"),
-    "rust": ("fn _f() {\n", "\n}\n"),
+    "go": [("package p\n", ""), ("package p\nfunc _() {\n", "\n}\n")],
+    "rust": [("", ""), ("fn _f() {\n", "\n}\n")],
 }
 _MAX_STATEMENT_LINES = 30
 
@@ -38,7 +39,7 @@ def added_errors(doc: SyntaxDocument, offset: int, replace_end: int, text: str) 
         end = shift(e.end) if e.end > offset else e.end
         if e.start <= offset <= e.end:  # an error around the cursor grows with the insertion
             end = max(end, inserted[1])
-        old.append((start, max(start, end)))
+        old.append(_through_blanks(after.text, start, max(start, end)))
     for issue in syntax_errors(after):
         overlapping = any(issue.start <= e and s <= issue.end for s, e in old)
         if not overlapping:
@@ -47,6 +48,16 @@ def added_errors(doc: SyntaxDocument, offset: int, replace_end: int, text: str) 
         if touches_insert and not _statement_parses(after, offset, inserted[1]):
             return "leaves a syntax error in the statement it completes " + _where(after.text, issue)
     return None
+
+
+def _through_blanks(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span over the whitespace around it: a missing `}` reported at the end of the file is
+    the same problem as the ERROR that used to stop just before the final newline."""
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and text[end].isspace():
+        end += 1
+    return start, end
 
 
 def _statement_parses(doc: SyntaxDocument, start: int, end: int) -> bool:
@@ -72,9 +83,11 @@ def _parses_alone(snippet: str, language: str | None) -> bool:
     snippet = snippet.rstrip() + closers
     if language == "python" and snippet.endswith(":"):
         snippet += "\n    pass"
-    head, tail = _WRAPPERS.get(language or "", ("", ""))
-    probe = SyntaxDocument(head + snippet + tail, language)
-    return probe.tree is not None and not probe.tree.root_node.has_error
+    for head, tail in _WRAPPERS.get(language or "", [("", "")]):
+        probe = SyntaxDocument(head + snippet + tail, language)
+        if probe.tree is not None and not probe.tree.root_node.has_error:
+            return True
+    return False
 
 
 def _where(text: str, issue: SyntaxIssue) -> str:
