@@ -162,6 +162,7 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
         result["heldout_line_exact_match"] = exact_match(tasks, infill(tasks))
         result["heldout_tasks"] = len(tasks)
         he = humaneval_line_tasks(n_tasks)
+        result["humaneval_tasks_total"] = len(humaneval_line_tasks())
         result["humaneval_single_line_pass@1"] = pass_at_1(he, infill(he))
         result["humaneval_tasks"] = len(he)
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
@@ -205,16 +206,17 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
         f"{summary['tokens_per_second']:.0f} tokens/s in training steps.",
         f"- Stage 1 (mask diffusion, per-block t ~ U(0,1), CE x 1/t) then stage 2 (edit corruption, last "
         f"{100 * train_cfg.stage2_fraction:.0f}% of the schedule). Rows: {json.dumps(train_cfg.mix)}; "
-        f"context {train_cfg.context} tokens, batch {train_cfg.batch_size} rows, AdamW lr {train_cfg.lr:g} "
+        f"contexts up to {train_cfg.context} tokens, batch {train_cfg.batch_size} rows, AdamW lr {train_cfg.lr:g} "
         "warmup + cosine, clip 1.0.",
-        f"- Final train loss {summary['final_train_loss']:.3f}; validation loss, mask objective "
+        f"- Train loss (mean of the last 50 steps, stage 2) {summary['train_loss_last50']:.3f}; validation loss, mask objective "
         f"{summary.get('val_stage1', float('nan')):.3f}, edit objective {summary.get('val_stage2', float('nan')):.3f}.",
         "",
         "## Quality",
         f"- Held-out single-line infill exact match: {fmt(ev.get('heldout_line_exact_match'))} "
         f"({ev.get('heldout_tasks', 0)} lines of validation files).",
         f"- HumanEval single-line infill pass@1: {fmt(ev.get('humaneval_single_line_pass@1'))} "
-        f"({ev.get('humaneval_tasks', 0)} seeded tasks of 1033; cursor after the line's indentation).",
+        f"({ev.get('humaneval_tasks', 0)} seeded tasks of {ev.get('humaneval_tasks_total', '?')}: code lines of the "
+        "canonical solutions, cursor after the line's indentation; comment lines skipped).",
         f"- Decoder: {ev.get('decoder', 'none')}.",
         "",
         "## Reproduce",

@@ -29,20 +29,20 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         model=dict(d_model=256, n_layers=6, n_heads=4, n_kv_heads=2, ffn_size=768, block_size=32,
                    max_seq_len=4096, tie_embeddings=True),
-        train=dict(batch_size=16, lr=2e-3, warmup_steps=60, context=256, span_blocks=3,
+        train=dict(batch_size=16, lr=2e-3, warmup_steps=60, context=512, span_blocks=3,
                    continue_context=128, continue_blocks=6, eval_every=100, checkpoint_every=200,
                    log_every=10, threads=2, dtype="float32", eval_batches=2,
                    mix={"line": 0.4, "span": 0.2, "continue": 0.4}),
         vocab_size=8192, tokenizer_bytes=24_000_000, corpus_bytes=60_000_000, export_dtype="float32",
         eval_tasks=100, corpus_workers=2,
         notes="2-core CPU, fp32, time-budgeted"),
-    # ~27.5M parameters (8 x 512, GQA 8/2, SwiGLU 1152, 16k vocab, tied). Rows of up to ~1k tokens
-    # (context 512 + 2 x 8 blocks for "continue" rows), 32 rows per GPU per step, bf16 autocast.
+    # ~27.5M parameters (8 x 512, GQA 8/2, SwiGLU 1152, 16k vocab, tied). Rows of ~1k tokens on
+    # average (contexts drawn up to 1024, "continue" rows 384 + 2 x 10 blocks), 32 rows per GPU, bf16.
     # At the ~700k tokens/s an H200 gives a model of this size, 7 minutes see ~300M tokens.
     "gpu": Preset(
         model=dict(d_model=512, n_layers=8, n_heads=8, n_kv_heads=2, ffn_size=1152, block_size=32,
                    max_seq_len=4096, tie_embeddings=True),
-        train=dict(batch_size=32, lr=1.5e-3, warmup_steps=200, context=640, span_blocks=4,
+        train=dict(batch_size=32, lr=1.5e-3, warmup_steps=200, context=1024, span_blocks=4,
                    continue_context=384, continue_blocks=10, eval_every=500, checkpoint_every=2000,
                    log_every=50, dtype="bfloat16", eval_batches=4, workers=10, steps=20000,
                    mix={"line": 0.35, "span": 0.25, "continue": 0.4}),

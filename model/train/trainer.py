@@ -14,7 +14,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -38,7 +38,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     stage2_fraction: float = 0.2       # last part of training uses the edit objective
-    context: int = 256                 # context tokens (BOS, markers, suffix, prefix)
+    context: int = 256                 # most context tokens (BOS, markers, suffix, prefix); each batch
+                                       # of line/span rows draws its budget from [context / 4, context]
     span_blocks: int = 3               # middle blocks of "span" rows
     continue_blocks: int = 6           # middle blocks of "continue" rows
     continue_context: int = 128        # context tokens of "continue" rows
@@ -121,6 +122,8 @@ class BatchSource:
 
     def next(self, stage: int) -> Batch:
         plan = self.plans[self.rng.choices(self.kinds, weights=self.weights)[0]]
+        if plan.kind != "continue":  # contexts of every length up to the budget, so every position is trained
+            plan = replace(plan, context=self.rng.randint(max(16, plan.context // 4), plan.context))
         rows = build_rows(self.model_cfg, self.tok, self.texts, plan, self.cfg.batch_size, self.rng)
         return collate(self.model_cfg, rows, stage, self.rng, self.tok.vocab_size)
 
@@ -338,6 +341,7 @@ class Trainer:
         return {"steps": self.step, "tokens_seen": self.tokens_seen, "wall_seconds": self.elapsed,
                 "step_seconds": self.step_seconds,
                 "tokens_per_second": self.tokens_seen / max(1e-9, self.step_seconds), "final_train_loss": last_loss,
+                "train_loss_last50": sum(r[2] for r in self.history["train"][-50:]) / max(1, len(self.history["train"][-50:])),
                 **{k: v for k, v in final.items() if k.startswith("val")}}
 
 
