@@ -124,3 +124,8 @@ def test_no_holes_in_finished_code():
 
 def test_no_holes_in_plain_text():
     assert holes("def f():\n    pass\n# TODO plain text is not parsed\n", "text") == []
+
+
+def test_arrow_function_takes_the_name_it_is_bound_to():
+    text = "const load = () => {\n  // TODO fetch\n};\n"
+    assert holes(text, "typescriptreact") == [("empty_body", "{\n  // TODO fetch\n}", "load", "() => {")]

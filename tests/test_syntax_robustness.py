@@ -16,7 +16,7 @@ _CODE_PIECES = ["def ", "f", "(", ")", ":", "\n", "    ", "\t", "'", '"', '"""',
                 "x", " = ", "1", "+", ",", "é", "😀", "end", "then", "//", "/*", "*/", "--", "`", "pass",
                 "...", "return ", "class ", "\r\n", "\\"]
 code = st.lists(st.sampled_from(_CODE_PIECES), max_size=30).map("".join)
-languages = st.sampled_from(["python", "javascript", "typescript", "go", "rust", "lua", "text"])
+languages = st.sampled_from(["python", "javascript", "typescript", "tsx", "go", "rust", "lua", "text"])
 
 
 @settings(max_examples=150, deadline=None)

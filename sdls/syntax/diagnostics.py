@@ -122,8 +122,13 @@ def find_holes(doc: SyntaxDocument) -> list[Hole]:
             hole_kind = _hole_kind(doc.language, kind, node)
             if hole_kind:
                 holes.append(_hole(doc, node, hole_kind))
-    holes.sort(key=lambda h: (h.start, h.end))
-    return holes
+    holes.sort(key=lambda h: (h.start, -h.end))
+    kept: list[Hole] = []
+    for hole in holes:  # a TODO inside an empty body is one hole, not two
+        if kept and kept[-1].start <= hole.start and hole.end <= kept[-1].end:
+            continue
+        kept.append(hole)
+    return kept
 
 
 def _hole_kind(language: str, capture: str, node: tree_sitter.Node) -> str | None:
@@ -175,6 +180,10 @@ def _hole(doc: SyntaxDocument, node: tree_sitter.Node, kind: str) -> Hole:
     if enclosing is None:
         return Hole(start, end, kind, 0, len(doc.text), None)
     name_node = enclosing.child_by_field_name("name")
+    if name_node is None and enclosing.parent is not None:  # `const f = () => {...}`, `{f: function() {}}`
+        holder = enclosing.parent
+        name_node = next((holder.child_by_field_name(f) for f in ("name", "left", "key")
+                          if holder.child_by_field_name(f) is not None), None)
     name = name_node.text.decode("utf-8", errors="replace") if name_node is not None else None
     e_start, e_end = doc.node_range(enclosing)
     return Hole(start, end, kind, e_start, e_end, name)
