@@ -48,8 +48,7 @@ def default_model_dir() -> Path:
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Our parameter names and shapes for cfg (a tied lm_head is not stored)."""
-    with torch.device("meta"):
-        shapes = {name: tuple(t.shape) for name, t in Transformer(cfg).state_dict().items()}
+    shapes = {name: tuple(t.shape) for name, t in Transformer.skeleton(cfg).state_dict().items()}
     if cfg.tie_embeddings:
         del shapes["lm_head.weight"]
     return shapes
@@ -206,8 +205,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(found.directory, bad)
     if cfg.tie_embeddings:
         state["lm_head.weight"] = state["embed_tokens.weight"]
-    with torch.device("meta"):
-        model = Transformer(cfg)
+    model = Transformer.skeleton(cfg)
     model.load_state_dict(state, strict=True, assign=True)
     if cfg.tie_embeddings:
         model.lm_head.weight = model.embed_tokens.weight  # assign=True replaced the shared Parameter

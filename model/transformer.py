@@ -11,6 +11,7 @@ checkpoints and Dream / Open-dCoder weights one rename apart.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -144,6 +145,14 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
 
+    @classmethod
+    def skeleton(cls, cfg: ModelConfig) -> "Transformer":
+        """A model on the meta device with no initialisation at all, to be filled by
+        `load_state_dict(..., assign=True)`. (Initialising on meta goes through torch's reference
+        ops, which import the compiler stack: seconds of start-up for nothing.)"""
+        with _no_reset_parameters(), torch.device("meta"):
+            return cls(cfg)
+
     def init_weights(self, seed: int = 0, std: float = 0.02) -> "Transformer":
         """GPT-2 style init; output projections scaled by depth so deep stacks start stable."""
         gen = torch.Generator().manual_seed(seed)
@@ -174,3 +183,13 @@ class Transformer(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)
+
+
+@contextmanager
+def _no_reset_parameters():
+    saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    nn.Linear.reset_parameters = nn.Embedding.reset_parameters = lambda self: None
+    try:
+        yield
+    finally:
+        nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
