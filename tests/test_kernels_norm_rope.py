@@ -48,7 +48,8 @@ def test_add_rmsnorm_in_place_residual_and_mixed_weight_dtype():
     want_y, want_h = add_rmsnorm_ref(x, r, weight, 1e-5)
     y, h = add_rmsnorm(x, r, weight, 1e-5, residual_out=r)
     assert h is r and torch.equal(r, want_h) and y.dtype == torch.float32
-    assert torch.allclose(y, want_y, atol=1e-5)
+    # the normalised value is rounded to float16 before the weight: one float16 ulp may differ
+    assert torch.allclose(y, want_y, atol=2e-3, rtol=0)
 
 
 def test_add_rmsnorm_bad_inputs():
