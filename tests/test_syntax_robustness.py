@@ -84,7 +84,7 @@ def test_benchmark_runs_on_small_inputs(tmp_path, capsys):
     args = parser.parse_args(["--lines", "200", "--files", "1", "--repeat", "2", "--stdlib", str(tmp_path)])
     assert bench.run(args) == 0
     out = capsys.readouterr().out
-    assert "incremental reparse" in out and "small.py" in out and "plan_blocks, largest class" in out
+    assert "reparse, edit inside a word" in out and "at a line start" in out and "small.py" in out and "plan_blocks, largest class" in out
     assert bench.generated_python(200).count("\n") == 200
 
 
