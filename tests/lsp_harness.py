@@ -1,0 +1,95 @@
+"""Start `sdls serve` as a subprocess and drive it with pytest-lsp's LanguageClient (shared by the e2e tests)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pytest_lsp import ClientServerConfig
+
+from sdls.lsp.serve import server_command
+
+PY = "python"
+
+
+def short_tmp() -> Path:
+    return Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))   # Unix socket paths must stay < 108 bytes
+
+
+@asynccontextmanager
+async def sdls_session(model_dir: str | Path | None, options: dict | None = None, root: Path | None = None,
+                       extra_args: tuple[str, ...] = ()):
+    """A started, initialized server with its own worker socket; the worker is stopped afterwards."""
+    sock_dir = short_tmp()
+    init = {"worker": {"socket": str(sock_dir / "w.sock"), "idleExitS": 60}, **(options or {})}
+    if "worker" in (options or {}):
+        init["worker"] = {"socket": str(sock_dir / "w.sock"), "idleExitS": 60, **options["worker"]}
+    cmd = server_command(str(model_dir) if model_dir else None, *extra_args)
+    client = await ClientServerConfig(server_command=cmd).start()
+    client.applied_edits = []
+
+    @client.feature(lsp.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: lsp.ApplyWorkspaceEditParams):
+        client.applied_edits.append(params)
+        return lsp.ApplyWorkspaceEditResult(applied=True)
+
+    caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
+    client.init_result = await client.initialize_session(lsp.InitializeParams(
+        capabilities=caps, initialization_options=init, root_uri=root.as_uri() if root else None))
+    try:
+        yield client
+    finally:
+        pid = await worker_pid(client)
+        try:
+            await asyncio.wait_for(client.shutdown_session(), 10)
+        finally:
+            await client.stop()
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+async def stats(client) -> dict:
+    return await client.protocol.send_request_async("sdls/stats", None)
+
+
+async def worker_pid(client) -> int | None:
+    try:
+        info = (await asyncio.wait_for(stats(client), 5)).worker_info
+    except Exception:
+        return None
+    return getattr(info, "pid", None) if info else None
+
+
+def open_doc(client, uri: str, text: str, language: str = PY, version: int = 1) -> None:
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, language, version, text)))
+
+
+def change_doc(client, uri: str, version: int, line: int, col: int, text: str) -> None:
+    pos = lsp.Position(line, col)
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        [lsp.TextDocumentContentChangePartial(range=lsp.Range(pos, pos), text=text)]))
+
+
+def inline_params(uri: str, line: int, col: int, invoked: bool = True) -> lsp.InlineCompletionParams:
+    kind = lsp.InlineCompletionTriggerKind.Invoked if invoked else lsp.InlineCompletionTriggerKind.Automatic
+    return lsp.InlineCompletionParams(context=lsp.InlineCompletionContext(trigger_kind=kind),
+                                      text_document=lsp.TextDocumentIdentifier(uri), position=lsp.Position(line, col))
+
+
+async def inline(client, uri: str, line: int, col: int, invoked: bool = True):
+    return await client.text_document_inline_completion_async(inline_params(uri, line, col, invoked))
+
+
+async def configure(client, settings: dict) -> None:
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=settings))
+    await stats(client)      # a request round trip: the notification has been handled before it

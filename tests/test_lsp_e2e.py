@@ -1,0 +1,207 @@
+"""End to end: a real LSP client (pytest-lsp) over stdio -> `sdls serve` -> a spawned `sdls worker`
+running the real engine on a tiny random-weight checkpoint.
+
+Random weights write nonsense, so these tests check the plumbing and the protocol discipline
+(what runs, what is cancelled, which version an edit is bound to), with syntax validation of
+actions switched off. One server and one worker are shared by the whole module.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+
+import pytest
+import pytest_asyncio
+from fixtures_checkpoints import write_sdls
+from lsp_harness import change_doc, configure, inline, inline_params, open_doc, sdls_session, stats
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
+
+from sdls.syntax import SyntaxDocument, syntax_errors
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
+SOURCE = "def add(a, b):\n    return \n\n\ndef area(r):\n    pass\n\n\nprint(add(1, 2)\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    write_sdls(path)
+    return path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(model_dir):
+    async with sdls_session(model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}}) as c:
+        yield c
+
+
+async def counters(client) -> dict:
+    s = await stats(client)
+    lanes = s.worker.lanes if s.worker else None
+    return {"inline_jobs": lanes.inline.jobs if lanes else 0, "cancelled": lanes.inline.cancelled if lanes else 0,
+            "wasted": lanes.inline.forwards_wasted if lanes else 0, "rewrite_jobs": lanes.rewrite.jobs if lanes else 0}
+
+
+async def test_initialize_advertises_the_features(client):
+    caps = client.init_result.capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.code_action_provider.resolve_provider is True
+    assert set(caps.code_action_provider.code_action_kinds) == {"refactor.rewrite", "quickfix"}
+    assert caps.hover_provider and "sdls.applyFix" in caps.execute_command_provider.commands
+    assert caps.text_document_sync.change == lsp.TextDocumentSyncKind.Incremental
+
+
+async def test_syntax_errors_become_diagnostics(client):
+    open_doc(client, "file:///e2e/diag.py", SOURCE)
+    await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    for _ in range(50):
+        if client.diagnostics.get("file:///e2e/diag.py"):
+            break
+        await asyncio.sleep(0.05)
+    diags = client.diagnostics["file:///e2e/diag.py"]
+    assert [d.range.start.line for d in diags] == [8] and diags[0].source == "sdls"
+
+
+async def test_inline_completion_runs_the_model_and_only_offers_text_that_parses(client):
+    uri = "file:///e2e/inline.py"
+    open_doc(client, uri, SOURCE)
+    before = await counters(client)
+    result = await inline(client, uri, 1, 11)
+    after = await counters(client)
+    assert after["inline_jobs"] == before["inline_jobs"] + 1          # the worker ran the job
+    assert isinstance(result, lsp.InlineCompletionList)
+    for item in result.items:                                          # whatever is offered parses
+        lines = SOURCE.split("\n")
+        lines[1] = lines[1][:11] + item.insert_text
+        assert len(syntax_errors(SyntaxDocument("\n".join(lines), "python"))) <= 1   # only the old error
+    # Same prompt again: answered from the cache, no model call.
+    await inline(client, uri, 1, 11)
+    assert (await counters(client))["inline_jobs"] == after["inline_jobs"]
+
+
+async def test_cancel_request_stops_the_job_in_the_worker(client):
+    uri = "file:///e2e/cancel.py"
+    open_doc(client, uri, "def f(x):\n    y = \n")
+    await configure(client, {"completion": {"maxTokens": 400}})
+    try:
+        before = await counters(client)
+        future = asyncio.ensure_future(client.protocol.send_request_async(
+            lsp.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 8), msg_id="cancel-me"))
+        await asyncio.sleep(0.3)
+        client.cancel_request(lsp.CancelParams(id="cancel-me"))
+        with pytest.raises(JsonRpcException) as err:
+            await asyncio.wait_for(future, 10)
+        assert err.value.code == lsp.LSPErrorCodes.RequestCancelled
+        for _ in range(50):
+            after = await counters(client)
+            if after["cancelled"] > before["cancelled"]:
+                break
+            await asyncio.sleep(0.05)
+        assert after["cancelled"] == before["cancelled"] + 1
+        assert 0 < after["wasted"] - before["wasted"] < 300            # stopped well before 400 steps
+    finally:
+        await configure(client, {"completion": {"maxTokens": 48}})
+
+
+async def test_newer_request_for_the_same_document_supersedes_the_older(client):
+    uri = "file:///e2e/supersede.py"
+    open_doc(client, uri, "def f(x):\n    y = \n    z = \n")
+    await configure(client, {"completion": {"maxTokens": 300}})
+    try:
+        old = asyncio.ensure_future(inline(client, uri, 1, 8))
+        await asyncio.sleep(0.2)
+        new = asyncio.ensure_future(inline(client, uri, 2, 8))
+        with pytest.raises(JsonRpcException) as err:
+            await asyncio.wait_for(old, 10)
+        assert err.value.code == lsp.LSPErrorCodes.ServerCancelled and "superseded" in err.value.message
+        assert isinstance(await asyncio.wait_for(new, 20), lsp.InlineCompletionList)
+    finally:
+        await configure(client, {"completion": {"maxTokens": 48}})
+
+
+async def test_result_for_an_outdated_version_is_dropped(client):
+    uri = "file:///e2e/stale.py"
+    open_doc(client, uri, "def f(x):\n    y = \n")
+    await configure(client, {"completion": {"maxTokens": 300}})
+    try:
+        pending = asyncio.ensure_future(inline(client, uri, 1, 8))
+        await asyncio.sleep(0.2)
+        change_doc(client, uri, 2, 0, 0, "# edited\n")
+        with pytest.raises(JsonRpcException) as err:
+            await asyncio.wait_for(pending, 20)
+        assert err.value.code == lsp.LSPErrorCodes.ContentModified
+    finally:
+        await configure(client, {"completion": {"maxTokens": 48}})
+
+
+async def test_code_action_resolves_to_an_edit_bound_to_its_version(client):
+    uri = "file:///e2e/actions.py"
+    open_doc(client, uri, SOURCE, version=7)
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(5, 4), lsp.Position(5, 8)),
+        lsp.CodeActionContext(diagnostics=[])))
+    titles = [a.title for a in actions]
+    assert "Rewrite selection" in titles and "Fill in stub" in titles and "Regenerate body of area" in titles
+    assert all(a.edit is None for a in actions)                       # computed lazily, on resolve
+    rewrite = next(a for a in actions if a.title == "Rewrite selection")
+    before = (await counters(client))["rewrite_jobs"]
+    resolved = await client.code_action_resolve_async(rewrite)
+    change = resolved.edit.document_changes[0]
+    assert change.text_document.uri == uri and change.text_document.version == 7
+    assert all(e.range.start.line == 5 for e in change.edits)
+    assert (await counters(client))["rewrite_jobs"] == before + 1     # the rewrite lane ran it
+    # After an edit, the old action is refused instead of producing an edit for the wrong text.
+    change_doc(client, uri, 8, 0, 0, "# new first line\n")
+    stale = next(a for a in actions if a.title == "Fill in stub")
+    with pytest.raises(JsonRpcException) as err:
+        await client.code_action_resolve_async(stale)
+    assert err.value.code == lsp.LSPErrorCodes.ContentModified
+
+
+async def test_fill_stubs_reports_progress(client):
+    uri = "file:///e2e/progress.py"
+    open_doc(client, uri, "class Shape:\n    ...\n\nclass Circle(Shape):\n    pass\n")
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
+        lsp.CodeActionContext(diagnostics=[])))
+    fill = next(a for a in actions if a.title == "Fill in 2 stubs")
+    seen = set(client.progress_reports)
+    try:
+        await client.code_action_resolve_async(fill)
+    except JsonRpcException as exc:      # random weights may leave nothing usable; progress still ran
+        assert exc.code == lsp.LSPErrorCodes.RequestFailed
+    new_tokens = set(client.progress_reports) - seen
+    assert new_tokens
+    kinds = [p.kind for t in new_tokens for p in client.progress_reports[t]]
+    messages = [getattr(p, "message", "") for t in new_tokens for p in client.progress_reports[t]]
+    assert kinds[0] == "begin" and kinds[-1] == "end"
+    assert "wave 1/2: 1 stub(s)" in messages and "wave 2/2: 1 stub(s)" in messages
+
+
+async def test_hover_fixup_shows_a_diff_and_its_command_applies_the_same_edit(client):
+    uri = "file:///e2e/hover.py"
+    open_doc(client, uri, SOURCE, version=3)
+    hover = await client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(8, 6)))
+    text = hover.contents.value
+    assert "syntax error" in text and "```diff" in text and hover.range.start.line == 8
+    link = text[text.index("(command:sdls.applyFix?") + len("(command:sdls.applyFix?"):]
+    args = json.loads(urllib.parse.unquote(link[:link.index(" ")]))
+    assert args[0]["uri"] == uri and args[0]["version"] == 3
+    result = await client.workspace_execute_command_async(lsp.ExecuteCommandParams("sdls.applyFix", args))
+    assert result == {"applied": True}
+    applied = client.applied_edits[-1].edit.document_changes[0]
+    assert applied.text_document.version == 3
+    assert [(e.range.start.line, e.new_text) for e in applied.edits] == \
+        [(e["range"]["start"]["line"], e["newText"]) for e in args[0]["edits"]]
+    # Once the document moved on, the same command is refused.
+    change_doc(client, uri, 4, 0, 0, "\n")
+    with pytest.raises(JsonRpcException) as err:
+        await client.workspace_execute_command_async(lsp.ExecuteCommandParams("sdls.applyFix", args))
+    assert err.value.code == lsp.LSPErrorCodes.ContentModified
+
+
+async def test_every_request_got_exactly_one_response(client):
+    # pytest-lsp fails a request that gets two responses; here: nothing is left pending either.
+    assert not client.protocol._request_futures
