@@ -20,6 +20,20 @@ class UnknownDocument(KeyError):
         return f"document {self.args[0]} is not open (send textDocument/didOpen first)"
 
 
+def without_lone_surrogates(text: str) -> str:
+    """U+FFFD for each lone surrogate (how JSON carries bytes that were not UTF-8).
+
+    One code point for one, and one UTF-16 unit for one, so every position stays where it was,
+    while tree-sitter, the tokenizer and msgpack get text they can encode."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
 def looks_binary(text: str) -> bool:
     """NUL characters in the first 8 KB: what git and grep use to call a file binary."""
     return "\x00" in text[:8192]
@@ -77,6 +91,7 @@ class DocumentStore:
         return list(self._docs.values())
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> OpenDocument:
+        text = without_lone_surrogates(text)
         binary = looks_binary(text)
         oversized = len(text) > self.max_chars
         language = None if binary or oversized else (language_for(language_id) or language_for(uri))
@@ -98,7 +113,7 @@ class DocumentStore:
             end = doc.offset(span[2], span[3])
             if end < start:
                 raise PositionError(f"change range ends before it starts: {span}")
-            doc.syntax.apply_edit(start, end, new_text)
+            doc.syntax.apply_edit(start, end, without_lone_surrogates(new_text))
             if len(doc.text) > self.max_chars and not doc.oversized:
                 doc = self.open(uri, doc.language_id, version, doc.text)
         doc.version = version

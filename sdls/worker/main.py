@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = load_engine(model_dir, args.device, args.max_batch, args.max_context)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"sdls worker: cannot load the model: {exc}", file=sys.stderr, flush=True)
+        # One line: the server shows the worker's last "sdls worker:" line to the user.
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"sdls worker: cannot load the model: {reason}", file=sys.stderr, flush=True)
         return 2
     scheduler = Scheduler(engine, max_batch=args.max_batch)
     server = WorkerServer(scheduler, describe=lambda: scheduler.engine.describe(), socket_path=socket_path,
