@@ -125,6 +125,29 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
     return rows
 
 
+def tune_attention(device, dims, ctx: int = 4096, block: int = 32) -> list[tuple[str, float]]:
+    """Microseconds of block attention for a few tile sizes and split counts (GPU only), fastest first."""
+    d, H, Hkv, _ = dims
+    D = d // H
+    rnd = lambda *s: torch.randn(*s, device=device, dtype=torch.bfloat16)  # noqa: E731
+    cache_k, cache_v = rnd(1, Hkv, ctx, D), rnd(1, Hkv, ctx, D)
+    q, kn, vn = rnd(1, H, block, D), rnd(1, Hkv, block, D), rnd(1, Hkv, block, D)
+    lens = torch.tensor([ctx], device=device, dtype=torch.int32)
+    results = []
+    for block_m in (32, 64, 128):
+        for block_n in (32, 64, 128):
+            for splits in (None, 8, 32):
+                label = f"block_m={block_m} block_n={block_n} splits={splits or 'auto'}"
+                try:
+                    us = time_cuda(lambda: block_attention(q, cache_k, cache_v, kn, vn, lens, read_len=ctx,
+                                                           splits=splits, block_m=block_m, block_n=block_n))
+                except Exception as exc:  # a tile that does not fit (shared memory) is a result, not a crash
+                    print(f"  {label}: failed ({type(exc).__name__}: {str(exc)[:80]})")
+                    continue
+                results.append((label, us))
+    return sorted(results, key=lambda r: r[1])
+
+
 def format_table(rows: list[Row]) -> str:
     head = ["kernel", "shape", "torch us", "kernel us", "speed-up", "max |diff|"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -143,14 +166,25 @@ def run_all(device: torch.device, smoke: bool = False) -> list[Row]:
     return rows
 
 
+def print_tuning(device) -> None:
+    for label, dims in SHAPES.items():
+        results = tune_attention(device, dims)
+        print(f"\nblock attention {label}, ctx 4096, T 32 (fastest 5 of {len(results)}):")
+        for name, us in results[:5]:
+            print(f"  {name}: {us:.1f} us")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shapes (any device)")
+    parser.add_argument("--tune", action="store_true", help="also time block attention tile sizes (GPU)")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.smoke:
         parser.error("needs a CUDA GPU; use --smoke to check the kernels on the CPU (TRITON_INTERPRET=1)")
     print(format_table(run_all(device, smoke=args.smoke)))
+    if args.tune and device.type == "cuda":
+        print_tuning(device)
     if device.type != "cuda":
         print("\nCPU: kernels ran in Triton's interpreter (agreement only, no timings). GPU run owed.")
     return 0

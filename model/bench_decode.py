@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the commit rule")
     parser.add_argument("--smoke", action="store_true", help="tiny shape, any device: checks the whole path")
     parser.add_argument("--no-kernel-table", action="store_true", help="skip the per-kernel table")
+    parser.add_argument("--tune", action="store_true", help="also time block attention tile sizes (GPU)")
 
 
 # -- set-up ---------------------------------------------------------------------------------------
@@ -222,4 +223,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_kernel_table:
         print("\nEach kernel vs its torch reference (us per call inside a CUDA graph)")
         print(kernel_bench.format_table(kernel_bench.run_all(device, smoke=args.smoke)))
+    if args.tune and device.type == "cuda":
+        kernel_bench.print_tuning(device)
     return 0

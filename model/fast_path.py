@@ -14,6 +14,15 @@ bidirectionally to itself — but shaped for a CUDA graph:
 
 `threshold_step` is a whole denoising step on the device (forward, logits of the block, confidence,
 the threshold commit rule), and `CapturedStep` captures any such step in a CUDA graph.
+
+How the engine uses it (one decoder per model, built once the weights are loaded and placed):
+
+    decoder = FastDecoder(model)                   # kernels iff use_kernels(device) (SDLS_KERNELS)
+    hidden = decoder(block_tokens, positions, cache, cache_lens, read_len=length_bucket(max_len),
+                     slots=slot_tensor, new_lens=None, write=False)      # instead of model(..., CacheIO)
+    conf = decoder.confidence(model.logits(hidden).flatten(0, 1))        # token, prob, entropy, margin
+    # when a block is done: the same call with write=True stores its keys/values at cache_lens
+On CUDA, wrap a greedy step per (batch, block, bucket) shape: `CapturedStep(fn, example_inputs)`.
 """
 from __future__ import annotations
 
@@ -200,9 +209,12 @@ def confidence_score(conf: Confidence, kind: str) -> torch.Tensor:
 def threshold_step(decoder: FastDecoder, canvas: torch.Tensor, positions: torch.Tensor, cache: KVCache,
                    cache_lens: torch.Tensor, read_len: int, threshold: float, kind: str = "prob",
                    slots: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One greedy denoising step, all on the device: canvas (B, T) block tokens with masks ->
+    """One greedy denoising step (temperature 0, no top-p), all on the device: canvas (B, T) block tokens with masks ->
     (new canvas, commit mask (B, T)). Commits every masked position with confidence >= threshold
     and at least the most confident one per row (sampling.select_threshold)."""
+    if decoder.cfg.logit_shift:
+        raise ValueError("threshold_step reads the prediction for position i from row i; a logit_shift model "
+                         "(Dream) needs the previous row, which the caller must supply")
     B, T = canvas.shape
     hidden = decoder(canvas, positions, cache, cache_lens, read_len, slots=slots)         # (B, T, d)
     logits = decoder.model.logits(hidden).view(B * T, -1)                                 # (B T, V)

@@ -107,6 +107,9 @@ def test_helpers_and_errors():
         decoder(tokens, tokens, cache, torch.zeros(1, device=DEVICE), 9)
     with pytest.raises(ValueError, match="unknown confidence"):
         confidence_score(decoder.confidence(torch.randn(2, 5, device=DEVICE)), "nope")
+    shifted = Transformer(ModelConfig.from_name("test-tiny", logit_shift=True)).to(DEVICE)
+    with pytest.raises(ValueError, match="logit_shift"):
+        threshold_step(FastDecoder(shifted, kernels=False), tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4, 0.9)
     model.to(torch.float64)
     with pytest.raises(RuntimeError, match="moved"):
         decoder(tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4)
