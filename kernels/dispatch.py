@@ -7,17 +7,23 @@
 
 Each kernel file keeps its kernel as a plain function and gets the runnable form from `kernel_for`
 (`triton.jit` applied once per function). On the CPU that form is Triton's interpreter, which Triton
-only provides when TRITON_INTERPRET=1 was set before `triton` was first imported: the CPU tests set
-it (only on machines without CUDA, so a GPU run is never switched to the interpreter).
+only provides when TRITON_INTERPRET=1 was set before `triton` was first imported. So on a machine
+without CUDA — where compiled Triton cannot run at all — importing this module (which every kernel
+file does before importing triton) sets TRITON_INTERPRET=1 unless the variable is already set or
+triton is already imported. With CUDA present nothing is changed: kernels always compile there.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
+import sys
 from typing import Callable, Iterator
 
 import torch
+
+if "triton" not in sys.modules and not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 MODES = ("auto", "triton", "torch")
 _forced: str | None = None
