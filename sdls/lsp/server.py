@@ -98,7 +98,7 @@ class SdlsServer(LanguageServer):
         self.superseded: set[asyncio.Task] = set()
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
         self.counters: Counter = Counter()
-        self.latencies_ms: list[float] = []
+        self.latencies: list[dict] = []   # per answered inline request: ms, scope, source (for benchmarks)
         self._announced: set[str] = set()
 
     # -- shared plumbing ----------------------------------------------------------------------
@@ -270,7 +270,10 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
             if ls.inline_tasks.get(uri) is task:
                 del ls.inline_tasks[uri]
         ls.check_current(uri, version)
-        ls.latencies_ms.append((time.perf_counter() - started) * 1e3)
+        ls.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
+                             "source": outcome.result.source if outcome.result else "none",
+                             "forwards": outcome.stats.get("forwards", 0)})
+        del ls.latencies[:-5000]
         if outcome.result is None:
             log.debug("no inline completion at %s:%d: %s", uri, offset, outcome.reason)
             return lsp.InlineCompletionList(items=[])
@@ -361,9 +364,10 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
                 backend_stats = await ls.backend.stats()
             except WorkerError as exc:
                 backend_stats = {"error": str(exc)}
-        return {"counters": dict(ls.counters), "latencies_ms": ls.latencies_ms[-1000:],
+        return {"counters": dict(ls.counters), "latencies": ls.latencies,
                 "cache": {"hits": ls.cache.hits, "along_hits": ls.cache.along_hits, "misses": ls.cache.misses},
-                "worker": backend_stats, "worker_info": getattr(ls.backend, "info", None), "rss_mb": _rss_mb(),
+                "worker": backend_stats, "worker_info": getattr(ls.backend, "info", None),
+                "rss_mb": _rss_mb(), "peak_rss_mb": _rss_mb("VmHWM"),
                 "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)}
 
 
@@ -389,11 +393,12 @@ def _hover_markdown(doc, version: int, fix) -> str:
     return "\n".join(lines)
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process in MB (field "VmHWM" = the peak)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

@@ -169,7 +169,7 @@ class WorkerServer:
         from dataclasses import asdict
         return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
                 "queued": self.scheduler.queued(), "clients": len(self.connections),
-                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": _rss_mb()}
+                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": _rss_mb(), "peak_rss_mb": _rss_mb("VmHWM")}
 
     def _enqueue(self, conn: _Connection, msg_id: int, job: Any, lane: str) -> None:
         def done(result: Any, error: str | None) -> None:   # runs on the engine thread
@@ -209,11 +209,12 @@ class WorkerServer:
                 pass
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process in MB (field "VmHWM" = the peak)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
