@@ -19,10 +19,12 @@ from .block_attention import block_attention
 from .confidence import confidence, confidence_ref
 from .rmsnorm import add_rmsnorm, add_rmsnorm_ref
 from .rope import inverse_frequencies, rope_, rope_ref
+from .swiglu import swiglu, swiglu_ref
 
-# name: (d_model, n_heads, n_kv_heads, vocab) — the Qwen2.5 shapes the engine benchmarks.
-SHAPES = {"0.5b": (896, 14, 2, 151936), "1.5b": (1536, 12, 2, 151936), "7b": (3584, 28, 4, 152064)}
-SMOKE_SHAPES = {"tiny": (96, 6, 2, 1000)}
+# name: (d_model, n_heads, n_kv_heads, vocab, ffn) — the Qwen2.5 shapes the engine benchmarks.
+SHAPES = {"0.5b": (896, 14, 2, 151936, 4864), "1.5b": (1536, 12, 2, 151936, 8960),
+          "7b": (3584, 28, 4, 152064, 18944)}
+SMOKE_SHAPES = {"tiny": (96, 6, 2, 1000, 200)}
 
 
 def time_cuda(fn: Callable[[], object], calls: int = 20, replays: int = 10) -> float:
@@ -75,7 +77,7 @@ def _row(name, shape, ref: Callable, ker: Callable, compare: Callable, device) -
 
 
 def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: int = 32) -> list[Row]:
-    d, H, Hkv, vocab = dims
+    d, H, Hkv, vocab, ffn = dims
     D = d // H
     g = torch.Generator(device=device).manual_seed(0)
     rnd = lambda *s, scale=1.0: (torch.randn(*s, device=device, generator=g) * scale).to(dtype)  # noqa: E731
@@ -89,6 +91,10 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
     x, res, w = rnd(1, block, d), rnd(1, block, d), 1 + rnd(d, scale=0.1)
     rows.append(_row("add_rmsnorm", f"{label} {block}x{d}", lambda: add_rmsnorm_ref(x, res, w, 1e-6),
                      lambda: add_rmsnorm(x, res, w, 1e-6), lambda r, k: _diff(r[0], k[0]), device))
+
+    gate_up = rnd(1, block, 2 * ffn)
+    rows.append(_row("swiglu", f"{label} {block}x2x{ffn}", lambda: swiglu_ref(gate_up), lambda: swiglu(gate_up),
+                     _diff, device))
 
     qkv = rnd(1, block, (H + 2 * Hkv) * D)
     positions = torch.arange(1000, 1000 + block, device=device)[None]
@@ -127,7 +133,7 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
 
 def tune_attention(device, dims, ctx: int = 4096, block: int = 32) -> list[tuple[str, float]]:
     """Microseconds of block attention for a few tile sizes and split counts (GPU only), fastest first."""
-    d, H, Hkv, _ = dims
+    d, H, Hkv = dims[:3]
     D = d // H
     rnd = lambda *s: torch.randn(*s, device=device, dtype=torch.bfloat16)  # noqa: E731
     cache_k, cache_v = rnd(1, Hkv, ctx, D), rnd(1, Hkv, ctx, D)

@@ -9,8 +9,8 @@ bidirectionally to itself — but shaped for a CUDA graph:
 - q/k/v and gate/up projections run as one matmul each: the model's weights are rebound as views
   of fused buffers (same values, no extra memory; the model itself behaves exactly as before);
 - with kernels on (`sdls_kernels.dispatch.use_kernels`, i.e. CUDA unless SDLS_KERNELS says
-  otherwise): fused add + RMSNorm, in-place RoPE on the qkv buffer, split-K block attention and
-  the fused confidence pass. With kernels off the same steps run as torch ops (the references).
+  otherwise): fused add + RMSNorm, in-place RoPE on the qkv buffer, split-K block attention,
+  SwiGLU on the gate/up buffer and the fused confidence pass. With kernels off the same steps run as torch ops (the references).
 
 `threshold_step` is a whole denoising step on the device (forward, logits of the block, confidence,
 the threshold commit rule), and `CapturedStep` captures any such step in a CUDA graph.
@@ -37,6 +37,7 @@ from sdls_kernels.confidence import Confidence, confidence, confidence_ref
 from sdls_kernels.dispatch import use_kernels
 from sdls_kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref
 from sdls_kernels.rope import inverse_frequencies, rope_
+from sdls_kernels.swiglu import swiglu, swiglu_ref
 
 from . import sampling
 from .cache import KVCache
@@ -182,8 +183,8 @@ class FastDecoder:
             if write:
                 self._write(cache, i, k, v, cache_lens, slots)
             y, residual = self._norm(F.linear(attn, w.o_w), residual, w.ln2)
-            gate, up = F.linear(y, w.gate_up_w).chunk(2, dim=-1)                           # (B, T, F) each
-            delta = F.linear(F.silu(gate) * up, w.down_w)
+            gate_up = F.linear(y, w.gate_up_w)                                             # (B, T, 2F)
+            delta = F.linear(swiglu(gate_up) if self.kernels else swiglu_ref(gate_up), w.down_w)
         hidden, _ = self._norm(delta, residual, self.model.norm.weight.detach())
         return hidden
 

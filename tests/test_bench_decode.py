@@ -23,7 +23,7 @@ def test_smoke_run_prints_the_table_with_owed_gpu_figures():
     assert float(cells[2]) > 0                                   # eager ms was measured
     diff, scale = map(float, re.match(r"([\d.e+-]+) \(([\d.e+-]+)\)", cells[8]).groups())
     assert diff < 1e-4 * max(scale, 1.0) and cells[9] == "100%"  # kernel path == model forward
-    for kernel in ("confidence", "add_rmsnorm", "rope", "block_attention"):
+    for kernel in ("confidence", "add_rmsnorm", "swiglu", "rope", "block_attention"):
         line = next(line for line in out.splitlines() if line.startswith(f"| {kernel} |"))
         assert float(line.strip("|").split("|")[-1]) < 1e-4
     if not torch.cuda.is_available():

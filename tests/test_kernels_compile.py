@@ -20,6 +20,7 @@ from sdls_kernels import block_attention as A  # noqa: E402
 from sdls_kernels import confidence as C  # noqa: E402
 from sdls_kernels import rmsnorm as R  # noqa: E402
 from sdls_kernels import rope as P  # noqa: E402
+from sdls_kernels import swiglu as W  # noqa: E402
 
 HOPPER = GPUTarget("cuda", 90, 32)
 SHARED_LIMIT = 227 * 1024   # bytes of shared memory a program may use on sm_90
@@ -63,6 +64,8 @@ CASES = {
                        **{n: "i32" for n in ("sq_b", "sq_t", "sq_h", "sk_b", "sk_t", "sk_h", "sp_b", "sp_t",
                                              "T", "HQ", "HK", "HALF")}),
                   dict(BLOCK_H=32, BLOCK_HALF=64), dict(num_warps=4)),
+    "swiglu_bf16": (W._swiglu_kernel, dict(x_ptr="*bf16", out_ptr="*bf16", sx="i32", so="i32", F_="i32"),
+                    dict(BLOCK=1024), dict(num_warps=4)),
 }
 
 

@@ -1,4 +1,4 @@
-"""Fused add + RMSNorm and in-place RoPE kernels vs their references and the model's own modules."""
+"""Fused add + RMSNorm, in-place RoPE and SwiGLU kernels vs their references and the model's own modules."""
 from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 import pytest
@@ -6,7 +6,9 @@ import torch
 
 from sdls_kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref
 from sdls_kernels.rope import inverse_frequencies, rope_, rope_ref
-from sdls_model.transformer import RMSNorm, apply_rope, rope_cos_sin
+from sdls_kernels.swiglu import swiglu, swiglu_ref
+from sdls_model.transformer import MLP, RMSNorm, apply_rope, rope_cos_sin
+from sdls_model.config import ModelConfig
 
 NORM_SHAPES = [(1, 1), (5, 333), (2, 3, 1000), (4, 64)]
 
@@ -105,3 +107,33 @@ def test_rope_bad_inputs():
         rope_(q, q, torch.zeros(1, 3, dtype=torch.long, device=DEVICE), inv)
     with pytest.raises(ValueError, match="inv_freq"):
         rope_(q, q, torch.zeros(1, 2, dtype=torch.long, device=DEVICE), inv.double())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(1, 2), (3, 5, 666), (2, 2050)], ids=str)
+def test_swiglu_matches_fp64_reference(shape, dtype):
+    gen, seed = fresh_generator()
+    gate_up = randn(gen, *shape, dtype=dtype, scale=3.0)
+    out = poisoned(*shape[:-1], shape[-1] // 2, dtype=dtype)
+    got = swiglu(gate_up, out=out)
+    assert got is out
+    check_rule(f"swiglu {dtype} {shape}", got, swiglu_ref(gate_up), swiglu_ref(gate_up.cpu().double()),
+               atol=1e-6, seed=seed)
+
+
+def test_swiglu_on_fused_projection_is_the_models_mlp_activation():
+    gen, _ = fresh_generator()
+    cfg = ModelConfig.from_name("test-tiny")
+    mlp = MLP(cfg).to(DEVICE)
+    x = randn(gen, 2, 3, cfg.d_model)
+    fused = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach()
+    with torch.no_grad():
+        got = mlp.down_proj(swiglu(x @ fused.t()))
+        assert torch.allclose(got, mlp(x), atol=1e-5)
+
+
+def test_swiglu_bad_inputs():
+    with pytest.raises(ValueError, match="even"):
+        swiglu(torch.randn(2, 5, device=DEVICE))
+    with pytest.raises(TypeError, match="float16"):
+        swiglu(torch.ones(2, 4, dtype=torch.long, device=DEVICE))
