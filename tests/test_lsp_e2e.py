@@ -205,3 +205,18 @@ async def test_hover_fixup_shows_a_diff_and_its_command_applies_the_same_edit(cl
 async def test_every_request_got_exactly_one_response(client):
     # pytest-lsp fails a request that gets two responses; here: nothing is left pending either.
     assert not client.protocol._request_futures
+
+
+async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, tmp_path, capsys):
+    from sdls.cli import main
+    path = tmp_path / "same.py"
+    text = "def scale(v, k):\n    return \n"
+    path.write_text(text)
+    open_doc(client, path.as_uri(), text)
+    served = await inline(client, path.as_uri(), 1, 11)
+    record = (await stats(client)).latencies[-1]
+    argv = ["complete", str(path), "--line", "1", "--col", "11", "--model", str(model_dir), "--json"]
+    assert await asyncio.to_thread(main, argv) == 0           # its own event loop, in a thread
+    one_shot = json.loads(capsys.readouterr().out)
+    assert one_shot["forwards"] == record.forwards > 0
+    assert one_shot["text"] == (served.items[0].insert_text if served.items else "")

@@ -1,0 +1,120 @@
+"""`sdls complete FILE --line L --col C`: one inline completion, through the server's own code path.
+
+Same core call (`complete_at`), same settings defaults, same prompt and cross-file context as
+`sdls serve`; only the backend differs: the engine runs in this process unless --worker asks for
+the shared worker. Positions are LSP's: 0-based line, UTF-16 column.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from sdls.lsp.documents import DocumentStore, OpenDocument, looks_binary
+from sdls.lsp.positions import PositionError
+from sdls.lsp.settings import Settings, settings_from
+from sdls.syntax import language_for
+
+
+class OneShotError(Exception):
+    """A bad file, position or model: printed as `sdls: ...`, exit status 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file")
+    parser.add_argument("--line", type=int, required=True, help="0-based line")
+    parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
+    add_common_arguments(parser)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--worker", action="store_true", help="use (or start) the shared model worker")
+    parser.add_argument("--language", default=None, help="language id (default: from the file name)")
+    parser.add_argument("--json", action="store_true")
+
+
+def load_document(path: str, language: str | None, settings: Settings) -> OpenDocument:
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise OneShotError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OneShotError(f"{path} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if looks_binary(text):
+        raise OneShotError(f"{path} looks like a binary file (it contains NUL bytes)")
+    store = DocumentStore(settings.max_document_chars)
+    return store.open(file.resolve().as_uri(), language or language_for(str(file)) or "plaintext", 1, text)
+
+
+def one_shot_settings(args: argparse.Namespace) -> Settings:
+    settings, _ = settings_from({"model": {"path": args.model, "device": args.device},
+                                 "worker": {"inProcess": not args.worker}})
+    return settings
+
+
+async def open_one_shot_backend(settings: Settings):
+    from sdls.lsp.backends import open_backend
+    from sdls.worker.client import WorkerError
+    try:
+        return await open_backend(settings)
+    except WorkerError as exc:
+        raise OneShotError(f"cannot load the model: {exc}") from None
+
+
+def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
+    from sdls.lsp.prompt import declarations_header
+    from sdls.lsp.workspace_index import DeclarationIndex
+    path = Path(doc.uri.removeprefix("file://"))
+    files = DeclarationIndex([path.parent]).context_for(doc.text, path, doc.language)
+    return declarations_header(doc.language, files, settings.completion.prefix_chars // 3)
+
+
+async def complete_file(args: argparse.Namespace) -> dict:
+    from sdls.lsp.cache import CompletionCache
+    from sdls.lsp.completion import complete_at
+    from sdls.worker.client import WorkerError
+
+    settings = one_shot_settings(args)
+    doc = load_document(args.file, args.language, settings)
+    try:
+        offset = doc.offset(args.line, args.col)
+    except PositionError as exc:
+        raise OneShotError(f"{args.file}: {exc}") from None
+    backend = await open_one_shot_backend(settings)
+    try:
+        started = time.perf_counter()
+        outcome = await complete_at(doc, offset, backend=backend, settings=settings.completion,
+                                    cache=CompletionCache(), invoked=True, header=cross_file_header(doc, settings))
+        ms = (time.perf_counter() - started) * 1e3
+    except WorkerError as exc:
+        raise OneShotError(f"cannot load the model: {exc}") from None
+    finally:
+        await backend.close()
+    result = outcome.result
+    return {"text": result.text if result else "", "forwards": outcome.stats.get("forwards", 0),
+            "tokens": outcome.stats.get("tokens", 0), "ms": round(ms, 1), "scope": outcome.scope,
+            "replace_end": doc.position(result.end) if result else None,
+            "reason": outcome.reason if result is None else ""}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        out = asyncio.run(complete_file(args))
+    except OneShotError as exc:
+        print(f"sdls: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out))
+    elif out["text"]:
+        print(out["text"])
+    else:
+        print(f"sdls: no completion: {out['reason']}", file=sys.stderr)
+    return 0
