@@ -205,3 +205,136 @@ def test_text_helpers(scripted):
     ]
     for fn, args, expected in cases:
         check_text(nv, fn, args, expected)
+
+
+# -- the real server ------------------------------------------------------------------------------
+# Ghost text and code-action edits need a model that writes code: the shipped one (model/default),
+# or SDLS_EDITOR_TEST_MODEL. Health and status only need a server, so a tiny random checkpoint does.
+
+def trained_model() -> Path | None:
+    given = os.environ.get("SDLS_EDITOR_TEST_MODEL")
+    if given:
+        return Path(given)
+    from sdls_model.checkpoint import default_model_dir
+    shipped = default_model_dir()
+    return shipped if (shipped / "config.json").exists() else None
+
+
+def real_session(folder: Path, model: Path, extra_lua: str = "") -> Nvim:
+    """nvim with the plugin on the real `sdls serve` (its own worker socket, which exits when idle)."""
+    init = write_init(folder / "init.lua", f"""{extra_lua}
+require('sdls').setup{{
+  python = {lua_str(sys.executable)},
+  settings = {{
+    model = {{ path = {lua_str(str(model))} }},
+    worker = {{ socket = {lua_str(str(folder / 'worker.sock'))}, idleExitS = 15 }},
+  }},
+}}""")
+    return Nvim.embed(NVIM, init, folder)
+
+
+def open_and_attach(nv: Nvim, path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    nv.lua("vim.cmd.edit(...)", str(path))
+    nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tiny_real(tmp_path_factory):
+    """The real server on a tiny random-weight checkpoint: wiring only (its completions are noise)."""
+    from fixtures_checkpoints import write_sdls
+    folder = tmp_path_factory.mktemp("nvim_real_tiny")
+    write_sdls(folder / "model")
+    nv = real_session(folder, folder / "model")
+    open_and_attach(nv, folder / "add.py", "def add(a, b):\n    return a +\n")
+    yield nv
+    nv.close()
+
+
+def load_model(nv: Nvim) -> None:
+    """Type once and wait for the answer: the first completion request loads the model in the worker."""
+    if nv.lua(STATS).get("last_latency_ms") is None:
+        nv.input("2GA b")
+        nv.wait_for("return require('sdls.inline').stats.last_latency_ms ~= nil", timeout=120, interval=0.2)
+        nv.input("<Esc>")
+
+
+def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
+    nv = tiny_real
+    load_model(nv)
+    nv.request("nvim_command", "checkhealth sdls")
+    report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
+    nv.request("nvim_command", "bwipeout")
+    for expected in ["OK Neovim 0.1", "OK setup done", "OK Python 3.", "imports sdls", "OK `sdls serve` is available",
+                     "OK model folder (settings.model.path)", "running: model "]:
+        assert expected in report, report
+    assert "ERROR" not in report, report
+
+
+def test_real_server_status_shows_model_device_and_latency(tiny_real):
+    nv = tiny_real
+    load_model(nv)
+    out = nv.request("nvim_exec2", "SdlsStatus", {"output": True})["output"]
+    lines = dict(line.strip().split(": ", 1) for line in out.splitlines() if line.startswith("  "))
+    assert lines["model"].endswith("model"), out
+    assert lines["device"].startswith("cpu"), out
+    assert float(lines["last server latency"].split()[0]) > 0, (out, nv.lua(STATS))
+    assert int(lines["parameters"]) > 0, out
+    assert "client: last latency" in out
+
+
+@pytest.fixture(scope="module")
+def trained_real(tmp_path_factory):
+    model = trained_model()
+    if model is None:
+        pytest.skip("no trained model: model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+    folder = tmp_path_factory.mktemp("nvim_real")
+    nv = real_session(folder, model)
+    yield nv, folder
+    nv.close()
+
+
+def test_real_server_ghost_text_then_tab_puts_it_in_the_buffer(trained_real):
+    nv, folder = trained_real
+    open_and_attach(nv, folder / "ghost.py", "def add(a, b):\n    \n")
+    nv.input("2GA")
+    ghost = None
+    for piece in ["ret", "urn", " "]:  # type until the model offers something
+        nv.input(piece)
+        try:
+            ghost = nv.wait_for(GHOST, timeout=60)
+            break
+        except TimeoutError:
+            continue
+    assert ghost, f"no ghost text; client stats {nv.lua(STATS)}"
+    marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")
+    assert len(marks) == 1 and marks[0][1] == 1
+    before = nv.lua(LINES)
+    nv.input("<Tab>")
+    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    after = "\n".join(nv.lua(LINES))
+    row, col = marks[0][1], marks[0][2]
+    expected_line = before[row][:col] + ghost.split("\n")[0]
+    assert after.split("\n")[row].startswith(expected_line), (after, ghost)
+    assert ghost.strip() in after or ghost.split("\n")[0] in after
+
+
+def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
+    nv, folder = trained_real
+    text = "def add(a, b):\n    pass\n"
+    open_and_attach(nv, folder / "stub.py", text)
+    nv.lua("vim.api.nvim_win_set_cursor(0, {2, 4})")
+    titles = nv.lua("""
+        local c = require('sdls').clients(0)[1]
+        local params = vim.lsp.util.make_range_params(0, c.offset_encoding)
+        params.context = { diagnostics = {} }
+        local r = c:request_sync('textDocument/codeAction', params, 10000, 0)
+        return vim.tbl_map(function(a) return a.title end, r.result or {})""")
+    fill = next((t for t in titles if t.startswith("Fill in")), None)
+    assert fill, titles
+    # The standard UI: vim.lsp.buf.code_action resolves the chosen action and applies its edit.
+    nv.lua("vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title == ... end })", fill)
+    changed = nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
+                          "return table.concat(l, '\\n') ~= 'def add(a, b):\\n    pass\\n' and l", timeout=120, interval=0.2)
+    assert changed[0] == "def add(a, b):", changed
+    assert "pass" not in "\n".join(changed), changed

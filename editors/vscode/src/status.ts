@@ -44,10 +44,16 @@ export function fromServerStats(answer: unknown): Partial<StatusState> {
   const stats = obj(answer);
   const model = obj(obj(stats.worker_info).model);
   const path = text(model.model);
+  // One record per answered inline request: { ms, forwards, tokens?, tokens_per_forward?, ... }.
+  const records = Array.isArray(stats.latencies) ? stats.latencies : [];
+  const last = obj(records[records.length - 1]);
+  const tokens = num(last.tokens);
+  const forwards = num(last.forwards);
+  const tokensPerForward = num(last.tokens_per_forward) ?? (tokens !== undefined && forwards ? tokens / forwards : undefined);
   return {
     // The model is named by its folder; the last part is what fits in a status bar.
     model: path?.split(/[\\/]/).filter(Boolean).pop(),
     device: text(model.device),
-    tokensPerForward: num(obj(stats.last_completion).tokens_per_forward),
+    tokensPerForward,
   };
 }

@@ -19,10 +19,11 @@ test('tooltip carries tokens per forward and the error text', () => {
 
 test('server stats answers: model folder name, device, tokens per forward; junk ignored', () => {
   const check = (answer: unknown, expected: object) => assert.deepEqual(fromServerStats(answer), expected);
-  check({ worker_info: { model: { model: '/home/u/models/tiny-dlm/', device: 'cuda:0' } }, last_completion: { tokens_per_forward: 3 } },
+  check({ worker_info: { model: { model: '/home/u/models/tiny-dlm/', device: 'cuda:0' } }, latencies: [{ ms: 90, forwards: 8, tokens: 8 }, { ms: 75, forwards: 4, tokens: 12 }] },
     { model: 'tiny-dlm', device: 'cuda:0', tokensPerForward: 3 });
   check({ worker_info: null, counters: {} }, { model: undefined, device: undefined, tokensPerForward: undefined });
-  check({ worker_info: { model: { model: 7, device: '' } }, last_completion: { tokens_per_forward: 'x' } },
+  check({ worker_info: { model: { model: 7, device: '' } }, latencies: [{ ms: 75, forwards: 0, tokens: 12 }] },
     { model: undefined, device: undefined, tokensPerForward: undefined });
+  check({ latencies: [{ ms: 50, tokens_per_forward: 2.5 }] }, { model: undefined, device: undefined, tokensPerForward: 2.5 });
   check(null, { model: undefined, device: undefined, tokensPerForward: undefined });
 });

@@ -26,16 +26,21 @@ end
 function M.summary(stats)
   local model = vim.tbl_get(stats, "worker_info", "model") or {}
   local counters = stats.counters or {}
-  local latencies = stats.latencies_ms or {}
-  local last = stats.last_completion or {}
+  -- One record per answered inline request: { ms, forwards, tokens?, tokens_per_forward?, ... }.
+  local records = stats.latencies or {}
+  local last = records[#records] or {}
+  local tpf = last.tokens_per_forward
+  if tpf == nil and last.tokens and last.forwards and last.forwards > 0 then
+    tpf = last.tokens / last.forwards
+  end
   return {
     model = model.model,
     model_loaded = model.model ~= nil,
     device = model.device,
     dtype = model.dtype,
     parameters = model.parameters,
-    server_latency_ms = latencies[#latencies],
-    tokens_per_forward = last.tokens_per_forward,
+    server_latency_ms = last.ms,
+    tokens_per_forward = tpf,
     completions = counters.inline_completion,
     cancelled = (counters.cancelled or 0) + (counters.superseded or 0),
     server_rss_mb = stats.rss_mb,

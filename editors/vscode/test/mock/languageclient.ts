@@ -6,7 +6,7 @@ export class FakeLanguageClient {
   stopped = false;
   notifications: { method: string; params: unknown }[] = [];
   requests: { method: string; params: unknown }[] = [];
-  static statsAnswer: unknown = { worker_info: { model: { model: '/models/tiny-dlm', device: 'cpu' } }, last_completion: { tokens_per_forward: 2.5 } };
+  static statsAnswer: unknown = { worker_info: { model: { model: '/models/tiny-dlm', device: 'cpu' } }, latencies: [{ ms: 80, forwards: 4, tokens: 10 }] };
   static failStart = false;
 
   constructor(
