@@ -143,10 +143,10 @@ def reference_infiller(model, tok: Tokenizer, **kwargs) -> Infiller:
     return lambda tasks: [reference_infill(model, tok, t.prefix, t.suffix, **kwargs) for t in tasks]
 
 
-def engine_infiller(checkpoint_dir, max_new_tokens: int = 48) -> Infiller:
+def engine_infiller(checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu") -> Infiller:
     """The product's engine at its default decoding settings; raises ImportError/CheckpointError if unusable."""
     from ..engine import DecodeSettings, Engine, InfillJob
-    engine = Engine.from_dir(str(checkpoint_dir), device="cpu")
+    engine = Engine.from_dir(str(checkpoint_dir), device=device)
 
     def run(tasks: list[InfillTask]) -> list[str]:
         out = []

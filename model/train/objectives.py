@@ -218,15 +218,24 @@ def edit_noise(block: list[int], t: float, cfg: ModelConfig, rng: random.Random,
 class Batch:
     tokens: torch.Tensor      # (B, T) long
     positions: torch.Tensor   # (B, T) long
-    mask: torch.Tensor        # (B, 1, T, T) bool, True where a query may attend to a key
+    bids: torch.Tensor        # (B, T) long, block ids (layout.py)
+    noisy: torch.Tensor       # (B, T) bool, the noisy stream
+    valid: torch.Tensor       # (B, T) bool, False on padding
     targets: torch.Tensor     # (B, T) long, the clean token at noisy positions (else 0)
     weights: torch.Tensor     # (B, T) float, loss weight per position (0 where no loss)
     loss_norm: float          # divide the weighted loss sum by this (noisy middle tokens)
+    bidirectional: bool = False
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, 1, T, T) bool, True where a query may attend to a key; built where the batch lives,
+        so only (B, T) tensors cross to the GPU."""
+        return attention_mask(self.bids, self.noisy, self.bids, self.noisy, self.valid, self.bidirectional)
 
     def to(self, device) -> "Batch":
         move = lambda x: x.to(device, non_blocking=True)
-        return Batch(move(self.tokens), move(self.positions), move(self.mask), move(self.targets),
-                     move(self.weights), self.loss_norm)
+        return Batch(move(self.tokens), move(self.positions), move(self.bids), move(self.noisy), move(self.valid),
+                     move(self.targets), move(self.weights), self.loss_norm, self.bidirectional)
 
     @property
     def n_tokens(self) -> int:
@@ -258,13 +267,10 @@ def collate(cfg: ModelConfig, rows: list[Row], stage: int, rng: random.Random, v
     T = max(len(t) for t in tokens)
     valid = [[True] * len(t) + [False] * (T - len(t)) for t in tokens]
     pad = lambda seqs, v: [s + [v] * (T - len(s)) for s in seqs]
-    bid_t = torch.tensor(pad(bids, PAD_BID))
-    noisy_t = torch.tensor(pad(noisy_flags, False))
-    valid_t = torch.tensor(valid)
-    mask = attention_mask(bid_t, noisy_t, bid_t, noisy_t, valid_t, bidirectional=cfg.attention == "bidirectional")
     noisy_count = sum(len(r.middle) for r in rows)
-    return Batch(torch.tensor(pad(tokens, cfg.eos_id)), torch.tensor(pad(positions, 0)), mask,
-                 torch.tensor(pad(targets, 0)), torch.tensor(pad(weights, 0.0)), float(noisy_count))
+    return Batch(torch.tensor(pad(tokens, cfg.eos_id)), torch.tensor(pad(positions, 0)), torch.tensor(pad(bids, PAD_BID)),
+                 torch.tensor(pad(noisy_flags, False)), torch.tensor(valid), torch.tensor(pad(targets, 0)),
+                 torch.tensor(pad(weights, 0.0)), float(noisy_count), cfg.attention == "bidirectional")
 
 
 def diffusion_loss(model, batch: Batch) -> torch.Tensor:

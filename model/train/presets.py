@@ -22,8 +22,9 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # ~6.7M parameters: a 32-token block step costs a few ms on a laptop core, and an hour of one
-    # shared CPU core (~10M tokens) is enough to move such a model well past unigram statistics.
+    # ~6.8M parameters: a 32-token block step costs a few ms on a laptop core, and an hour of one
+    # CPU core (~5-10M tokens) moves such a model well past unigram statistics. One thread: on a
+    # shared 2-core machine two OpenMP threads ran 2.5x slower than one (505 vs 1241 tokens/s).
     # An 8k vocabulary halves the embedding (most of the parameters at this size) and the softmax,
     # and leaves fewer rare tokens that ~10M training tokens would barely update.
     "cpu": Preset(
@@ -31,24 +32,25 @@ PRESETS: dict[str, Preset] = {
                    max_seq_len=4096, tie_embeddings=True),
         train=dict(batch_size=16, lr=2e-3, warmup_steps=60, context=512, span_blocks=3,
                    continue_context=128, continue_blocks=6, eval_every=100, checkpoint_every=200,
-                   log_every=10, threads=2, dtype="float32", eval_batches=2,
+                   log_every=10, threads=1, dtype="float32", eval_batches=2,
                    mix={"line": 0.4, "span": 0.2, "continue": 0.4}),
         vocab_size=8192, tokenizer_bytes=24_000_000, corpus_bytes=60_000_000, export_dtype="float32",
         eval_tasks=100, corpus_workers=2,
         notes="2-core CPU, fp32, time-budgeted"),
     # ~27.5M parameters (8 x 512, GQA 8/2, SwiGLU 1152, 16k vocab, tied). Rows of ~1k tokens on
     # average (contexts drawn up to 1024, "continue" rows 384 + 2 x 10 blocks), 32 rows per GPU, bf16.
-    # At the ~700k tokens/s an H200 gives a model of this size, 7 minutes see ~300M tokens.
+    # At the ~700k tokens/s an H200 gives a model of this size, 6 minutes see ~250M tokens; corpus,
+    # tokenizer and evaluation take the rest of the 10 minutes.
     "gpu": Preset(
         model=dict(d_model=512, n_layers=8, n_heads=8, n_kv_heads=2, ffn_size=1152, block_size=32,
                    max_seq_len=4096, tie_embeddings=True),
         train=dict(batch_size=32, lr=1.5e-3, warmup_steps=200, context=1024, span_blocks=4,
                    continue_context=384, continue_blocks=10, eval_every=500, checkpoint_every=2000,
-                   log_every=50, dtype="bfloat16", eval_batches=4, workers=10, steps=20000,
+                   log_every=50, dtype="bfloat16", eval_batches=4, workers=10, steps=20000, time_budget=360,
                    mix={"line": 0.35, "span": 0.25, "continue": 0.4}),
         vocab_size=16384, tokenizer_bytes=64_000_000, corpus_bytes=None, export_dtype="bfloat16",
-        eval_tasks=300, corpus_workers=14,
-        notes="one H100/H200 (or several under torchrun), bf16; --time-budget 420 for a <10 min run"),
+        eval_tasks=200, corpus_workers=14,
+        notes="one H100/H200 (or several under torchrun), bf16; 6 minutes of training, <10 min end to end"),
     # Seconds, for tests and smoke runs of the whole command.
     "tiny": Preset(
         model=dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=128, block_size=8,

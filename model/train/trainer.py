@@ -284,9 +284,11 @@ class Trainer:
         if cfg.workers > 0:  # seeded by the step too, so a resumed run does not replay its data
             self.stream = BatchStream(self.model_cfg, self.tok, self.train_texts, cfg,
                                       seed=cfg.seed * 1000 + self.dist.rank + 7919 * self.step)
+            import multiprocessing
+            context = "fork" if "fork" in multiprocessing.get_all_start_methods() else None  # share the texts
             self.loader = iter(torch.utils.data.DataLoader(
                 self.stream, batch_size=None, num_workers=cfg.workers, prefetch_factor=4,
-                pin_memory=self.device.type == "cuda"))
+                pin_memory=self.device.type == "cuda", multiprocessing_context=context))
         self.model.train()
         window_tokens, window_start, last_loss = 0, time.perf_counter(), float("nan")
         # Wall-clock time counts against the budget, evaluation and checkpoints included.
