@@ -23,9 +23,11 @@ def short_tmp() -> Path:
 
 @asynccontextmanager
 async def sdls_session(model_dir: str | Path | None, options: dict | None = None, root: Path | None = None,
-                       extra_args: tuple[str, ...] = ()):
-    """A started, initialized server with its own worker socket; the worker is stopped afterwards."""
-    sock_dir = short_tmp()
+                       extra_args: tuple[str, ...] = (), socket_dir: Path | None = None):
+    """A started, initialized server with its own worker socket (or the one in `socket_dir`, shared);
+    a worker it owns is stopped afterwards."""
+    owns_worker = socket_dir is None
+    sock_dir = socket_dir or short_tmp()
     init = {"worker": {"socket": str(sock_dir / "w.sock"), "idleExitS": 60}, **(options or {})}
     if "worker" in (options or {}):
         init["worker"] = {"socket": str(sock_dir / "w.sock"), "idleExitS": 60, **options["worker"]}
@@ -44,7 +46,7 @@ async def sdls_session(model_dir: str | Path | None, options: dict | None = None
     try:
         yield client
     finally:
-        pid = await worker_pid(client)
+        pid = await worker_pid(client) if owns_worker else None
         try:
             await asyncio.wait_for(client.shutdown_session(), 10)
         finally:
@@ -54,7 +56,8 @@ async def sdls_session(model_dir: str | Path | None, options: dict | None = None
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-            shutil.rmtree(sock_dir, ignore_errors=True)
+            if owns_worker:
+                shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 async def stats(client) -> dict:

@@ -147,6 +147,17 @@ def _worker_sockets(pid: int):
                 yield parts[7]
 
 
+async def test_a_second_server_shares_the_running_worker(client, model_dir):
+    info = (await stats(client)).worker_info
+    sock_dir = next(iter(_worker_sockets(info.pid))).rsplit("/", 1)[0]
+    from pathlib import Path
+    async with sdls_session(model_dir, socket_dir=Path(sock_dir)) as second:
+        open_doc(second, "file:///bad/second.py", "def g(y):\n    return \n")
+        assert isinstance(await inline(second, "file:///bad/second.py", 1, 11), lsp.InlineCompletionList)
+        assert (await stats(second)).worker_info.pid == info.pid        # one warm model for both windows
+        assert (await stats(second)).worker.clients == 2
+
+
 async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
     uri = "file:///bad/crash.py"
     open_doc(client, uri, "def f(x):\n    y = \n")

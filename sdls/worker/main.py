@@ -36,17 +36,27 @@ def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s sdls-worker %(levelname)s %(message)s")
+    from .server import SocketInUse, WorkerServer, socket_alive
+
+    model_dir = Path(args.model) if args.model else None
+    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device)
+    if socket_alive(socket_path):   # checked before importing torch and loading a model we would not serve
+        print(f"sdls worker: a worker is already serving on {socket_path}", file=sys.stderr, flush=True)
+        return 3
+
+    if model_dir is not None and not model_dir.is_dir():   # the common mistake, reported without importing torch
+        print(f"sdls worker: cannot load the model: {model_dir}: checkpoint directory does not exist",
+              file=sys.stderr, flush=True)
+        return 2
+
     from sdls_model.checkpoint import CheckpointError, default_model_dir, validate_checkpoint
 
     from .reload import ModelReloader
     from .scheduler import Scheduler
-    from .server import SocketInUse, WorkerServer
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    model_dir = Path(args.model) if args.model else None
-    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device)
     try:
         engine = load_engine(model_dir, args.device, args.max_batch, args.max_context)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:

@@ -3,10 +3,15 @@
 Writing a checkpoint takes a while (several files, large tensors), so events are debounced; then the
 whole directory is validated and loaded off the engine thread. Only a model that loads is handed to
 the scheduler; a half-written or broken one is reported and the old model keeps serving.
+
+Both kinds of update are seen: files rewritten inside the directory, and the directory replaced by
+a rename (how `save_checkpoint` publishes atomically). The second needs a watch on the parent, and
+the watch on the directory itself is re-armed after each change because the inode may be new.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -40,14 +45,21 @@ class Debouncer:
                 self._timer.cancel()
 
 
-class _Poke(FileSystemEventHandler):
-    def __init__(self, on_event: Callable[[str], None]):
-        self.on_event = on_event
+class _Filter(FileSystemEventHandler):
+    """Pokes when an event touches `target` (the directory itself or anything in it)."""
+
+    def __init__(self, target: Path, poke: Callable[[], None]):
+        self.target = str(target)
+        self.poke = poke
 
     def on_any_event(self, event) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return   # reads (our own loads included) are not changes
-        self.on_event(str(event.src_path))
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = os.fsdecode(raw) if raw else ""
+            if path == self.target or path.startswith(self.target + os.sep):
+                self.poke()
+                return
 
 
 class ModelReloader:
@@ -55,23 +67,40 @@ class ModelReloader:
 
     def __init__(self, model_dir: str | Path, load: Callable[[Path], Any], install: Callable[[Any], None],
                  validate: Callable[[Path], list[str]], delay_s: float = 1.0):
-        self.model_dir = Path(model_dir)
+        self.model_dir = Path(model_dir).resolve()
         self.load, self.install, self.validate = load, install, validate
         self.reloads = 0
         self.rejections: list[str] = []
         self._debouncer = Debouncer(delay_s, self._reload)
         self._observer = Observer()
+        self._handler = _Filter(self.model_dir, self._debouncer.poke)
+        self._inner = None
 
     def start(self) -> None:
-        self._observer.schedule(_Poke(lambda _path: self._debouncer.poke()), str(self.model_dir), recursive=False)
+        self._observer.schedule(self._handler, str(self.model_dir.parent), recursive=False)
+        self._arm_inner()
         self._observer.daemon = True
         self._observer.start()
+
+    def _arm_inner(self) -> None:
+        if self._inner is not None:
+            try:
+                self._observer.unschedule(self._inner)
+            except (KeyError, ValueError):
+                pass
+            self._inner = None
+        if self.model_dir.is_dir():
+            try:
+                self._inner = self._observer.schedule(self._handler, str(self.model_dir), recursive=False)
+            except OSError:   # replaced again while we looked: the parent watch will poke once more
+                self._inner = None
 
     def stop(self) -> None:
         self._debouncer.cancel()
         self._observer.stop()
 
     def _reload(self) -> None:
+        self._arm_inner()
         try:
             problems = self.validate(self.model_dir)   # [] = loadable; checked before touching weights
             if problems:

@@ -26,7 +26,7 @@ class SocketInUse(RuntimeError):
     """Another live worker already serves this socket."""
 
 
-def _socket_alive(path: Path) -> bool:
+def socket_alive(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -69,7 +69,7 @@ class WorkerServer:
         except BlockingIOError:
             raise SocketInUse(f"another worker is starting or serving on {self.socket_path}") from None
         if self.socket_path.exists():
-            if _socket_alive(self.socket_path):
+            if socket_alive(self.socket_path):
                 raise SocketInUse(f"a worker is already serving on {self.socket_path}")
             self.socket_path.unlink()   # left behind by a worker that died
 

@@ -1,0 +1,85 @@
+"""Cross-file context: import resolution, declaration extraction, the debounced workspace watcher."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sdls.lsp.prompt import declarations_header
+from sdls.lsp.workspace_index import DeclarationIndex, declarations, imported_paths
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "geometry.py").write_text(
+        "import math\n\nclass Point:\n    x: float\n    def norm(self) -> float:\n        return 0.0\n\n"
+        "def distance(a: Point, b: Point) -> float:\n    return math.hypot(a.x - b.x, 0)\n")
+    (tmp_path / "pkg" / "units.py").write_text("METERS = 1.0\n\ndef to_feet(m):\n    return m * 3.28\n")
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "api.ts").write_text("export function get(url: string): Promise<string> { return fetch(url) }\n")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "dep.py").write_text("def hidden(): pass\n")
+    return tmp_path
+
+
+def check(source: str, language: str, path, roots, expected: list[str]) -> None:
+    found = imported_paths(source, language, path, roots)
+    assert [str(p.relative_to(roots[0])) for p in found] == expected
+
+
+def test_python_imports_resolve_to_workspace_files(workspace):
+    main = workspace / "main.py"
+    check("from pkg.geometry import Point\nimport pkg.units, os\n", "python", main, [workspace],
+          ["pkg/geometry.py", "pkg/units.py"])
+    check("from . import units\nfrom .geometry import distance\n", "python", workspace / "pkg" / "x.py",
+          [workspace], ["pkg/__init__.py", "pkg/units.py", "pkg/geometry.py"])
+    check("import numpy\nfrom json import loads\n", "python", main, [workspace], [])   # not in the workspace
+
+
+def test_relative_js_imports_resolve_with_extensions(workspace):
+    check("import { get } from './api'\n", "typescript", workspace / "web" / "app.ts", [workspace], ["web/api.ts"])
+
+
+def test_declarations_are_signatures_only(workspace):
+    decls = declarations((workspace / "pkg" / "geometry.py").read_text(), "python")
+    assert decls == ["class Point:\n    x: float\n    def norm(self) -> float: ...",
+                     "def distance(a: Point, b: Point) -> float: ..."]
+    assert declarations("export function get(url: string): string { return url }\n", "typescript") == \
+        ["export function get(url: string): string { ... }"]
+
+
+def test_context_and_header_for_a_document(workspace):
+    index = DeclarationIndex([workspace])
+    main = workspace / "main.py"
+    context = index.context_for("from pkg.geometry import distance\n", main, "python")
+    assert [name for name, _ in context] == ["pkg/geometry.py"]
+    header = declarations_header("python", context, 1000)
+    assert header.startswith("# from pkg/geometry.py:\nclass Point:") and "def distance(" in header
+    assert declarations_header("python", context, 20) == ""          # over budget: nothing half-written
+
+
+def test_unsaved_editor_buffer_wins_over_disk(workspace):
+    units = workspace / "pkg" / "units.py"
+    index = DeclarationIndex([workspace], open_text=lambda p: "def to_meters(ft): ...\n" if p == units else None)
+    assert index.declarations_of(units) == ["def to_meters(ft): ..."]
+
+
+def test_watcher_invalidates_changed_files_after_a_debounce_and_ignores_node_modules(workspace):
+    index = DeclarationIndex([workspace], debounce_s=0.1)
+    units = workspace / "pkg" / "units.py"
+    assert index.declarations_of(units)[-1] == "def to_feet(m): ..."
+    index.start_watching()
+    try:
+        (workspace / "node_modules" / "dep.py").write_text("def changed(): pass\n")
+        time.sleep(0.5)
+        assert index.invalidations == 0
+        units.write_text("def to_feet(m, precise=False):\n    return m * 3.28084\n")
+        deadline = time.monotonic() + 10
+        while index.invalidations == 0:
+            assert time.monotonic() < deadline, "the watcher never invalidated the changed file"
+            time.sleep(0.05)
+        assert index.declarations_of(units) == ["def to_feet(m, precise=False): ..."]
+    finally:
+        index.stop()

@@ -1,0 +1,43 @@
+"""Hot reload of the model directory: a new valid checkpoint is swapped in, a broken one is refused."""
+from __future__ import annotations
+
+import time
+
+import torch
+from fixtures_checkpoints import write_sdls
+
+from sdls.worker.reload import ModelReloader
+from sdls_model.checkpoint import validate_checkpoint
+from sdls_model.engine import Engine
+
+
+def wait_until(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_reload_on_new_checkpoint_and_refuse_a_broken_one(tmp_path):
+    model_dir = tmp_path / "tiny"
+    write_sdls(model_dir, seed=0)
+    installed = []
+    reloader = ModelReloader(model_dir, load=lambda d: Engine.from_dir(d), install=installed.append,
+                             validate=validate_checkpoint, delay_s=0.2)
+    reloader.start()
+    try:
+        # 1. Published the way training does (atomic directory replace): swapped in, new weights.
+        new_model = write_sdls(model_dir, seed=7)
+        wait_until(lambda: installed)
+        assert torch.equal(installed[0].model.embed_tokens.weight, new_model.embed_tokens.weight)
+        # 2. A file rewritten in place with garbage: refused, nothing installed, the reason kept.
+        (model_dir / "config.json").write_text("{ truncated")
+        wait_until(lambda: reloader.rejections)
+        time.sleep(0.5)
+        assert len(installed) == 1 and "config.json" in reloader.rejections[0]
+        # 3. Fixed again: served again (the watch survived the replacements).
+        write_sdls(model_dir, seed=8)
+        wait_until(lambda: len(installed) == 2)
+        assert reloader.reloads == 2
+    finally:
+        reloader.stop()
