@@ -166,6 +166,11 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
         result["humaneval_single_line_pass@1"] = pass_at_1(he, infill(he))
         result["humaneval_tasks"] = len(he)
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    try:  # the language server's view: the engine on the CPU, a first request and the next keystroke
+        from .evaluate import measure_latency
+        result.update(measure_latency(model_dir, heldout_tasks(val_texts, 20, seed=1) or he[:20], device="cpu"))
+    except Exception as exc:
+        log(f"latency not measured ({type(exc).__name__}: {exc})")
     log(f"evaluation: {json.dumps(result)}")
     return result
 
@@ -218,6 +223,12 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
         f"({ev.get('humaneval_tasks', 0)} seeded tasks of {ev.get('humaneval_tasks_total', '?')}: code lines of the "
         "canonical solutions, cursor after the line's indentation; comment lines skipped).",
         f"- Decoder: {ev.get('decoder', 'none')}.",
+        "",
+        "## Speed (engine, single-line completion, default decoding settings)",
+        f"- {ev.get('device', 'cpu')}, {ev.get('torch_threads', '?')} torch thread(s), {ev.get('latency_requests', 0)} "
+        f"held-out lines, median context {ev.get('context_tokens_p50', '?')} tokens: first request on a document "
+        f"{ev.get('latency_first_request_ms_p50', '?')} ms p50, next keystroke (cached context) "
+        f"{ev.get('latency_next_keystroke_ms_p50', '?')} ms p50, {ev.get('ms_per_forward_p50', '?')} ms per forward.",
         "",
         "## Reproduce",
         "```",

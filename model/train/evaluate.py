@@ -156,3 +156,28 @@ def engine_infiller(checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu
             out += [r.text for r in engine.run(jobs)]
         return out
     return run
+
+
+def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu") -> dict:
+    """Single-line completion latency through the engine, as the language server would see it:
+    a first request on a document (its context encoded) and the next keystroke (one more character
+    typed, the session's cached context reused). Medians in milliseconds."""
+    import statistics
+
+    from ..engine import DecodeSettings, Engine, InfillJob
+    engine = Engine.from_dir(str(checkpoint_dir), device=device)
+    first, typed, per_forward, context = [], [], [], []
+    for i, task in enumerate(tasks):
+        session = f"latency-{i}"
+        job = lambda prefix: InfillJob(prefix=prefix, suffix=task.suffix, max_new_tokens=32,
+                                       settings=DecodeSettings(), session=session)
+        a = engine.run([job(task.prefix)])[0].stats
+        b = engine.run([job(task.prefix + task.answer[:1])])[0].stats
+        first.append(a.ms)
+        typed.append(b.ms)
+        per_forward.append(b.ms / max(1, b.forwards))
+        context.append(a.context_tokens)
+    med = lambda xs: round(statistics.median(xs), 1)
+    return {"latency_first_request_ms_p50": med(first), "latency_next_keystroke_ms_p50": med(typed),
+            "ms_per_forward_p50": med(per_forward), "context_tokens_p50": med(context),
+            "latency_requests": len(tasks), "torch_threads": torch.get_num_threads(), "device": device}
