@@ -10,7 +10,8 @@ bidirectionally to itself — but shaped for a CUDA graph:
   of fused buffers (same values, no extra memory; the model itself behaves exactly as before);
 - with kernels on (`sdls_kernels.dispatch.use_kernels`, i.e. CUDA unless SDLS_KERNELS says
   otherwise): fused add + RMSNorm, in-place RoPE on the qkv buffer, split-K block attention,
-  SwiGLU on the gate/up buffer and the fused confidence pass. With kernels off the same steps run as torch ops (the references).
+  SwiGLU on the gate/up buffer and the fused confidence pass. With kernels off the same steps
+  run as torch ops (the references).
 
 `threshold_step` is a whole denoising step on the device (forward, logits of the block, confidence,
 the threshold commit rule), and `CapturedStep` captures any such step in a CUDA graph.
@@ -125,7 +126,10 @@ class FastDecoder:
         v_cached = cache.v[layer][rows, :, :read_len]
         key_pos = torch.arange(read_len, device=q.device)
         new_pos = torch.arange(T, device=q.device)
-        new_ok = (new_pos < new_lens[:, None]) if new_lens is not None else torch.ones(B, T, dtype=torch.bool, device=q.device)
+        if new_lens is None:
+            new_ok = torch.ones(B, T, dtype=torch.bool, device=q.device)
+        else:
+            new_ok = new_pos < new_lens[:, None]
         valid = torch.cat([key_pos < cache_lens[:, None], new_ok], dim=1)                  # (B, R + T)
         out = F.scaled_dot_product_attention(q, torch.cat([k_cached, k], 2), torch.cat([v_cached, v], 2),
                                              attn_mask=valid[:, None, None, :],

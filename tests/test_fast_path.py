@@ -69,7 +69,8 @@ def test_write_stores_the_same_keys_as_cacheio(kernels):
     positions = cache_lens[:, None] + torch.arange(T, device=DEVICE)
     FastDecoder(model, kernels=kernels)(tokens, positions, ours, cache_lens, 16, write=True)
     io = CacheIO(theirs, slots=[0, 1], read_len=16, writes=[(b, lens[b], 0, T) for b in range(B)])
-    valid = torch.cat([torch.arange(16, device=DEVICE) < cache_lens[:, None], torch.ones(B, T, dtype=torch.bool, device=DEVICE)], 1)
+    valid = torch.cat([torch.arange(16, device=DEVICE) < cache_lens[:, None],
+                       torch.ones(B, T, dtype=torch.bool, device=DEVICE)], 1)
     with torch.no_grad():
         model(tokens, positions, valid[:, None, None, :].expand(B, 1, T, 16 + T), io)
     assert (ours.k - theirs.k).abs().max() < 1e-4 and (ours.v - theirs.v).abs().max() < 1e-4
@@ -109,7 +110,8 @@ def test_helpers_and_errors():
         confidence_score(decoder.confidence(torch.randn(2, 5, device=DEVICE)), "nope")
     shifted = Transformer(ModelConfig.from_name("test-tiny", logit_shift=True)).to(DEVICE)
     with pytest.raises(ValueError, match="logit_shift"):
-        threshold_step(FastDecoder(shifted, kernels=False), tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4, 0.9)
+        threshold_step(FastDecoder(shifted, kernels=False), tokens, tokens, cache,
+                       torch.zeros(1, device=DEVICE), 4, 0.9)
     model.to(torch.float64)
     with pytest.raises(RuntimeError, match="moved"):
         decoder(tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4)

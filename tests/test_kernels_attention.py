@@ -73,8 +73,8 @@ def test_reference_agrees_with_sdpa():
     """The reference itself: same as torch's SDPA with a boolean mask built from the lengths."""
     gen, _ = fresh_generator()
     B, H, Hkv, T, D, S = 2, 6, 3, 5, 8, 12
-    q, kc, vc = torch.randn(B, H, T, D, generator=gen), torch.randn(B, Hkv, S, D, generator=gen), torch.randn(B, Hkv, S, D, generator=gen)
-    kn, vn = torch.randn(B, Hkv, T, D, generator=gen), torch.randn(B, Hkv, T, D, generator=gen)
+    q = torch.randn(B, H, T, D, generator=gen)
+    kc, vc, kn, vn = (torch.randn(B, Hkv, n, D, generator=gen) for n in (S, S, T, T))
     cache_lens, new_lens = torch.tensor([12, 4]), torch.tensor([5, 2])
     valid = torch.cat([torch.arange(S) < cache_lens[:, None], torch.arange(T) < new_lens[:, None]], 1)
     want = F.scaled_dot_product_attention(q.double(), torch.cat([kc, kn], 2).double(), torch.cat([vc, vn], 2).double(),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 triton = pytest.importorskip("triton")
 from triton.backends.compiler import GPUTarget  # noqa: E402
@@ -83,7 +84,7 @@ def compile_case(name: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="on a GPU the other kernel tests compile and run them")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the other kernel tests compile and run them")
 def test_compiles_for_hopper():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
