@@ -220,3 +220,12 @@ async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, 
     one_shot = json.loads(capsys.readouterr().out)
     assert one_shot["forwards"] == record.forwards > 0
     assert one_shot["text"] == (served.items[0].insert_text if served.items else "")
+
+
+async def test_code_actions_honour_the_only_filter(client):
+    uri = "file:///e2e/only.py"
+    open_doc(client, uri, SOURCE)
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(8, 0), lsp.Position(8, 10)),
+        lsp.CodeActionContext(diagnostics=[], only=[lsp.CodeActionKind.QuickFix])))
+    assert actions and {a.kind for a in actions} == {"quickfix"}

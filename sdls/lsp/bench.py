@@ -180,6 +180,8 @@ def _figures(args, files, tally: Tally, before, after, keystrokes: int, wall: fl
                                  "p95": round(percentile(model_calls, 95), 1)},
         "model_steps": {"forwards": forwards, "wasted": wasted,
                         "wasted_share": round(wasted / forwards, 3) if forwards else 0.0},
+        "context_tokens": {"reused": sum(getattr(r, "reused_tokens", 0) for r in records),
+                           "encoded": sum(getattr(r, "encoded_tokens", 0) for r in records)},
         "cache": {"hits": after.cache.hits - before.cache.hits,
                   "typing_along": after.cache.along_hits - before.cache.along_hits},
         "memory_mb": {"server": round(after.rss_mb, 1),
@@ -204,6 +206,8 @@ def report(fig: dict) -> str:
         f"model calls (server, n={mc['n']})     p50 {mc['p50']:.1f} ms   p95 {mc['p95']:.1f} ms",
         f"model steps  forwards {st['forwards']}  wasted on cancelled jobs {st['wasted']} "
         f"({100 * st['wasted_share']:.1f}%)",
+        f"context  {_share(fig['context_tokens'])} of context tokens served from the warm cache "
+        f"(reused {fig['context_tokens']['reused']}, encoded {fig['context_tokens']['encoded']})",
         f"cache  hits {fig['cache']['hits']}  typing-along {fig['cache']['typing_along']}",
         f"memory  server {mem['server']:.0f} MB + worker {mem['worker']:.0f} MB = {total:.0f} MB "
         f"(peaks {mem['server_peak']:.0f} + {mem['worker_peak']:.0f} MB)",
@@ -211,6 +215,11 @@ def report(fig: dict) -> str:
     if fig["errors"]:
         lines.append("errors: " + "; ".join(fig["errors"]))
     return "\n".join(lines)
+
+
+def _share(ctx: dict) -> str:
+    total = ctx["reused"] + ctx["encoded"]
+    return f"{100 * ctx['reused'] / total:.1f}%" if total else "n/a"
 
 
 def run(args: argparse.Namespace) -> int:

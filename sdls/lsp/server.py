@@ -272,7 +272,9 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         ls.check_current(uri, version)
         ls.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
                              "source": outcome.result.source if outcome.result else "none",
-                             "forwards": outcome.stats.get("forwards", 0)})
+                             "forwards": outcome.stats.get("forwards", 0),
+                             "reused_tokens": outcome.stats.get("reused_tokens", 0),
+                             "encoded_tokens": outcome.stats.get("encoded_tokens", 0)})
         del ls.latencies[:-5000]
         if outcome.result is None:
             log.debug("no inline completion at %s:%d: %s", uri, offset, outcome.reason)
@@ -291,10 +293,10 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         end = doc.offset(params.range.end.line, params.range.end.character)
         if doc.binary or not ls.settings.language_enabled(doc.language_id):
             return []
-        only = params.context.only
+        only = [getattr(k, "value", k) for k in (params.context.only or [])]   # str enums: compare values
         actions = []
         for offer in offer_actions(doc.syntax, start, min(max(start, end), len(doc.text)), ls.settings.actions):
-            if only and not any(offer.kind.startswith(str(k)) for k in only):
+            if only and not any(offer.kind.startswith(k) for k in only):
                 continue
             data = {"uri": doc.uri, "version": doc.version, "action": offer.action, "title": offer.title,
                     "start": offer.start, "end": offer.end, "kind": offer.kind,
