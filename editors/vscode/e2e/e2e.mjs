@@ -1,0 +1,211 @@
+// End to end in a real VS Code workbench: code-server (VS Code in a browser) with the packaged
+// sdls.vsix installed, driven with Playwright in Debian's chromium. Types in a Python file, waits for
+// the ghost text the real `sdls serve` sends, screenshots it, accepts it with Tab and checks the text.
+//
+// Usage: node e2e.mjs [--model DIR] [--screenshot PATH]   (node 24: code-server needs it)
+// Exit code 0 = passed; 77 = skipped (a prerequisite is missing, reason printed); other = failed.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..', '..');
+const extensionDir = resolve(here, '..');
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    screenshot: { type: 'string', default: join(extensionDir, 'screenshots', 'ghost-text.png') },
+    python: { type: 'string', default: join(repo, '.venv', 'bin', 'python') },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    timeout: { type: 'string', default: '180' },
+  },
+});
+const TIMEOUT_MS = Number(args.timeout) * 1000;
+
+function skip(reason) {
+  console.log(`SKIP: ${reason}`);
+  process.exit(77);
+}
+
+function log(message) {
+  console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+    srv.on('error', fail);
+  });
+}
+
+async function waitForHttp(url, ms) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not answer in ${ms / 1000} s`);
+}
+
+function modelDir() {
+  if (args.model) return resolve(args.model);
+  const probe = spawnSync(args.python, ['-c', 'from sdls_model.checkpoint import default_model_dir; print(default_model_dir())'], { encoding: 'utf8' });
+  const dir = probe.stdout.trim();
+  return dir && (existsSync(join(dir, 'config.json')) || existsSync(join(dir, 'model.safetensors'))) ? dir : null;
+}
+
+const codeServer = join(here, 'node_modules', '.bin', 'code-server');
+const vsix = join(extensionDir, 'sdls.vsix');
+if (!existsSync(codeServer)) skip('code-server is not installed (cd editors/vscode/e2e && npm ci)');
+if (!existsSync(args.chromium)) skip(`no chromium at ${args.chromium} (apt-get install chromium)`);
+if (!existsSync(args.python)) skip(`no Python with sdls at ${args.python}`);
+if (!existsSync(vsix)) skip('editors/vscode/sdls.vsix is missing (run editors/vscode/ci.sh or npm run package)');
+const model = modelDir();
+if (!model) skip('no model: the shipped model (model/default) is missing and --model was not given');
+
+const { chromium } = await import('playwright-core');
+const work = mkdtempSync(join(tmpdir(), 'sdls-vscode-e2e-'));
+const userData = join(work, 'user-data');
+const extensions = join(work, 'extensions');
+const workspace = join(work, 'workspace');
+mkdirSync(join(workspace, '.vscode'), { recursive: true });
+mkdirSync(join(userData, 'User'), { recursive: true });
+const quiet = {
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.welcomePage.walkthroughs.openOnInstall': false,
+  'security.workspace.trust.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'extensions.autoCheckUpdates': false,
+  'update.mode': 'none',
+  'editor.inlineSuggest.enabled': true,
+  'editor.quickSuggestions': { other: false, comments: false, strings: false },
+  'editor.minimap.enabled': false,
+  'editor.fontSize': 16,
+  'window.commandCenter': false,
+  'chat.disableAIFeatures': true,
+};
+writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify(quiet, null, 2));
+writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
+  'sdls.pythonPath': args.python,
+  'sdls.model.path': model,
+  'sdls.worker.socket': join(work, 'worker.sock'),
+  'sdls.worker.idleExitS': 20,
+}, null, 2));
+writeFileSync(join(workspace, 'add.py'), 'def add(a, b):\n    \n');
+
+const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
+log(`installing ${vsix}`);
+const install = spawnSync(codeServer, [...common, '--install-extension', vsix], { encoding: 'utf8' });
+if (install.status !== 0) {
+  console.error(install.stdout, install.stderr);
+  throw new Error('code-server --install-extension failed');
+}
+
+const port = await freePort();
+log(`starting code-server on 127.0.0.1:${port}`);
+const server = spawn(codeServer, [...common, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+  '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', workspace],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SDLS_E2E: '1' } });
+let serverLog = '';
+server.stdout.on('data', (d) => (serverLog += d));
+server.stderr.on('data', (d) => (serverLog += d));
+
+let browser;
+let page;
+let failed = false;
+try {
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
+  browser = await chromium.launch({
+    executablePath: args.chromium,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  log('workbench loaded');
+
+  // Open add.py through Quick Open, as a user would.
+  await page.keyboard.press('Control+P');
+  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
+  await page.keyboard.type('add.py');
+  await page.locator('.quick-input-list .monaco-list-row:has-text("add.py")').first().waitFor({ timeout: 20_000 });
+  await page.keyboard.press('Enter');
+  const editor = page.locator('.editor-instance .monaco-editor').first();
+  await editor.waitFor({ timeout: 30_000 });
+  // The item reads "sdls <model> · <device>" once the server has started (a spinner before).
+  await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 60_000 });
+  log('editor open, server started');
+
+  // Line 2, after the indentation: ask for a completion by typing.
+  await editor.locator('.view-line').nth(1).click();
+  await page.keyboard.press('End');
+  // Monaco draws the first line of a suggestion inline (.ghost-text-decoration) and the rest as a
+  // view zone (.ghost-text); both only exist while a suggestion is shown.
+  const ghost = page.locator('.ghost-text-decoration, .ghost-text');
+  const ghostText = () => page.evaluate(() => {
+    const inline = [...document.querySelectorAll('.ghost-text-decoration')].map((e) => e.textContent).join('');
+    const below = [...document.querySelectorAll('.ghost-text .view-line')].map((e) => e.textContent);
+    return [inline, ...below].join('\n').replace(/\u00a0/g, ' ');
+  });
+  let shown = '';
+  for (const piece of ['ret', 'urn', ' ']) {
+    await page.keyboard.type(piece, { delay: 60 });
+    try {
+      await ghost.first().waitFor({ timeout: TIMEOUT_MS / 3 });
+      shown = await ghostText();
+      if (shown.trim()) break;
+    } catch {
+      log(`no ghost text after typing "${piece}" yet`);
+    }
+  }
+  if (!shown.trim()) throw new Error('no ghost text appeared');
+  log(`ghost text: ${JSON.stringify(shown)}`);
+  await page.waitForTimeout(300);
+  mkdirSync(dirname(args.screenshot), { recursive: true });
+  await page.screenshot({ path: args.screenshot });
+  log(`screenshot: ${args.screenshot}`);
+  const status = (await page.locator('.statusbar-item:has-text("sdls")').first().innerText()).trim();
+  log(`status bar: ${JSON.stringify(status)}`);
+
+  await page.keyboard.press('Tab');
+  await page.waitForTimeout(500);
+  const firstGhostLine = shown.split('\n')[0].trim();
+  const text = (await editor.locator('.view-lines').innerText()).replace(/\u00a0/g, ' ');
+  if (firstGhostLine && !text.includes(firstGhostLine)) {
+    throw new Error(`after Tab the editor does not hold the ghost text ${JSON.stringify(firstGhostLine)}:\n${text}`);
+  }
+  if ((await ghostText()) === shown) {
+    throw new Error('the same ghost text is still shown after Tab');
+  }
+  log(`accepted: editor now reads ${JSON.stringify(text)}`);
+  console.log('PASS');
+} catch (err) {
+  failed = true;
+  console.error(`FAIL: ${err instanceof Error ? err.stack : err}`);
+  if (page) {
+    const shot = args.screenshot.replace(/\.png$/, '') + '.failure.png';
+    await page.screenshot({ path: shot }).catch(() => {});
+    console.error(`screenshot of the failure: ${shot}`);
+  }
+  console.error(`code-server log (tail):\n${serverLog.slice(-3000)}`);
+} finally {
+  await browser?.close();
+  server.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true, maxRetries: 3 });
+}
+process.exit(failed ? 1 : 0);
