@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     log = Log(out / "train.log", rank == 0)
-    command = "sdls train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"] \
-        else " ".join(shlex.quote(a) for a in sys.argv)
+    rest = " ".join(shlex.quote(a) for a in (sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:]))
+    command = f"torchrun --nproc-per-node {world} -m sdls_model.train.cli {rest}" if world > 1 else f"sdls train {rest}"
     log(f"command: {command}")
 
     # -- corpus ---------------------------------------------------------------------------------

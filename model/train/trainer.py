@@ -328,7 +328,7 @@ class Trainer:
                 window_tokens, window_start = 0, time.perf_counter()
                 self.log(f"step {self.step:6d} stage {stage} loss {last_loss:7.4f} lr {lr:.2e} "
                          f"gnorm {grad_norm:6.2f} {rate:8.0f} tok/s  {self.tokens_seen / 1e6:7.2f}M tok  "
-                         f"{100 * min(1.0, self.progress()):5.1f}%")
+                         f"{100 * min(1.0, progress):5.1f}%")  # progress() is a collective: never on one rank only
             if self.step % cfg.eval_every == 0:
                 row = self.evaluate()
                 if row:
