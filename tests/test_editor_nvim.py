@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from editor_models import trained_model
 from nvim_driver import REPO, Nvim, find_nvim, write_init
 
 NVIM = find_nvim()
@@ -208,17 +209,8 @@ def test_text_helpers(scripted):
 
 
 # -- the real server ------------------------------------------------------------------------------
-# Ghost text and code-action edits need a model that writes code: the shipped one (model/default),
-# or SDLS_EDITOR_TEST_MODEL. Health and status only need a server, so a tiny random checkpoint does.
-
-def trained_model() -> Path | None:
-    given = os.environ.get("SDLS_EDITOR_TEST_MODEL")
-    if given:
-        return Path(given)
-    from sdls_model.checkpoint import default_model_dir
-    shipped = default_model_dir()
-    return shipped if (shipped / "config.json").exists() else None
-
+# Ghost text and code-action edits need a model that writes code (editor_models.trained_model).
+# Health and status only need a server, so a tiny random checkpoint does.
 
 def real_session(folder: Path, model: Path, extra_lua: str = "") -> Nvim:
     """nvim with the plugin on the real `sdls serve` (its own worker socket, which exits when idle)."""
