@@ -155,6 +155,48 @@ class SdlsServer(LanguageServer):
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
             uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]))
 
+    async def newest_wins(self, uri: str, work):
+        """Run `work` as the one inline request of `uri`: a newer request cancels it (the engine stops
+        within one denoising step) and it answers ServerCancelled; a client $/cancelRequest answers
+        RequestCancelled."""
+        task = asyncio.current_task()
+        if (older := self.inline_tasks.get(uri)) is not None and not older.done():
+            self.superseded.add(older)
+            older.cancel()
+        self.inline_tasks[uri] = task
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if task in self.superseded:
+                self.superseded.discard(task)
+                self.counters["superseded"] += 1
+                raise JobCancelled("superseded by a newer inline completion request") from None
+            self.counters["cancelled"] += 1
+            raise
+        finally:
+            if self.inline_tasks.get(uri) is task:
+                del self.inline_tasks[uri]
+
+    async def complete(self, doc, offset: int, trigger: lsp.InlineCompletionTriggerKind):
+        c = self.settings.completion
+        if c.debounce_ms:
+            await asyncio.sleep(c.debounce_ms / 1000)
+        return await asyncio.wait_for(complete_at(
+            doc, offset, backend=await self.get_backend(), settings=c, cache=self.cache,
+            invoked=trigger == lsp.InlineCompletionTriggerKind.Invoked, header=self.cross_file_header(doc)),
+            timeout=c.timeout_s)
+
+    def record(self, outcome, started: float) -> None:
+        """One latency record per answered inline request (read by `sdls/stats`, the bench, editors)."""
+        self.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
+                               "source": outcome.result.source if outcome.result else "none",
+                               "forwards": outcome.stats.get("forwards", 0),
+                               "reused_tokens": outcome.stats.get("reused_tokens", 0),
+                               "encoded_tokens": outcome.stats.get("encoded_tokens", 0)})
+        del self.latencies[:-5000]
+        if outcome.result is not None:
+            self.counters[f"completion_{outcome.result.source}"] += 1
+
     @asynccontextmanager
     async def progress(self, title: str):
         """$/progress around a long job, when the client accepts server-initiated progress."""
@@ -246,41 +288,14 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         offset = doc.offset(params.position.line, params.position.character)
         if not ls.settings.completion.enabled or not ls.settings.language_enabled(doc.language_id):
             return None
-        task = asyncio.current_task()
-        if (older := ls.inline_tasks.get(uri)) is not None and not older.done():
-            ls.superseded.add(older)     # a newer request for this document: stop the older one
-            older.cancel()
-        ls.inline_tasks[uri] = task
         started, version = time.perf_counter(), doc.version
-        try:
-            if ls.settings.completion.debounce_ms:
-                await asyncio.sleep(ls.settings.completion.debounce_ms / 1000)
-            outcome = await asyncio.wait_for(complete_at(
-                doc, offset, backend=await ls.get_backend(), settings=ls.settings.completion, cache=ls.cache,
-                invoked=params.context.trigger_kind == lsp.InlineCompletionTriggerKind.Invoked,
-                header=ls.cross_file_header(doc)), timeout=ls.settings.completion.timeout_s)
-        except asyncio.CancelledError:
-            if task in ls.superseded:
-                ls.superseded.discard(task)
-                ls.counters["superseded"] += 1
-                raise JobCancelled("superseded by a newer inline completion request") from None
-            ls.counters["cancelled"] += 1
-            raise
-        finally:
-            if ls.inline_tasks.get(uri) is task:
-                del ls.inline_tasks[uri]
+        outcome = await ls.newest_wins(uri, ls.complete(doc, offset, params.context.trigger_kind))
         ls.check_current(uri, version)
-        ls.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
-                             "source": outcome.result.source if outcome.result else "none",
-                             "forwards": outcome.stats.get("forwards", 0),
-                             "reused_tokens": outcome.stats.get("reused_tokens", 0),
-                             "encoded_tokens": outcome.stats.get("encoded_tokens", 0)})
-        del ls.latencies[:-5000]
+        ls.record(outcome, started)
         if outcome.result is None:
             log.debug("no inline completion at %s:%d: %s", uri, offset, outcome.reason)
             return lsp.InlineCompletionList(items=[])
         r = outcome.result
-        ls.counters[f"completion_{r.source}"] += 1
         return lsp.InlineCompletionList(items=[lsp.InlineCompletionItem(
             insert_text=r.text, range=convert.lsp_range(doc, r.start, r.end))])
 
