@@ -64,15 +64,16 @@ def block_attention_ref(q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens=
 # -- kernels --------------------------------------------------------------------------------------
 def _block_attention_split_kernel(
     q_ptr, kc_ptr, vc_ptr, kn_ptr, vn_ptr, cache_lens_ptr, new_lens_ptr, slots_ptr,
-    m_ptr, l_ptr, acc_ptr,                         # partials: (B, H, T, NS+1), same, (B, H, T, NS+1, D)
+    m_ptr, l_ptr, acc_ptr,                         # partials: (B, H, T, n_splits+1), same, (..., D)
     sq_b, sq_h, sq_t, skc_s, skc_h, skc_n, svc_s, svc_h, svc_n,
     skn_b, skn_h, skn_n, svn_b, svn_h, svn_n,
-    H, T, D, chunk, scale_log2,
-    G: tl.constexpr, NS: tl.constexpr, HKV: tl.constexpr, HAS_SLOTS: tl.constexpr, HAS_NEW_LENS: tl.constexpr,
+    H, T, D, chunk, scale_log2, n_splits,
+    G: tl.constexpr, HKV: tl.constexpr, HAS_SLOTS: tl.constexpr, HAS_NEW_LENS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Program (b * HKV + hk, mb, split) handles packed query rows [mb*BLOCK_M, +BLOCK_M) of kv head
-    hk against one key chunk: cache chunk `split` for split < NS, the new tokens for split == NS."""
+    hk against one key chunk: cache chunk `split` for split < n_splits, the new tokens for split == n_splits.
+    The split count is a runtime value so that every length bucket shares one compiled kernel."""
     pid = tl.program_id(0)
     b = pid // HKV
     hk = pid % HKV
@@ -87,7 +88,7 @@ def _block_attention_split_kernel(
                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)                # (BLOCK_M, BLOCK_D)
 
     # Both branches give values of the same types (int64 bounds and strides) so the branch compiles.
-    if split < NS:
+    if split < n_splits:
         slot = tl.load(slots_ptr + b).to(tl.int64) if HAS_SLOTS else b.to(tl.int64)
         k_base = kc_ptr + slot * skc_s + hk * skc_h
         v_base = vc_ptr + slot * svc_s + hk * svc_h
@@ -125,28 +126,28 @@ def _block_attention_split_kernel(
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         m_i = m_new
 
-    part = ((b * H + h) * T + t) * (NS + 1) + split                             # (BLOCK_M,)
+    part = ((b * H + h) * T + t) * (n_splits + 1) + split                            # (BLOCK_M,)
     tl.store(m_ptr + part, m_i, mask=row_ok)
     tl.store(l_ptr + part, l_i, mask=row_ok)
     tl.store(acc_ptr + part[:, None] * D + d[None, :], acc, mask=row_ok[:, None] & d_ok[None, :])
 
 
 def _block_attention_combine_kernel(
-    m_ptr, l_ptr, acc_ptr, out_ptr, so_b, so_h, so_t, H, T, D,
-    SPLITS: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+    m_ptr, l_ptr, acc_ptr, out_ptr, so_b, so_h, so_t, H, T, D, n_parts,
+    BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    """Program r = (b * H + h) * T + t merges the SPLITS partial results of one query row."""
+    """Program r = (b * H + h) * T + t merges the n_parts partial results of one query row."""
     r = tl.program_id(0)
     t = r % T
     h = (r // T) % H
     b = r // (T * H)
     s = tl.arange(0, BLOCK_S)
-    s_ok = s < SPLITS
+    s_ok = s < n_parts
     d = tl.arange(0, BLOCK_D)
     d_ok = d < D
-    m = tl.load(m_ptr + r * SPLITS + s, mask=s_ok, other=float("-inf"))       # (BLOCK_S,)
-    l = tl.load(l_ptr + r * SPLITS + s, mask=s_ok, other=0.0)
-    acc = tl.load(acc_ptr + (r * SPLITS + s)[:, None] * D + d[None, :],
+    m = tl.load(m_ptr + r * n_parts + s, mask=s_ok, other=float("-inf"))       # (BLOCK_S,)
+    l = tl.load(l_ptr + r * n_parts + s, mask=s_ok, other=0.0)
+    acc = tl.load(acc_ptr + (r * n_parts + s)[:, None] * D + d[None, :],
                   mask=s_ok[:, None] & d_ok[None, :], other=0.0)               # (BLOCK_S, BLOCK_D)
     big = tl.max(m, axis=0)
     big = tl.where(big == float("-inf"), 0.0, big)                             # no key anywhere: zeros
@@ -246,10 +247,10 @@ def block_attention(q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens=None
         q.stride(0), q.stride(1), q.stride(2), *k_cache.stride()[:3], *v_cache.stride()[:3],
         *k_new.stride()[:3], *v_new.stride()[:3],
         H, T, D, chunk, (scale if scale is not None else 1.0 / math.sqrt(D)) * math.log2(math.e),
-        G=G, NS=ns, HKV=Hkv, HAS_SLOTS=slots is not None, HAS_NEW_LENS=new_lens is not None,
+        ns, G=G, HKV=Hkv, HAS_SLOTS=slots is not None, HAS_NEW_LENS=new_lens is not None,
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, PRECISION=precision,
         num_warps=4, num_stages=2)
     kernel_for(_block_attention_combine_kernel, device.type)[(B * H * T,)](
         m_part, l_part, acc_part, out, out.stride(0), out.stride(1), out.stride(2), H, T, D,
-        SPLITS=ns + 1, BLOCK_S=triton.next_power_of_2(ns + 1), BLOCK_D=block_d)
+        ns + 1, BLOCK_S=triton.next_power_of_2(ns + 1), BLOCK_D=block_d)
     return out

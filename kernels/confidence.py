@@ -54,8 +54,8 @@ def confidence_ref(logits: torch.Tensor, rows: torch.Tensor | None = None,
 # -- kernels --------------------------------------------------------------------------------------
 def _confidence_partial_kernel(
     logits_ptr, rows_ptr, stride_row, V, chunk,
-    m1_ptr, i1_ptr, m2_ptr, s_ptr, a_ptr,          # partial statistics, (M, SPLITS) each
-    HAS_ROWS: tl.constexpr, SPLITS: tl.constexpr, BLOCK_V: tl.constexpr,
+    m1_ptr, i1_ptr, m2_ptr, s_ptr, a_ptr,          # partial statistics, (M, n_splits) each
+    n_splits, HAS_ROWS: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
     """Program (r, j) reduces vocabulary chunk j of selected row r to (m1, i1, m2, s, a)."""
     r = tl.program_id(0)
@@ -92,7 +92,7 @@ def _confidence_partial_kernel(
         m2 = tl.maximum(tl.maximum(m2, b2), tl.minimum(m1, b1))
         i1 = tl.where(b1 > m1, bi, i1)
         m1 = new_m
-    out = r * SPLITS + j
+    out = r * n_splits + j
     tl.store(m1_ptr + out, m1)
     tl.store(i1_ptr + out, i1)
     tl.store(m2_ptr + out, m2)
@@ -102,14 +102,14 @@ def _confidence_partial_kernel(
 
 def _confidence_combine_kernel(
     m1_ptr, i1_ptr, m2_ptr, s_ptr, a_ptr,
-    token_ptr, prob_ptr, entropy_ptr, margin_ptr,
-    SPLITS: tl.constexpr, BLOCK_S: tl.constexpr,
+    token_ptr, prob_ptr, entropy_ptr, margin_ptr, n_splits,
+    BLOCK_S: tl.constexpr,
 ):
-    """Program r merges the SPLITS partial statistics of row r into the four outputs."""
+    """Program r merges the n_splits partial statistics of row r into the four outputs."""
     r = tl.program_id(0)
     offs = tl.arange(0, BLOCK_S)
-    ok = offs < SPLITS
-    p = r * SPLITS + offs
+    ok = offs < n_splits
+    p = r * n_splits + offs
     neg_inf = float("-inf")
     m1 = tl.load(m1_ptr + p, mask=ok, other=neg_inf)        # (BLOCK_S,)
     i1 = tl.load(i1_ptr + p, mask=ok, other=0)
@@ -185,9 +185,9 @@ def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Conf
     kernel_for(_confidence_partial_kernel, device.type)[(n_rows, splits)](
         logits, rows_arg, logits.stride(0), vocab, chunk,
         stats[0], index, stats[1], stats[2], stats[3],
-        HAS_ROWS=rows is not None, SPLITS=splits, BLOCK_V=block_v,
+        splits, HAS_ROWS=rows is not None, BLOCK_V=block_v,
         num_warps=8 if block_v >= 2048 else 4)
     kernel_for(_confidence_combine_kernel, device.type)[(n_rows,)](
         stats[0], index, stats[1], stats[2], stats[3], *out,
-        SPLITS=splits, BLOCK_S=triton.next_power_of_2(splits))
+        splits, BLOCK_S=triton.next_power_of_2(splits))
     return out

@@ -30,32 +30,34 @@ ATTN_ARGS = dict(q_ptr="*{t}", kc_ptr="*{t}", vc_ptr="*{t}", kn_ptr="*{t}", vn_p
                  new_lens_ptr="*i32", slots_ptr="*i64", m_ptr="*fp32", l_ptr="*fp32", acc_ptr="*fp32",
                  **{name: "i32" for name in ("sq_b", "sq_h", "sq_t", "skc_s", "skc_h", "skc_n", "svc_s", "svc_h",
                                              "svc_n", "skn_b", "skn_h", "skn_n", "svn_b", "svn_h", "svn_n",
-                                             "H", "T", "D", "chunk")}, scale_log2="fp32")
+                                             "H", "T", "D", "chunk")}, scale_log2="fp32", n_splits="i32")
 
 
-def attention(t, D, G, ns, slots, new_lens, precision):
+def attention(t, D, G, slots, new_lens, precision):
     block_d = triton.next_power_of_2(D)
     return (A._block_attention_split_kernel, {k: v.format(t=t) for k, v in ATTN_ARGS.items()},
-            dict(G=G, NS=ns, HKV=4, HAS_SLOTS=slots, HAS_NEW_LENS=new_lens, BLOCK_M=64, BLOCK_N=64,
+            dict(G=G, HKV=4, HAS_SLOTS=slots, HAS_NEW_LENS=new_lens, BLOCK_M=64, BLOCK_N=64,
                  BLOCK_D=block_d, PRECISION=precision), dict(num_warps=4, num_stages=2))
 
 
 CASES = {
     "confidence_partial_bf16": (C._confidence_partial_kernel,
                                 dict(logits_ptr="*bf16", rows_ptr="*i64", stride_row="i32", V="i32", chunk="i32",
-                                     m1_ptr="*fp32", i1_ptr="*i32", m2_ptr="*fp32", s_ptr="*fp32", a_ptr="*fp32"),
-                                dict(HAS_ROWS=False, SPLITS=9, BLOCK_V=4096), dict(num_warps=8)),
+                                     m1_ptr="*fp32", i1_ptr="*i32", m2_ptr="*fp32", s_ptr="*fp32", a_ptr="*fp32",
+                                     n_splits="i32"),
+                                dict(HAS_ROWS=False, BLOCK_V=4096), dict(num_warps=8)),
     "confidence_combine": (C._confidence_combine_kernel,
                            dict(m1_ptr="*fp32", i1_ptr="*i32", m2_ptr="*fp32", s_ptr="*fp32", a_ptr="*fp32",
-                                token_ptr="*i64", prob_ptr="*fp32", entropy_ptr="*fp32", margin_ptr="*fp32"),
-                           dict(SPLITS=9, BLOCK_S=16), dict(num_warps=4)),
-    "attention_bf16_d128": attention("bf16", 128, 7, 16, False, False, "tf32"),
-    "attention_bf16_d64_slots_lens": attention("bf16", 64, 7, 8, True, True, "tf32"),
-    "attention_fp32_d40": attention("fp32", 40, 3, 2, True, True, "ieee"),
+                                token_ptr="*i64", prob_ptr="*fp32", entropy_ptr="*fp32", margin_ptr="*fp32",
+                                n_splits="i32"),
+                           dict(BLOCK_S=16), dict(num_warps=4)),
+    "attention_bf16_d128": attention("bf16", 128, 7, False, False, "tf32"),
+    "attention_bf16_d64_slots_lens": attention("bf16", 64, 7, True, True, "tf32"),
+    "attention_fp32_d40": attention("fp32", 40, 3, True, True, "ieee"),
     "attention_combine": (A._block_attention_combine_kernel,
                           dict(m_ptr="*fp32", l_ptr="*fp32", acc_ptr="*fp32", out_ptr="*bf16", so_b="i32",
-                               so_h="i32", so_t="i32", H="i32", T="i32", D="i32"),
-                          dict(SPLITS=17, BLOCK_S=32, BLOCK_D=128), dict(num_warps=4)),
+                               so_h="i32", so_t="i32", H="i32", T="i32", D="i32", n_parts="i32"),
+                          dict(BLOCK_S=32, BLOCK_D=128), dict(num_warps=4)),
     "add_rmsnorm_bf16_3584": (R._add_rmsnorm_kernel,
                               dict(x_ptr="*bf16", r_ptr="*bf16", w_ptr="*bf16", y_ptr="*bf16", h_ptr="*bf16",
                                    sx="i32", sr="i32", sy="i32", sh="i32", D="i32", eps="fp32"),
