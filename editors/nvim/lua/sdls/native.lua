@@ -1,10 +1,14 @@
 -- Ghost text through Neovim's own vim.lsp.inline_completion (0.12+). Neovim draws, debounces and
 -- cancels; this file only wires the configured keys. Accept word / line have no native equivalent,
 -- so those keys keep their usual meaning here.
+-- Written against the 0.12 API (enable, is_enabled, get returning true when it accepted, select);
+-- development builds before that shape fall back to extmarks. Not tested here: no 0.12 binary on PyPI.
 local M = {}
 
 function M.available()
-  return vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
+  local ic = vim.lsp.inline_completion
+  return ic ~= nil and type(ic.enable) == "function" and type(ic.is_enabled) == "function"
+    and type(ic.get) == "function" and type(ic.select) == "function"
 end
 
 function M.attach(buf, _client, cfg)
