@@ -76,6 +76,7 @@ def force_kernels(mode: str) -> Iterator[None]:
         set_kernels(previous)
 
 
+@functools.cache  # fixed once triton is imported; cached because every launch asks
 def interpreter_active() -> bool:
     """True when Triton was imported in interpreter mode (its own library functions are interpreted)."""
     if not triton_available():
