@@ -203,7 +203,7 @@ def pick_splits(work_programs: int, read_len: int, device: torch.device, block_n
     if device.type != "cuda":
         return min(2, max_splits)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(max_splits, -(-2 * sms // work_programs), 64))
+    return max(1, min(max_splits, -(-2 * sms // work_programs), 63))   # + the new-token part <= 64
 
 
 def block_attention(q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens=None, slots=None,

@@ -163,6 +163,7 @@ def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Conf
     """Kernel version of `confidence_ref` (float32 statistics from logits of any float dtype).
 
     `out` lets a caller (a CUDA graph, a test poisoning its outputs) supply the four output tensors.
+    `rows` must hold valid row indices: checking them would cost a device sync, so it is not done.
     """
     _check(logits, rows)
     n_rows = logits.shape[0] if rows is None else rows.shape[0]
@@ -171,6 +172,9 @@ def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Conf
         f32 = dict(dtype=torch.float32, device=device)
         out = Confidence(torch.empty(n_rows, dtype=torch.int64, device=device), torch.empty(n_rows, **f32),
                          torch.empty(n_rows, **f32), torch.empty(n_rows, **f32))
+    wanted = (torch.int64, torch.float32, torch.float32, torch.float32)
+    if any(t.shape != (n_rows,) or t.dtype != dt or t.device != device for t, dt in zip(out, wanted)):
+        raise ValueError(f"out must be four ({n_rows},) tensors on {device}: int64 token, float32 prob/entropy/margin")
     if n_rows == 0:
         return out
     block_v = block_v or (4096 if device.type == "cuda" else 256)

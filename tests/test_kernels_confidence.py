@@ -75,3 +75,5 @@ def test_bad_inputs_are_clear_errors():
         confidence(logits.t())
     with pytest.raises(TypeError, match="rows"):
         confidence(logits, torch.tensor([0.0], device=DEVICE))
+    with pytest.raises(ValueError, match="out must be"):
+        confidence(logits, out=poisoned_confidence(3))
