@@ -180,6 +180,23 @@ async def test_fill_stubs_reports_progress(client):
     assert "wave 1/2: 1 stub(s)" in messages and "wave 2/2: 1 stub(s)" in messages
 
 
+async def test_stubs_of_one_wave_are_decoded_in_one_batch(client):
+    uri = "file:///e2e/batch.py"
+    open_doc(client, uri, "def a(x):\n    pass\n\n\ndef b(y):\n    pass\n")
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
+        lsp.CodeActionContext(diagnostics=[])))
+    fill = next(a for a in actions if a.title == "Fill in 2 stubs")
+    before = (await stats(client)).worker.lanes.rewrite
+    try:
+        await client.code_action_resolve_async(fill)
+    except JsonRpcException as exc:      # random weights may leave nothing usable
+        assert exc.code == lsp.LSPErrorCodes.RequestFailed
+    after = (await stats(client)).worker.lanes.rewrite
+    assert after.jobs == before.jobs + 2 and after.batches == before.batches + 1    # one engine.run, two jobs
+    assert after.batched_jobs == before.batched_jobs + 2
+
+
 async def test_hover_fixup_shows_a_diff_and_its_command_applies_the_same_edit(client):
     uri = "file:///e2e/hover.py"
     open_doc(client, uri, SOURCE, version=3)
@@ -229,3 +246,17 @@ async def test_code_actions_honour_the_only_filter(client):
         lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(8, 0), lsp.Position(8, 10)),
         lsp.CodeActionContext(diagnostics=[], only=[lsp.CodeActionKind.QuickFix])))
     assert actions and {a.kind for a in actions} == {"quickfix"}
+
+
+async def test_quickfix_names_the_diagnostic_it_fixes(client):
+    uri = "file:///e2e/quickfix.py"
+    open_doc(client, uri, SOURCE)
+    for _ in range(50):
+        if client.diagnostics.get(uri):
+            break
+        await asyncio.sleep(0.05)
+    diagnostic = client.diagnostics[uri][0]
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(uri), diagnostic.range, lsp.CodeActionContext(diagnostics=[diagnostic])))
+    fix = next(a for a in actions if a.kind == "quickfix")
+    assert fix.diagnostics == (diagnostic,) and fix.is_preferred

@@ -138,3 +138,18 @@ def test_doubt_runs_on_the_engine_thread(sched):
 def test_unknown_lane_is_rejected(sched):
     with pytest.raises(ValueError, match="unknown lane"):
         sched.submit(InfillJob(prefix="x"), "urgent", lambda r, e: None)
+
+
+def test_jobs_arriving_together_at_an_idle_engine_share_one_run():
+    engine = SteppingEngine(steps=1, step_s=0.0)
+    sched = Scheduler(engine, batch_window_s=0.05)
+    col = Collector()
+    sched.start()
+    try:
+        for i in range(3):
+            sched.submit(InfillJob(prefix=f"w{i}"), "rewrite", col.callback(f"w{i}"))
+            time.sleep(0.005)                      # a few frames apart, as from one socket
+        col.wait_for("w0", "w1", "w2")
+        assert engine.batches == [["w0", "w1", "w2"]]
+    finally:
+        sched.stop()

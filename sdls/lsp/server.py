@@ -317,7 +317,10 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
                     "start": offer.start, "end": offer.end, "kind": offer.kind,
                     "issue": [offer.issue.start, offer.issue.end, offer.issue.message, offer.issue.kind]
                     if offer.issue else None}
-            actions.append(lsp.CodeAction(title=offer.title, kind=offer.kind, data=data))
+            fixes = [d for d in params.context.diagnostics or [] if offer.issue and d.source == "sdls"
+                     and d.range.start.line == doc.position(offer.issue.start)[0]]
+            actions.append(lsp.CodeAction(title=offer.title, kind=offer.kind, data=data, diagnostics=fixes or None,
+                                          is_preferred=True if offer.issue else None))
         return actions
 
     @server.feature(lsp.CODE_ACTION_RESOLVE)

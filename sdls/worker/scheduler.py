@@ -58,9 +58,12 @@ def cancelled_result() -> JobResult:
 
 
 class Scheduler:
-    def __init__(self, engine: Any, max_batch: int = 8):
+    def __init__(self, engine: Any, max_batch: int = 8, batch_window_s: float = 0.002):
         self.engine = engine
         self.max_batch = max_batch
+        # Jobs sent together (one wave of stubs, several windows typing) arrive a few frames apart:
+        # wait this long after the first before starting, so they share forwards.
+        self.batch_window_s = batch_window_s
         self.stats = {lane: LaneStats() for lane in LANES}
         self._lanes: dict[str, deque[Ticket]] = {lane: deque() for lane in LANES}
         self._cond = threading.Condition()
@@ -126,6 +129,9 @@ class Scheduler:
                 if self._next_engine is not None:
                     break
                 self._cond.wait()
+        if self.batch_window_s:
+            time.sleep(self.batch_window_s)
+        with self._cond:
             if self._stopping:
                 return None
             if self._next_engine is not None:
