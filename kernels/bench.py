@@ -155,7 +155,7 @@ def tune_attention(device, dims, ctx: int = 4096, block: int = 32) -> list[tuple
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ["kernel", "shape", "torch us", "kernel us", "speed-up", "max |diff|"]
+    head = ["kernel", "shape", "torch us", "kernel us", "speed-up", "max abs diff"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     return "\n".join(lines)

@@ -168,7 +168,7 @@ def _fmt(value, digits=2):
 
 def format_table(rows: list[dict], device: torch.device) -> str:
     head = ["shape", "ctx", "eager ms", "graph ms", "graph+fused ms", "graph+kernels ms", "HBM floor ms",
-            "kernels / floor", "max |Δhidden| (scale)", "same tokens"]
+            "kernels / floor", "max abs Δhidden (scale of hidden)", "same tokens"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         floor = r.get("floor")
