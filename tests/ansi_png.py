@@ -95,8 +95,9 @@ def plain_text(capture: str) -> str:
     return "\n".join("".join(ch for ch, _ in row) for row in parse(capture))
 
 
-def render(capture: str, path: Path, columns: int, font_size: int = 16) -> Path:
-    """Draw the capture as a PNG of `columns` cells per row."""
+def render(capture: str, path: Path, columns: int, font_size: int = 16,
+           cursor: tuple[int, int] | None = None) -> Path:
+    """Draw the capture as a PNG of `columns` cells per row; `cursor` (column, row) as a bar."""
     from matplotlib import font_manager
     from PIL import Image, ImageDraw, ImageFont
 
@@ -122,6 +123,9 @@ def render(capture: str, path: Path, columns: int, font_size: int = 16) -> Path:
                 draw.text((x0, y0 + (cell_h - (bottom - top)) / 2 - top), ch, font=font, fill=fg)
             if st.underline:
                 draw.line([x0, y0 + cell_h - 2, x0 + cell_w, y0 + cell_h - 2], fill=fg)
+    if cursor is not None:
+        x0, y0 = pad + cursor[0] * cell_w, pad + cursor[1] * cell_h
+        draw.rectangle([x0, y0 + 1, x0 + 1, y0 + cell_h - 2], fill=DEFAULT_FG)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

@@ -7,6 +7,8 @@ end to end (ghost text -> accept -> text in the buffer; a code action's edit; :c
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -330,3 +332,74 @@ def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
                           "return table.concat(l, '\\n') ~= 'def add(a, b):\\n    pass\\n' and l", timeout=120, interval=0.2)
     assert changed[0] == "def add(a, b):", changed
     assert "pass" not in "\n".join(changed), changed
+
+
+# -- a screenshot of the real terminal UI ---------------------------------------------------------
+
+TMUX = shutil.which("tmux")
+SCREENSHOT = REPO / "editors" / "nvim" / "screenshots" / "ghost-text.png"
+
+
+@pytest.mark.skipif(TMUX is None, reason="no tmux to host Neovim's terminal UI for the screenshot")
+def test_terminal_ui_shows_the_ghost_text_and_a_screenshot_is_made(tmp_path):
+    """Neovim's own TUI in tmux: the ghost text is on screen after the typed text; the capture becomes
+    a PNG (editors/nvim/screenshots/ghost-text.png with SDLS_UPDATE_SCREENSHOTS=1 and a trained model)."""
+    from ansi_png import plain_text, render
+
+    model = trained_model()
+    if model is not None:
+        server = f"""python = {lua_str(sys.executable)},
+  settings = {{ model = {{ path = {lua_str(str(model))} }},
+               worker = {{ socket = {lua_str(str(tmp_path / 'worker.sock'))}, idleExitS = 15 }} }},"""
+    else:
+        server = f"cmd = {{ {lua_str(sys.executable)}, {lua_str(str(SCRIPTED))} }},"
+    init = write_init(tmp_path / "init.lua", f"""
+vim.opt.termguicolors = true
+vim.opt.number = true
+vim.opt.laststatus = 2
+require('sdls').setup{{ {server} }}""")
+    source = tmp_path / "add.py"
+    source.write_text("def add(a, b):\n    \n", encoding="utf-8")
+    columns, rows, name = 88, 12, f"sdls-test-{os.getpid()}"
+    sock = tmp_path / "nvim.sock"
+    subprocess.run([TMUX, "-L", name, "new-session", "-d", "-s", "editor", "-x", str(columns), "-y", str(rows),
+                    f"{NVIM} --clean -n -u {init} --listen {sock} {source}"], check=True, cwd=tmp_path)
+    nv = None
+    try:
+        nv = Nvim.connect(str(sock))
+        nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=60)
+        nv.input("2GA")
+        ghost, typed = None, ""
+        for piece in ["ret", "urn", " "]:
+            nv.input(piece)
+            typed += piece
+            try:
+                ghost = nv.wait_for(GHOST, timeout=60 if model else 10)
+                break
+            except TimeoutError:
+                continue
+        assert ghost, f"no ghost text; client stats {nv.lua(STATS)}"
+        nv.request("nvim_command", "redraw")
+        time.sleep(0.3)  # let tmux take the redraw
+        capture = subprocess.run([TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"],
+                                 capture_output=True, text=True, check=True).stdout
+        screen = plain_text(capture).splitlines()
+        cursor_line = "    " + nv.lua("return vim.api.nvim_get_current_line()").strip()
+        first, *rest = ghost.split("\n")
+        # The first line of the ghost text sits right after what was typed, on the cursor's screen line.
+        on_screen = [line for line in screen if (cursor_line + first)[: columns - 8] in line]
+        assert on_screen, "\n".join(screen)
+        if rest and rest[0].strip():
+            row = screen.index(on_screen[0])
+            assert rest[0].strip()[:40] in screen[row + 1], "\n".join(screen)
+        cursor = subprocess.run([TMUX, "-L", name, "display-message", "-p", "-t", "editor", "#{cursor_x} #{cursor_y}"],
+                                capture_output=True, text=True, check=True).stdout.split()
+        png = render(capture, tmp_path / "ghost-text.png", columns, cursor=(int(cursor[0]), int(cursor[1])))
+        assert png.stat().st_size > 5_000
+        if model is not None and os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(png, SCREENSHOT)
+    finally:
+        if nv is not None:
+            nv.close()
+        subprocess.run([TMUX, "-L", name, "kill-server"], capture_output=True)
