@@ -129,10 +129,11 @@ def test_side_by_side_on_a_tiny_model_writes_table_plot_and_json(tiny_model_dir,
     assert report.checks["canonical_passed"] == 3
 
     paths = write_outputs(report, tmp_path / "out", command="sdls bench eval ...")
-    table = paths["markdown"].read_text()
-    header = next(line for line in table.splitlines() if line.startswith("| setting"))
-    assert header.count("|") == 9
-    assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:] == names
+    tables = _tables(paths["markdown"].read_text())
+    assert len(tables) == 2   # the figures, and pass counts per suite (this run mixes three)
+    assert [len(row) for row in tables[0]] == [8] * 5 and [row[0] for row in tables[0][1:]] == names
+    assert tables[1][0] == ["setting", "single-line passed", "multi-line passed", "repair passed"]
+    assert all(row[3].endswith("/1") for row in tables[1][1:])
     import matplotlib.image
     image = matplotlib.image.imread(paths["plot"])
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG" and image.shape[0] > 200 and image.shape[1] > 300
@@ -141,7 +142,21 @@ def test_side_by_side_on_a_tiny_model_writes_table_plot_and_json(tiny_model_dir,
     assert {"pass_at_1", "tokens_per_forward", "forwards_per_s", "tokens_per_s", "latency_p50_ms",
             "latency_p95_ms"} <= set(data["configs"][0])
     assert data["goal"]["judged"] is True and len(data["records"]) == 12
-    assert markdown(report).count("\n| ") == len(names) + 1
+    assert data["pass_by_suite"]["sequential"]["repair"]["tasks"] == 1
+    assert _tables(markdown(report)) == tables
+
+
+def _tables(text: str) -> list[list[list[str]]]:
+    """Markdown tables as rows of cells, separator rows dropped."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-"):
+                current.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
 
 
 def test_cli_json_on_a_tiny_model(tiny_model_dir, tmp_path):

@@ -94,6 +94,16 @@ def settings_dict(settings) -> dict:
     return out
 
 
+def pass_by_suite(records: list[Record]) -> dict[str, dict[str, tuple[int, int]]]:
+    """{config: {suite: (passed, tasks)}}; the suite is the first part of the task id."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in records:
+        suite = r.task_id.split("/", 1)[0]
+        passed, total = out.setdefault(r.config, {}).get(suite, (0, 0))
+        out[r.config][suite] = (passed + r.passed, total + 1)
+    return out
+
+
 def goal_verdict(summaries: list[Summary]) -> dict:
     """Which settings reach >= 5 tokens/forward within 1 pass@1 point of one token per step."""
     base = next((s for s in summaries if s.name == BASELINE), None)

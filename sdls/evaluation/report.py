@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .metrics import BASELINE, GOAL_MAX_DROP_POINTS, GOAL_TOKENS_PER_FORWARD, Summary
+from .metrics import BASELINE, GOAL_MAX_DROP_POINTS, GOAL_TOKENS_PER_FORWARD, Summary, pass_by_suite
 from .runner import Report
 
 COLUMNS = ("setting", "pass@1 (%)", "passed", "tokens/forward", "forwards/s", "tokens/s",
@@ -31,6 +31,13 @@ def markdown(report: Report, command: str = "") -> str:
               f"batch {report.settings.get('batch')}.", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report.configs)]
+    by_suite = pass_by_suite(report.records)
+    suites = list(dict.fromkeys(s for per in by_suite.values() for s in per))
+    if len(suites) > 1:   # a mixed run (the ci suite): pass@1 of each part
+        lines += ["", "| setting | " + " | ".join(f"{s} passed" for s in suites) + " |",
+                  "|---|" + "---|" * len(suites)]
+        for name, per in by_suite.items():
+            lines.append(f"| {name} | " + " | ".join(f"{per[s][0]}/{per[s][1]}" for s in suites) + " |")
     lines += ["", "reference: fixed rule, 1 token/step, no cache (full recompute every step); "
               "sequential: fixed rule, 1 token/step, block cache; threshold t: commit every masked position "
               "with confidence >= t (at least one per step), block cache. Latency: wall time per task."]

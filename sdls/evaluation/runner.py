@@ -12,7 +12,7 @@ from typing import Callable
 
 from sdls_model.engine import DecodeSettings, EditJob, Engine, InfillJob, JobResult
 
-from .metrics import Record, Summary, goal_verdict, summarise
+from .metrics import Record, Summary, goal_verdict, pass_by_suite, summarise
 from .sandbox import Limits, isolation, run_programs
 from .suites import Task
 
@@ -112,7 +112,10 @@ class Report:
     def as_dict(self) -> dict:
         return {"suite": self.suite, "model": self.model, "n_tasks": len(self.tasks), "tasks": self.tasks,
                 "isolation": self.isolation, "run": self.settings, "checks": self.checks, "goal": self.goal,
-                "configs": [s.as_dict() for s in self.configs], "records": [r.as_dict() for r in self.records]}
+                "configs": [s.as_dict() for s in self.configs],
+                "pass_by_suite": {c: {s: {"passed": p, "tasks": n} for s, (p, n) in per.items()}
+                                  for c, per in pass_by_suite(self.records).items()},
+                "records": [r.as_dict() for r in self.records]}
 
 
 def evaluate(engine: Engine, tasks: list[Task], configs: list[RunConfig], suite: str = "", batch: int = 1,
@@ -121,7 +124,8 @@ def evaluate(engine: Engine, tasks: list[Task], configs: list[RunConfig], suite:
     if not tasks:
         raise ValueError("no tasks to evaluate")
     say = progress or (lambda _msg: None)
-    engine.run([make_job(tasks[0], configs[0].settings, max_new_tokens)])  # warm-up, untimed
+    warm = tasks[0]   # warm-up, untimed: a short infill under the cheapest setting
+    engine.run([InfillJob(prefix=warm.prefix, suffix=warm.suffix, max_new_tokens=8, settings=configs[-1].settings)])
     decoded: dict[str, tuple[list[Decoded], float]] = {}
     for config in configs:
         decoded[config.name] = decode(engine, tasks, config, batch, max_new_tokens, progress)
