@@ -6,11 +6,13 @@ end to end (ghost text -> accept -> text in the buffer; a code action's edit; :c
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,10 @@ def test_setup_validates_options(scripted):
     ]
     for opts, expected in cases:
         check_setup_error(nv, opts, expected)
+    # Settings travel as JSON objects, also when empty (an empty Lua table would encode as []).
+    encode = "local c = require('sdls.config'); return vim.json.encode(c.server_settings(c.resolve(...)))"
+    assert nv.lua(encode, {}) == "{}"
+    assert json.loads(nv.lua(encode, {"settings": {"model": {}, "languages": ["python"]}})) == {"model": {}, "languages": ["python"]}
     merged = nv.lua("return require('sdls.config').resolve({ filetypes = { 'python' } })")
     assert merged["filetypes"] == ["python"]  # lists replace the default, they do not merge by index
     assert merged["keys"]["accept"] == "<Tab>" and merged["cmd"][1:] == ["-m", "sdls", "serve"]
@@ -209,6 +215,18 @@ def test_text_helpers(scripted):
     for fn, args, expected in cases:
         check_text(nv, fn, args, expected)
 
+
+
+def test_hover_fixup_command_is_read_from_the_markdown(scripted):
+    nv = scripted()
+    spec = [{"uri": "file:///a.py", "version": 3, "edits": [{"range": {"start": {"line": 0, "character": 13},
+             "end": {"line": 0, "character": 13}}, "newText": ":"}]}]
+    # The shape sdls/lsp/server.py's hover writes: a diff, then a command link with URL-encoded JSON.
+    markdown = ("**sdls** - cannot parse\n\n```diff\n-def f()\n+def f():\n```\n\n"
+                f"[Apply fix-up](command:sdls.applyFix?{urllib.parse.quote(json.dumps(spec))} \"Apply the proposed repair\")")
+    command = nv.lua("return require('sdls.fix').command_from_hover(...)", markdown)
+    assert command == {"title": "sdls fix-up", "command": "sdls.applyFix", "arguments": spec}
+    assert nv.lua("return require('sdls.fix').command_from_hover(...)", "**sdls** - x\n\n_No fix-up: no change_") is None
 
 # -- the real server ------------------------------------------------------------------------------
 # Ghost text and code-action edits need a model that writes code (editor_models.trained_model).
@@ -333,6 +351,17 @@ def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
     assert changed[0] == "def add(a, b):", changed
     assert "pass" not in "\n".join(changed), changed
 
+
+
+def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
+    nv, folder = trained_real
+    text = "def add(a, b)\n    return a + b\n"   # the colon is missing
+    open_and_attach(nv, folder / "broken.py", text)
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 4})")
+    nv.request("nvim_command", "SdlsFix")
+    fixed = nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
+                        "return l[1] ~= 'def add(a, b)' and l", timeout=120, interval=0.2)
+    assert fixed[0].rstrip().endswith(":"), fixed
 
 # -- a screenshot of the real terminal UI ---------------------------------------------------------
 

@@ -7,6 +7,7 @@ import { inlineCompletionMiddleware, Toggle } from './middleware';
 import { fromServerStats, StatusState, statusText } from './status';
 
 const STATS_REQUEST = 'sdls/stats';
+const APPLY_FIX = 'sdls.applyFix';
 const STATS_EVERY_MS = 2000;
 let client: LanguageClient | undefined;
 
@@ -37,6 +38,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       documentSelector: documentSelector(cfg.get<string[]>('languages')),
       initializationOptions: serverSettings(cfg),
       outputChannel: output,
+      // Hover fix-ups end in a command link; only the server's own fix command may run from it.
+      markdown: { isTrusted: { enabledCommands: [APPLY_FIX] } },
       middleware: inlineCompletionMiddleware(toggle, (ms) => {
         show({ latencyMs: ms });
         void refreshStats();

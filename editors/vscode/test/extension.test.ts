@@ -35,6 +35,7 @@ test('activate starts `<python> -m sdls serve` with the server settings as initi
   assert.deepEqual(c.serverOptions, { command: '/venv/bin/python', args: ['-m', 'sdls', 'serve'] });
   assert.deepEqual(c.clientOptions.initializationOptions, { model: { device: 'cpu' }, completion: { maxTokens: 16 }, languages: ['python'] });
   assert.deepEqual(c.clientOptions.documentSelector.map((s: any) => s.language), ['python', 'python']);
+  assert.deepEqual(c.clientOptions.markdown, { isTrusted: { enabledCommands: ['sdls.applyFix'] } });
   assert.deepEqual([...vscode.recorded.commands.keys()].sort(), ['sdls.restart', 'sdls.showLog', 'sdls.toggle']);
   await extension.deactivate();
   assert.ok(c.stopped);

@@ -139,11 +139,26 @@ function M.resolve(opts)
   return cfg
 end
 
---- The settings table as the server reads it (nil fields left out).
+-- An empty Lua table is ambiguous; JSON-encoded it becomes [] and the server wants an object.
+local function as_objects(value, key)
+  if type(value) ~= "table" or key == "languages" then
+    return value
+  end
+  if next(value) == nil then
+    return vim.empty_dict()
+  end
+  local out = {}
+  for k, v in pairs(value) do
+    out[k] = as_objects(v, k)
+  end
+  return out
+end
+
+--- The settings table as the server reads it (empty tables sent as JSON objects).
 ---@param cfg table a resolved config
 ---@return table
 function M.server_settings(cfg)
-  return vim.deepcopy(cfg.settings)
+  return as_objects(vim.deepcopy(cfg.settings))
 end
 
 return M
