@@ -95,15 +95,29 @@ def plain_text(capture: str) -> str:
     return "\n".join("".join(ch for ch, _ in row) for row in parse(capture))
 
 
+def _font(style: str, size: int):
+    """DejaVu Sans Mono from the system fonts or matplotlib's copy; PIL's own font otherwise."""
+    from PIL import ImageFont
+
+    name = f"DejaVuSansMono{style}.ttf"
+    candidates = [Path("/usr/share/fonts/truetype/dejavu") / name]
+    try:
+        import matplotlib
+        candidates.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name)
+    except ImportError:
+        pass
+    for path in candidates:
+        if path.exists():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size)
+
+
 def render(capture: str, path: Path, columns: int, font_size: int = 16,
            cursor: tuple[int, int] | None = None) -> Path:
     """Draw the capture as a PNG of `columns` cells per row; `cursor` (column, row) as a bar."""
-    from matplotlib import font_manager
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    regular = ImageFont.truetype(font_manager.findfont("DejaVu Sans Mono"), font_size)
-    bold = ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans Mono", weight="bold")), font_size)
-    oblique = ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans Mono", style="oblique")), font_size)
+    regular, bold, oblique = (_font(style, font_size) for style in ("", "-Bold", "-Oblique"))
     left, top, right, bottom = regular.getbbox("M")
     cell_w, cell_h = regular.getlength("M"), int(font_size * 1.35)
     rows = parse(capture)

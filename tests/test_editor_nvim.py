@@ -160,6 +160,36 @@ def test_dismiss_and_leaving_insert_mode_hide_the_ghost(scripted):
     assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {})") == 0
 
 
+def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
+    nv.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { ... })", line)
+    got = nv.lua("local item, col, enc = ...; local g = require('sdls.inline').to_ghost(0, item, 0, col, enc); "
+                 "return g and { g.text, g.tail } or vim.NIL", item, col, encoding)
+    assert got == expected, (line, item, encoding, got)
+
+
+def test_items_become_ghost_text_at_the_cursor_in_every_position_encoding(scripted):
+    nv = scripted()
+
+    def rng(start: int, end: int) -> dict:
+        return {"start": {"line": 0, "character": start}, "end": {"line": 0, "character": end}}
+
+    line = 's = "é" + ret)'   # é: 2 bytes in UTF-8, 1 unit in UTF-16 and UTF-32
+    cursor = line.encode().index(b")")  # byte column, as Neovim counts
+    cases = [
+        ({"insertText": "return x"}, "utf-16", ["return x", ""]),
+        ({"insertText": "return x", "range": rng(10, 13)}, "utf-16", ["urn x", ""]),
+        ({"insertText": "return x", "range": rng(10, 13)}, "utf-32", ["urn x", ""]),
+        ({"insertText": "return x", "range": rng(11, 14)}, "utf-8", ["urn x", ""]),
+        ({"insertText": "return x)", "range": rng(10, 14)}, "utf-16", ["urn x)", ")"]),  # replaces the closer
+        ({"insertText": "yield x", "range": rng(10, 13)}, "utf-16", None),    # does not extend what was typed
+        ({"insertText": "x", "range": rng(14, 14)}, "utf-16", None),          # range after the cursor
+        ({"insertText": {"kind": "snippet", "value": "return ${1:x}$0"}, "range": rng(10, 13)}, "utf-16", ["urn x", ""]),
+        ({"insertText": "ret", "range": rng(10, 13)}, "utf-16", None),        # nothing left to show
+    ]
+    for item, encoding, expected in cases:
+        check_ghost(nv, line, cursor, item, encoding, expected)
+
+
 def check_setup_error(nv: Nvim, opts_lua: str, expected: str | None) -> None:
     result = nv.lua(f"local ok, err = pcall(require('sdls.config').resolve, {opts_lua}); return {{ ok, ok and '' or err }}")
     ok, err = result
@@ -373,6 +403,7 @@ SCREENSHOT = REPO / "editors" / "nvim" / "screenshots" / "ghost-text.png"
 def test_terminal_ui_shows_the_ghost_text_and_a_screenshot_is_made(tmp_path):
     """Neovim's own TUI in tmux: the ghost text is on screen after the typed text; the capture becomes
     a PNG (editors/nvim/screenshots/ghost-text.png with SDLS_UPDATE_SCREENSHOTS=1 and a trained model)."""
+    pytest.importorskip("PIL", reason="Pillow draws the screenshot")
     from ansi_png import plain_text, render
 
     model = trained_model()
