@@ -75,7 +75,8 @@ class _RowInputs:
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Tokenizer, *, device: str | torch.device = "cpu",
                  dtype: torch.dtype | None = None, max_batch: int = 8, max_context: int = 1024,
-                 max_new_tokens: int = 512, n_sessions: int = 8, name: str = ""):
+                 max_new_tokens: int = 512, n_sessions: int = 8, name: str = "",
+                 fast_path: bool | None = None):
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
@@ -97,6 +98,12 @@ class Engine:
         never |= set(range(tokenizer.vocab_size, cfg.vocab_size))
         self.banned = torch.tensor(sorted(i for i in never if i is not None), device=self.device)
         self.stop_ids = torch.tensor(cfg.stop_ids, device=self.device)
+        # Steps that are a pure block over the cache (most of them) can run on FastDecoder: fused
+        # weights, device-side lengths, Triton kernels on CUDA. On by default on CUDA only.
+        self.fast = None
+        if fast_path if fast_path is not None else self.device.type == "cuda":
+            from .fast_path import FastDecoder
+            self.fast = FastDecoder(self.model)
 
     @classmethod
     def from_dir(cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | None = None,
@@ -228,6 +235,8 @@ class Engine:
     # -- one forward over a batch of rows -----------------------------------------------------
     def _forward(self, rows: list[_Row]) -> list[torch.Tensor]:
         """Build every row's inputs, pad them into one forward, return each row's block logits."""
+        if self.fast is not None and all(r.policy == "exact" and r.written == r.bs for r in rows):
+            return self._fast_forward(rows)
         inputs = [self._row_inputs(r) for r in rows]
         T = max(len(x.positions) for x in inputs)
         read_len = max((len(x.cache_valid) for x in inputs if x.cache_valid is not None), default=0)
@@ -266,6 +275,22 @@ class Engine:
         for row in rows:
             if row.policy == "exact":
                 row.written = row.bs
+        return list(logits)
+
+    def _fast_forward(self, rows: list[_Row]) -> list[torch.Tensor]:
+        """A block step over the cache alone (nothing pending to encode) on the FastDecoder."""
+        from .fast_path import length_bucket
+        dev = self.device
+        tokens = torch.stack([r.seq[r.bs:r.be] for r in rows])                       # (R, blk)
+        positions = torch.stack([torch.arange(r.bs, r.be, device=dev) for r in rows])
+        cache_lens = torch.tensor([r.written for r in rows], device=dev)
+        read_len = min(length_bucket(max(r.written for r in rows)), self.cache.max_len)
+        slots = torch.tensor([r.slot for r in rows], device=dev)
+        hidden = self.fast(tokens, positions, self.cache, cache_lens, read_len, slots=slots)
+        logits = self.model.logits(hidden).float()                                  # (R, blk, V)
+        logits[..., self.banned] = float("-inf")
+        for row in rows:
+            row.stats.forwards += 1
         return list(logits)
 
     def _row_inputs(self, row: _Row) -> _RowInputs:

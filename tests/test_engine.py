@@ -197,3 +197,21 @@ def test_bad_requests_raise_clear_errors(engine):
         engine.run([EditJob("abc", 2, 9)])
     with pytest.raises(TypeError, match="InfillJob or EditJob"):
         engine.run(["not a job"])
+
+
+@pytest.mark.parametrize("kernels", [False, True])
+def test_fast_path_decodes_the_same_tokens(tokenizer, kernels):
+    """The FastDecoder (fused weights; Triton kernels under the interpreter when asked) serves the
+    steps that are a block over the cache, and changes nothing in what is decoded."""
+    from sdls_model.fast_path import FastDecoder
+    plain = make_engine(tokenizer)
+    fast = make_engine(tokenizer)
+    decoder = FastDecoder(fast.model, kernels=kernels)
+    calls = []
+    fast.fast = lambda *a, **k: calls.append(1) or decoder(*a, **k)
+    n = 4 if kernels else 10  # the Triton interpreter is slow: a few steps prove the point
+    jobs = [InfillJob("def add(a, b):\n    return ", "\n", n, DecodeSettings(threshold=0.3)),
+            InfillJob("class A:\n", "", n, FIXED, session="doc")]
+    expected = [r.tokens for r in plain.run(jobs)]
+    assert [r.tokens for r in fast.run(jobs)] == expected
+    assert calls  # the fast path really served steps
