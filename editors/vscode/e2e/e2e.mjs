@@ -193,6 +193,23 @@ try {
     throw new Error('the same ghost text is still shown after Tab');
   }
   log(`accepted: editor now reads ${JSON.stringify(text)}`);
+
+  // The extension's commands, from the command palette.
+  const runCommand = async (title) => {
+    await page.keyboard.press('Control+Shift+P');
+    await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
+    await page.keyboard.type(title);
+    await page.locator(`.quick-input-list .monaco-list-row:has-text("${title}")`).first().waitFor({ timeout: 20_000 });
+    await page.keyboard.press('Enter');
+  };
+  await runCommand('sdls: Toggle Inline Completions');
+  await page.waitForSelector('.statusbar-item:has-text("sdls off")', { timeout: 20_000 });
+  await runCommand('sdls: Toggle Inline Completions');
+  await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 20_000 });
+  log('toggle: status went to "sdls off" and back');
+  await runCommand('sdls: Restart Server');
+  await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 60_000 });
+  log('restart: the server is back');
   console.log('PASS');
 } catch (err) {
   failed = true;
