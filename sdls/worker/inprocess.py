@@ -24,7 +24,12 @@ class InProcessBackend:
 
     @classmethod
     def from_dir(cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024) -> "InProcessBackend":
+        import torch
+
         from sdls_model.engine import Engine
+
+        from .main import default_threads
+        torch.set_num_threads(default_threads())
         return cls(Engine.from_dir(model_dir, device=device, max_context=max_context))
 
     async def _submit(self, job: Any, lane: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,8 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-exit", type=float, default=0.0,
                         help="exit after this many seconds without clients (0 = never)")
     parser.add_argument("--no-watch", action="store_true", help="do not hot-reload the model directory")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0 = half the cores, at least 1: leaves room for the editor and server)")
     parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def default_threads() -> int:
+    """Half the cores: on a busy 2-core machine two torch threads ran a decode step 10x slower than one
+    (they fight the server, the editor and each other), while a big machine still gets parallelism."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context: int):
@@ -54,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from .reload import ModelReloader
     from .scheduler import Scheduler
 
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    import torch
+    torch.set_num_threads(args.threads or default_threads())
     try:
         engine = load_engine(model_dir, args.device, args.max_batch, args.max_context)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
