@@ -293,6 +293,17 @@ def tiny_real(tmp_path_factory):
     nv.close()
 
 
+def type_until_ghost(nv: Nvim, timeout: float) -> str:
+    """Type "return " a piece at a time until ghost text shows (a model may have nothing to offer mid-word)."""
+    for piece in ["ret", "urn", " "]:
+        nv.input(piece)
+        try:
+            return nv.wait_for(GHOST, timeout=timeout)
+        except TimeoutError:
+            continue
+    raise AssertionError(f"no ghost text; client stats {nv.lua(STATS)}")
+
+
 def load_model(nv: Nvim) -> None:
     """Type once and wait for the answer: the first completion request loads the model in the worker."""
     if nv.lua(STATS).get("last_latency_ms") is None:
@@ -301,6 +312,7 @@ def load_model(nv: Nvim) -> None:
         nv.input("<Esc>")
 
 
+@pytest.mark.slow
 def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
     nv = tiny_real
     load_model(nv)
@@ -313,6 +325,7 @@ def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
     assert "ERROR" not in report, report
 
 
+@pytest.mark.slow
 def test_real_server_status_shows_model_device_and_latency(tiny_real):
     nv = tiny_real
     load_model(nv)
@@ -336,19 +349,12 @@ def trained_real(tmp_path_factory):
     nv.close()
 
 
+@pytest.mark.slow
 def test_real_server_ghost_text_then_tab_puts_it_in_the_buffer(trained_real):
     nv, folder = trained_real
     open_and_attach(nv, folder / "ghost.py", "def add(a, b):\n    \n")
     nv.input("2GA")
-    ghost = None
-    for piece in ["ret", "urn", " "]:  # type until the model offers something
-        nv.input(piece)
-        try:
-            ghost = nv.wait_for(GHOST, timeout=60)
-            break
-        except TimeoutError:
-            continue
-    assert ghost, f"no ghost text; client stats {nv.lua(STATS)}"
+    ghost = type_until_ghost(nv, timeout=60)
     marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")
     assert len(marks) == 1 and marks[0][1] == 1
     before = nv.lua(LINES)
@@ -361,6 +367,7 @@ def test_real_server_ghost_text_then_tab_puts_it_in_the_buffer(trained_real):
     assert ghost.strip() in after or ghost.split("\n")[0] in after
 
 
+@pytest.mark.slow
 def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
     nv, folder = trained_real
     text = "def add(a, b):\n    pass\n"
@@ -383,6 +390,7 @@ def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
 
 
 
+@pytest.mark.slow
 def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
     nv, folder = trained_real
     text = "def add(a, b)\n    return a + b\n"   # the colon is missing
@@ -399,6 +407,7 @@ TMUX = shutil.which("tmux")
 SCREENSHOT = REPO / "editors" / "nvim" / "screenshots" / "ghost-text.png"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(TMUX is None, reason="no tmux to host Neovim's terminal UI for the screenshot")
 def test_terminal_ui_shows_the_ghost_text_and_a_screenshot_is_made(tmp_path):
     """Neovim's own TUI in tmux: the ghost text is on screen after the typed text; the capture becomes
@@ -429,16 +438,7 @@ require('sdls').setup{{ {server} }}""")
         nv = Nvim.connect(str(sock))
         nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=60)
         nv.input("2GA")
-        ghost, typed = None, ""
-        for piece in ["ret", "urn", " "]:
-            nv.input(piece)
-            typed += piece
-            try:
-                ghost = nv.wait_for(GHOST, timeout=60 if model else 10)
-                break
-            except TimeoutError:
-                continue
-        assert ghost, f"no ghost text; client stats {nv.lua(STATS)}"
+        ghost = type_until_ghost(nv, timeout=60 if model else 10)
         nv.request("nvim_command", "redraw")
         time.sleep(0.3)  # let tmux take the redraw
         capture = subprocess.run([TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"],

@@ -13,6 +13,14 @@ function M.request(client, method, params, handler, bufnr)
   return client.request(method, params, handler, bufnr)
 end
 
+--- Blocking request; returns { result, err } or nil, error message.
+function M.request_sync(client, method, params, timeout_ms, bufnr)
+  if M.has_011 then
+    return client:request_sync(method, params, timeout_ms, bufnr)
+  end
+  return client.request_sync(method, params, timeout_ms, bufnr)
+end
+
 function M.cancel_request(client, id)
   if M.has_011 then
     return client:cancel_request(id)

@@ -9,10 +9,7 @@ M.METHOD = "sdls/stats"
 
 --- Ask a running server for its stats (blocking, up to timeout_ms). Returns the answer or nil, err.
 function M.server_stats(client, timeout_ms)
-  local request_sync = compat.has_011 and function(...)
-    return client:request_sync(...)
-  end or client.request_sync
-  local answer, err = request_sync(M.METHOD, vim.empty_dict(), timeout_ms or 5000, 0)
+  local answer, err = compat.request_sync(client, M.METHOD, vim.empty_dict(), timeout_ms or 5000, 0)
   if not answer then
     return nil, err or "no answer"
   end
