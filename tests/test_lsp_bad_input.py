@@ -66,6 +66,17 @@ async def test_bad_positions_are_invalid_params(client, line, col, message):
     await alive(client)
 
 
+async def test_a_change_that_does_not_fit_marks_the_document_out_of_sync_until_reopened(client):
+    uri = "file:///bad/desync.py"
+    open_doc(client, uri, "x = 1\n")
+    change_doc(client, uri, 2, 30, 0, "y")                      # line 30 does not exist
+    err = await error_of(inline(client, uri, 0, 5))
+    assert err.code == lsp.ErrorCodes.InvalidParams and "out of sync" in err.message
+    assert any("out of sync" in m.message for m in client.messages)
+    open_doc(client, uri, "x = 1\n", version=3)
+    assert isinstance(await inline(client, uri, 1, 0), lsp.InlineCompletionList)
+
+
 async def test_binary_and_non_utf8_text_is_served_without_crashing(client):
     uri = "file:///bad/blob.py"
     open_doc(client, uri, "\x00\x01ELF\x02" + "\udc80\udcff" * 10 + "\nx = \n")   # NULs and lone surrogates

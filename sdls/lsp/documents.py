@@ -20,6 +20,13 @@ class UnknownDocument(KeyError):
         return f"document {self.args[0]} is not open (send textDocument/didOpen first)"
 
 
+class DocumentOutOfSync(UnknownDocument):
+    """A didChange did not fit the text: the server's copy is no longer the editor's."""
+
+    def __str__(self) -> str:
+        return f"document {self.args[0]} is out of sync ({self.args[1]}); close and reopen it"
+
+
 def without_lone_surrogates(text: str) -> str:
     """U+FFFD for each lone surrogate (how JSON carries bytes that were not UTF-8).
 
@@ -48,6 +55,7 @@ class OpenDocument:
     binary: bool = False
     oversized: bool = False
     encoding: str = "utf-16"    # the position encoding negotiated with the client
+    out_of_sync: str | None = None   # why a change could not be applied; features refuse until reopened
     _lines: LineIndex | None = field(default=None, repr=False)
 
     @property
@@ -83,9 +91,12 @@ class DocumentStore:
 
     def get(self, uri: str) -> OpenDocument:
         try:
-            return self._docs[uri]
+            doc = self._docs[uri]
         except KeyError:
             raise UnknownDocument(uri) from None
+        if doc.out_of_sync:
+            raise DocumentOutOfSync(uri, doc.out_of_sync)
+        return doc
 
     def all(self) -> list[OpenDocument]:
         return list(self._docs.values())
@@ -109,10 +120,14 @@ class DocumentStore:
             if span is None:
                 doc = self.open(uri, doc.language_id, version, new_text)
                 continue
-            start = doc.offset(span[0], span[1])
-            end = doc.offset(span[2], span[3])
-            if end < start:
-                raise PositionError(f"change range ends before it starts: {span}")
+            try:
+                start = doc.offset(span[0], span[1])
+                end = doc.offset(span[2], span[3])
+                if end < start:
+                    raise PositionError(f"change range ends before it starts: {span}")
+            except PositionError as exc:
+                doc.out_of_sync = f"version {version}: {exc}"
+                raise
             doc.syntax.apply_edit(start, end, without_lone_surrogates(new_text))
             if len(doc.text) > self.max_chars and not doc.oversized:
                 doc = self.open(uri, doc.language_id, version, doc.text)

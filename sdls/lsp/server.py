@@ -270,7 +270,8 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         try:
             ls.docs.change(params.text_document.uri, params.text_document.version, changes)
         except (UnknownDocument, PositionError) as exc:
-            ls.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error, message=f"sdls: didChange: {exc}"))
+            ls.announce(f"sdls: {params.text_document.uri} is out of sync after a change that did not fit "
+                        f"({exc}); reopen the file")
             return
         ls.schedule_diagnostics(params.text_document.uri, 0.15)
 
