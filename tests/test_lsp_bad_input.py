@@ -194,7 +194,7 @@ async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
         assert isinstance(result, lsp.InlineCompletionList)
         assert (await stats(client)).worker_info.pid != first_pid
     finally:
-        await configure(client, {"completion": {"maxTokens": 48}})
+        await configure(client, {"completion": {"maxTokens": 32}})
 
 
 # -- no usable model: a clear message, and the server stays up ---------------------------------------

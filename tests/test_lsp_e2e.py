@@ -102,7 +102,7 @@ async def test_cancel_request_stops_the_job_in_the_worker(client):
         assert after["cancelled"] == before["cancelled"] + 1
         assert 0 < after["wasted"] - before["wasted"] < 300            # stopped well before 400 steps
     finally:
-        await configure(client, {"completion": {"maxTokens": 48}})
+        await configure(client, {"completion": {"maxTokens": 32}})
 
 
 async def test_newer_request_for_the_same_document_supersedes_the_older(client):
@@ -118,7 +118,7 @@ async def test_newer_request_for_the_same_document_supersedes_the_older(client):
         assert err.value.code == lsp.LSPErrorCodes.ServerCancelled and "superseded" in err.value.message
         assert isinstance(await asyncio.wait_for(new, 20), lsp.InlineCompletionList)
     finally:
-        await configure(client, {"completion": {"maxTokens": 48}})
+        await configure(client, {"completion": {"maxTokens": 32}})
 
 
 async def test_result_for_an_outdated_version_is_dropped(client):
@@ -133,7 +133,7 @@ async def test_result_for_an_outdated_version_is_dropped(client):
             await asyncio.wait_for(pending, 20)
         assert err.value.code == lsp.LSPErrorCodes.ContentModified
     finally:
-        await configure(client, {"completion": {"maxTokens": 48}})
+        await configure(client, {"completion": {"maxTokens": 32}})
 
 
 async def test_code_action_resolves_to_an_edit_bound_to_its_version(client):

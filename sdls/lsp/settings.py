@@ -23,7 +23,7 @@ class ModelSettings:
 @dataclass
 class CompletionSettings:
     enabled: bool = True
-    max_tokens: int = 48            # new tokens for a single-line completion
+    max_tokens: int = 32            # new tokens for a single-line completion (one 32-token block)
     max_tokens_multiline: int = 128
     threshold: float = 0.9          # confidence-threshold parallel commit
     block_size: int | None = None   # None = the checkpoint's block size
