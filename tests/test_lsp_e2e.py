@@ -187,6 +187,7 @@ async def test_stubs_of_one_wave_are_decoded_in_one_batch(client):
         lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
         lsp.CodeActionContext(diagnostics=[])))
     fill = next(a for a in actions if a.title == "Fill in 2 stubs")
+    await inline(client, uri, 1, 8)                # the worker is up even when this test runs alone
     before = (await stats(client)).worker.lanes.rewrite
     try:
         await client.code_action_resolve_async(fill)

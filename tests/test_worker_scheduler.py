@@ -142,7 +142,7 @@ def test_unknown_lane_is_rejected(sched):
 
 def test_jobs_arriving_together_at_an_idle_engine_share_one_run():
     engine = SteppingEngine(steps=1, step_s=0.0)
-    sched = Scheduler(engine, batch_window_s=0.05)
+    sched = Scheduler(engine, batch_window_s={"rewrite": 0.05})
     col = Collector()
     sched.start()
     try:

@@ -58,12 +58,13 @@ def cancelled_result() -> JobResult:
 
 
 class Scheduler:
-    def __init__(self, engine: Any, max_batch: int = 8, batch_window_s: float = 0.002):
+    def __init__(self, engine: Any, max_batch: int = 8, batch_window_s: dict[str, float] | None = None):
         self.engine = engine
         self.max_batch = max_batch
-        # Jobs sent together (one wave of stubs, several windows typing) arrive a few frames apart:
-        # wait this long after the first before starting, so they share forwards.
-        self.batch_window_s = batch_window_s
+        # Jobs sent together (one wave of stubs) arrive a few frames apart: a rewrite waits this long
+        # after the first job before starting, so they share forwards. Inline jobs never wait: they
+        # batch when they queue behind a running batch, which is exactly when waiting would not help.
+        self.batch_window_s = {"inline": 0.0, "rewrite": 0.02, **(batch_window_s or {})}
         self.stats = {lane: LaneStats() for lane in LANES}
         self._lanes: dict[str, deque[Ticket]] = {lane: deque() for lane in LANES}
         self._cond = threading.Condition()
@@ -129,8 +130,9 @@ class Scheduler:
                 if self._next_engine is not None:
                     break
                 self._cond.wait()
-        if self.batch_window_s:
-            time.sleep(self.batch_window_s)
+            window = 0.0 if self._lanes["inline"] else self.batch_window_s["rewrite"] if self._lanes["rewrite"] else 0.0
+        if window:
+            time.sleep(window)
         with self._cond:
             if self._stopping:
                 return None
