@@ -6,6 +6,9 @@ Answers: when the text before the cursor ends with "ret", the item replaces that
 "return a + b" (a replacement range, as the real server sends); otherwise it inserts SUGGESTION at the
 cursor. The file named by SCRIPTED_DELAY_FILE (read on every request) holds a delay in ms for the
 answers; SCRIPTED_LOG names a file that gets one line per request, answer and cancellation.
+
+Code actions: on a line holding `pass`, "Fill in stub" (refactor.rewrite), whose edit, computed only
+on codeAction/resolve like the real server's, replaces `pass` with `return a + b`.
 """
 from __future__ import annotations
 
@@ -52,6 +55,29 @@ async def inline_completion(ls: LanguageServer, params: lsp.InlineCompletionPara
         item = lsp.InlineCompletionItem(SUGGESTION)
     log(f"answer {item.insert_text!r}")
     return lsp.InlineCompletionList(items=[item])
+
+
+@server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
+                lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.RefactorRewrite], resolve_provider=True))
+def code_action(ls: LanguageServer, params: lsp.CodeActionParams):
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    line = params.range.start.line
+    if line >= len(doc.lines) or "pass" not in doc.lines[line]:
+        return []
+    log(f"code action {line}")
+    return [lsp.CodeAction(title="Fill in stub", kind=lsp.CodeActionKind.RefactorRewrite,
+                           data={"uri": doc.uri, "line": line})]
+
+
+@server.feature(lsp.CODE_ACTION_RESOLVE)
+def resolve_code_action(ls: LanguageServer, action: lsp.CodeAction):
+    uri, line = action.data["uri"], action.data["line"]
+    text = ls.workspace.get_text_document(uri).lines[line]
+    start = text.index("pass")
+    edit = lsp.TextEdit(lsp.Range(lsp.Position(line, start), lsp.Position(line, start + 4)), "return a + b")
+    action.edit = lsp.WorkspaceEdit(changes={uri: [edit]})
+    log(f"resolved {line}")
+    return action
 
 
 if __name__ == "__main__":

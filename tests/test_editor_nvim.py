@@ -160,6 +160,14 @@ def test_dismiss_and_leaving_insert_mode_hide_the_ghost(scripted):
     assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {})") == 0
 
 
+def test_code_action_is_resolved_and_its_edit_applied_through_the_standard_ui(scripted, session):
+    nv = scripted(text="def add(a, b):\n    pass\n")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {2, 4})")
+    nv.lua("vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title == 'Fill in stub' end })")
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'", timeout=10)
+    assert session.log.read_text().splitlines() == ["code action 1", "resolved 1"]
+
+
 def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
     nv.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { ... })", line)
     got = nv.lua("local item, col, enc = ...; local g = require('sdls.inline').to_ghost(0, item, 0, col, enc); "

@@ -1,6 +1,7 @@
 """The VS Code extension in a real VS Code workbench (code-server in Debian's chromium, Playwright),
 via editors/vscode/e2e/e2e.mjs: install the .vsix, open a Python file, type, see the ghost text,
-accept it with Tab, find it in the editor.
+accept it with Tab, find it in the editor; toggle and restart from the command palette; apply a
+code action from the lightbulb menu.
 
 With a trained model (the shipped one, or SDLS_EDITOR_TEST_MODEL) it runs against the real
 `sdls serve`; without one, the scripted server (tests/editor_scripted_server.py) stands in, so the
@@ -61,7 +62,9 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path):
     if model is None:
         # The scripted server replaces the typed "ret" with "return a + b": exact text known.
         assert 'ghost text: "urn a + b"' in run.stdout, run.stdout
-        assert 'editor now reads "def add(a, b):\\n    return a + b' in run.stdout, run.stdout
+        assert 'accepted: editor now reads "def add(a, b):\\n    return a + b' in run.stdout, run.stdout
+        # ...and its "Fill in stub" code action, resolved on choice, replaces `pass` with `return a + b`.
+        assert 'code action applied: editor now reads "def add(a, b):\\n    return a + b' in run.stdout, run.stdout
     assert (tmp_path / "ghost-text.png").stat().st_size > 10_000
     if model is not None and os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

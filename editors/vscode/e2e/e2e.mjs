@@ -106,6 +106,7 @@ writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
   'sdls.worker.idleExitS': 20,
 }, null, 2));
 writeFileSync(join(workspace, 'add.py'), 'def add(a, b):\n    \n');
+writeFileSync(join(workspace, 'stub.py'), 'def add(a, b):\n    pass\n');
 
 const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
 log(`installing ${vsix}`);
@@ -139,12 +140,16 @@ try {
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
   log('workbench loaded');
 
-  // Open add.py through Quick Open, as a user would.
-  await page.keyboard.press('Control+P');
-  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
-  await page.keyboard.type('add.py');
-  await page.locator('.quick-input-list .monaco-list-row:has-text("add.py")').first().waitFor({ timeout: 20_000 });
-  await page.keyboard.press('Enter');
+  // Quick Open (files) and the command palette, as a user would.
+  const pick = async (keys, text) => {
+    await page.keyboard.press(keys);
+    await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
+    await page.keyboard.type(text);
+    await page.locator(`.quick-input-list .monaco-list-row:has-text("${text}")`).first().waitFor({ timeout: 20_000 });
+    await page.keyboard.press('Enter');
+  };
+  const runCommand = (title) => pick('Control+Shift+P', title);
+  await pick('Control+P', 'add.py');
   const editor = page.locator('.editor-instance .monaco-editor').first();
   await editor.waitFor({ timeout: 30_000 });
   // The item reads "sdls <model> · <device>" once the server has started (a spinner before).
@@ -195,13 +200,6 @@ try {
   log(`accepted: editor now reads ${JSON.stringify(text)}`);
 
   // The extension's commands, from the command palette.
-  const runCommand = async (title) => {
-    await page.keyboard.press('Control+Shift+P');
-    await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
-    await page.keyboard.type(title);
-    await page.locator(`.quick-input-list .monaco-list-row:has-text("${title}")`).first().waitFor({ timeout: 20_000 });
-    await page.keyboard.press('Enter');
-  };
   await runCommand('sdls: Toggle Inline Completions');
   await page.waitForSelector('.statusbar-item:has-text("sdls off")', { timeout: 20_000 });
   await runCommand('sdls: Toggle Inline Completions');
@@ -210,6 +208,26 @@ try {
   await runCommand('sdls: Restart Server');
   await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 60_000 });
   log('restart: the server is back');
+
+  // A code action: "Fill in stub" (refactor.rewrite) from the lightbulb's menu, resolved by the server
+  // when chosen.
+  await pick('Control+P', 'stub.py');
+  await page.waitForSelector('.editor-instance .monaco-editor .view-line:has-text("pass")', { timeout: 30_000 });
+  const stubEditor = page.locator('.editor-instance .monaco-editor').first();
+  await stubEditor.locator('.view-line:has-text("pass")').click();
+  await page.keyboard.press('End');
+  const lightbulb = page.locator('.lightBulbWidget .codicon-light-bulb, .lightBulbWidget').first();
+  await lightbulb.waitFor({ timeout: 30_000 });
+  await lightbulb.click();
+  const action = page.locator('.action-widget .monaco-list-row:has-text("Fill in stub")').first();
+  await action.waitFor({ timeout: 30_000 });
+  await action.click();
+  await page.waitForFunction(() => {
+    const lines = document.querySelector('.editor-instance .monaco-editor .view-lines');
+    return lines && !lines.textContent.includes('pass');
+  }, null, { timeout: TIMEOUT_MS });
+  const filled = (await stubEditor.locator('.view-lines').innerText()).replace(/\u00a0/g, ' ');
+  log(`code action applied: editor now reads ${JSON.stringify(filled)}`);
   console.log('PASS');
 } catch (err) {
   failed = true;
