@@ -40,6 +40,13 @@ async def error_of(awaitable) -> JsonRpcException:
     return err.value
 
 
+async def started_worker(client):
+    """The worker's hello (pid, model); starts the worker if no earlier test has."""
+    open_doc(client, "file:///bad/warm.py", "def w(x):\n    return \n")
+    await inline(client, "file:///bad/warm.py", 1, 11)
+    return (await stats(client)).worker_info
+
+
 async def alive(client) -> None:
     """The server still answers (and the worker, if one is up)."""
     assert (await asyncio.wait_for(stats(client), 10)).counters is not None
@@ -128,7 +135,7 @@ async def test_unsupported_language_gets_plain_text_behaviour(client):
 
 
 async def test_garbage_on_the_worker_socket_drops_only_that_connection(client):
-    info = (await stats(client)).worker_info
+    info = await started_worker(client)
     uri = "file:///bad/garbage.py"
     open_doc(client, uri, "def f(x):\n    return \n")
     worker_stats = (await stats(client)).worker
@@ -159,7 +166,7 @@ def _worker_sockets(pid: int):
 
 
 async def test_a_second_server_shares_the_running_worker(client, model_dir):
-    info = (await stats(client)).worker_info
+    info = await started_worker(client)
     sock_dir = next(iter(_worker_sockets(info.pid))).rsplit("/", 1)[0]
     from pathlib import Path
     async with sdls_session(model_dir, socket_dir=Path(sock_dir)) as second:
@@ -172,11 +179,14 @@ async def test_a_second_server_shares_the_running_worker(client, model_dir):
 async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
     uri = "file:///bad/crash.py"
     open_doc(client, uri, "def f(x):\n    y = \n")
-    await configure(client, {"completion": {"maxTokens": 400}})
+    first_pid = (await started_worker(client)).pid
+    await configure(client, {"completion": {"maxTokens": 512}})
     try:
-        first_pid = (await stats(client)).worker_info.pid
         pending = asyncio.ensure_future(inline(client, uri, 1, 8))
-        await asyncio.sleep(0.3)
+        for _ in range(500):                                          # until the engine is running it
+            if (await stats(client)).worker.running:
+                break
+            await asyncio.sleep(0.01)
         os.kill(first_pid, signal.SIGKILL)
         started = time.monotonic()
         err = await error_of(pending)

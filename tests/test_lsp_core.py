@@ -280,3 +280,19 @@ def test_render_diff_shows_only_touched_lines():
     text = "a\nb\nc\nd\n"
     diff = render_diff(text, [TextEdit(2, 3, "B")], context_lines=0)
     assert diff.splitlines() == ["-b", "+B"]
+
+
+async def test_a_change_during_the_model_call_drops_the_result():
+    from sdls.lsp.completion import DocumentChanged
+    doc, offset = opened("def add(a, b):\n    return |\n")
+
+    def answer_while_the_user_types(job):
+        doc.syntax.apply_edit(0, len(doc.text), "x")       # the text shrinks under the request
+        return "a + b"
+    with pytest.raises(DocumentChanged):
+        await complete_at(doc, offset, backend=ScriptedBackend(answer=answer_while_the_user_types),
+                          settings=SETTINGS, invoked=True)
+    live = SyntaxDocument(STUBS, "python")
+    backend = ScriptedBackend(answer=lambda job: (live.apply_edit(0, 0, "\n"), "x = 1")[1])
+    with pytest.raises(DocumentChanged):
+        await fill_stubs(live, backend=backend, decode=DecodeSettings(), budget=Budget())

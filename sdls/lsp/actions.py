@@ -16,7 +16,7 @@ from sdls.syntax import SyntaxDocument, find_holes, plan_blocks, syntax_errors
 from sdls.syntax.diagnostics import Hole, SyntaxIssue
 from sdls_model.jobs import DecodeSettings, TextEdit
 
-from .completion import Backend
+from .completion import Backend, DocumentChanged
 from .edits import Budget, NoChange, added_errors, infill_region, revise_region, with_edits
 from .settings import ActionSettings
 
@@ -129,9 +129,12 @@ async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSet
         await _report(progress, f"wave {number + 1}/{len(waves)}: {len(wave)} stub(s)", 100 * number // len(waves))
         current = with_edits(doc, done)
         shifted = [_shift(hole_region(doc, holes[i]), done) for i in wave]
+        version = doc.version
         results = await asyncio.gather(*[
             infill_region(current, s, e, backend=backend, settings=decode, budget=budget) for s, e in shifted],
             return_exceptions=True)
+        if doc.version != version:   # `current` is a copy: check the live document here
+            raise DocumentChanged("the document changed while stubs were being filled; nothing applied")
         for i, (s, e), result in zip(wave, shifted, results):
             if isinstance(result, NoChange):
                 continue                       # leave that stub as it is; the others still count

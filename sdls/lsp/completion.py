@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sdls.syntax import SyntaxDocument
 from sdls.syntax.cleanup import clean_completion
 from sdls.syntax.scope import BLOCK, NONE, completion_scope
 from sdls_model.jobs import DecodeSettings, InfillJob, JobResult
@@ -28,6 +29,21 @@ class Backend(Protocol):
 
 class JobCancelled(Exception):
     """The engine stopped the job because its token fired."""
+
+
+class DocumentChanged(Exception):
+    """The document changed while the model worked: the result belongs to a text that is gone."""
+
+
+async def run_job(backend: Backend, job: Any, lane: str, doc: SyntaxDocument) -> JobResult:
+    """backend.run, refusing a result for a document that changed meanwhile (its offsets are stale)."""
+    version = doc.version
+    result = await backend.run(job, lane)
+    if doc.version != version:
+        raise DocumentChanged("the document changed while the model worked; result dropped")
+    if result.cancelled:
+        raise JobCancelled(f"the {lane} job was cancelled")
+    return result
 
 
 @dataclass
@@ -72,9 +88,7 @@ async def complete_at(doc: OpenDocument, offset: int, *, backend: Backend, setti
     job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix,
                     max_new_tokens=settings.max_tokens_multiline if scope.kind == BLOCK else settings.max_tokens,
                     settings=decode_settings(settings), session=doc.uri)
-    result = await backend.run(job, "inline")
-    if result.cancelled:
-        raise JobCancelled("the inline completion job was cancelled")
+    result = await run_job(backend, job, "inline", doc.syntax)
     stats = {"forwards": result.stats.forwards, "tokens": len(result.tokens),
              "tokens_per_forward": round(result.stats.tokens_per_forward, 3),
              "reused_tokens": result.stats.reused_tokens, "encoded_tokens": result.stats.encoded_tokens,

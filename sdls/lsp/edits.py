@@ -11,7 +11,7 @@ from sdls.syntax import CompletionScope, SyntaxDocument, clean_completion, compl
 from sdls.syntax.scope import BLOCK, NONE
 from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, TextEdit
 
-from .completion import Backend, JobCancelled
+from .completion import Backend, run_job
 from .prompt import build_prompt, prefix_window_start, suffix_window_end
 
 
@@ -58,9 +58,7 @@ async def infill_region(doc: SyntaxDocument, start: int, end: int, *, backend: B
     prompt = build_prompt(emptied.text, start, budget.before, budget.after)
     job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens,
                     settings=settings, session=session)
-    result = await backend.run(job, lane)
-    if result.cancelled:
-        raise JobCancelled("the infill job was cancelled")
+    result = await run_job(backend, job, lane, doc)
     cleaned = clean_completion(emptied, start, result.text, scope)
     if cleaned.rejected is not None:
         raise NoChange(f"the model's text was rejected: {cleaned.rejected}")
@@ -80,7 +78,5 @@ async def revise_region(doc: SyntaxDocument, start: int, end: int, *, backend: B
     job = EditJob(text=doc.text[w_start:w_end], start=start - w_start, end=end - w_start,
                   marked=[(s - w_start, e - w_start) for s, e in marked], settings=settings,
                   edit_threshold=edit_threshold, max_rounds=max_rounds)
-    result = await backend.run(job, lane)
-    if result.cancelled:
-        raise JobCancelled("the edit job was cancelled")
+    result = await run_job(backend, job, lane, doc)
     return [TextEdit(e.start + w_start, e.end + w_start, e.new_text) for e in result.edits]

@@ -10,7 +10,7 @@ from sdls.syntax import SyntaxDocument
 from sdls_model.jobs import DecodeSettings, TextEdit
 
 from .actions import fix_issue, issue_at, issue_region
-from .completion import Backend
+from .completion import Backend, DocumentChanged
 from .edits import Budget, NoChange, apply_edits, edit_window, revise_region
 from .settings import ActionSettings
 
@@ -55,7 +55,10 @@ async def propose_fixup(doc: SyntaxDocument, offset: int, *, backend: Backend, s
     elif use_doubt and doc.text.strip():
         start, end = issue_region(doc, _Point(offset))
         w_start, w_end = edit_window(doc.text, start, end, budget)
+        version = doc.version
         spans = await backend.doubt(doc.text[w_start:w_end], start - w_start, end - w_start)
+        if doc.version != version:
+            raise DocumentChanged("the document changed while the model looked at it")
         hit = next(((s + w_start, e + w_start, p) for s, e, p in spans
                     if s + w_start <= offset <= e + w_start and p < doubt_threshold), None)
         if hit is None:

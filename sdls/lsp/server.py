@@ -35,7 +35,7 @@ from . import convert
 from .actions import Offer, offer_actions, resolve_offer
 from .backends import open_backend
 from .cache import CompletionCache
-from .completion import JobCancelled, complete_at, decode_settings
+from .completion import DocumentChanged, JobCancelled, complete_at, decode_settings
 from .documents import DocumentStore, UnknownDocument
 from .edits import Budget, NoChange
 from .fixups import propose_fixup
@@ -47,10 +47,6 @@ from .workspace_index import DeclarationIndex
 log = logging.getLogger(__name__)
 APPLY_FIX = "sdls.applyFix"
 _converter = get_converter()
-
-
-class StaleResult(Exception):
-    """The document changed while the model was working on an older version."""
 
 
 def _error(code: lsp.LSPErrorCodes, message: str) -> JsonRpcException:
@@ -71,7 +67,7 @@ def request(fn):
             raise _error(lsp.LSPErrorCodes.RequestFailed, f"model unavailable: {exc}") from None
         except (WorkerError, NoChange) as exc:
             raise _error(lsp.LSPErrorCodes.RequestFailed, str(exc)) from None
-        except StaleResult as exc:
+        except DocumentChanged as exc:
             ls.counters["stale"] += 1
             raise _error(lsp.LSPErrorCodes.ContentModified, str(exc)) from None
         except JobCancelled as exc:
@@ -125,7 +121,7 @@ class SdlsServer(LanguageServer):
 
     def check_current(self, uri: str, version: int) -> None:
         if uri not in self.docs or self.docs.get(uri).version != version:
-            raise StaleResult(f"{uri} changed (version {version} is outdated); result dropped")
+            raise DocumentChanged(f"{uri} changed (version {version} is outdated); result dropped")
 
     def cross_file_header(self, doc) -> str:
         if self.index is None or not self.settings.completion.cross_file or not doc.uri.startswith("file:"):

@@ -66,7 +66,7 @@ class InProcessBackend:
     async def stats(self) -> dict:
         from dataclasses import asdict
         return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-                "queued": self.scheduler.queued()}
+                "queued": self.scheduler.queued(), "running": self.scheduler.running}
 
     async def close(self) -> None:
         self.scheduler.stop()

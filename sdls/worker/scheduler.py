@@ -71,6 +71,7 @@ class Scheduler:
         self._next_engine: Any = None
         self._seq = itertools.count()
         self._stopping = False
+        self.running = 0            # jobs in the batch on the engine now (for stats and tests)
         self._thread = threading.Thread(target=self._loop, name="sdls-engine", daemon=True)
 
     # -- called from any thread ---------------------------------------------------------------
@@ -161,6 +162,13 @@ class Scheduler:
                 self._run(batch)
 
     def _run(self, batch: list[Ticket]) -> None:
+        self.running = len(batch)
+        try:
+            self._run_batch(batch)
+        finally:
+            self.running = 0
+
+    def _run_batch(self, batch: list[Ticket]) -> None:
         stats = self.stats[batch[0].lane]
         try:
             if isinstance(batch[0].job, DoubtRequest):

@@ -168,7 +168,8 @@ class WorkerServer:
     def stats(self) -> dict:
         from dataclasses import asdict
         return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-                "queued": self.scheduler.queued(), "clients": len(self.connections),
+                "queued": self.scheduler.queued(), "running": self.scheduler.running,
+                "clients": len(self.connections),
                 "dropped": self.dropped, "pid": os.getpid(), "rss_mb": _rss_mb(), "peak_rss_mb": _rss_mb("VmHWM")}
 
     def _enqueue(self, conn: _Connection, msg_id: int, job: Any, lane: str) -> None:
