@@ -3,8 +3,8 @@ Tab fallback, cancellation) with answers known in advance. The real `sdls serve`
 in tests/test_editor_nvim.py as well; this one only stands in where exact text must be asserted.
 
 Answers: when the text before the cursor ends with "ret", the item replaces that "ret" with
-"return a + b" (a replacement range, as the real server sends); otherwise it inserts SUGGESTION at the
-cursor. The file named by SCRIPTED_DELAY_FILE (read on every request) holds a delay in ms for the
+"return a + b" (a replacement range, as the real server sends) and carries a command the client runs
+after inserting it; otherwise it inserts SUGGESTION at the cursor. The file named by SCRIPTED_DELAY_FILE (read on every request) holds a delay in ms for the
 answers; SCRIPTED_LOG names a file that gets one line per request, answer and cancellation.
 
 Code actions: on a line holding `pass`, "Fill in stub" (refactor.rewrite), whose edit, computed only
@@ -50,11 +50,17 @@ async def inline_completion(ls: LanguageServer, params: lsp.InlineCompletionPara
     before = line[: params.position.character]
     if before.endswith("ret"):
         start = lsp.Position(params.position.line, params.position.character - 3)
-        item = lsp.InlineCompletionItem("return a + b", range=lsp.Range(start, params.position))
+        item = lsp.InlineCompletionItem("return a + b", range=lsp.Range(start, params.position),
+                                        command=lsp.Command("accepted", "scripted.accepted", arguments=["return a + b"]))
     else:
         item = lsp.InlineCompletionItem(SUGGESTION)
     log(f"answer {item.insert_text!r}")
     return lsp.InlineCompletionList(items=[item])
+
+
+@server.command("scripted.accepted")
+def accepted(ls: LanguageServer, *args):
+    log(f"command accepted {args[0] if args else ''}")
 
 
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,

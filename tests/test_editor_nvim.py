@@ -116,12 +116,16 @@ def test_typing_along_the_ghost_keeps_it_without_a_new_request(scripted):
     assert nv.lua(STATS)["requests"] == requests
 
 
-def test_replacement_range_and_typed_prefix(scripted):
+def test_replacement_range_and_typed_prefix_then_the_items_command_runs(scripted, session):
     nv = scripted()
     nv.input("2GAret")
     assert nv.wait_for(GHOST, timeout=10) == "urn a + b"
     nv.input("<Tab>")
     nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'", timeout=5)
+    deadline = time.monotonic() + 5
+    while "command accepted return a + b" not in session.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "command accepted return a + b" in session.log.read_text().splitlines()
 
 
 def test_tab_falls_back_to_a_plain_tab_when_nothing_is_shown(scripted):

@@ -35,6 +35,14 @@ function M.notify(client, method, params)
   return client.notify(method, params)
 end
 
+--- Run an LSP Command on the server (workspace/executeCommand).
+function M.exec_cmd(client, command, bufnr)
+  if M.has_011 then
+    return client:exec_cmd(command, { bufnr = bufnr })
+  end
+  return M.request(client, "workspace/executeCommand", command, function() end, bufnr)
+end
+
 function M.stop(client)
   if M.has_011 then
     return client:stop()

@@ -57,11 +57,7 @@ function M.apply_at_cursor()
       vim.notify("sdls: no fix-up: " .. reason, vim.log.levels.INFO)
       return
     end
-    if compat.has_011 then
-      client:exec_cmd(command, { bufnr = buf })
-    else
-      compat.request(client, "workspace/executeCommand", command, function() end, buf)
-    end
+    compat.exec_cmd(client, command, buf)
   end, buf)
 end
 

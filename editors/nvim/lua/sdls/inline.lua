@@ -207,6 +207,12 @@ local function schedule(buf, st)
   end))
 end
 
+-- The ghost now shows only the rest of one suggestion, at (row, col) of `line`.
+local function narrow(g, rest, row, col, line)
+  g.text, g.row, g.col, g.line = rest, row, col, line
+  g.choices, g.index = { { text = rest, tail = g.tail, command = g.command } }, 1
+end
+
 local function on_change(buf)
   local st = buffers[buf]
   if not st or not M.enabled then
@@ -222,8 +228,7 @@ local function on_change(buf)
     local rest = row == g.row and text.advance(g.text, g.line, g.col, line, col) or nil
     if rest and rest ~= "" then
       -- The user typed along the suggestion: keep showing the rest, no new request.
-      g.text, g.col, g.line, g.choices = rest, col, line, { { text = rest, tail = g.tail, command = g.command } }
-      g.index = 1
+      narrow(g, rest, row, col, line)
       render(buf, st)
       return
     end
@@ -233,15 +238,11 @@ local function on_change(buf)
   schedule(buf, st)
 end
 
+-- LSP: an item's command runs after its text is inserted.
 local function run_command(g, buf)
   local client = g.command and vim.lsp.get_client_by_id(g.client_id)
-  if not client then
-    return
-  end
-  if compat.has_011 then
-    client:exec_cmd(g.command, { bufnr = buf })
-  else
-    compat.request(client, "workspace/executeCommand", g.command, function() end, buf)
+  if client then
+    compat.exec_cmd(client, g.command, buf)
   end
 end
 
@@ -270,8 +271,7 @@ function M.accept(how)
     return true
   end
   -- Partial accept: keep the rest on screen at the new cursor, as if the user had typed the chunk.
-  g.text, g.row, g.col, g.line = g.text:sub(#chunk + 1), row, col, line_at(buf, row)
-  g.choices, g.index = { { text = g.text, tail = g.tail, command = g.command } }, 1
+  narrow(g, g.text:sub(#chunk + 1), row, col, line_at(buf, row))
   render(buf, st)
   return true
 end
