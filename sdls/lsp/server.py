@@ -90,7 +90,7 @@ class SdlsServer(LanguageServer):
         self._backend_key = None
         self._backend_lock = asyncio.Lock()
         self.index: DeclarationIndex | None = None
-        self.inline_tasks: dict[str, asyncio.Task] = {}
+        self.latest_tasks: dict[str, asyncio.Task] = {}
         self.superseded: set[asyncio.Task] = set()
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
         self.counters: Counter = Counter()
@@ -151,27 +151,27 @@ class SdlsServer(LanguageServer):
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
             uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]))
 
-    async def newest_wins(self, uri: str, work):
-        """Run `work` as the one inline request of `uri`: a newer request cancels it (the engine stops
-        within one denoising step) and it answers ServerCancelled; a client $/cancelRequest answers
-        RequestCancelled."""
+    async def newest_wins(self, key: str, work):
+        """Run `work` as the one request of its kind for a document (`key`): a newer one cancels it
+        (the engine stops within one denoising step) and it answers ServerCancelled; a client
+        $/cancelRequest answers RequestCancelled."""
         task = asyncio.current_task()
-        if (older := self.inline_tasks.get(uri)) is not None and not older.done():
+        if (older := self.latest_tasks.get(key)) is not None and not older.done():
             self.superseded.add(older)
             older.cancel()
-        self.inline_tasks[uri] = task
+        self.latest_tasks[key] = task
         try:
             return await work
         except asyncio.CancelledError:
             if task in self.superseded:
                 self.superseded.discard(task)
                 self.counters["superseded"] += 1
-                raise JobCancelled("superseded by a newer inline completion request") from None
+                raise JobCancelled("superseded by a newer request for this document") from None
             self.counters["cancelled"] += 1
             raise
         finally:
-            if self.inline_tasks.get(uri) is task:
-                del self.inline_tasks[uri]
+            if self.latest_tasks.get(key) is task:
+                del self.latest_tasks[key]
 
     async def complete(self, doc, offset: int, trigger: lsp.InlineCompletionTriggerKind):
         c = self.settings.completion
@@ -348,14 +348,15 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         if not ls.settings.hover.enabled or doc.binary or doc.language is None:
             return None
         version = doc.version
-        fix = await propose_fixup(doc.syntax, offset, backend=await ls.get_backend(), settings=ls.settings.actions,
-                                  decode=decode_settings(ls.settings.completion), budget=ls.budget(),
-                                  validate=ls.settings.actions.validate, use_doubt=ls.settings.hover.doubt)
+        fix = await ls.newest_wins(f"hover {doc.uri}", propose_fixup(   # the mouse moved on: drop the old one
+            doc.syntax, offset, backend=await ls.get_backend(), settings=ls.settings.actions,
+            decode=decode_settings(ls.settings.completion), budget=ls.budget(),
+            validate=ls.settings.actions.validate, use_doubt=ls.settings.hover.doubt))
         ls.check_current(doc.uri, version)
         if fix is None:
             return None
-        return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=_hover_markdown(doc, version, fix)),
-                         range=convert.lsp_range(doc, fix.start, fix.end))
+        markdown = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=_hover_markdown(doc, version, fix))
+        return lsp.Hover(contents=markdown, range=convert.lsp_range(doc, fix.start, fix.end))
 
     @server.command(APPLY_FIX)
     async def apply_fix(ls: SdlsServer, *args):
