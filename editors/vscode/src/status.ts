@@ -4,10 +4,18 @@ export interface StatusState {
   running: boolean;
   enabled: boolean;
   model?: string;
+  parameters?: number;
   device?: string;
   latencyMs?: number;
   tokensPerForward?: number;
   error?: string;
+}
+
+/** 94528 -> "95k", 42_000_000 -> "42M", 1.5e9 -> "1.5B". */
+export function compact(n: number): string {
+  const [scale, unit] = n >= 1e9 ? [1e9, 'B'] : n >= 1e6 ? [1e6, 'M'] : n >= 1e3 ? [1e3, 'k'] : [1, ''];
+  const v = n / scale;
+  return `${v >= 10 || unit === '' ? Math.round(v) : Math.round(v * 10) / 10}${unit}`;
 }
 
 /** Text (with a codicon) and tooltip for the status-bar item. Pure, so it is tested directly. */
@@ -21,11 +29,13 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   if (!s.enabled) {
     return { text: '$(circle-slash) sdls off', tooltip: 'sdls: inline completions are off. Click to turn them on.' };
   }
-  const parts = [s.model ?? 'model ?', s.device ?? 'device ?'];
+  const model = s.model === undefined ? 'model ?' : s.parameters === undefined ? s.model : `${s.model} ${compact(s.parameters)}`;
+  const parts = [model, s.device ?? 'device ?'];
   if (s.latencyMs !== undefined) {
     parts.push(`${Math.round(s.latencyMs)} ms`);
   }
-  const lines = [`model: ${s.model ?? 'unknown'}`, `device: ${s.device ?? 'unknown'}`];
+  const lines = [`model: ${s.model ?? 'unknown'}${s.parameters !== undefined ? ` (${s.parameters.toLocaleString('en-US')} parameters)` : ''}`,
+    `device: ${s.device ?? 'unknown'}`];
   if (s.latencyMs !== undefined) {
     lines.push(`last completion: ${Math.round(s.latencyMs)} ms`);
   }
@@ -53,6 +63,7 @@ export function fromServerStats(answer: unknown): Partial<StatusState> {
   return {
     // The model is named by its folder; the last part is what fits in a status bar.
     model: path?.split(/[\\/]/).filter(Boolean).pop(),
+    parameters: num(model.parameters),
     device: text(model.device),
     tokensPerForward,
   };

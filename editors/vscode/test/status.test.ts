@@ -1,15 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromServerStats, statusText } from '../src/status';
+import { compact, fromServerStats, statusText } from '../src/status';
 
 test('status text shows model, device and latency', () => {
   const check = (state: Parameters<typeof statusText>[0], text: string) => assert.equal(statusText(state).text, text);
   check({ running: true, enabled: true, model: 'tiny', device: 'cpu', latencyMs: 84.4 }, '$(sparkle) sdls tiny · cpu · 84 ms');
   check({ running: true, enabled: true, model: 'tiny', device: 'cuda' }, '$(sparkle) sdls tiny · cuda');
+  check({ running: true, enabled: true, model: 'default', parameters: 42_300_000, device: 'cpu' }, '$(sparkle) sdls default 42M · cpu');
   check({ running: true, enabled: true }, '$(sparkle) sdls model ? · device ?');
   check({ running: true, enabled: false, model: 'tiny' }, '$(circle-slash) sdls off');
   check({ running: false, enabled: true }, '$(sync~spin) sdls');
   check({ running: true, enabled: true, error: 'no python' }, '$(error) sdls');
+});
+
+test('parameter counts are compact', () => {
+  const cases: [number, string][] = [[950, '950'], [94_528, '95k'], [1_500, '1.5k'], [42_300_000, '42M'], [1_540_000_000, '1.5B']];
+  for (const [n, text] of cases) {
+    assert.equal(compact(n), text);
+  }
 });
 
 test('tooltip carries tokens per forward and the error text', () => {
@@ -19,11 +27,11 @@ test('tooltip carries tokens per forward and the error text', () => {
 
 test('server stats answers: model folder name, device, tokens per forward; junk ignored', () => {
   const check = (answer: unknown, expected: object) => assert.deepEqual(fromServerStats(answer), expected);
-  check({ worker_info: { model: { model: '/home/u/models/tiny-dlm/', device: 'cuda:0' } }, latencies: [{ ms: 90, forwards: 8, tokens: 8 }, { ms: 75, forwards: 4, tokens: 12 }] },
-    { model: 'tiny-dlm', device: 'cuda:0', tokensPerForward: 3 });
-  check({ worker_info: null, counters: {} }, { model: undefined, device: undefined, tokensPerForward: undefined });
+  check({ worker_info: { model: { model: '/home/u/models/tiny-dlm/', device: 'cuda:0', parameters: 94528 } }, latencies: [{ ms: 90, forwards: 8, tokens: 8 }, { ms: 75, forwards: 4, tokens: 12 }] },
+    { model: 'tiny-dlm', parameters: 94528, device: 'cuda:0', tokensPerForward: 3 });
+  check({ worker_info: null, counters: {} }, { model: undefined, parameters: undefined, device: undefined, tokensPerForward: undefined });
   check({ worker_info: { model: { model: 7, device: '' } }, latencies: [{ ms: 75, forwards: 0, tokens: 12 }] },
-    { model: undefined, device: undefined, tokensPerForward: undefined });
-  check({ latencies: [{ ms: 50, tokens_per_forward: 2.5 }] }, { model: undefined, device: undefined, tokensPerForward: 2.5 });
-  check(null, { model: undefined, device: undefined, tokensPerForward: undefined });
+    { model: undefined, parameters: undefined, device: undefined, tokensPerForward: undefined });
+  check({ latencies: [{ ms: 50, tokens_per_forward: 2.5 }] }, { model: undefined, parameters: undefined, device: undefined, tokensPerForward: 2.5 });
+  check(null, { model: undefined, parameters: undefined, device: undefined, tokensPerForward: undefined });
 });
