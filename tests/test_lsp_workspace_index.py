@@ -83,3 +83,14 @@ def test_watcher_invalidates_changed_files_after_a_debounce_and_ignores_node_mod
         assert index.declarations_of(units) == ["def to_feet(m, precise=False): ..."]
     finally:
         index.stop()
+
+
+def test_server_builds_the_header_from_the_document_imports(workspace):
+    from sdls.lsp.server import create_server
+    server = create_server()
+    server.index = DeclarationIndex([workspace])
+    doc = server.docs.open((workspace / "main.py").as_uri(), "python", 1, "from pkg import units\nx = units.\n")
+    header = server.cross_file_header(doc)
+    assert header == "# from pkg/units.py:\nMETERS = 1.0\ndef to_feet(m): ...\n\n"
+    server.settings.completion.cross_file = False
+    assert server.cross_file_header(doc) == ""

@@ -233,7 +233,7 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
             roots = [Path(to_fs_path(params.root_uri))]
         if roots and ls.settings.completion.cross_file:
             ls.index = DeclarationIndex(roots, open_text=ls.open_text)
-            ls.index.start_watching()
+            ls.index.start_watching(background=True)
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: SdlsServer, params: lsp.DidChangeConfigurationParams) -> None:

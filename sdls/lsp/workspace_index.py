@@ -74,6 +74,12 @@ def declarations(text: str, language: str) -> list[str]:
     kinds = _DECLARATIONS.get(language, set())
     out: list[str] = []
     for node in doc.tree.root_node.children:
+        if language == "python" and (node.type == "assignment" or node.type == "expression_statement"
+                                     and node.named_children and node.named_children[0].type == "assignment"):
+            line = doc.text[slice(*doc.node_range(node))]
+            if "\n" not in line and len(line) <= 120:
+                out.append(line)          # module constants: `TIMEOUT = 30`, `__all__ = [...]`
+            continue
         if node.type not in kinds:
             continue
         start = doc.node_range(node)[0]     # decorators and `export` stay in the signature
@@ -204,7 +210,19 @@ class DeclarationIndex:
         return out
 
     # -- watching ---------------------------------------------------------------------------------
-    def start_watching(self) -> None:
+    def start_watching(self, background: bool = False) -> None:
+        """Watch the roots; in the background, a big workspace does not hold up `initialize`.
+        If the system refuses (inotify watch limit), the index falls back to checking mtimes."""
+        if background:
+            threading.Thread(target=self.start_watching, name="sdls-index-watch", daemon=True).start()
+            return
+        try:
+            self._start_observer()
+        except OSError as exc:
+            log.warning("not watching the workspace (%s); declarations are re-checked by mtime", exc)
+            self._observer = None
+
+    def _start_observer(self) -> None:
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -218,12 +236,13 @@ class DeclarationIndex:
                     if raw:
                         index._changed(Path(os.fsdecode(raw)))
 
-        self._observer = Observer()
+        observer = Observer()
         for root in self.roots:
             if root.is_dir():
-                self._observer.schedule(Handler(), str(root), recursive=True)
-        self._observer.daemon = True
-        self._observer.start()
+                observer.schedule(Handler(), str(root), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer      # only now: until the watch is up, cached entries are re-checked
 
     def _changed(self, path: Path) -> None:
         if any(is_ignored(path, root) for root in self.roots):
