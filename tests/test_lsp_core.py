@@ -296,3 +296,13 @@ async def test_a_change_during_the_model_call_drops_the_result():
     backend = ScriptedBackend(answer=lambda job: (live.apply_edit(0, 0, "\n"), "x = 1")[1])
     with pytest.raises(DocumentChanged):
         await fill_stubs(live, backend=backend, decode=DecodeSettings(), budget=Budget())
+
+
+async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
+    region_start = BROKEN.index("    return g(x")
+    backend = ScriptedBackend(edits=lambda job: [TextEdit(job.start, job.end, "")])
+    doc = SyntaxDocument(BROKEN, "python")
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
+                              decode=DecodeSettings(), budget=Budget())
+    assert fix.edits == [] and "deletes the code" in fix.reason
+    assert region_start == backend.jobs[0].start

@@ -9,6 +9,7 @@ computes when the editor resolves it (the model runs only then).
 from __future__ import annotations
 
 import asyncio
+import difflib
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -17,7 +18,7 @@ from sdls.syntax.diagnostics import Hole, SyntaxIssue
 from sdls_model.jobs import DecodeSettings, TextEdit
 
 from .completion import Backend, DocumentChanged
-from .edits import Budget, NoChange, added_errors, infill_region, revise_region, with_edits
+from .edits import Budget, NoChange, added_errors, apply_edits, infill_region, revise_region, with_edits
 from .settings import ActionSettings
 
 REWRITE, QUICKFIX = "refactor.rewrite", "quickfix"
@@ -113,6 +114,8 @@ async def resolve_offer(doc: SyntaxDocument, offer: Offer, *, backend: Backend, 
         raise NoChange("the model proposes no change here")
     if validate and added_errors(doc, edits) > 0:
         raise NoChange("the model's change would add syntax errors; nothing applied")
+    if validate and offer.action == "rewrite" and not keeps_the_code(doc.text, offer.start, offer.end, edits, 0.0):
+        raise NoChange("the model's rewrite would delete the selection; nothing applied")
     return edits
 
 
@@ -205,4 +208,14 @@ async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend
         raise NoChange("the model proposes no change for this error")
     if validate and added_errors(doc, edits) >= 0:
         raise NoChange("the model's proposal does not reduce the syntax errors")
+    if validate and not keeps_the_code(doc.text, start, end, edits):
+        raise NoChange("the model's proposal deletes the code instead of repairing it")
     return edits
+
+
+def keeps_the_code(text: str, start: int, end: int, edits: list[TextEdit], min_ratio: float = 0.6) -> bool:
+    """A repair changes a little and keeps the rest: deleting a broken line also 'removes' its error."""
+    local = [TextEdit(e.start - start, e.end - start, e.new_text) for e in edits]
+    old, new = text[start:end], apply_edits(text[start:end], local)
+    old_code, new_code = "".join(old.split()), "".join(new.split())
+    return bool(new_code) and difflib.SequenceMatcher(None, old_code, new_code, autojunk=False).ratio() >= min_ratio
