@@ -247,7 +247,8 @@ async def test_fixup_proposes_a_repair_with_a_diff():
                               decode=DecodeSettings(), budget=Budget())
     assert fix.edits and apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert "-    return g(x" in fix.diff and "+    return g(x)" in fix.diff
-    job = backend.jobs[0]
+    assert backend.lanes == ["rewrite", "rewrite"]           # an insertion was tried first (it wrote nothing)
+    job = backend.jobs[1]
     # The fix revises the lines the error touches, re-masking the error's first line.
     assert job.text[job.start:job.end] == "    return g(x\n\nprint(f(1))"
     assert [job.text[s:e] for s, e in job.marked] == ["return g(x"]
@@ -305,4 +306,14 @@ async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
     fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
                               decode=DecodeSettings(), budget=Budget())
     assert fix.edits == [] and "deletes the code" in fix.reason
-    assert region_start == backend.jobs[0].start
+    assert region_start == backend.jobs[-1].start
+
+
+async def test_an_unclosed_bracket_is_first_tried_as_an_insertion():
+    backend = ScriptedBackend(answer=lambda job: ")\n\nprint(f(1))")
+    doc = SyntaxDocument(BROKEN, "python")
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
+                              decode=DecodeSettings(), budget=Budget())
+    assert apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
+    assert len(backend.jobs) == 1 and backend.jobs[0].prefix.endswith("return g(x")
+    assert fix.diff.splitlines()[-1] == "+    return g(x)"

@@ -15,10 +15,11 @@ from typing import Awaitable, Callable
 
 from sdls.syntax import SyntaxDocument, find_holes, plan_blocks, syntax_errors
 from sdls.syntax.diagnostics import Hole, SyntaxIssue
-from sdls_model.jobs import DecodeSettings, TextEdit
+from sdls_model.jobs import DecodeSettings, InfillJob, TextEdit
 
-from .completion import Backend, DocumentChanged
+from .completion import Backend, DocumentChanged, run_job
 from .edits import Budget, NoChange, added_errors, apply_edits, infill_region, revise_region, with_edits
+from .prompt import build_prompt
 from .settings import ActionSettings
 
 REWRITE, QUICKFIX = "refactor.rewrite", "quickfix"
@@ -196,7 +197,17 @@ def issue_region(doc: SyntaxDocument, issue: SyntaxIssue, max_lines: int = 8) ->
 
 async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend, settings: ActionSettings,
                     decode: DecodeSettings, budget: Budget, validate: bool = True) -> list[TextEdit]:
+    """Repair one syntax error. A missing token or an unclosed bracket is first tried as a short
+    insertion (what is usually missing is a closer); otherwise, or if that does not help, the
+    error's lines are revised with the error span re-masked."""
     start, end = issue_region(doc, issue)
+    reasons = []
+    at = insertion_point(doc, issue)
+    if at is not None:
+        insert = await _insert_at(doc, at, backend=backend, decode=decode, budget=budget)
+        if insert is not None and (not validate or added_errors(doc, [insert]) < 0):
+            return [insert]
+        reasons.append("an insertion did not close it")
     # Re-mask the error's first line (an unclosed bracket's ERROR node can run to the end of the
     # file); the engine re-masks whatever else it doubts in the region by itself.
     first_line_end = doc.text.find("\n", issue.start)
@@ -205,12 +216,33 @@ async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend
     edits = await revise_region(doc, start, end, backend=backend, settings=decode, budget=budget, marked=[mark],
                                 edit_threshold=settings.edit_threshold, max_rounds=settings.max_rounds)
     if not edits:
-        raise NoChange("the model proposes no change for this error")
+        raise NoChange("; ".join(reasons + ["the model proposes no change for this error"]))
     if validate and added_errors(doc, edits) >= 0:
-        raise NoChange("the model's proposal does not reduce the syntax errors")
+        raise NoChange("; ".join(reasons + ["the model's proposal does not reduce the syntax errors"]))
     if validate and not keeps_the_code(doc.text, start, end, edits):
-        raise NoChange("the model's proposal deletes the code instead of repairing it")
+        raise NoChange("; ".join(reasons + ["the model's proposal deletes the code instead of repairing it"]))
     return edits
+
+
+def insertion_point(doc: SyntaxDocument, issue: SyntaxIssue) -> int | None:
+    """Where a short insertion may repair the issue: the spot of a missing token, or the end of the
+    line that opens a bracket that is never closed."""
+    if issue.kind == "missing":
+        return issue.start
+    if "never closed" in issue.message:
+        line_end = doc.text.find("\n", issue.start)
+        line_end = len(doc.text) if line_end < 0 else line_end
+        return issue.start + len(doc.text[issue.start:line_end].rstrip())
+    return None
+
+
+async def _insert_at(doc: SyntaxDocument, at: int, *, backend: Backend, decode: DecodeSettings,
+                     budget: Budget) -> TextEdit | None:
+    prompt = build_prompt(doc.text, at, budget.before, budget.after)
+    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=decode)
+    result = await run_job(backend, job, "rewrite", doc)
+    text = result.text.split("\n", 1)[0].rstrip()
+    return TextEdit(at, at, text) if text.strip() else None
 
 
 def keeps_the_code(text: str, start: int, end: int, edits: list[TextEdit], min_ratio: float = 0.6) -> bool:
