@@ -268,3 +268,9 @@ async def test_quickfix_names_the_diagnostic_it_fixes(client):
         lsp.TextDocumentIdentifier(uri), diagnostic.range, lsp.CodeActionContext(diagnostics=[diagnostic])))
     fix = next(a for a in actions if a.kind == "quickfix")
     assert fix.diagnostics == (diagnostic,) and fix.is_preferred
+
+
+async def test_the_server_process_stays_light(client):
+    # The model lives in the worker: the server never imports torch (about 45 MB instead of ~300).
+    s = await stats(client)
+    assert s.heavy_modules == [] and s.rss_mb < 150
