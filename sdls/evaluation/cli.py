@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confidence", choices=("prob", "margin", "entropy"), default="prob",
                         help="confidence score of threshold decoding")
     parser.add_argument("--out", type=Path, help="directory for report.md, the PNG plot and results.json "
-                                                   "(default: eval-results/<suite>)")
+                                                   "(default: out/eval/<suite>)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     parser.add_argument("--batch", type=int, default=1, help="jobs per engine call (latency is per call; default 1)")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                       limits=Limits(seconds=args.time_limit, memory_mb=args.memory_mb), workers=args.workers,
                       max_new_tokens=args.max_new_tokens, progress=say)
     command = "sdls " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
-    paths = write_outputs(report, args.out or Path("eval-results") / args.suite, command)
+    paths = write_outputs(report, args.out or Path("out") / "eval" / args.suite, command)
     if args.json:
         print(json.dumps({**report.as_dict(), "outputs": {k: str(v) for k, v in paths.items()}}, indent=1))
     else:
