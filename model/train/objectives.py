@@ -18,6 +18,7 @@ All sampling is driven by one `random.Random`, so a seed reproduces a batch exac
 """
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -137,12 +138,14 @@ ROW_BUILDERS = {"line": line_row, "span": span_row, "continue": continue_row}
 
 
 def build_rows(cfg: ModelConfig, tok: Tokenizer, texts: list[str], plan: RowPlan, count: int,
-               rng: random.Random) -> list[Row]:
-    """`count` rows of one plan from random texts (length-weighted: long files give more rows)."""
-    weights = [len(t) for t in texts]
+               rng: random.Random, cum_lengths: list[int] | None = None) -> list[Row]:
+    """`count` rows of one plan from random texts (length-weighted: long files give more rows).
+    Pass `cum_lengths` (running total of the text lengths) to draw in O(log n) on a large corpus."""
+    if cum_lengths is None:
+        cum_lengths = list(itertools.accumulate(len(t) for t in texts))
     rows: list[Row] = []
     while len(rows) < count:
-        text = rng.choices(texts, weights=weights)[0]
+        text = rng.choices(texts, cum_weights=cum_lengths)[0]
         row = ROW_BUILDERS[plan.kind](cfg, tok, text, plan, rng)
         if row is not None:
             rows.append(row)

@@ -8,6 +8,7 @@ Runs on the CPU, one GPU, or several under `torchrun` (DDP, detected from the en
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -117,6 +118,7 @@ class BatchSource:
         self.model_cfg, self.tok, self.texts, self.cfg = model_cfg, tok, texts, cfg
         self.rng = random.Random(seed)
         self.plans = cfg.plans()
+        self.cum_lengths = list(itertools.accumulate(len(t) for t in texts))
         self.kinds = [k for k in self.plans if cfg.mix.get(k, 0) > 0]
         self.weights = [cfg.mix[k] for k in self.kinds]
 
@@ -124,7 +126,7 @@ class BatchSource:
         plan = self.plans[self.rng.choices(self.kinds, weights=self.weights)[0]]
         if plan.kind != "continue":  # contexts of every length up to the budget, so every position is trained
             plan = replace(plan, context=self.rng.randint(max(16, plan.context // 4), plan.context))
-        rows = build_rows(self.model_cfg, self.tok, self.texts, plan, self.cfg.batch_size, self.rng)
+        rows = build_rows(self.model_cfg, self.tok, self.texts, plan, self.cfg.batch_size, self.rng, self.cum_lengths)
         return collate(self.model_cfg, rows, stage, self.rng, self.tok.vocab_size)
 
 
