@@ -274,9 +274,13 @@ def test_hover_fixup_command_is_read_from_the_markdown(scripted):
 # Ghost text and code-action edits need a model that writes code (editor_models.trained_model).
 # Health and status only need a server, so a tiny random checkpoint does.
 
-def real_session(folder: Path, model: Path, extra_lua: str = "") -> Nvim:
-    """nvim with the plugin on the real `sdls serve` (its own worker socket, which exits when idle)."""
-    init = write_init(folder / "init.lua", f"""{extra_lua}
+def real_session(folder: Path, model: Path) -> Nvim:
+    """nvim with the plugin on the real `sdls serve` (its own worker socket, which exits when idle).
+    Messages shown with vim.notify are kept in _G.notes, so a test can report what the editor said."""
+    init = write_init(folder / "init.lua", f"""
+_G.notes = {{}}
+local notify = vim.notify
+vim.notify = function(msg, ...) table.insert(_G.notes, msg); return notify(msg, ...) end
 require('sdls').setup{{
   python = {lua_str(sys.executable)},
   settings = {{
@@ -306,14 +310,17 @@ def tiny_real(tmp_path_factory):
 
 
 def type_until_ghost(nv: Nvim, timeout: float) -> str:
-    """Type "return " a piece at a time until ghost text shows (a model may have nothing to offer mid-word)."""
+    """Type "return " a piece at a time until ghost text shows: a model may have nothing to offer
+    mid-word, so after each piece wait for the ghost or for the server's (empty) answer."""
     for piece in ["ret", "urn", " "]:
+        sent = nv.lua(STATS)["requests"]
         nv.input(piece)
-        try:
-            return nv.wait_for(GHOST, timeout=timeout)
-        except TimeoutError:
-            continue
-    raise AssertionError(f"no ghost text; client stats {nv.lua(STATS)}")
+        nv.wait_for("local i, sent = require('sdls.inline'), ...; "
+                    "return i.current() ~= nil or (i.stats.requests > sent and not i.busy())", sent, timeout=timeout)
+        ghost = nv.lua(GHOST)
+        if ghost:
+            return ghost
+    raise AssertionError(f"no ghost text after typing 'return '; client stats {nv.lua(STATS)}")
 
 
 def load_model(nv: Nvim) -> None:
@@ -394,9 +401,13 @@ def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
     fill = next((t for t in titles if t.startswith("Fill in")), None)
     assert fill, titles
     # The standard UI: vim.lsp.buf.code_action resolves the chosen action and applies its edit.
-    nv.lua("vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title == ... end })", fill)
-    changed = nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
-                          "return table.concat(l, '\\n') ~= 'def add(a, b):\\n    pass\\n' and l", timeout=120, interval=0.2)
+    notes = len(nv.lua("return _G.notes"))
+    nv.lua("local want = ...; vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title == want end })", fill)
+    # Wait for the edit, or for the editor to say why there is none (a resolve error is shown by vim.notify).
+    nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
+                "return table.concat(l, '\\n') ~= 'def add(a, b):\\n    pass' or #_G.notes > ...", notes, timeout=120, interval=0.2)
+    changed = nv.lua(LINES)
+    assert changed != ["def add(a, b):", "    pass"], nv.lua("return _G.notes")[notes:]
     assert changed[0] == "def add(a, b):", changed
     assert "pass" not in "\n".join(changed), changed
 
@@ -409,8 +420,10 @@ def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
     open_and_attach(nv, folder / "broken.py", text)
     nv.lua("vim.api.nvim_win_set_cursor(0, {1, 4})")
     nv.request("nvim_command", "SdlsFix")
+    outcome = nv.wait_for("return require('sdls.fix').last", timeout=120, interval=0.2)
+    assert outcome == "applied", outcome
     fixed = nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
-                        "return l[1] ~= 'def add(a, b)' and l", timeout=120, interval=0.2)
+                        "return l[1] ~= 'def add(a, b)' and l", timeout=10, interval=0.1)
     assert fixed[0].rstrip().endswith(":"), fixed
 
 # -- a screenshot of the real terminal UI ---------------------------------------------------------

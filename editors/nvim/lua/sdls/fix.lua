@@ -6,6 +6,7 @@ local compat = require("sdls.compat")
 local M = {}
 
 M.COMMAND = "sdls.applyFix"
+M.last = nil ---@type string|nil what the last :SdlsFix did, for :SdlsStatus and tests
 
 local function percent_decode(s)
   return (s:gsub("%%(%x%x)", function(hex)
@@ -45,19 +46,24 @@ function M.apply_at_cursor()
     return
   end
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  local function report(message, level)
+    M.last = message
+    vim.notify("sdls: " .. message, level)
+  end
+  M.last = nil
   compat.request(client, "textDocument/hover", params, function(err, result)
     if err then
-      vim.notify("sdls: hover failed: " .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
+      report("hover failed: " .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
       return
     end
     local markdown = hover_text(result)
     local command = markdown and M.command_from_hover(markdown)
     if not command then
-      local reason = markdown and markdown:match("_No fix%-up: (.-)_") or "nothing to fix here"
-      vim.notify("sdls: no fix-up: " .. reason, vim.log.levels.INFO)
+      report("no fix-up: " .. (markdown and markdown:match("_No fix%-up: (.-)_") or "nothing to fix here"), vim.log.levels.INFO)
       return
     end
     compat.exec_cmd(client, command, buf)
+    M.last = "applied"
   end, buf)
 end
 

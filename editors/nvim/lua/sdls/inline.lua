@@ -43,6 +43,12 @@ function M.visible(buf)
   return st ~= nil and st.ghost ~= nil
 end
 
+--- True while a keystroke's request is waiting for its debounce or its answer in `buf`.
+function M.busy(buf)
+  local st = buffers[buf or vim.api.nvim_get_current_buf()]
+  return st ~= nil and (st.pending ~= nil or (st.timer ~= nil and st.timer:get_due_in() > 0))
+end
+
 --- The ghost text shown in `buf`, or nil.
 function M.current(buf)
   local st = buffers[buf or vim.api.nvim_get_current_buf()]
