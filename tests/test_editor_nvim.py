@@ -309,6 +309,10 @@ def tiny_real(tmp_path_factory):
     nv.close()
 
 
+# A second function after a first one: a trained model has a pattern to follow.
+TWO_FUNCTIONS = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n"
+
+
 def type_until_ghost(nv: Nvim, timeout: float) -> str:
     """Type "return " a piece at a time until ghost text shows: a model may have nothing to offer
     mid-word, so after each piece wait for the ghost or for the server's (empty) answer."""
@@ -371,11 +375,11 @@ def trained_real(tmp_path_factory):
 @pytest.mark.slow
 def test_real_server_ghost_text_then_tab_puts_it_in_the_buffer(trained_real):
     nv, folder = trained_real
-    open_and_attach(nv, folder / "ghost.py", "def add(a, b):\n    \n")
-    nv.input("2GA")
+    open_and_attach(nv, folder / "ghost.py", TWO_FUNCTIONS)
+    nv.input("6GA")
     ghost = type_until_ghost(nv, timeout=60)
     marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")
-    assert len(marks) == 1 and marks[0][1] == 1
+    assert len(marks) == 1 and marks[0][1] == 5
     before = nv.lua(LINES)
     nv.input("<Tab>")
     nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
@@ -452,8 +456,8 @@ vim.opt.termguicolors = true
 vim.opt.number = true
 vim.opt.laststatus = 2
 require('sdls').setup{{ {server} }}""")
-    source = tmp_path / "add.py"
-    source.write_text("def add(a, b):\n    \n", encoding="utf-8")
+    source = tmp_path / "sub.py"
+    source.write_text(TWO_FUNCTIONS, encoding="utf-8")
     columns, rows, name = 88, 12, f"sdls-test-{os.getpid()}"
     sock = tmp_path / "nvim.sock"
     subprocess.run([TMUX, "-L", name, "new-session", "-d", "-s", "editor", "-x", str(columns), "-y", str(rows),
@@ -462,7 +466,7 @@ require('sdls').setup{{ {server} }}""")
     try:
         nv = Nvim.connect(str(sock))
         nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=60)
-        nv.input("2GA")
+        nv.input("6GA")
         ghost = type_until_ghost(nv, timeout=60 if model else 10)
         nv.request("nvim_command", "redraw")
         time.sleep(0.3)  # let tmux take the redraw

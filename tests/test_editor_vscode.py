@@ -62,9 +62,9 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path):
     if model is None:
         # The scripted server replaces the typed "ret" with "return a + b": exact text known.
         assert 'ghost text: "urn a + b"' in run.stdout, run.stdout
-        assert 'accepted: editor now reads "def add(a, b):\\n    return a + b' in run.stdout, run.stdout
+        assert 'accepted: the file now reads "def add(a, b):\\n    return a + b\\n\\n\\ndef sub(a, b):\\n    return a + b\\n"' in run.stdout, run.stdout
         # ...and its "Fill in stub" code action, resolved on choice, replaces `pass` with `return a + b`.
-        assert 'code action applied: editor now reads "def add(a, b):\\n    return a + b' in run.stdout, run.stdout
+        assert 'code action applied: the file now reads "def add(a, b):\\n    return a + b\\n"' in run.stdout, run.stdout
     assert (tmp_path / "ghost-text.png").stat().st_size > 10_000
     if model is not None and os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 // Usage: node e2e.mjs [--model DIR] [--screenshot PATH]   (node 24: code-server needs it)
 // Exit code 0 = passed; 77 = skipped (a prerequisite is missing, reason printed); other = failed.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -105,7 +105,8 @@ writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
   'sdls.worker.socket': join(work, 'worker.sock'),
   'sdls.worker.idleExitS': 20,
 }, null, 2));
-writeFileSync(join(workspace, 'add.py'), 'def add(a, b):\n    \n');
+// A second function after a first one: a trained model has a pattern to follow.
+writeFileSync(join(workspace, 'add.py'), 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n');
 writeFileSync(join(workspace, 'stub.py'), 'def add(a, b):\n    pass\n');
 
 const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
@@ -149,6 +150,18 @@ try {
     await page.keyboard.press('Enter');
   };
   const runCommand = (title) => pick('Control+Shift+P', title);
+  // Ctrl+S, then the file's text once it differs from what was on disk.
+  const saveAndRead = async (file) => {
+    const before = readFileSync(file, 'utf8');
+    await page.keyboard.press('Control+S');
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const now = readFileSync(file, 'utf8');
+      if (now !== before) return now;
+      await page.waitForTimeout(100);
+    }
+    throw new Error(`saving ${file} changed nothing on disk`);
+  };
   await pick('Control+P', 'add.py');
   const editor = page.locator('.editor-instance .monaco-editor').first();
   await editor.waitFor({ timeout: 30_000 });
@@ -156,8 +169,8 @@ try {
   await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 60_000 });
   log('editor open, server started');
 
-  // Line 2, after the indentation: ask for a completion by typing.
-  await editor.locator('.view-line').nth(1).click();
+  // Line 6, the body of sub, after the indentation: ask for a completion by typing.
+  await editor.locator('.view-line').nth(5).click();
   await page.keyboard.press('End');
   // Monaco draws the first line of a suggestion inline (.ghost-text-decoration) and the rest as a
   // view zone (.ghost-text); both only exist while a suggestion is shown.
@@ -168,8 +181,10 @@ try {
     return [inline, ...below].join('\n').replace(/\u00a0/g, ' ');
   });
   let shown = '';
+  let typed = '';
   for (const piece of ['ret', 'urn', ' ']) {
     await page.keyboard.type(piece, { delay: 60 });
+    typed += piece;
     try {
       await ghost.first().waitFor({ timeout: TIMEOUT_MS / 3 });
       shown = await ghostText();
@@ -188,16 +203,17 @@ try {
   log(`status bar: ${JSON.stringify(status)}`);
 
   await page.keyboard.press('Tab');
-  await page.waitForTimeout(500);
-  const firstGhostLine = shown.split('\n')[0].trim();
-  const text = (await editor.locator('.view-lines').innerText()).replace(/\u00a0/g, ' ');
-  if (firstGhostLine && !text.includes(firstGhostLine)) {
-    throw new Error(`after Tab the editor does not hold the ghost text ${JSON.stringify(firstGhostLine)}:\n${text}`);
-  }
+  await page.waitForTimeout(300);
   if ((await ghostText()) === shown) {
     throw new Error('the same ghost text is still shown after Tab');
   }
-  log(`accepted: editor now reads ${JSON.stringify(text)}`);
+  // Save, and read what the editor wrote: the typed text followed by the suggestion's first line.
+  const saved = await saveAndRead(join(workspace, 'add.py'));
+  const expected = `    ${typed}${shown.split('\n')[0]}`.trimEnd();
+  if (!saved.split('\n')[5].startsWith(expected)) {
+    throw new Error(`after Tab line 6 should start with ${JSON.stringify(expected)}; the file reads:\n${saved}`);
+  }
+  log(`accepted: the file now reads ${JSON.stringify(saved)}`);
 
   // The extension's commands, from the command palette.
   await runCommand('sdls: Toggle Inline Completions');
@@ -226,8 +242,11 @@ try {
     const lines = document.querySelector('.editor-instance .monaco-editor .view-lines');
     return lines && !lines.textContent.includes('pass');
   }, null, { timeout: TIMEOUT_MS });
-  const filled = (await stubEditor.locator('.view-lines').innerText()).replace(/\u00a0/g, ' ');
-  log(`code action applied: editor now reads ${JSON.stringify(filled)}`);
+  const filled = await saveAndRead(join(workspace, 'stub.py'));
+  if (filled.includes('pass')) {
+    throw new Error(`the code action's edit did not reach the file:\n${filled}`);
+  }
+  log(`code action applied: the file now reads ${JSON.stringify(filled)}`);
   console.log('PASS');
 } catch (err) {
   failed = true;
