@@ -172,6 +172,22 @@ def test_code_action_is_resolved_and_its_edit_applied_through_the_standard_ui(sc
     assert session.log.read_text().splitlines() == ["code action 1", "resolved 1"]
 
 
+def test_status_summary_reads_the_servers_stats(scripted):
+    nv = scripted()
+    summary = "return require('sdls.status').summary(...)"
+    stats = {"worker_info": {"model": {"model": "/m/default", "device": "cpu", "dtype": "float32", "parameters": 94528}},
+             "counters": {"inline_completion": 5, "cancelled": 1, "superseded": 2},
+             "latencies": [{"ms": 90.0, "forwards": 8, "tokens": 8}, {"ms": 75.5, "forwards": 4, "tokens": 12}],
+             "rss_mb": 45.5, "worker": {"rss_mb": 300.25}}
+    assert nv.lua(summary, stats) == {
+        "model": "/m/default", "model_loaded": True, "device": "cpu", "dtype": "float32", "parameters": 94528,
+        "server_latency_ms": 75.5, "tokens_per_forward": 3, "completions": 5, "cancelled": 3,
+        "server_rss_mb": 45.5, "worker_rss_mb": 300.25}
+    # Before the first completion the worker has not loaded a model; explicit tokens_per_forward wins.
+    early = nv.lua(summary, {"counters": {}, "latencies": [{"ms": 5, "tokens_per_forward": 2.5}]})
+    assert early == {"model_loaded": False, "cancelled": 0, "server_latency_ms": 5, "tokens_per_forward": 2.5}
+
+
 def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
     nv.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { ... })", line)
     got = nv.lua("local item, col, enc = ...; local g = require('sdls.inline').to_ghost(0, item, 0, col, enc); "
