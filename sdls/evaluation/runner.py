@@ -38,7 +38,9 @@ def standard_configs(thresholds=DEFAULT_THRESHOLDS, reference: bool = True, conf
 
 
 def make_job(task: Task, settings: DecodeSettings, max_new_tokens: int | None = None) -> InfillJob | EditJob:
-    """An infill job for a hidden middle; for repair, an EditJob over the buggy body (the fix-up path)."""
+    """An infill job for a hidden middle; for repair, an EditJob over the buggy body: the fix-up path
+    with the editor's defaults (edit_threshold 0.1, 4 rounds) and no marked span, since nothing tells
+    the model where the bug is."""
     if task.is_repair:
         text = task.prefix + task.given + task.suffix
         start = len(task.prefix)
@@ -68,10 +70,8 @@ def decode(engine: Engine, tasks: list[Task], config: RunConfig, batch: int = 1,
         try:
             results: list[JobResult | None] = engine.run(jobs)
             errors = [""] * len(chunk)
-        except (ValueError, RuntimeError) as exc:  # e.g. a region longer than the engine revises at once
-            results, errors = _one_by_one(engine, jobs)
-            if not any(r is not None for r in results):
-                errors = [f"{type(exc).__name__}: {exc}"] * len(chunk)
+        except (ValueError, RuntimeError):  # e.g. a region longer than the engine revises at once:
+            results, errors = _one_by_one(engine, jobs)   # keep the other jobs, record the failing one
         wall_ms = (time.perf_counter() - started) * 1000
         total += wall_ms / 1000
         for result, error in zip(results, errors):
