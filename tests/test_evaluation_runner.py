@@ -181,3 +181,16 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert main(["bench", "eval", "--thresholds", "1.5"]) == 2
     assert main(["bench", "eval", "--model", str(tmp_path / "nowhere"), "--limit", "1"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_a_job_the_engine_refuses_is_an_error_record_not_a_crash(tiny_model_dir, tasks):
+    from sdls_model.checkpoint import load_checkpoint
+
+    _cfg, model, tokenizer = load_checkpoint(tiny_model_dir)
+    engine = Engine(model, tokenizer, max_new_tokens=16)   # the repair body is longer than 16 tokens
+    report = evaluate(engine, tasks, standard_configs(thresholds=(), reference=False), "mix", batch=3,
+                      limits=LIMITS, max_new_tokens=8)
+    statuses = {r.task_id.split("/")[0]: (r.status, r.detail) for r in report.records}
+    assert statuses["repair"][0] == "error" and "16" in statuses["repair"][1]
+    assert statuses["single-line"][0] != "error" and statuses["multi-line"][0] != "error"
+    assert report.configs[0].errors == 1 and "(1 errors)" in markdown(report)
