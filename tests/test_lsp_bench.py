@@ -44,7 +44,7 @@ def test_short_replay_accounts_for_every_request(tmp_path):
     source = tmp_path / "walk.py"
     source.write_text(SOURCE)
     args = argparse.Namespace(model=str(model), device="cpu", files=[str(source)], lines=1, rate=40.0, pause=0.5,
-                              in_process=True, json=False)
+                              in_process=True, json=False, threshold=None, max_tokens=None, max_context=None)
     fig = asyncio.run(run_bench(args))
     r = fig["requests"]
     assert r["sent"] == fig["keystrokes"] > 0

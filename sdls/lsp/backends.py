@@ -26,6 +26,7 @@ async def open_backend(settings: Settings):
                                            settings.model.max_context)
         except (OSError, ValueError) as exc:   # CheckpointError is a ValueError
             raise ModelUnavailable(str(exc)) from exc
-    socket_path = settings.worker.socket or default_socket_path(settings.model.path, settings.model.device)
+    socket_path = settings.worker.socket or default_socket_path(settings.model.path, settings.model.device,
+                                                                settings.model.max_context)
     return WorkerClient(socket_path, spawn_args=worker_args(settings) if settings.worker.spawn else None,
                         start_timeout_s=settings.worker.start_timeout_s)

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="keystrokes per second")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of rest after each line")
     parser.add_argument("--in-process", action="store_true", help="engine inside the server (no worker)")
+    parser.add_argument("--threshold", type=float, default=None, help="completion.threshold (default: the server's)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="completion.maxTokens (default: the server's)")
+    parser.add_argument("--max-context", type=int, default=None, help="model.maxContext (default: the server's)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -125,7 +128,13 @@ async def type_line(driver: LspDriver, uri: str, line_no: int, line: str, rate: 
 async def run_bench(args: argparse.Namespace) -> dict:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = [Path(f) for f in args.files] if args.files else [stdlib / f for f in DEFAULT_FILES]
-    options = {"model": {"path": args.model, "device": args.device}, "worker": {"inProcess": args.in_process}}
+    options = {"model": {"path": args.model, "device": args.device}, "worker": {"inProcess": args.in_process},
+               "completion": {}}
+    for key, value in (("threshold", args.threshold), ("maxTokens", args.max_tokens)):
+        if value is not None:
+            options["completion"][key] = value
+    if args.max_context is not None:
+        options["model"]["maxContext"] = args.max_context
     driver = await LspDriver.start(args.model, options)
     tally, pending = Tally(), []
     try:
@@ -168,6 +177,7 @@ def _figures(args, files, tally: Tally, before, after, keystrokes: int, wall: fl
     model = getattr(getattr(after, "worker_info", None), "model", None)
     return {
         "model": getattr(model, "model", args.model), "parameters": getattr(model, "parameters", None),
+        "settings": {"threshold": args.threshold, "max_tokens": args.max_tokens, "max_context": args.max_context},
         "files": [str(f) for f in files], "keystrokes": keystrokes, "rate_per_s": args.rate, "wall_s": round(wall, 1),
         "requests": {"sent": tally.sent, "answered": tally.answered, "cancelled": tally.cancelled,
                      "stale": tally.stale, "failed": tally.failed, "shown": tally.shown,
@@ -197,7 +207,8 @@ def report(fig: dict) -> str:
                                fig["model_call_server_ms"], fig["model_steps"], fig["memory_mb"])
     total = mem["server"] + mem["worker"]
     lines = [
-        f"sdls bench lsp — model {fig['model']} ({fig['parameters']} parameters)",
+        f"sdls bench lsp — model {fig['model']} ({fig['parameters']} parameters); overrides: "
+        f"{', '.join(f'{k}={v}' for k, v in fig['settings'].items() if v is not None) or 'none'}",
         f"typed {fig['keystrokes']} keystrokes at {fig['rate_per_s']:g}/s over {len(fig['files'])} files in {fig['wall_s']} s",
         f"requests  sent {r['sent']}  answered {r['answered']}  shown {r['shown']}  cancelled {r['cancelled']} "
         f"({100 * r['cancelled_share']:.1f}%)  stale {r['stale']}  failed {r['failed']}",

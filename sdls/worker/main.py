@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from .server import SocketInUse, WorkerServer, socket_alive
 
     model_dir = Path(args.model) if args.model else None
-    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device)
+    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context)
     if socket_alive(socket_path):   # checked before importing torch and loading a model we would not serve
         print(f"sdls worker: a worker is already serving on {socket_path}", file=sys.stderr, flush=True)
         return 3

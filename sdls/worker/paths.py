@@ -1,4 +1,5 @@
-"""Where a worker's socket lives: one per (model directory, device), in a directory only this user can enter.
+"""Where a worker's socket lives: one per (model directory, device, context size), in a directory only
+this user can enter.
 
 Servers that ask for the same model on the same device find the same socket, so several editor
 windows share one warm model.
@@ -26,13 +27,13 @@ def runtime_dir() -> Path:
     return path
 
 
-def worker_key(model_dir: str | None, device: str) -> str:
+def worker_key(model_dir: str | None, device: str, max_context: int = 1024) -> str:
     where = str(Path(model_dir).resolve()) if model_dir else "<default>"
-    return hashlib.sha1(f"{where}|{device}".encode()).hexdigest()[:12]
+    return hashlib.sha1(f"{where}|{device}|{max_context}".encode()).hexdigest()[:12]
 
 
-def default_socket_path(model_dir: str | None, device: str) -> Path:
-    return runtime_dir() / f"worker-{worker_key(model_dir, device)}.sock"
+def default_socket_path(model_dir: str | None, device: str, max_context: int = 1024) -> Path:
+    return runtime_dir() / f"worker-{worker_key(model_dir, device, max_context)}.sock"
 
 
 def log_path_for(socket_path: str | Path) -> Path:
