@@ -159,12 +159,18 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
     t0 = time.perf_counter()
     with torch.no_grad():
         tasks = heldout_tasks(val_texts, n_tasks)
-        result["heldout_line_exact_match"] = exact_match(tasks, infill(tasks))
+        predictions = infill(tasks)
+        result["heldout_line_exact_match"] = exact_match(tasks, predictions)
         result["heldout_tasks"] = len(tasks)
         he = humaneval_line_tasks(n_tasks)
+        he_predictions = infill(he)
         result["humaneval_tasks_total"] = len(humaneval_line_tasks())
-        result["humaneval_single_line_pass@1"] = pass_at_1(he, infill(he))
+        result["humaneval_single_line_pass@1"] = pass_at_1(he, he_predictions)
         result["humaneval_tasks"] = len(he)
+        both = predictions + he_predictions  # an empty middle means the model chose to stop at once
+        result["empty_completions"] = sum(not p.split("\n", 1)[0].strip() for p in both) / max(1, len(both))
+        result["examples"] = [{"prefix_end": t.prefix[-60:], "answer": t.answer, "prediction": p.split("\n", 1)[0]}
+                              for t, p in list(zip(he, he_predictions))[:5]]
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
     try:  # the language server's view: the engine on the CPU, a first request and the next keystroke
         from .evaluate import measure_latency
@@ -222,6 +228,7 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
         f"- HumanEval single-line infill pass@1: {fmt(ev.get('humaneval_single_line_pass@1'))} "
         f"({ev.get('humaneval_tasks', 0)} seeded tasks of {ev.get('humaneval_tasks_total', '?')}: code lines of the "
         "canonical solutions, cursor after the line's indentation; comment lines skipped).",
+        f"- Empty completions (the model stops at once): {fmt(ev.get('empty_completions'))} of all evaluated lines.",
         f"- Decoder: {ev.get('decoder', 'none')}.",
         "",
         "## Speed (engine, single-line completion, default decoding settings)",
