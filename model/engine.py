@@ -51,6 +51,7 @@ class _Row:
     bs: int = 0                       # current block start
     step: int = 0                     # steps taken in the current block
     schedule: list[int] = field(default_factory=list)
+    stops: torch.Tensor | None = None  # token ids that end the middle
     stop_at: int | None = None        # position of the first end token of the middle
     done: bool = False
     cancelled: bool = False
@@ -196,12 +197,21 @@ class Engine:
         seq = torch.tensor(context + [cfg.mask_id] * capacity + tail, device=self.device)
         row = _Row(job, settings, self._policy(settings), blk, seq, len(context), len(context) + capacity, slot)
         row.bs = row.ctx_len
+        row.stops = self._line_stop_ids() if job.single_line else self.stop_ids
         row.stats.context_tokens = len(context) + len(tail)
         self._start_block(row)
         self._reuse_context(row, job.session, context)
         if settings.temperature > 0:
             row.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
         return row
+
+    def _line_stop_ids(self) -> torch.Tensor:
+        """End tokens plus every token whose text holds a line break (computed once)."""
+        if getattr(self, "_line_stops", None) is None:
+            decode = self.tokenizer.decode
+            breaks = [i for i in range(self.tokenizer.vocab_size) if "\n" in decode([i])]
+            self._line_stops = torch.tensor(sorted({*self.cfg.stop_ids, *breaks}), device=self.device)
+        return self._line_stops
 
     def _window(self, prefix: list[int], suffix: list[int]) -> tuple[list[int], list[int]]:
         """Fit prefix + suffix into the context budget: the suffix keeps its start (at most a
@@ -348,7 +358,7 @@ class Engine:
     def _after_step(self, row: _Row) -> None:
         block = row.seq[row.bs:row.be]
         masked = (block == self.cfg.mask_id).tolist()
-        is_stop = torch.isin(block, self.stop_ids).tolist()
+        is_stop = torch.isin(block, row.stops if row.stops is not None else self.stop_ids).tolist()
         # The middle ends at its first end token; once everything before it is committed the
         # rest of the block cannot change the answer, so the job is done.
         for j in range(row.blk):

@@ -63,6 +63,7 @@ class InfillJob:
     settings: DecodeSettings = field(default_factory=DecodeSettings)
     session: str | None = None     # key of a document whose encoded context the engine keeps warm
     cancel: CancelToken | None = None
+    single_line: bool = False      # the middle also ends at its first line break (ghost text for one line)
 
 
 @dataclass

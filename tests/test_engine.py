@@ -215,3 +215,23 @@ def test_fast_path_decodes_the_same_tokens(tokenizer, kernels):
     expected = [r.tokens for r in plain.run(jobs)]
     assert [r.tokens for r in fast.run(jobs)] == expected
     assert calls  # the fast path really served steps
+
+
+def test_single_line_jobs_end_at_the_first_line_break(tokenizer):
+    cfg = ModelConfig.from_name("test-tiny")
+    (x,) = tokenizer.encode("x")
+    newline = tokenizer.encode("\n")[0]
+
+    class LineModel(EchoModel):
+        """Writes `x x x` then a line break, then more x's: a model that would go on past the line."""
+        def forward(self, tokens, positions, mask=None, cache_io=None):
+            out = torch.where(tokens == cfg.mask_id, torch.full_like(tokens, x), tokens)
+            out = torch.where((positions % 8 == 3) & (tokens == cfg.mask_id), torch.full_like(tokens, newline), out)
+            return nn.functional.one_hot(out, cfg.vocab_size).float() * 30.0
+
+    eng = Engine(LineModel(cfg, {}), tokenizer, max_context=64, max_new_tokens=64)
+    multi = eng.run([InfillJob("a = ", "", 24, DecodeSettings(threshold=0.9))])[0]
+    line = eng.run([InfillJob("a = ", "", 24, DecodeSettings(threshold=0.9), single_line=True)])[0]
+    assert "\n" in multi.text and "\n" not in line.text
+    assert multi.text.startswith(line.text) and line.text and set(line.text) == {"x"}
+    assert line.stats.forwards == 1
