@@ -52,6 +52,7 @@ async def test_completion_is_cleaned_for_its_scope(source, model_text, expected,
     assert doc.text[result.start:result.end] == replaces
     job = backend.jobs[0]
     assert job.prefix == doc.text[:offset] and job.suffix == doc.text[offset:] and job.session == URI
+    assert job.single_line == (outcome.scope == "line")     # the engine stops a one-line job at the break
     fixed = SyntaxDocument(doc.text[:result.start] + result.text + doc.text[result.end:], "python")
     assert syntax_errors(fixed) == []
 

@@ -25,7 +25,7 @@ from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobSt
 # -- pure parts -------------------------------------------------------------------------------
 def test_job_and_result_round_trip():
     infill = InfillJob(prefix="def f(", suffix=")\n", max_new_tokens=9,
-                       settings=DecodeSettings(threshold=0.7, block_size=16), session="file:///a.py")
+                       settings=DecodeSettings(threshold=0.7, block_size=16), session="file:///a.py", single_line=True)
     edit = EditJob(text="x = 1\n", start=0, end=5, marked=[(4, 5)], edit_threshold=0.2, max_rounds=3)
     for job in (infill, edit):
         back = job_from_wire(msgpack.unpackb(msgpack.packb(job_to_wire(job))))

@@ -239,7 +239,7 @@ def insertion_point(doc: SyntaxDocument, issue: SyntaxIssue) -> int | None:
 async def _insert_at(doc: SyntaxDocument, at: int, *, backend: Backend, decode: DecodeSettings,
                      budget: Budget) -> TextEdit | None:
     prompt = build_prompt(doc.text, at, budget.before, budget.after)
-    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=decode)
+    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=decode, single_line=True)
     result = await run_job(backend, job, "rewrite", doc)
     text = result.text.split("\n", 1)[0].rstrip()
     return TextEdit(at, at, text) if text.strip() else None

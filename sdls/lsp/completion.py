@@ -87,7 +87,8 @@ async def complete_at(doc: OpenDocument, offset: int, *, backend: Backend, setti
                                      scope.reason, scope.kind)
     job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix,
                     max_new_tokens=settings.max_tokens_multiline if scope.kind == BLOCK else settings.max_tokens,
-                    settings=decode_settings(settings), session=doc.uri)
+                    settings=decode_settings(settings), session=doc.uri,
+                    single_line=scope.kind != BLOCK)   # the engine stops at the line break: no wasted forwards
     result = await run_job(backend, job, "inline", doc.syntax)
     stats = {"forwards": result.stats.forwards, "tokens": len(result.tokens),
              "tokens_per_forward": round(result.stats.tokens_per_forward, 3),

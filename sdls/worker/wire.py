@@ -26,7 +26,8 @@ def job_to_wire(job: Job) -> dict[str, Any]:
     settings = dataclasses.asdict(job.settings)
     if isinstance(job, InfillJob):
         return {"kind": "infill", "prefix": _safe_text(job.prefix), "suffix": _safe_text(job.suffix),
-                "max_new_tokens": job.max_new_tokens, "settings": settings, "session": job.session}
+                "max_new_tokens": job.max_new_tokens, "settings": settings, "session": job.session,
+                "single_line": job.single_line}
     return {"kind": "edit", "text": _safe_text(job.text), "start": job.start, "end": job.end,
             "marked": [list(span) for span in job.marked], "settings": settings,
             "edit_threshold": job.edit_threshold, "max_rounds": job.max_rounds, "session": job.session}
@@ -51,8 +52,12 @@ def job_from_wire(data: Any) -> Job:
     if session is not None and not isinstance(session, str):
         raise ProtocolError("job field 'session' must be a string or nil")
     if data.get("kind") == "infill":
+        single_line = data.get("single_line", False)
+        if not isinstance(single_line, bool):
+            raise ProtocolError("job field 'single_line' must be a boolean")
         return InfillJob(prefix=_field(data, "prefix", str), suffix=_field(data, "suffix", str),
-                         max_new_tokens=_field(data, "max_new_tokens", int), settings=settings, session=session)
+                         max_new_tokens=_field(data, "max_new_tokens", int), settings=settings, session=session,
+                         single_line=single_line)
     if data.get("kind") == "edit":
         text, start, end = _field(data, "text", str), _field(data, "start", int), _field(data, "end", int)
         if not 0 <= start <= end <= len(text):
