@@ -70,13 +70,13 @@ def plot(report: Report, path: Path) -> Path:
         ordered = sorted(sweep, key=lambda s: s.tokens_per_forward)
         ax.plot([s.tokens_per_forward for s in ordered], [s.pass_at_1 for s in ordered], "-o", color="tab:blue",
                 label="threshold decoding")
-    for s in report.configs:
+    for i, s in enumerate(report.configs):
         marker = {"reference": ("s", "tab:red"), BASELINE: ("D", "tab:green")}.get(s.name, (None, None))
         if marker[0]:
             ax.plot([s.tokens_per_forward], [s.pass_at_1], marker[0], color=marker[1], label=s.name)
         else:
             ax.annotate(s.name.removeprefix("threshold "), (s.tokens_per_forward, s.pass_at_1),
-                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+                        textcoords="offset points", xytext=(4, 4 + 9 * (i % 3)), fontsize=8)  # staggered: close points
     base = next((s for s in report.configs if s.name == BASELINE), None)
     if base is not None:
         ax.axhline(base.pass_at_1 - GOAL_MAX_DROP_POINTS, ls=":", color="gray", lw=1, label=f"{BASELINE} - 1 point")
