@@ -3,10 +3,10 @@ via editors/vscode/e2e/e2e.mjs: install the .vsix, open a Python file, type, see
 accept it with Tab, find it in the editor; toggle and restart from the command palette; apply a
 code action from the lightbulb menu.
 
-With a trained model (the shipped one, or SDLS_EDITOR_TEST_MODEL) it runs against the real
-`sdls serve`; without one, the scripted server (tests/editor_scripted_server.py) stands in, so the
-extension's own path is still checked. SDLS_UPDATE_SCREENSHOTS=1 copies the real-server screenshot
-to editors/vscode/screenshots/ghost-text.png.
+Twice: against the scripted server (tests/editor_scripted_server.py, exact text known), and against
+the real `sdls serve` with a trained model (the shipped one, or SDLS_EDITOR_TEST_MODEL), which skips
+with the model's own reason when the model offers no completion where the test types.
+SDLS_UPDATE_SCREENSHOTS=1 copies the screenshot to editors/vscode/screenshots/ghost-text.png.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from editor_models import trained_model
+from editor_models import offered_completion, trained_model
 
 REPO = Path(__file__).resolve().parents[1]
 EXTENSION = REPO / "editors" / "vscode"
@@ -39,15 +39,20 @@ def missing() -> str | None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
-def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path):
+@pytest.mark.parametrize("server", ["scripted", "model"])
+def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
+    model = trained_model() if server == "model" else None
+    if server == "model" and model is None:
+        pytest.skip("no trained model: model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
     # Package the extension as it is now (tsc + vsce, a few seconds), so the test never runs a stale .vsix.
     subprocess.run(["npm", "run", "--silent", "package"], cwd=EXTENSION, check=True, capture_output=True, timeout=300)
-    model = trained_model()
-    args = ["--screenshot", str(tmp_path / "ghost-text.png"), "--timeout", "180"]
+    args = ["--screenshot", str(tmp_path / "ghost-text.png")]
     if model is not None:
-        args += ["--python", sys.executable, "--model", str(model)]
+        # The model's code actions are checked in Neovim; here a weak model may propose no change.
+        # 45 s: up to 15 s per typed piece for an answer (the first one loads the model).
+        args += ["--python", sys.executable, "--model", str(model), "--no-action", "--timeout", "45"]
     else:
-        # No trained model: the extension's configured "python" runs the scripted server instead.
+        # The extension's configured "python" runs the scripted server instead of `sdls serve`.
         stand_in = tmp_path / "python"
         stand_in.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'tests' / 'editor_scripted_server.py'}\n")
         stand_in.chmod(0o755)
@@ -57,6 +62,16 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path):
                          timeout=420, env=env, cwd=E2E)
     if run.returncode == 77:
         pytest.skip(run.stdout.strip())
+    if model is not None and "no ghost text appeared" in run.stderr:
+        # Ask the model directly at the typed positions: nothing there either means a model limit.
+        text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    {}\n"
+        reasons = set()
+        for typed in ["ret", "return", "return "]:
+            offered, reason = offered_completion(model, text.format(typed), 5, 4 + len(typed), tmp_path)
+            assert not offered, f"the model offers {offered!r} after {typed!r}, but VS Code showed no ghost text:\n{run.stdout}{run.stderr}"
+            reasons.add(reason)
+        pytest.skip(f"{model} offers no completion after typing 'return ' ({'; '.join(sorted(reasons))}); "
+                    "the extension is covered against the scripted server")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "PASS" in run.stdout
     if model is None:
@@ -66,6 +81,6 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path):
         # ...and its "Fill in stub" code action, resolved on choice, replaces `pass` with `return a + b`.
         assert 'code action applied: the file now reads "def add(a, b):\\n    return a + b\\n"' in run.stdout, run.stdout
     assert (tmp_path / "ghost-text.png").stat().st_size > 10_000
-    if model is not None and os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":  # the model's run goes last: its picture wins
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "ghost-text.png", SCREENSHOT)

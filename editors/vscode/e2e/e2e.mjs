@@ -2,7 +2,7 @@
 // sdls.vsix installed, driven with Playwright in Debian's chromium. Types in a Python file, waits for
 // the ghost text the real `sdls serve` sends, screenshots it, accepts it with Tab and checks the text.
 //
-// Usage: node e2e.mjs [--model DIR] [--screenshot PATH]   (node 24: code-server needs it)
+// Usage: node e2e.mjs [--model DIR] [--screenshot PATH] [--python PATH] [--no-action]   (node 24: code-server needs it)
 // Exit code 0 = passed; 77 = skipped (a prerequisite is missing, reason printed); other = failed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
     python: { type: 'string', default: join(repo, '.venv', 'bin', 'python') },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     timeout: { type: 'string', default: '180' },
+    'no-action': { type: 'boolean', default: false },
   },
 });
 const TIMEOUT_MS = Number(args.timeout) * 1000;
@@ -226,27 +227,29 @@ try {
   log('restart: the server is back');
 
   // A code action: "Fill in stub" (refactor.rewrite) from the lightbulb's menu, resolved by the server
-  // when chosen.
-  await pick('Control+P', 'stub.py');
-  await page.waitForSelector('.editor-instance .monaco-editor .view-line:has-text("pass")', { timeout: 30_000 });
-  const stubEditor = page.locator('.editor-instance .monaco-editor').first();
-  await stubEditor.locator('.view-line:has-text("pass")').click();
-  await page.keyboard.press('End');
-  const lightbulb = page.locator('.lightBulbWidget .codicon-light-bulb, .lightBulbWidget').first();
-  await lightbulb.waitFor({ timeout: 30_000 });
-  await lightbulb.click();
-  const action = page.locator('.action-widget .monaco-list-row:has-text("Fill in stub")').first();
-  await action.waitFor({ timeout: 30_000 });
-  await action.click();
-  await page.waitForFunction(() => {
-    const lines = document.querySelector('.editor-instance .monaco-editor .view-lines');
-    return lines && !lines.textContent.includes('pass');
-  }, null, { timeout: TIMEOUT_MS });
-  const filled = await saveAndRead(join(workspace, 'stub.py'));
-  if (filled.includes('pass')) {
-    throw new Error(`the code action's edit did not reach the file:\n${filled}`);
+  // when chosen. (--no-action skips it: a weak model may propose no change.)
+  if (!args['no-action']) {
+    await pick('Control+P', 'stub.py');
+    await page.waitForSelector('.editor-instance .monaco-editor .view-line:has-text("pass")', { timeout: 30_000 });
+    const stubEditor = page.locator('.editor-instance .monaco-editor').first();
+    await stubEditor.locator('.view-line:has-text("pass")').click();
+    await page.keyboard.press('End');
+    const lightbulb = page.locator('.lightBulbWidget .codicon-light-bulb, .lightBulbWidget').first();
+    await lightbulb.waitFor({ timeout: 30_000 });
+    await lightbulb.click();
+    const action = page.locator('.action-widget .monaco-list-row:has-text("Fill in stub")').first();
+    await action.waitFor({ timeout: 30_000 });
+    await action.click();
+    await page.waitForFunction(() => {
+      const lines = document.querySelector('.editor-instance .monaco-editor .view-lines');
+      return lines && !lines.textContent.includes('pass');
+    }, null, { timeout: TIMEOUT_MS });
+    const filled = await saveAndRead(join(workspace, 'stub.py'));
+    if (filled.includes('pass')) {
+      throw new Error(`the code action's edit did not reach the file:\n${filled}`);
+    }
+    log(`code action applied: the file now reads ${JSON.stringify(filled)}`);
   }
-  log(`code action applied: the file now reads ${JSON.stringify(filled)}`);
   console.log('PASS');
 } catch (err) {
   failed = true;
