@@ -24,6 +24,8 @@ CONFIGS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--random", metavar="PRESET", help="random weights of a named shape instead of a checkpoint")
+    parser.add_argument("--bidirectional", action="store_true",
+                        help="with --random: a bidirectional, in-place, shifted-logit model (Dream-like)")
     parser.add_argument("--tasks", type=int, default=12, help="infill tasks (default 12)")
     parser.add_argument("--max-new", type=int, default=32, help="tokens to generate per task")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.7, 0.5])
@@ -59,7 +61,8 @@ def build_engine(args) -> Engine:
         from .tokenizer import Tokenizer
         from .transformer import Transformer
         tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
-        cfg = ModelConfig.from_name(args.random, vocab_size=max(tokenizer.vocab_size, 64))
+        shape = dict(attention="bidirectional", infill_layout="in_place", logit_shift=True) if args.bidirectional else {}
+        cfg = ModelConfig.from_name(args.random, vocab_size=max(tokenizer.vocab_size, 64), **shape)
         model = Transformer(cfg).init_weights(seed=args.seed)
         torch.manual_seed(args.seed)
         return Engine(model, tokenizer, name=f"random {args.random}")
