@@ -107,6 +107,7 @@ def test_pass_at_1_comes_from_executing_the_candidates(tasks):
     assert all(s.tokens_per_forward == 4.0 for s in right.configs)
     assert right.checks["canonical_passed"] == 3 and right.checks["unrepaired_total"] == 1
     assert right.checks["unrepaired_passed"] == 0
+    assert right.checks["empty_total"] == 2 and right.checks["empty_passed"] == 0   # both lines matter
 
 
 # -- end to end on a real (tiny, random) model ------------------------------------------------

@@ -42,6 +42,8 @@ def markdown(report: Report, command: str = "") -> str:
               "sequential: fixed rule, 1 token/step, block cache; threshold t: commit every masked position "
               "with confidence >= t (at least one per step), block cache. Latency: wall time per task."]
     lines += ["", f"Harness check: canonical middles pass {c['canonical_passed']}/{c['canonical_total']}."]
+    if c.get("empty_total"):
+        lines.append(f"Empty middles pass {c['empty_passed']}/{c['empty_total']} (what a model that writes nothing scores).")
     if c["unrepaired_total"]:
         lines.append(f"Unrepaired bugs pass {c['unrepaired_passed']}/{c['unrepaired_total']} "
                      f"(what a fix-up that changes nothing scores).")

@@ -131,13 +131,14 @@ def evaluate(engine: Engine, tasks: list[Task], configs: list[RunConfig], suite:
         decoded[config.name] = decode(engine, tasks, config, batch, max_new_tokens, progress)
         say(f"{config.name}: decoded {len(tasks)} tasks in {decoded[config.name][1]:.1f} s")
 
-    # Every program once: the candidates, the canonical middles (the harness's own check), and for
-    # repair the unrepaired bugs (what a fix-up that changes nothing would score).
+    # Every program once: the candidates, the canonical middles (the harness's own check), and the floors:
+    # for repair the unrepaired bugs (a fix-up that changes nothing), for infill an empty middle.
     programs = {t.task_id: t.program(t.middle) for t in tasks}
     candidates = {(c.name, t.task_id): t.program(d.middle)
                   for c in configs for t, d in zip(tasks, decoded[c.name][0]) if not d.error}
     unrepaired = {t.task_id: t.program(t.given) for t in tasks if t.is_repair}
-    unique = list(dict.fromkeys([*programs.values(), *candidates.values(), *unrepaired.values()]))
+    empty = {t.task_id: t.program("") for t in tasks if not t.is_repair}   # what writing nothing scores
+    unique = list(dict.fromkeys([*programs.values(), *candidates.values(), *unrepaired.values(), *empty.values()]))
     say(f"executing {len(unique)} distinct programs in the sandbox")
     outcomes = dict(zip(unique, run_programs(unique, limits, workers)))
 
@@ -153,7 +154,8 @@ def evaluate(engine: Engine, tasks: list[Task], configs: list[RunConfig], suite:
     checks = {"canonical_passed": sum(o.passed for o in canonical), "canonical_total": len(canonical),
               "canonical_failures": {t.task_id: f"{o.status}: {o.detail}" for t, o in zip(tasks, canonical) if not o.passed},
               "unrepaired_passed": sum(outcomes[p].passed for p in unrepaired.values()),
-              "unrepaired_total": len(unrepaired)}
+              "unrepaired_total": len(unrepaired),
+              "empty_passed": sum(outcomes[p].passed for p in empty.values()), "empty_total": len(empty)}
     return Report(suite=suite, model=engine.describe(), tasks=[t.task_id for t in tasks], configs=summaries,
                   records=records, checks=checks, goal=goal_verdict(summaries), isolation=isolation(),
                   settings={"batch": batch, "time_limit_s": limits.seconds, "memory_mb": limits.memory_mb,
