@@ -353,7 +353,20 @@ class Engine:
             k = row.schedule[min(row.step, len(row.schedule) - 1)]
             chosen = sampling.select_fixed(conf, masked[None], torch.tensor([k], device=self.device))[0]
         block[chosen] = candidates[0][chosen]
+        if s.rule == "threshold" and isinstance(row.job, InfillJob):
+            self._pad_after_end(row, block)
         row.step += 1
+
+    def _pad_after_end(self, row: _Row, block: torch.Tensor) -> None:
+        """Once an end token is committed, the masks after it become end tokens too: the answer
+        stops there, and a middle is trained padded with end tokens, so this is what the model
+        was taught to expect. (A confident model commits the padding first; filling it at once
+        saves the forwards a block would otherwise spend on it.)"""
+        stops = torch.isin(block, row.stops if row.stops is not None else self.stop_ids)
+        if bool(stops.any()):
+            first = int(stops.nonzero()[0])
+            tail = block[first:]
+            tail[tail == self.cfg.mask_id] = self.cfg.eos_id
 
     def _after_step(self, row: _Row) -> None:
         block = row.seq[row.bs:row.be]

@@ -235,3 +235,32 @@ def test_single_line_jobs_end_at_the_first_line_break(tokenizer):
     assert "\n" in multi.text and "\n" not in line.text
     assert multi.text.startswith(line.text) and line.text and set(line.text) == {"x"}
     assert line.stats.forwards == 1
+
+
+def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
+    from sdls_model.layout import fim_context
+    cfg = ModelConfig.from_name("test-tiny")
+    (x,) = tokenizer.encode("x")
+    middle_start = len(fim_context(cfg, tokenizer.encode("a = "), []))
+
+    class EndFirst(EchoModel):
+        """Sure of an end token at middle offset 5, mildly sure of the padding after it, unsure of
+        `x` before it: the order a real model commits in."""
+        def forward(self, tokens, positions, mask=None, cache_io=None):
+            logits = torch.zeros(*tokens.shape, cfg.vocab_size)
+            logits[..., x] = 2.0
+            logits[..., 7] = 2.0  # a rival, so `x` is never confident
+            logits[..., x] += 0.1
+            after = positions > middle_start + 5
+            logits[after, cfg.eos_id] = 3.0  # the padding: likelier than `x`, still far from sure
+            end = positions == middle_start + 5
+            logits[end] = 0.0
+            logits[end, cfg.eos_id] = 30.0
+            return logits
+
+    eng = Engine(EndFirst(cfg, {}), tokenizer, max_context=64, max_new_tokens=64)
+    fast = eng.run([InfillJob("a = ", "", 16, DecodeSettings(threshold=0.9))])[0]
+    reference = eng.run([InfillJob("a = ", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
+    assert fast.tokens == reference.tokens == [x] * 5
+    assert fast.stats.forwards == 6            # the end token, then the five uncertain x's
+    assert reference.stats.forwards == 8       # the reference rule fills the whole block
