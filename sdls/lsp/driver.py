@@ -31,16 +31,21 @@ class LspDriver:
         self.progress: list[Any] = []
         self._ids = itertools.count(1)
         self._versions: dict[str, int] = {}
+        self._stderr_task: asyncio.Task | None = None
 
     @classmethod
     async def start(cls, model_dir: str | Path | None = None, options: dict | None = None,
-                    server_args: tuple[str, ...] = (), root: Path | None = None) -> "LspDriver":
-        """Start the server (`python -m sdls serve`) and initialize it with `options` as initializationOptions."""
+                    server_args: tuple[str, ...] = (), root: Path | None = None,
+                    stderr_to: Any = None) -> "LspDriver":
+        """Start the server (`python -m sdls serve`) and initialize it with `options` as initializationOptions.
+        The server's log goes to `stderr_to` (a writable text file), or is discarded."""
         client = LanguageClient("sdls-driver", "1")
         driver = cls(client)
         driver._register()
         cmd = server_command(str(model_dir) if model_dir else None, *server_args)
         await client.start_io(*cmd)
+        # pygls pipes the server's stderr; drain it, or a chatty server blocks once the pipe is full.
+        driver._stderr_task = asyncio.ensure_future(_drain(client._server.stderr, stderr_to))
         caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
         driver.init_result = await client.initialize_async(lsp.InitializeParams(
             capabilities=caps, initialization_options=options or {}, root_uri=root.as_uri() if root else None,
@@ -131,5 +136,14 @@ class LspDriver:
             await asyncio.wait_for(self.client.shutdown_async(None), 10)
             self.client.exit(None)
         except Exception as exc:  # a server that is already gone: nothing to shut down
-            print(f"sdls driver: shutdown: {exc}", file=sys.stderr)
+            print(f"sdls driver: shutdown: {type(exc).__name__} {exc}", file=sys.stderr)
         await self.client.stop()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+
+
+async def _drain(stream: asyncio.StreamReader | None, sink: Any) -> None:
+    while stream is not None and (line := await stream.readline()):
+        if sink is not None:
+            sink.write(line.decode("utf-8", "replace"))
+            sink.flush()

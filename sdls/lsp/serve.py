@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     where = {"filename": args.log_file} if args.log_file else {"stream": sys.stderr}
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s sdls-serve %(levelname)s %(name)s: %(message)s", **where)
+    if not args.verbose:
+        # pygls logs every message it sends at INFO (whole documents included): that floods the
+        # editor's log, and a client that does not drain stderr would block the server on it.
+        logging.getLogger("pygls").setLevel(logging.WARNING)
     from .server import create_server
     server = create_server(defaults_from_args(args))
     if args.tcp is not None:
