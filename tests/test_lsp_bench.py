@@ -52,3 +52,23 @@ def test_short_replay_accounts_for_every_request(tmp_path):
     assert fig["model_steps"]["forwards"] > 0 and fig["memory_mb"]["server"] > 0
     text = report(fig)
     assert "p50" in text and "cancelled" in text and "memory" in text
+
+
+def test_a_long_session_through_the_driver_does_not_block_on_server_logs():
+    import io
+
+    from sdls.lsp.driver import LspDriver
+
+    async def session():
+        log = io.StringIO()
+        driver = await LspDriver.start(None, {"diagnostics": {"enabled": True}}, stderr_to=log)
+        try:
+            text = "x = (\n" * 2000                      # 12 KB per open: well over a pipe buffer in total
+            for i in range(20):
+                await driver.open(f"file:///logs/{i}.py", text)
+                await asyncio.wait_for(driver.stats(), 10)
+        finally:
+            await driver.stop()
+        return log.getvalue()
+    log = asyncio.run(session())
+    assert "Sending data" not in log                    # messages are not logged at the default level
