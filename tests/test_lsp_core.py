@@ -318,3 +318,9 @@ async def test_an_unclosed_bracket_is_first_tried_as_an_insertion():
     assert apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert len(backend.jobs) == 1 and backend.jobs[0].prefix.endswith("return g(x")
     assert fix.diff.splitlines()[-1] == "+    return g(x)"
+
+
+async def test_fill_stubs_says_why_nothing_was_filled():
+    backend = ScriptedBackend(answer=lambda job: ")))")
+    with pytest.raises(NoChange, match=r"no stub was filled \(Shape: the model's text was rejected"):
+        await fill_stubs(SyntaxDocument(STUBS, "python"), backend=backend, decode=DecodeSettings(), budget=Budget())

@@ -129,6 +129,7 @@ async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSet
         raise NoChange("no stubs to fill")
     waves = hole_waves(doc, holes)
     done: list[TextEdit] = []      # in original document offsets
+    skipped: list[str] = []        # why a stub was left as it is
     for number, wave in enumerate(waves):
         await _report(progress, f"wave {number + 1}/{len(waves)}: {len(wave)} stub(s)", 100 * number // len(waves))
         current = with_edits(doc, done)
@@ -141,6 +142,7 @@ async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSet
             raise DocumentChanged("the document changed while stubs were being filled; nothing applied")
         for i, (s, e), result in zip(wave, shifted, results):
             if isinstance(result, NoChange):
+                skipped.append(f"{holes[i].enclosing_name or 'a stub'}: {result}")
                 continue                       # leave that stub as it is; the others still count
             if isinstance(result, BaseException):
                 raise result
@@ -148,6 +150,8 @@ async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSet
             # result is in `current` offsets; its end may reach past the hole over trailing closers.
             done.append(TextEdit(start, end + (result.end - e), result.new_text))
     await _report(progress, "done", 100)
+    if not done:
+        raise NoChange("no stub was filled (" + "; ".join(skipped) + ")")
     return sorted(done, key=lambda t: t.start)
 
 
