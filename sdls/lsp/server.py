@@ -187,6 +187,7 @@ class SdlsServer(LanguageServer):
         self.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
                                "source": outcome.result.source if outcome.result else "none",
                                "forwards": outcome.stats.get("forwards", 0),
+                             "tokens": outcome.stats.get("tokens", 0),
                                "reused_tokens": outcome.stats.get("reused_tokens", 0),
                                "encoded_tokens": outcome.stats.get("encoded_tokens", 0)})
         del self.latencies[:-5000]
