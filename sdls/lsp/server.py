@@ -29,6 +29,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from sdls.syntax import syntax_errors
+from sdls.memory import rss_mb
 from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
@@ -386,7 +387,7 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         return {"counters": dict(ls.counters), "latencies": ls.latencies,
                 "cache": {"hits": ls.cache.hits, "along_hits": ls.cache.along_hits, "misses": ls.cache.misses},
                 "worker": backend_stats, "worker_info": getattr(ls.backend, "info", None),
-                "rss_mb": _rss_mb(), "peak_rss_mb": _rss_mb("VmHWM"),
+                "rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM"),
                 "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)}
 
 
@@ -410,15 +411,3 @@ def _hover_markdown(doc, version: int, fix) -> str:
     args = urllib.parse.quote(json.dumps([{"uri": doc.uri, "version": version, "edits": edits}]))
     lines += ["", "```diff", fix.diff, "```", "", f"[Apply fix-up](command:{APPLY_FIX}?{args} \"Apply the proposed repair\")"]
     return "\n".join(lines)
-
-
-def _rss_mb(field: str = "VmRSS") -> float:
-    """Resident memory of this process in MB (field "VmHWM" = the peak)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
+from sdls.memory import rss_mb
 from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .scheduler import DoubtRequest, Scheduler, Ticket
 from .wire import job_from_wire, result_to_wire
@@ -170,7 +171,7 @@ class WorkerServer:
         return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
                 "queued": self.scheduler.queued(), "running": self.scheduler.running,
                 "clients": len(self.connections),
-                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": _rss_mb(), "peak_rss_mb": _rss_mb("VmHWM")}
+                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM")}
 
     def _enqueue(self, conn: _Connection, msg_id: int, job: Any, lane: str) -> None:
         def done(result: Any, error: str | None) -> None:   # runs on the engine thread
@@ -208,15 +209,3 @@ class WorkerServer:
                 conn.writer.close()
             except Exception:
                 pass
-
-
-def _rss_mb(field: str = "VmRSS") -> float:
-    """Resident memory of this process in MB (field "VmHWM" = the peak)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
