@@ -183,26 +183,32 @@ class Engine:
         return results
 
     def _infill_row(self, job: InfillJob, slot: int) -> _Row:
-        cfg, settings = self.cfg, job.settings
-        blk = settings.block_size or cfg.block_size
+        blk = job.settings.block_size or self.cfg.block_size
         max_new = min(job.max_new_tokens, self.max_new_tokens)
         if max_new < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
-        capacity = math.ceil(max_new / blk) * blk
-        prefix, suffix = self._window(self.tokenizer.encode(job.prefix), self.tokenizer.encode(job.suffix))
+        middle = [self.cfg.mask_id] * (math.ceil(max_new / blk) * blk)
+        row = self._new_row(job, self._policy(job.settings), blk, job.prefix, job.suffix, middle, slot)
+        row.stops = self._line_stop_ids() if job.single_line else self.stop_ids
+        self._start_block(row)
+        return row
+
+    def _new_row(self, job, policy: str, blk: int, prefix_text: str, suffix_text: str, middle: list[int],
+                 slot: int) -> _Row:
+        """Lay out context, middle and (in place) suffix for a job and set its row up in its slot."""
+        cfg = self.cfg
+        prefix, suffix = self._window(self.tokenizer.encode(prefix_text), self.tokenizer.encode(suffix_text))
         if cfg.infill_layout == "fim":
             context, tail = fim_context(cfg, prefix, suffix), []
         else:
             context, tail = ([cfg.bos_id] if cfg.bos_id is not None else []) + prefix, suffix
-        seq = torch.tensor(context + [cfg.mask_id] * capacity + tail, device=self.device)
-        row = _Row(job, settings, self._policy(settings), blk, seq, len(context), len(context) + capacity, slot)
+        seq = torch.tensor(context + middle + tail, device=self.device)
+        row = _Row(job, job.settings, policy, blk, seq, len(context), len(context) + len(middle), slot)
         row.bs = row.ctx_len
-        row.stops = self._line_stop_ids() if job.single_line else self.stop_ids
         row.stats.context_tokens = len(context) + len(tail)
-        self._start_block(row)
         self._reuse_context(row, job.session, context)
-        if settings.temperature > 0:
-            row.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        if job.settings.temperature > 0:
+            row.generator = torch.Generator(device=self.device).manual_seed(job.settings.seed)
         return row
 
     def _line_stop_ids(self) -> torch.Tensor:
@@ -471,29 +477,18 @@ class Engine:
 
     def _edit_row(self, job: EditJob, slot: int) -> tuple[_Row, list[int]]:
         cfg = self.cfg
-        settings = job.settings
-        blk = settings.block_size or cfg.block_size
-        prefix, suffix = self._window(self.tokenizer.encode(job.text[:job.start]),
-                                      self.tokenizer.encode(job.text[job.end:]))
+        blk = job.settings.block_size or cfg.block_size
         region = self.tokenizer.encode(job.text[job.start:job.end])
         if len(region) > self.max_new_tokens:
             raise ValueError(f"edit region is {len(region)} tokens; at most {self.max_new_tokens} can be revised at once")
         if cfg.infill_layout == "fim":
-            context, tail = fim_context(cfg, prefix, suffix), []
             # Room to grow: the region, an end token, and at least 8 spare end tokens, in whole blocks.
             middle = region + [cfg.eos_id] * (1 + 8)
-            middle += [cfg.eos_id] * (-len(middle) % blk)
         else:
-            context, tail = ([cfg.bos_id] if cfg.bos_id is not None else []) + prefix, suffix
-            middle = region + [cfg.eos_id] * (-len(region) % blk or 0)
-        seq = torch.tensor(context + middle + tail, device=self.device)
-        policy = "exact" if self._policy(settings) == "exact" else "none"
-        row = _Row(job, settings, policy, blk, seq, len(context), len(context) + len(middle), slot)
-        row.bs = row.ctx_len
-        row.stats.context_tokens = len(context) + len(tail)
-        self._reuse_context(row, job.session, context)
-        if settings.temperature > 0:
-            row.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+            middle = list(region)
+        middle += [cfg.eos_id] * (-len(middle) % blk)
+        policy = "exact" if self._policy(job.settings) == "exact" else "none"
+        row = self._new_row(job, policy, blk, job.text[:job.start], job.text[job.end:], middle, slot)
         return row, region
 
     def _marked_tokens(self, job: EditJob, region: list[int]) -> set[int]:
