@@ -51,6 +51,7 @@ class _Row:
     bs: int = 0                       # current block start
     step: int = 0                     # steps taken in the current block
     schedule: list[int] = field(default_factory=list)
+    open: list[int] = field(default_factory=list)  # block offsets still masked (known on the host)
     stops: torch.Tensor | None = None  # token ids that end the middle
     stop_at: int | None = None        # position of the first end token of the middle
     done: bool = False
@@ -107,9 +108,14 @@ class Engine:
             self.fast = FastDecoder(self.model)
 
     @classmethod
-    def from_dir(cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | None = None,
+    def from_dir(cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | str | None = None,
                  **kwargs) -> "Engine":
+        """dtype: a torch dtype, a name ("auto" picks per device, see precision.py) or None (float32
+        on a CPU, bfloat16 on a GPU)."""
         from .checkpoint import default_model_dir, load_checkpoint
+        from .precision import resolve_dtype
+        if isinstance(dtype, str):
+            dtype = resolve_dtype(dtype, device)
         path = Path(path) if path is not None else default_model_dir()
         cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
         return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), **kwargs)
@@ -168,7 +174,7 @@ class Engine:
             active = [r for r in rows if not r.done]
             if not active:
                 break
-            logits = self._forward(active)
+            logits = self._forward(active, [r.open for r in active])
             for row, row_logits in zip(active, logits):
                 self._commit(row, row_logits)
         results = []
@@ -244,15 +250,22 @@ class Engine:
 
     def _start_block(self, row: _Row) -> None:
         row.step = 0
-        masks = int((row.seq[row.bs:row.be] == self.cfg.mask_id).sum())
+        row.open = (row.seq[row.bs:row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
+        masks = len(row.open)
         per_step = row.settings.tokens_per_step
         row.schedule = sampling.transfer_schedule(masks, max(1, math.ceil(masks / per_step)))
 
     # -- one forward over a batch of rows -----------------------------------------------------
-    def _forward(self, rows: list[_Row]) -> list[torch.Tensor]:
-        """Build every row's inputs, pad them into one forward, return each row's block logits."""
+    def _forward(self, rows: list[_Row], wanted: list[list[int]] | None = None) -> list[torch.Tensor]:
+        """Build every row's inputs, pad them into one forward, return each row's logits at the
+        wanted block offsets (default: the whole block), shape (len(wanted[b]), V).
+
+        Asking only for the positions still masked skips most of the output projection, the
+        largest matmul of a small model's step, and the softmax over the vocabulary after it."""
+        if wanted is None:
+            wanted = [list(range(r.blk)) for r in rows]
         if self.fast is not None and all(r.policy == "exact" and r.written == r.bs for r in rows):
-            return self._fast_forward(rows)
+            return self._fast_forward(rows, wanted)
         inputs = [self._row_inputs(r) for r in rows]
         T = max(len(x.positions) for x in inputs)
         read_len = max((len(x.cache_valid) for x in inputs if x.cache_valid is not None), default=0)
@@ -284,16 +297,21 @@ class Engine:
         needs_cache = read_len > 0 or writes
         cache_io = CacheIO(self.cache, [r.slot for r in rows], read_len, writes) if needs_cache else None
         hidden = self.model(tokens, positions, mask, cache_io)                       # (R, T, D)
-        index = torch.tensor([x.logit_rows for x in inputs], device=dev)             # (R, blk)
-        picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
-        logits = self.model.logits(picked).float()                                   # (R, blk, V)
-        logits[..., self.banned] = float("-inf")
         for row in rows:
             if row.policy == "exact":
                 row.written = row.bs
-        return list(logits)
+        return self._logits_at(hidden, [[x.logit_rows[j] for j in w] for x, w in zip(inputs, wanted)])
 
-    def _fast_forward(self, rows: list[_Row]) -> list[torch.Tensor]:
+    def _logits_at(self, hidden: torch.Tensor, rows_index: list[list[int]]) -> list[torch.Tensor]:
+        """Output logits of the given hidden rows of each batch row, banned tokens at -inf."""
+        width = max(1, max(len(ix) for ix in rows_index))
+        index = torch.tensor([ix + [0] * (width - len(ix)) for ix in rows_index], device=self.device)
+        picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+        logits = self.model.logits(picked).float()                                   # (R, width, V)
+        logits[..., self.banned] = float("-inf")
+        return [logits[b, :len(ix)] for b, ix in enumerate(rows_index)]
+
+    def _fast_forward(self, rows: list[_Row], wanted: list[list[int]]) -> list[torch.Tensor]:
         """A block step over the cache alone (nothing pending to encode) on the FastDecoder."""
         from .fast_path import length_bucket
         dev = self.device
@@ -303,11 +321,9 @@ class Engine:
         read_len = min(length_bucket(max(r.written for r in rows)), self.cache.max_len)
         slots = torch.tensor([r.slot for r in rows], device=dev)
         hidden = self.fast(tokens, positions, self.cache, cache_lens, read_len, slots=slots)
-        logits = self.model.logits(hidden).float()                                  # (R, blk, V)
-        logits[..., self.banned] = float("-inf")
         for row in rows:
             row.stats.forwards += 1
-        return list(logits)
+        return self._logits_at(hidden, wanted)
 
     def _row_inputs(self, row: _Row) -> _RowInputs:
         shift = int(self.cfg.logit_shift)
@@ -342,15 +358,17 @@ class Engine:
 
     # -- committing predictions ---------------------------------------------------------------
     def _commit(self, row: _Row, logits: torch.Tensor) -> None:
-        """Apply the sampling rule to one row's block logits (blk, V) and advance the row."""
-        self._apply_rule(row, logits)
+        """Apply the sampling rule to one row's logits at its open positions and advance the row."""
+        self._apply_rule(row, logits, row.open)
         self._after_step(row)
 
-    def _apply_rule(self, row: _Row, logits: torch.Tensor) -> None:
-        """Fill the masked positions of the row's block that the rule commits this step."""
+    def _apply_rule(self, row: _Row, logits: torch.Tensor, at: list[int]) -> None:
+        """Fill the masked positions of the row's block that the rule commits this step; logits
+        (len(at), V) predict the block offsets `at`."""
         s = row.settings
         block = row.seq[row.bs:row.be]
-        masked = block == self.cfg.mask_id
+        at_t = torch.tensor(at, dtype=torch.long, device=self.device)
+        masked = block[at_t] == self.cfg.mask_id
         generators = [row.generator] if row.generator is not None else None
         candidates, conf = sampling.propose(logits[None], s.temperature, s.top_p, s.confidence, generators)
         if s.rule == "threshold":
@@ -358,7 +376,7 @@ class Engine:
         else:
             k = row.schedule[min(row.step, len(row.schedule) - 1)]
             chosen = sampling.select_fixed(conf, masked[None], torch.tensor([k], device=self.device))[0]
-        block[chosen] = candidates[0][chosen]
+        block[at_t[chosen]] = candidates[0][chosen]
         if s.rule == "threshold" and isinstance(row.job, InfillJob):
             self._pad_after_end(row, block)
         row.step += 1
@@ -377,6 +395,7 @@ class Engine:
     def _after_step(self, row: _Row) -> None:
         block = row.seq[row.bs:row.be]
         masked = (block == self.cfg.mask_id).tolist()
+        row.open = [j for j, m in enumerate(masked) if m]
         is_stop = torch.isin(block, row.stops if row.stops is not None else self.stop_ids).tolist()
         # The middle ends at its first end token; once everything before it is committed the
         # rest of the block cannot change the answer, so the job is done.
@@ -514,11 +533,14 @@ class Engine:
         before = None
         for round_ in range(job.max_rounds + 1):
             self._start_block(row)
-            while bool((block == cfg.mask_id).any()):
+            while True:
+                open_ = (block == cfg.mask_id).nonzero().flatten().tolist()
+                if not open_:
+                    break
                 if job.cancel is not None and job.cancel.cancelled:
                     row.cancelled = True
                     return
-                self._apply_rule(row, self._forward([row])[0])
+                self._apply_rule(row, self._forward([row], [open_])[0], open_)
             if round_ == job.max_rounds or (before is not None and torch.equal(before, block)):
                 break
             p_current = self._block_probs(row).gather(-1, block[:, None]).squeeze(-1)

@@ -69,9 +69,11 @@ def propose(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0, 
 
     Candidates are Gumbel-max samples (argmax at temperature 0); confidence is measured on the
     unperturbed, top-p filtered distribution. One generator per row keeps a row's draws independent
-    of which other rows share the batch.
+    of which other rows share the batch. Sampling works in float64 (Gumbel noise needs it); greedy
+    decoding only compares probabilities with a threshold, which float32 resolves.
     """
-    logits = top_p_filter(logits.to(torch.float64), top_p)
+    sampling = temperature > 0 or top_p < 1.0
+    logits = top_p_filter(logits.to(torch.float64 if sampling else torch.float32), top_p)
     if temperature > 0:
         rows = [add_gumbel_noise(logits[b], temperature, None if generators is None else generators[b])
                 for b in range(logits.shape[0])]
@@ -79,7 +81,7 @@ def propose(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0, 
     else:
         candidates = logits.argmax(-1)
     probs = logits.softmax(-1)
-    return candidates, confidence(probs, candidates, kind)
+    return candidates, confidence(probs, candidates, kind).to(torch.float64)
 
 
 def select_fixed(conf: torch.Tensor, masked: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

@@ -264,3 +264,26 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
     assert fast.tokens == reference.tokens == [x] * 5
     assert fast.stats.forwards == 6            # the end token, then the five uncertain x's
     assert reference.stats.forwards == 8       # the reference rule fills the whole block
+
+
+def test_output_projection_runs_only_on_positions_still_masked(tokenizer):
+    """Committed positions need no logits: each forward projects exactly the block's open masks."""
+    eng = make_engine(tokenizer)
+    projected, open_masks = [], []
+    real_logits, real_commit = eng.model.logits, eng._commit
+    eng.model.logits = lambda hidden: projected.append(hidden.shape[1]) or real_logits(hidden)
+    eng._commit = lambda row, logits: open_masks.append(len(row.open)) or real_commit(row, logits)
+    result = infill(eng, "def add(a, b):\n    return ", "\n", n=16)
+    assert result.stats.forwards == len(projected) == len(open_masks) >= 2
+    assert projected == open_masks
+    assert projected[0] == eng.cfg.block_size and min(projected) < projected[0]
+
+
+def test_greedy_tokens_do_not_depend_on_which_positions_are_projected(tokenizer):
+    """Projecting only the open masks must pick the same tokens as projecting the whole block."""
+    eng, full = make_engine(tokenizer), make_engine(tokenizer)
+    full._commit = lambda row, logits: full._apply_rule(row, logits[row.open], row.open) or full._after_step(row)
+    real_forward = full._forward
+    full._forward = lambda rows, wanted=None: real_forward(rows, None)
+    for prefix in ["def add(a, b):\n    return ", "for i in range(10):\n    ", "class A:\n    "]:
+        assert infill(eng, prefix, n=24).tokens == infill(full, prefix, n=24).tokens
