@@ -37,9 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--workers", type=int, help="DataLoader processes building batches")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"],
+                        help="training matmul precision (bfloat16 autocasts; on CPUs with AVX512-BF16 it is ~1.4x faster)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--eval-tasks", type=int, help="held-out and HumanEval infill tasks at the end (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
+                        help="warm start: take this checkpoint's tokenizer and weights (fresh optimizer and schedule)")
     parser.add_argument("--owed", default="", help="a line for the model card saying what is still owed")
 
 
@@ -90,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
 
     # -- tokenizer (trained once; a resumed run reuses it) --------------------------------------
     tok_path = out / "tokenizer.json"
+    init = None
+    if args.init_from is not None:  # its tokenizer and shape, so that its weights mean the same tokens
+        from ..checkpoint import load_checkpoint
+        init_cfg, init, init_tok = load_checkpoint(args.init_from)
+        if rank == 0 and not tok_path.exists():
+            init_tok.save(tok_path)
     if rank == 0 and not tok_path.exists():
         t0 = time.perf_counter()
         sample, size = [], 0
@@ -114,13 +124,18 @@ def run(args: argparse.Namespace) -> int:
     # -- model and training ---------------------------------------------------------------------
     model_cfg = ModelConfig(vocab_size=tok.vocab_size, **preset.model)
     overrides = {k: v for k, v in dict(steps=args.steps, time_budget=args.time_budget, batch_size=args.batch_size,
-                                       lr=args.lr, threads=args.threads, workers=args.workers,
+                                       lr=args.lr, threads=args.threads, workers=args.workers, dtype=args.dtype,
                                        compile=args.compile or None, seed=args.seed).items() if v is not None}
     train_cfg = replace(TrainConfig(**preset.train), **overrides)
     log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(preset.model)}")
     log(f"training: {json.dumps({k: v for k, v in vars(train_cfg).items()})}")
     trainer = Trainer(model_cfg, tok, corpus.train, corpus.val, train_cfg, out, device=args.device, log=log)
-    trainer.resume()
+    if not trainer.resume() and init is not None:
+        if init_cfg != model_cfg:
+            log(f"--init-from {args.init_from}: its model ({init_cfg.to_dict()}) is not preset {args.preset}'s")
+            return 2
+        trainer.model.load_state_dict(init.state_dict())
+        log(f"initialised from {args.init_from}")
     summary = trainer.train()
     log(f"trained: {json.dumps(summary)}")
     if rank != 0:
