@@ -17,6 +17,8 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
+from sdls_model.precision import DTYPE_CHOICES
+
 SAMPLE = '''import math
 
 
@@ -49,6 +51,7 @@ BROKEN_LINE = '    print("shape with area", shape.area()'  # hover fix-up: the c
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
 
 
 def run(args) -> int:
@@ -119,7 +122,7 @@ async def _demo(args) -> int:
     print(f"file:  {path}\n")
 
     t0 = time.perf_counter()
-    driver = await LspDriver.start(model_dir, options={"model": {"device": args.device}}, root=workspace)
+    driver = await LspDriver.start(model_dir, options={"model": {"device": args.device, "dtype": args.dtype}}, root=workspace)
     try:
         await driver.open(uri, SAMPLE)
         print(f"server started and initialized in {(time.perf_counter() - t0) * 1000:.0f} ms "

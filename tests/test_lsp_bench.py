@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from fixtures_checkpoints import write_sdls
 
-from sdls.lsp.bench import percentile, pick_lines, report, run_bench
+from sdls.lsp.bench import add_arguments, percentile, pick_lines, report, run_bench
 
 SOURCE = '''import os
 
@@ -43,8 +43,10 @@ def test_short_replay_accounts_for_every_request(tmp_path):
     write_sdls(model)
     source = tmp_path / "walk.py"
     source.write_text(SOURCE)
-    args = argparse.Namespace(model=str(model), device="cpu", files=[str(source)], lines=1, rate=40.0, pause=0.5,
-                              in_process=True, json=False, threshold=None, max_tokens=None, max_context=None)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)   # the command's own defaults, so a new option cannot be missed here
+    args = parser.parse_args(["--model", str(model), "--files", str(source), "--lines", "1", "--rate", "40",
+                              "--pause", "0.5", "--in-process"])
     fig = asyncio.run(run_bench(args))
     r = fig["requests"]
     assert r["sent"] == fig["keystrokes"] > 0

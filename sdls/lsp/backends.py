@@ -11,7 +11,8 @@ from .settings import Settings
 
 def worker_args(settings: Settings) -> list[str]:
     """`sdls worker` arguments for the model these settings ask for."""
-    args = ["--device", settings.model.device, "--max-context", str(settings.model.max_context),
+    args = ["--device", settings.model.device, "--dtype", settings.model.dtype,
+            "--max-context", str(settings.model.max_context),
             "--idle-exit", str(settings.worker.idle_exit_s)]
     if settings.model.path:
         args += ["--model", settings.model.path]
@@ -23,10 +24,10 @@ async def open_backend(settings: Settings):
         from sdls.worker.inprocess import InProcessBackend
         try:
             return await asyncio.to_thread(InProcessBackend.from_dir, settings.model.path, settings.model.device,
-                                           settings.model.max_context)
+                                           settings.model.max_context, settings.model.dtype)
         except (OSError, ValueError) as exc:   # CheckpointError is a ValueError
             raise ModelUnavailable(str(exc)) from exc
     socket_path = settings.worker.socket or default_socket_path(settings.model.path, settings.model.device,
-                                                                settings.model.max_context)
+                                                                settings.model.max_context, settings.model.dtype)
     return WorkerClient(socket_path, spawn_args=worker_args(settings) if settings.worker.spawn else None,
                         start_timeout_s=settings.worker.start_timeout_s)

@@ -19,6 +19,8 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
+from sdls_model.precision import DTYPE_CHOICES
+
 from .driver import LspDriver
 
 DEFAULT_FILES = ("textwrap.py", "json/decoder.py", "shlex.py")
@@ -27,6 +29,7 @@ DEFAULT_FILES = ("textwrap.py", "json/decoder.py", "shlex.py")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
     parser.add_argument("--files", nargs="*", default=None,
                         help=f"source files to type in (default: {', '.join(DEFAULT_FILES)} from the stdlib)")
     parser.add_argument("--lines", type=int, default=4, help="lines typed per file")
@@ -128,7 +131,7 @@ async def type_line(driver: LspDriver, uri: str, line_no: int, line: str, rate: 
 async def run_bench(args: argparse.Namespace) -> dict:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = [Path(f) for f in args.files] if args.files else [stdlib / f for f in DEFAULT_FILES]
-    options = {"model": {"path": args.model, "device": args.device}, "worker": {"inProcess": args.in_process},
+    options = {"model": {"path": args.model, "device": args.device, "dtype": args.dtype}, "worker": {"inProcess": args.in_process},
                "completion": {}}
     for key, value in (("threshold", args.threshold), ("maxTokens", args.max_tokens)):
         if value is not None:

@@ -12,11 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from sdls_model.precision import DTYPE_CHOICES
+
 
 @dataclass
 class ModelSettings:
     path: str | None = None         # checkpoint directory; None = the shipped default model
     device: str = "cpu"
+    # auto: bfloat16 on a GPU or on a CPU that multiplies bfloat16 natively, float32 elsewhere
+    dtype: str = field(default="auto", metadata={"choices": DTYPE_CHOICES})
     max_context: int = 1024         # tokens of context the engine may keep per job
 
 
@@ -109,6 +113,7 @@ def _coerce(value: Any, hint: Any, where: str, warnings: list[str]) -> Any:
 def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
     """A copy of dataclass `obj` with the values of `data` applied (recursively)."""
     hints = get_type_hints(type(obj))
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(obj) if "choices" in f.metadata}
     changes = {}
     for raw_key, value in data.items():
         key = _snake(raw_key)
@@ -124,9 +129,14 @@ def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
                 warnings.append(f"{path}: expected an object, got {value!r}; kept the default")
             continue
         try:
-            changes[key] = _coerce(value, hints[key], path, warnings)
+            value = _coerce(value, hints[key], path, warnings)
         except TypeError as exc:
             warnings.append(f"{exc}; kept {current!r}")
+            continue
+        if key in choices and value not in choices[key]:
+            warnings.append(f"{path}: expected one of {', '.join(choices[key])}, got {value!r}; kept {current!r}")
+            continue
+        changes[key] = value
     return dataclasses.replace(obj, **changes)
 
 

@@ -23,14 +23,15 @@ class InProcessBackend:
         self.info = {"pid": None, "model": engine.describe()}
 
     @classmethod
-    def from_dir(cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024) -> "InProcessBackend":
+    def from_dir(cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024,
+                 dtype: str = "auto") -> "InProcessBackend":
         import torch
 
         from sdls_model.engine import Engine
 
         from .main import default_threads
         torch.set_num_threads(default_threads())
-        return cls(Engine.from_dir(model_dir, device=device, max_context=max_context))
+        return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context))
 
     async def _submit(self, job: Any, lane: str) -> Any:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from sdls_model.precision import DTYPE_CHOICES
+
 from .paths import default_socket_path
 from .protocol import MAX_FRAME_BYTES
 
@@ -18,6 +20,8 @@ log = logging.getLogger("sdls.worker")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto: bfloat16 on a GPU or a CPU with native bfloat16, float32 otherwise")
     parser.add_argument("--socket", default=None, help="Unix socket path (default: per user, model and device)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-context", type=int, default=1024)
@@ -36,9 +40,9 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context: int):
+def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context: int, dtype: str = "auto"):
     from sdls_model.engine import Engine
-    return Engine.from_dir(model_dir, device=device, max_batch=max_batch, max_context=max_context)
+    return Engine.from_dir(model_dir, device=device, dtype=dtype, max_batch=max_batch, max_context=max_context)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from .server import SocketInUse, WorkerServer, socket_alive
 
     model_dir = Path(args.model) if args.model else None
-    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context)
+    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context, args.dtype)
     if socket_alive(socket_path):   # checked before importing torch and loading a model we would not serve
         print(f"sdls worker: a worker is already serving on {socket_path}", file=sys.stderr, flush=True)
         return 3
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     torch.set_num_threads(args.threads or default_threads())
     try:
-        engine = load_engine(model_dir, args.device, args.max_batch, args.max_context)
+        engine = load_engine(model_dir, args.device, args.max_batch, args.max_context, args.dtype)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         # One line: the server shows the worker's last "sdls worker:" line to the user.
         reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if watched.is_dir():
             reloader = ModelReloader(
                 watched, validate=validate_checkpoint, install=scheduler.swap_engine,
-                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context))
+                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context, args.dtype))
             reloader.start()
     scheduler.start()
 

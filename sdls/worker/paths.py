@@ -27,13 +27,13 @@ def runtime_dir() -> Path:
     return path
 
 
-def worker_key(model_dir: str | None, device: str, max_context: int = 1024) -> str:
+def worker_key(model_dir: str | None, device: str, max_context: int = 1024, dtype: str = "auto") -> str:
     where = str(Path(model_dir).resolve()) if model_dir else "<default>"
-    return hashlib.sha1(f"{where}|{device}|{max_context}".encode()).hexdigest()[:12]
+    return hashlib.sha1(f"{where}|{device}|{max_context}|{dtype}".encode()).hexdigest()[:12]
 
 
-def default_socket_path(model_dir: str | None, device: str, max_context: int = 1024) -> Path:
-    return runtime_dir() / f"worker-{worker_key(model_dir, device, max_context)}.sock"
+def default_socket_path(model_dir: str | None, device: str, max_context: int = 1024, dtype: str = "auto") -> Path:
+    return runtime_dir() / f"worker-{worker_key(model_dir, device, max_context, dtype)}.sock"
 
 
 def log_path_for(socket_path: str | Path) -> Path:

@@ -84,10 +84,17 @@ local function in_range(lo, hi)
   end
 end
 
+local function one_of(values)
+  return function(v)
+    return vim.tbl_contains(values, v)
+  end
+end
+
 -- Server settings the client checks before sending (types only; the server owns the meaning).
 local SETTINGS = {
   ["model.path"] = { "string" },
   ["model.device"] = { "string" },
+  ["model.dtype"] = { one_of({ "auto", "float32", "bfloat16", "float16" }), "auto, float32, bfloat16 or float16" },
   ["completion.enabled"] = { "boolean" },
   ["completion.maxTokens"] = { in_range(1, 4096), "number in 1..4096" },
   ["completion.maxTokensMultiline"] = { in_range(1, 4096), "number in 1..4096" },
