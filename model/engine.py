@@ -93,6 +93,7 @@ class Engine:
         self.cache_len = max_context + max_new_tokens + 2 * cfg.block_size + 8
         self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
         self.slots = [SlotState() for _ in range(n_slots)]
+        self.busy: set[int] = set()        # slots of rows being decoded (a nested run must not take them)
         self.sessions: OrderedDict[str, int] = OrderedDict()  # LRU: session key -> slot
         never = {cfg.mask_id, cfg.bos_id, cfg.fim_prefix_id, cfg.fim_suffix_id, cfg.fim_middle_id}
         # Padded vocabularies (Dream, Qwen: 152k rows, ~151.7k tokens) must not sample ids the
@@ -129,17 +130,22 @@ class Engine:
 
     # -- public entry points ------------------------------------------------------------------
     @torch.inference_mode()
-    def run(self, jobs: list[InfillJob | EditJob]) -> list[JobResult]:
-        """Run jobs; infill jobs share forwards in batches of up to max_batch."""
+    def run(self, jobs: list[InfillJob | EditJob], between_steps=None) -> list[JobResult]:
+        """Run jobs; infill jobs share forwards in batches of up to max_batch.
+
+        between_steps, if given, is called after every denoising step. It may run other jobs on
+        this engine (`run` again, without a hook): that is how a long rewrite lets an inline
+        completion through. The nested jobs take other cache slots, so neither changes the other's
+        tokens; `idle_slots` says how many jobs fit beside the running ones."""
         results: list[JobResult | None] = [None] * len(jobs)
         infills = [i for i, job in enumerate(jobs) if isinstance(job, InfillJob)]
         for lo in range(0, len(infills), self.max_batch):
             chunk = infills[lo:lo + self.max_batch]
-            for i, result in zip(chunk, self._run_infills([jobs[i] for i in chunk])):
+            for i, result in zip(chunk, self._run_infills([jobs[i] for i in chunk], between_steps)):
                 results[i] = result
         for i, job in enumerate(jobs):
             if isinstance(job, EditJob):
-                results[i] = self._run_edit(job)
+                results[i] = self._run_edit(job, between_steps)
             elif not isinstance(job, InfillJob):
                 raise TypeError(f"job {i} is a {type(job).__name__}, expected InfillJob or EditJob")
         return results  # type: ignore[return-value]
@@ -148,35 +154,38 @@ class Engine:
     def doubt(self, text: str, start: int, end: int, threshold: float = 0.1) -> list[tuple[int, int, float]]:
         """Character spans inside text[start:end] whose tokens the model finds unlikely (p < threshold)."""
         job = EditJob(text, start, end, edit_threshold=threshold, max_rounds=0)
-        row, region = self._edit_row(job, self._lease_slots([job])[0])
-        spans = []
-        offsets = self._token_offsets(region)
-        while row.bs < row.ctx_len + len(region):
-            probs = self._block_probs(row)
-            current = row.seq[row.bs:row.be]
-            p_current = probs.gather(-1, current[:, None]).squeeze(-1)
-            for j in range(row.blk):
-                k = row.bs - row.ctx_len + j
-                if k < len(region) and p_current[j] < threshold:
-                    spans.append((start + offsets[k], start + offsets[k + 1], float(p_current[j])))
-            self._advance_block(row)
+        slot = self._lease_slots([job])[0]
+        try:
+            row, region = self._edit_row(job, slot)
+            spans = []
+            offsets = self._token_offsets(region)
+            while row.bs < row.ctx_len + len(region):
+                probs = self._block_probs(row)
+                current = row.seq[row.bs:row.be]
+                p_current = probs.gather(-1, current[:, None]).squeeze(-1)
+                for j in range(row.blk):
+                    k = row.bs - row.ctx_len + j
+                    if k < len(region) and p_current[j] < threshold:
+                        spans.append((start + offsets[k], start + offsets[k + 1], float(p_current[j])))
+                self._advance_block(row)
+            self._release(row)
+        finally:
+            self.busy.discard(slot)
         return spans
 
+    def idle_slots(self) -> int:
+        """How many more jobs fit beside the rows being decoded now."""
+        return len(self.slots) - len(self.busy)
+
     # -- infill -------------------------------------------------------------------------------
-    def _run_infills(self, jobs: list[InfillJob]) -> list[JobResult]:
+    def _run_infills(self, jobs: list[InfillJob], between_steps=None) -> list[JobResult]:
         started = time.perf_counter()
         slots = self._lease_slots(jobs)
-        rows = [self._infill_row(job, slot) for job, slot in zip(jobs, slots)]
-        while True:
-            for row in rows:
-                if not row.done and row.job.cancel is not None and row.job.cancel.cancelled:
-                    row.done = row.cancelled = True
-            active = [r for r in rows if not r.done]
-            if not active:
-                break
-            logits = self._forward(active, [r.open for r in active])
-            for row, row_logits in zip(active, logits):
-                self._commit(row, row_logits)
+        try:
+            rows = [self._infill_row(job, slot) for job, slot in zip(jobs, slots)]
+            self._denoise_infills(rows, between_steps)
+        finally:
+            self.busy.difference_update(slots)
         results = []
         for row in rows:
             self._release(row)
@@ -187,6 +196,20 @@ class Engine:
             row.stats.ms = (time.perf_counter() - started) * 1000
             results.append(JobResult(self.tokenizer.decode(tokens), tokens, row.stats, row.cancelled))
         return results
+
+    def _denoise_infills(self, rows: list[_Row], between_steps) -> None:
+        while True:
+            for row in rows:
+                if not row.done and row.job.cancel is not None and row.job.cancel.cancelled:
+                    row.done = row.cancelled = True
+            active = [r for r in rows if not r.done]
+            if not active:
+                return
+            logits = self._forward(active, [r.open for r in active])
+            for row, row_logits in zip(active, logits):
+                self._commit(row, row_logits)
+            if between_steps is not None:
+                between_steps()
 
     def _infill_row(self, job: InfillJob, slot: int) -> _Row:
         blk = job.settings.block_size or self.cfg.block_size
@@ -414,7 +437,7 @@ class Engine:
     # -- sessions and cache slots -------------------------------------------------------------
     def _lease_slots(self, jobs: list) -> list[int]:
         """A cache slot per job: the session's own slot when it has one, else a free or LRU one."""
-        taken: set[int] = set()
+        taken: set[int] = set(self.busy)
         leased = []
         for job in jobs:
             session = getattr(job, "session", None)
@@ -430,6 +453,7 @@ class Engine:
                 self.sessions.move_to_end(session)
             taken.add(slot)
             leased.append(slot)
+        self.busy.update(leased)
         return leased
 
     def _free_slot(self, taken: set[int]) -> int:
@@ -464,25 +488,29 @@ class Engine:
             state.tokens, state.exact_len = [], 0
 
     # -- edit jobs ----------------------------------------------------------------------------
-    def _run_edit(self, job: EditJob) -> JobResult:
+    def _run_edit(self, job: EditJob, between_steps=None) -> JobResult:
         """Score the region under the model, re-mask what it doubts (and the marked spans),
         denoise, and repeat until stable or out of rounds; block by block for block-causal models."""
         started = time.perf_counter()
         if not 0 <= job.start <= job.end <= len(job.text):
             raise ValueError(f"edit region {job.start}..{job.end} is outside the text (length {len(job.text)})")
-        row, region = self._edit_row(job, self._lease_slots([job])[0])
-        marked = self._marked_tokens(job, region)
-        while not row.done:
-            if job.cancel is not None and job.cancel.cancelled:
-                row.cancelled = True
-                break
-            remask = [k in marked for k in range(row.bs - row.ctx_len, row.be - row.ctx_len)]
-            self._edit_block(row, torch.tensor(remask, device=self.device))
-            if row.done or row.cancelled:
-                break
-            self._advance_block(row)
-            row.done = row.bs >= row.mid_end
-        self._release(row)
+        slot = self._lease_slots([job])[0]
+        try:
+            row, region = self._edit_row(job, slot)
+            marked = self._marked_tokens(job, region)
+            while not row.done:
+                if job.cancel is not None and job.cancel.cancelled:
+                    row.cancelled = True
+                    break
+                remask = [k in marked for k in range(row.bs - row.ctx_len, row.be - row.ctx_len)]
+                self._edit_block(row, torch.tensor(remask, device=self.device), between_steps)
+                if row.done or row.cancelled:
+                    break
+                self._advance_block(row)
+                row.done = row.bs >= row.mid_end
+            self._release(row)
+        finally:
+            self.busy.discard(slot)
         end = row.stop_at if row.stop_at is not None else row.mid_end
         tokens = [t for t in row.seq[row.ctx_len:end].tolist() if t not in self.cfg.stop_ids and t != self.cfg.mask_id]
         new_region = self.tokenizer.decode(tokens)
@@ -524,7 +552,7 @@ class Engine:
         logits = self._forward([row])[0]
         return logits.softmax(-1)
 
-    def _edit_block(self, row: _Row, forced: torch.Tensor) -> None:
+    def _edit_block(self, row: _Row, forced: torch.Tensor, between_steps=None) -> None:
         """Revise one block: denoise its masks, re-score every token, re-mask the doubted ones,
         and repeat until the block stops changing or the rounds run out."""
         cfg, job = self.cfg, row.job
@@ -541,6 +569,8 @@ class Engine:
                     row.cancelled = True
                     return
                 self._apply_rule(row, self._forward([row], [open_])[0], open_)
+                if between_steps is not None:
+                    between_steps()
             if round_ == job.max_rounds or (before is not None and torch.equal(before, block)):
                 break
             p_current = self._block_probs(row).gather(-1, block[:, None]).squeeze(-1)

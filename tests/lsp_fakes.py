@@ -23,20 +23,30 @@ class SteppingEngine:
     def describe(self) -> dict:
         return {"name": self.name, "block_size": 8}
 
-    def run(self, jobs):
+    def steps_for(self, job) -> int:
+        """Steps a job takes (tests may replace this to give jobs different lengths)."""
+        return self.steps
+
+    def idle_slots(self) -> int:
+        return 8
+
+    def run(self, jobs, between_steps=None):
         self.batches.append([getattr(j, "prefix", None) or getattr(j, "text", "") for j in jobs])
         self.started.set()
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("simulated engine bug")
         done = [0] * len(jobs)
-        for _ in range(self.steps):
-            live = [i for i, j in enumerate(jobs) if not (j.cancel and j.cancel.cancelled)]
+        steps = [self.steps_for(job) for job in jobs]
+        for _ in range(max(steps, default=0)):
+            live = [i for i, j in enumerate(jobs) if done[i] < steps[i] and not (j.cancel and j.cancel.cancelled)]
             if not live:
                 break
             time.sleep(self.step_s)
             for i in live:
                 done[i] += 1
+            if between_steps is not None:
+                between_steps()
         results = []
         for job, forwards in zip(jobs, done):
             cancelled = bool(job.cancel and job.cancel.cancelled)

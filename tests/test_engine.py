@@ -287,3 +287,27 @@ def test_greedy_tokens_do_not_depend_on_which_positions_are_projected(tokenizer)
     full._forward = lambda rows, wanted=None: real_forward(rows, None)
     for prefix in ["def add(a, b):\n    return ", "for i in range(10):\n    ", "class A:\n    "]:
         assert infill(eng, prefix, n=24).tokens == infill(full, prefix, n=24).tokens
+
+
+def test_jobs_run_between_the_steps_of_another_leave_both_results_unchanged(tokenizer):
+    """The scheduler runs inline jobs inside a rewrite's steps: both must decode exactly as alone,
+    even when they share a document session, and every cache slot is free again afterwards."""
+    eng = make_engine(tokenizer)
+    text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    edit = lambda: EditJob(text, 19, 31, session="doc", max_rounds=2)
+    inline = lambda: InfillJob("def sub(a, b):\n    return ", "\n", 16, FIXED, session="doc")
+    alone_edit, alone_inline = eng.run([edit()])[0], eng.run([inline()])[0]
+    nested = []
+
+    def meanwhile():
+        if not nested:
+            assert eng.idle_slots() == len(eng.slots) - 1
+            nested.append(eng.run([inline()])[0])
+
+    together = eng.run([edit()], between_steps=meanwhile)[0]
+    assert together.text == alone_edit.text and together.tokens == alone_edit.tokens
+    assert nested[0].tokens == alone_inline.tokens
+    assert eng.idle_slots() == len(eng.slots) and not eng.busy
+    stepped = []
+    eng.run([InfillJob("for i in range(10):\n    ", "", 16, FIXED)], between_steps=lambda: stepped.append(1))
+    assert len(stepped) >= 2

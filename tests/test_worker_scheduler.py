@@ -40,8 +40,9 @@ def sched():
 
 
 def block_engine(sched, col):
-    """Occupy the engine thread with one rewrite so later submissions queue up together."""
-    sched.submit(InfillJob(prefix="blocker"), "rewrite", col.callback("blocker"))
+    """Occupy the engine thread with one inline job (inline jobs do not make way for each other) so
+    later submissions queue up together."""
+    sched.submit(InfillJob(prefix="blocker"), "inline", col.callback("blocker"))
     assert sched.engine.started.wait(2)
 
 
@@ -151,5 +152,30 @@ def test_jobs_arriving_together_at_an_idle_engine_share_one_run():
             time.sleep(0.005)                      # a few frames apart, as from one socket
         col.wait_for("w0", "w1", "w2")
         assert engine.batches == [["w0", "w1", "w2"]]
+    finally:
+        sched.stop()
+
+
+def test_an_inline_job_runs_between_the_steps_of_a_running_rewrite():
+    """A long rewrite (here 2 s) must not hold up ghost text: the inline job runs at the rewrite's
+    next step boundary, and the rewrite then carries on to its own result."""
+    engine = SteppingEngine(step_s=0.01)
+    engine.steps_for = lambda job: 200 if isinstance(job, EditJob) else 3
+    sched = Scheduler(engine)
+    col = Collector()
+    sched.start()
+    try:
+        sched.submit(EditJob("long rewrite", 0, 4), "rewrite", col.callback("rewrite"))
+        assert engine.started.wait(2)
+        sent = time.monotonic()
+        sched.submit(InfillJob(prefix="quick"), "inline", col.callback("inline"))
+        col.wait_for("inline")
+        waited = time.monotonic() - sent
+        assert "rewrite" not in col.results, "the inline job waited for the whole rewrite"
+        assert waited < 1.0
+        col.wait_for("rewrite", timeout=10)
+        assert col.results["inline"][0].text == "<ick>"
+        assert col.results["rewrite"][0].text == "LONG" and col.results["rewrite"][0].stats.forwards == 200
+        assert sched.stats["inline"].preempted_rewrites == 1
     finally:
         sched.stop()

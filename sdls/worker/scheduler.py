@@ -1,7 +1,9 @@
 """One thread owns the engine; jobs wait in two priority lanes and run in batches.
 
-Inline completions (the user is waiting on every keystroke) always go before rewrites. Jobs of one
-lane that are waiting together run as one `engine.run` call, which batches them into shared forward
+Inline completions (the user is waiting on every keystroke) always go before rewrites, and do not
+wait for a running rewrite either: between two of its denoising steps the rewrite lets the waiting
+inline jobs run (on other cache slots, so neither changes the other's tokens). Jobs of one lane
+that are waiting together run as one `engine.run` call, which batches them into shared forward
 passes. A cancelled job that has not started is answered at once; a running one gets its
 CancelToken set, which the engine checks between denoising steps. A new engine (hot reload) is
 swapped in between batches, so no job ever sees two models.
@@ -51,6 +53,7 @@ class LaneStats:
     forwards_wasted: int = 0   # forwards spent on jobs that were then cancelled
     batches: int = 0
     batched_jobs: int = 0      # jobs that shared an engine.run with at least one other
+    preempted_rewrites: int = 0  # inline batches run between the steps of a running rewrite
 
 
 def cancelled_result() -> JobResult:
@@ -140,18 +143,22 @@ class Scheduler:
             if self._next_engine is not None:
                 self.engine, self._next_engine = self._next_engine, None
             for lane in LANES:   # lane order is priority order
-                queue = self._lanes[lane]
-                if queue:
-                    if isinstance(queue[0].job, DoubtRequest):
-                        batch = [queue.popleft()]
-                    else:
-                        batch = []
-                        while queue and len(batch) < self.max_batch and not isinstance(queue[0].job, DoubtRequest):
-                            batch.append(queue.popleft())
-                    for ticket in batch:
-                        ticket.started = True
-                    return batch
+                if self._lanes[lane]:
+                    return self._pop_batch(self._lanes[lane], self.max_batch)
             return []
+
+    @staticmethod
+    def _pop_batch(queue: deque[Ticket], limit: int) -> list[Ticket]:
+        """The next batch of a lane (caller holds the lock): a doubt request alone, or up to `limit` jobs."""
+        if isinstance(queue[0].job, DoubtRequest):
+            batch = [queue.popleft()]
+        else:
+            batch = []
+            while queue and len(batch) < limit and not isinstance(queue[0].job, DoubtRequest):
+                batch.append(queue.popleft())
+        for ticket in batch:
+            ticket.started = True
+        return batch
 
     def _loop(self) -> None:
         while True:
@@ -177,7 +184,11 @@ class Scheduler:
                 self._finish(batch[0], {"spans": [list(s) for s in spans]}, None)
                 return
             started = time.perf_counter()
-            results = self.engine.run([t.job for t in batch])
+            jobs = [t.job for t in batch]
+            if batch[0].lane == "inline":
+                results = self.engine.run(jobs)
+            else:
+                results = self.engine.run(jobs, between_steps=self._inline_meanwhile)
             log.debug("batch of %d %s jobs in %.1f ms", len(batch), batch[0].lane,
                       (time.perf_counter() - started) * 1e3)
         except Exception as exc:  # a bug or a bad job: answer every ticket, keep the thread alive
@@ -197,6 +208,20 @@ class Scheduler:
                 stats.forwards_wasted += result.stats.forwards
                 result.cancelled = True
             self._finish(ticket, result, None)
+
+    def _inline_meanwhile(self) -> None:
+        """Called by the engine between a rewrite's steps: run the inline jobs waiting now, if the
+        engine has cache slots for them beside the rewrite's."""
+        with self._cond:
+            queue = self._lanes["inline"]
+            room = min(self.max_batch, self.engine.idle_slots())
+            if not queue or room < 1:
+                return
+            batch = self._pop_batch(queue, room)
+        self.stats["inline"].preempted_rewrites += 1
+        running = self.running
+        self._run(batch)
+        self.running = running
 
     def _finish(self, ticket: Ticket, result: Any, error: str | None) -> None:
         if ticket.finished:
