@@ -23,9 +23,12 @@ def short_tmp() -> Path:
 
 @asynccontextmanager
 async def sdls_session(model_dir: str | Path | None, options: dict | None = None, root: Path | None = None,
-                       extra_args: tuple[str, ...] = (), socket_dir: Path | None = None):
+                       extra_args: tuple[str, ...] = (), socket_dir: Path | None = None,
+                       configuration: dict | None = None, pull: bool | None = None):
     """A started, initialized server with its own worker socket (or the one in `socket_dir`, shared);
-    a worker it owns is stopped afterwards."""
+    a worker it owns is stopped afterwards. `configuration` is the client's "sdls" section, which it
+    answers workspace/configuration with (`client.set_configuration` changes it); `pull` says whether
+    the client advertises that it supports workspace/configuration (default: when it has one)."""
     owns_worker = socket_dir is None
     sock_dir = socket_dir or short_tmp()
     init = {"worker": {"socket": str(sock_dir / "w.sock"), "idleExitS": 60}, **(options or {})}
@@ -40,7 +43,11 @@ async def sdls_session(model_dir: str | Path | None, options: dict | None = None
         client.applied_edits.append(params)
         return lsp.ApplyWorkspaceEditResult(applied=True)
 
-    caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
+    if configuration is not None:
+        client.set_configuration(configuration, section="sdls")
+    pull = configuration is not None if pull is None else pull
+    caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True),
+                                  workspace=lsp.WorkspaceClientCapabilities(configuration=pull, workspace_folders=True))
     client.init_result = await client.initialize_session(lsp.InitializeParams(
         capabilities=caps, initialization_options=init, root_uri=root.as_uri() if root else None))
     try:

@@ -11,6 +11,7 @@ Request discipline (every request gets exactly one response):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -25,6 +26,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.capabilities import get_capability
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -91,6 +93,7 @@ class SdlsServer(LanguageServer):
         self._backend_key = None
         self._backend_lock = asyncio.Lock()
         self.index: DeclarationIndex | None = None
+        self.roots: list[Path] = []
         self.latest_tasks: dict[str, asyncio.Task] = {}
         self.superseded: set[asyncio.Task] = set()
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
@@ -130,6 +133,42 @@ class SdlsServer(LanguageServer):
         path = Path(to_fs_path(doc.uri))
         files = self.index.context_for(doc.text, path, doc.language)
         return declarations_header(doc.language, files, self.settings.completion.prefix_chars // 3)
+
+    def apply_settings(self, data) -> None:
+        self.settings, warnings = settings_from(data, self.settings)
+        for warning in warnings:
+            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
+        self.docs.max_chars = self.settings.max_document_chars
+        if self.index is None and self.settings.completion.cross_file and self.roots:
+            self.set_roots(self.roots)
+
+    async def pull_settings(self) -> None:
+        """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:
+        editors that keep settings per workspace answer here rather than push them."""
+        if not get_capability(self.client_capabilities, "workspace.configuration", False):
+            return
+        try:
+            answer = await asyncio.wait_for(self.workspace_configuration_async(lsp.ConfigurationParams(
+                items=[lsp.ConfigurationItem(section="sdls")])), timeout=5.0)
+        except Exception as exc:   # an editor that cannot answer keeps the settings it pushed
+            log.info("workspace/configuration not answered: %s", exc)
+            return
+        if answer and isinstance(answer[0], dict) and answer[0]:
+            self.apply_settings(answer[0])
+
+    def set_roots(self, roots: list[Path]) -> None:
+        """The workspace folders whose files feed cross-file context (initialize, folder changes)."""
+        self.roots = roots
+        if not self.settings.completion.cross_file or not roots:
+            if self.index is not None:
+                self.index.stop()
+                self.index = None
+            return
+        if self.index is None:
+            self.index = DeclarationIndex(roots, open_text=self.open_text)
+            self.index.start_watching(background=True)
+        else:
+            self.index.set_roots(roots)
 
     def open_text(self, path: Path) -> str | None:
         for doc in self.docs.all():
@@ -233,16 +272,25 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         roots = [Path(to_fs_path(f.uri)) for f in (params.workspace_folders or [])]
         if not roots and params.root_uri:
             roots = [Path(to_fs_path(params.root_uri))]
-        if roots and ls.settings.completion.cross_file:
-            ls.index = DeclarationIndex(roots, open_text=ls.open_text)
-            ls.index.start_watching(background=True)
+        ls.set_roots(roots)
+
+    @server.feature(lsp.INITIALIZED)
+    async def initialized(ls: SdlsServer, params: lsp.InitializedParams) -> None:
+        await ls.pull_settings()
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(ls: SdlsServer, params: lsp.DidChangeConfigurationParams) -> None:
-        ls.settings, warnings = settings_from(params.settings, ls.settings)
-        for warning in warnings:
-            ls.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
-        ls.docs.max_chars = ls.settings.max_document_chars
+    async def did_change_configuration(ls: SdlsServer, params: lsp.DidChangeConfigurationParams) -> None:
+        if params.settings:        # pushed; an empty change means "ask me" (the pull model)
+            ls.apply_settings(params.settings)
+        else:
+            await ls.pull_settings()
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_workspace_folders(ls: SdlsServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:
+        removed = {Path(to_fs_path(f.uri)) for f in params.event.removed}
+        added = [Path(to_fs_path(f.uri)) for f in params.event.added]
+        kept = [r for r in ls.roots if r not in removed]
+        ls.set_roots(kept + [a for a in added if a not in kept])
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(ls: SdlsServer, *_args) -> None:
@@ -388,6 +436,7 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
                 "cache": {"hits": ls.cache.hits, "along_hits": ls.cache.along_hits, "misses": ls.cache.misses},
                 "worker": backend_stats, "worker_info": getattr(ls.backend, "info", None),
                 "rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM"),
+                "settings": dataclasses.asdict(ls.settings), "workspace_roots": [str(r) for r in ls.roots],
                 "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)}
 
 

@@ -262,9 +262,23 @@ class DeclarationIndex:
                 if self._cache.pop(path, None) is not None:
                     self.invalidations += 1
 
+    def set_roots(self, roots: list[Path]) -> None:
+        """New workspace folders: forget files outside them and watch the new set."""
+        roots = [Path(r).resolve() for r in roots]
+        if roots == self.roots:
+            return
+        watching = self._observer is not None
+        self.stop()
+        with self._lock:
+            self.roots = roots
+            self._cache = {p: v for p, v in self._cache.items() if any(p.is_relative_to(r) for r in roots)}
+        if watching:
+            self.start_watching(background=True)
+
     def stop(self) -> None:
         if self._observer is not None:
             self._observer.stop()
+            self._observer = None
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
