@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .engine import DecodeSettings, Engine, InfillJob
+from .precision import DTYPE_NAMES
 
 CONFIGS = {
     "reference (fixed 1/step, no cache)": DecodeSettings(rule="fixed", tokens_per_step=1, cache="none"),
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory of .py files to take tasks from")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=DTYPE_NAMES,
+                        help="compute in each of these, side by side; later ones are also compared with the first "
+                             "(e.g. --dtypes float32 bfloat16)")
 
 
 def infill_tasks(source: Path, count: int, seed: int, context_lines: int = 40) -> list[tuple[str, str]]:
@@ -52,7 +56,7 @@ def infill_tasks(source: Path, count: int, seed: int, context_lines: int = 40) -
     return tasks
 
 
-def build_engine(args) -> Engine:
+def build_engine(args, dtype: str = "float32") -> Engine:
     if args.random:
         import torch
 
@@ -65,41 +69,47 @@ def build_engine(args) -> Engine:
         cfg = ModelConfig.from_name(args.random, vocab_size=max(tokenizer.vocab_size, 64), **shape)
         model = Transformer(cfg).init_weights(seed=args.seed)
         torch.manual_seed(args.seed)
-        return Engine(model, tokenizer, name=f"random {args.random}")
-    return Engine.from_dir(args.model)
+        return Engine(model, tokenizer, dtype=getattr(torch, dtype), name=f"random {args.random}")
+    return Engine.from_dir(args.model, dtype=dtype)
 
 
 def run(args) -> int:
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = build_engine(args)
+    engines = {dtype: build_engine(args, dtype) for dtype in dict.fromkeys(args.dtypes)}
+    first = next(iter(engines))
     tasks = infill_tasks(args.source, args.tasks, args.seed)
     configs = dict(CONFIGS)
     for tau in args.thresholds:
         configs[f"threshold {tau}"] = DecodeSettings(rule="threshold", threshold=tau)
-    info = engine.describe()
+    info = engines[first].describe()
     print(f"model: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}, "
           f"block {info['block_size']}), device {info['device']}, {len(tasks)} tasks x {args.max_new} tokens, "
           f"torch threads {torch.get_num_threads()}")
-    engine.run([InfillJob(*tasks[0], max_new_tokens=4)])  # warm-up
-    reference_texts = None
-    header = f"| {'decoding':36} | tokens/forward | forwards/s | tokens/s | ms/job p50 | same text as reference |"
+    for engine in engines.values():
+        engine.run([InfillJob(*tasks[0], max_new_tokens=4)])  # warm-up
+    texts_of: dict[tuple[str, str], list[str]] = {}
+    header = (f"| {'decoding':36} | dtype    | tokens/forward | forwards/s | tokens/s | ms/job p50 "
+              f"| same text as reference | same text as {first} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, settings in configs.items():
-        texts, forwards, tokens, times = [], 0, 0, []
-        for prefix, suffix in tasks:
-            t0 = time.perf_counter()
-            result = engine.run([InfillJob(prefix, suffix, args.max_new, settings)])[0]
-            times.append(time.perf_counter() - t0)
-            texts.append(result.text)
-            forwards += result.stats.forwards
-            tokens += result.stats.tokens_committed
-        total = sum(times)
-        if reference_texts is None:
-            reference_texts = texts
-        same = sum(a == b for a, b in zip(texts, reference_texts)) / len(texts)
-        print(f"| {name:36} | {tokens / forwards:14.2f} | {forwards / total:10.1f} | {tokens / total:8.1f} | "
-              f"{statistics.median(times) * 1000:10.1f} | {same:22.0%} |")
+        for dtype, engine in engines.items():   # the dtypes of one decoding rule side by side
+            texts, forwards, tokens, times = [], 0, 0, []
+            for prefix, suffix in tasks:
+                t0 = time.perf_counter()
+                result = engine.run([InfillJob(prefix, suffix, args.max_new, settings)])[0]
+                times.append(time.perf_counter() - t0)
+                texts.append(result.text)
+                forwards += result.stats.forwards
+                tokens += result.stats.tokens_committed
+            texts_of[name, dtype] = texts
+            total = sum(times)
+            reference = texts_of[next(iter(configs)), first]
+            same = sum(a == b for a, b in zip(texts, reference)) / len(texts)
+            same_first = sum(a == b for a, b in zip(texts, texts_of[name, first])) / len(texts)
+            print(f"| {name:36} | {dtype:8} | {tokens / forwards:14.2f} | {forwards / total:10.1f} | "
+                  f"{tokens / total:8.1f} | {statistics.median(times) * 1000:10.1f} | {same:22.0%} | "
+                  f"{same_first:{len(first) + 13}.0%} |")
     return 0
