@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sdls.lsp.documents import DocumentStore, OpenDocument, looks_binary
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
     parser.add_argument("--worker", action="store_true", help="use (or start) the shared model worker")
     parser.add_argument("--language", default=None, help="language id (default: from the file name)")
     parser.add_argument("--json", action="store_true")
@@ -62,13 +64,38 @@ def one_shot_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def open_one_shot_backend(settings: Settings):
+@asynccontextmanager
+async def model_backend(settings: Settings):
+    """The backend the settings ask for, closed afterwards; a model that cannot be loaded (now or
+    by the worker mid-call) becomes a OneShotError."""
     from sdls.lsp.backends import open_backend
     from sdls.worker.client import WorkerError
     try:
-        return await open_backend(settings)
+        backend = await open_backend(settings)
     except WorkerError as exc:
         raise OneShotError(f"cannot load the model: {exc}") from None
+    try:
+        yield backend
+    except WorkerError as exc:
+        raise OneShotError(f"cannot load the model: {exc}") from None
+    finally:
+        await backend.close()
+
+
+def run_one_shot(compute, args: argparse.Namespace, show) -> int:
+    """Run `compute(args)`; print its dict as JSON (--json) or `show(out)` -> (text, ok) as text
+    (stdout when ok, else stderr). Exit status: 0 ok, 1 nothing to offer, 2 bad input or model."""
+    try:
+        out = asyncio.run(compute(args))
+    except OneShotError as exc:
+        print(f"sdls: {exc}", file=sys.stderr)
+        return 2
+    text, ok = show(out)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(text, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
@@ -82,7 +109,6 @@ def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
 async def complete_file(args: argparse.Namespace) -> dict:
     from sdls.lsp.cache import CompletionCache
     from sdls.lsp.completion import complete_at
-    from sdls.worker.client import WorkerError
 
     settings = one_shot_settings(args)
     doc = load_document(args.file, args.language, settings)
@@ -90,16 +116,11 @@ async def complete_file(args: argparse.Namespace) -> dict:
         offset = doc.offset(args.line, args.col)
     except PositionError as exc:
         raise OneShotError(f"{args.file}: {exc}") from None
-    backend = await open_one_shot_backend(settings)
-    try:
+    async with model_backend(settings) as backend:
         started = time.perf_counter()
         outcome = await complete_at(doc, offset, backend=backend, settings=settings.completion,
                                     cache=CompletionCache(), invoked=True, header=cross_file_header(doc, settings))
         ms = (time.perf_counter() - started) * 1e3
-    except WorkerError as exc:
-        raise OneShotError(f"cannot load the model: {exc}") from None
-    finally:
-        await backend.close()
     result = outcome.result
     return {"text": result.text if result else "", "forwards": outcome.stats.get("forwards", 0),
             "tokens": outcome.stats.get("tokens", 0), "ms": round(ms, 1), "scope": outcome.scope,
@@ -108,15 +129,7 @@ async def complete_file(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        out = asyncio.run(complete_file(args))
-    except OneShotError as exc:
-        print(f"sdls: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(out))
-    elif out["text"]:
-        print(out["text"])
-    else:
-        print(f"sdls: no completion: {out['reason']}", file=sys.stderr)
-    return 0
+    # No completion is a normal answer here (exit 0): editors' scripts call this at every position.
+    status = run_one_shot(complete_file, args,
+                          lambda out: (out["text"], True) if out["text"] else (f"sdls: no completion: {out['reason']}", False))
+    return 0 if status == 1 else status

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 import time
 
-from sdls.oneshot import OneShotError, add_common_arguments, load_document, one_shot_settings, open_one_shot_backend
+from sdls.oneshot import (OneShotError, add_common_arguments, load_document, model_backend, one_shot_settings,
+                          run_one_shot)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +32,6 @@ async def fix_file(args: argparse.Namespace) -> dict:
     from sdls.lsp.edits import Budget
     from sdls.lsp.fixups import propose_fixup
     from sdls.lsp.positions import PositionError
-    from sdls.worker.client import WorkerError
 
     settings = one_shot_settings(args)
     doc = load_document(args.file, args.language, settings)
@@ -42,19 +39,14 @@ async def fix_file(args: argparse.Namespace) -> dict:
         offset = target_offset(doc, args.line)
     except PositionError as exc:
         raise OneShotError(f"{args.file}: {exc}") from None
-    backend = await open_one_shot_backend(settings)
     c = settings.completion
-    try:
+    async with model_backend(settings) as backend:
         started = time.perf_counter()
         fix = await propose_fixup(doc.syntax, offset, backend=backend, settings=settings.actions,
                                   decode=decode_settings(c),
                                   budget=Budget(c.prefix_chars, c.suffix_chars, settings.actions.max_tokens),
                                   validate=settings.actions.validate, use_doubt=settings.hover.doubt)
         ms = (time.perf_counter() - started) * 1e3
-    except WorkerError as exc:
-        raise OneShotError(f"cannot load the model: {exc}") from None
-    finally:
-        await backend.close()
     if fix is None:
         return {"problem": None, "edits": [], "diff": "", "reason": "nothing to fix on this line", "ms": round(ms, 1)}
     edits = [{"start": doc.position(e.start), "end": doc.position(e.end), "newText": e.new_text} for e in fix.edits]
@@ -62,15 +54,5 @@ async def fix_file(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        out = asyncio.run(fix_file(args))
-    except OneShotError as exc:
-        print(f"sdls: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(out))
-    elif out["edits"]:
-        print(f"{out['problem']}\n{out['diff']}")
-    else:
-        print(f"sdls: no fix-up: {out['problem'] or ''} {out['reason']}".strip(), file=sys.stderr)
-    return 0 if out["edits"] else 1
+    return run_one_shot(fix_file, args, lambda out: (f"{out['problem']}\n{out['diff']}", True) if out["edits"]
+                        else (f"sdls: no fix-up: {out['problem'] or ''} {out['reason']}".strip(), False))
