@@ -13,6 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from sdls_model.precision import DTYPE_CHOICES
+
 from .sandbox import Limits
 from .suites import SUITES, build_suite
 
@@ -31,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "(default: out/eval/<suite>)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto (default, as the server): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
     parser.add_argument("--batch", type=int, default=1, help="jobs per engine call (latency is per call; default 1)")
     parser.add_argument("--max-new-tokens", type=int, help="override the suite's infill budget")
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per test program (default 10)")
@@ -62,14 +66,15 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tasks = build_suite(args.suite, args.limit)
     try:
-        engine = Engine.from_dir(args.model, device=device)
+        engine = Engine.from_dir(args.model, device=device, dtype=args.dtype)
     except (CheckpointError, FileNotFoundError) as exc:
         print(f"sdls bench eval: {exc}", file=sys.stderr)
         return 2
     configs = standard_configs(args.thresholds or DEFAULT_THRESHOLDS, reference=not args.no_reference,
                                confidence=args.confidence)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True))
-    say(f"{args.suite}: {len(tasks)} tasks x {len(configs)} settings on {engine.describe()['model']} ({device})")
+    info = engine.describe()
+    say(f"{args.suite}: {len(tasks)} tasks x {len(configs)} settings on {info['model']} ({device}, {info['dtype']})")
     report = evaluate(engine, tasks, configs, suite=args.suite, batch=args.batch,
                       limits=Limits(seconds=args.time_limit, memory_mb=args.memory_mb), workers=args.workers,
                       max_new_tokens=args.max_new_tokens, progress=say)
