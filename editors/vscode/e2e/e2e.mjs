@@ -2,7 +2,10 @@
 // sdls.vsix installed, driven with Playwright in Debian's chromium. Types in a Python file, waits for
 // the ghost text the real `sdls serve` sends, screenshots it, accepts it with Tab and checks the text.
 //
-// Usage: node e2e.mjs [--model DIR] [--screenshot PATH] [--python PATH] [--no-action]   (node 24: code-server needs it)
+// Usage: node e2e.mjs [--model DIR] [--screenshot PATH] [--python PATH] [--no-action]
+//                     [--file PATH --line N --typed TEXT]          (node 24: code-server needs it)
+// --file opens that text as add.py and types TEXT at the end of its 0-based line N (default: the body
+// of a second function, typing "return ").
 // Exit code 0 = passed; 77 = skipped (a prerequisite is missing, reason printed); other = failed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +26,9 @@ const { values: args } = parseArgs({
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     timeout: { type: 'string', default: '180' },
     'no-action': { type: 'boolean', default: false },
+    file: { type: 'string' },
+    line: { type: 'string', default: '5' },
+    typed: { type: 'string', default: 'return ' },
   },
 });
 const TIMEOUT_MS = Number(args.timeout) * 1000;
@@ -107,7 +113,9 @@ writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
   'sdls.worker.idleExitS': 20,
 }, null, 2));
 // A second function after a first one: a trained model has a pattern to follow.
-writeFileSync(join(workspace, 'add.py'), 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n');
+const LINE = Number(args.line);
+writeFileSync(join(workspace, 'add.py'), args.file ? readFileSync(args.file, 'utf8')
+  : 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n');
 writeFileSync(join(workspace, 'stub.py'), 'def add(a, b):\n    pass\n');
 
 const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
@@ -170,8 +178,12 @@ try {
   await page.waitForSelector('.statusbar-item:has-text("sdls"):has-text("·")', { timeout: 60_000 });
   log('editor open, server started');
 
-  // Line 6, the body of sub, after the indentation: ask for a completion by typing.
-  await editor.locator('.view-line').nth(5).click();
+  // The line to type on (Go to Line, as a user would in a long file), at its end: ask by typing.
+  await editor.locator('.view-line').first().click();
+  await page.keyboard.press('Control+G');
+  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
+  await page.keyboard.type(String(LINE + 1));
+  await page.keyboard.press('Enter');
   await page.keyboard.press('End');
   // Monaco draws the first line of a suggestion inline (.ghost-text-decoration) and the rest as a
   // view zone (.ghost-text); both only exist while a suggestion is shown.
@@ -183,7 +195,8 @@ try {
   });
   let shown = '';
   let typed = '';
-  for (const piece of ['ret', 'urn', ' ']) {
+  const half = Math.max(1, Math.floor(args.typed.length / 2));
+  for (const piece of [args.typed.slice(0, half), args.typed.slice(half)].filter((p) => p)) {
     await page.keyboard.type(piece, { delay: 60 });
     typed += piece;
     try {
@@ -210,11 +223,14 @@ try {
   }
   // Save, and read what the editor wrote: the typed text followed by the suggestion's first line.
   const saved = await saveAndRead(join(workspace, 'add.py'));
-  const expected = `    ${typed}${shown.split('\n')[0]}`.trimEnd();
-  if (!saved.split('\n')[5].startsWith(expected)) {
-    throw new Error(`after Tab line 6 should start with ${JSON.stringify(expected)}; the file reads:\n${saved}`);
+  const savedLine = saved.split('\n')[LINE];
+  const indent = savedLine.slice(0, savedLine.length - savedLine.trimStart().length);
+  const expected = `${indent}${typed}${shown.split('\n')[0]}`.trimEnd();
+  if (!savedLine.startsWith(expected)) {
+    throw new Error(`after Tab line ${LINE + 1} should start with ${JSON.stringify(expected)}; it reads ${JSON.stringify(savedLine)}`);
   }
-  log(`accepted: the file now reads ${JSON.stringify(saved)}`);
+  log(`accepted: line ${LINE + 1} now reads ${JSON.stringify(savedLine)}`);
+  if (!args.file) log(`accepted: the file now reads ${JSON.stringify(saved)}`);
 
   // The extension's commands, from the command palette.
   await runCommand('sdls: Toggle Inline Completions');
