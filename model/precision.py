@@ -12,10 +12,11 @@ DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
 
 
 def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX. (oneDNN's own check also accepts plain AVX512, where bfloat16 is emulated.)"""
     import torch
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without these probes: do not guess
         return False
 
 
