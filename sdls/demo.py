@@ -51,7 +51,8 @@ BROKEN_LINE = '    print("shape with area", shape.area()'  # hover fix-up: the c
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
 
 
 def run(args) -> int:

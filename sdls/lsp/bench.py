@@ -29,7 +29,8 @@ DEFAULT_FILES = ("textwrap.py", "json/decoder.py", "shlex.py")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
     parser.add_argument("--files", nargs="*", default=None,
                         help=f"source files to type in (default: {', '.join(DEFAULT_FILES)} from the stdlib)")
     parser.add_argument("--lines", type=int, default=4, help="lines typed per file")
