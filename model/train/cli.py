@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     card = model_card(command=command, preset=args.preset, model_cfg=model_cfg, train_cfg=train_cfg,
                       corpus_info=corpus_info, chars_per_token=chars_per_token, summary=summary,
                       evaluation=evaluation, device=str(trainer.device), world=world, owed=args.owed,
-                      export_dtype=preset.export_dtype)
+                      export_dtype=preset.export_dtype, init_from=args.init_from)
     save_checkpoint(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
     (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "train": summary, "eval": evaluation}, indent=2))
     log(f"wrote {model_dir} (with MODEL_CARD.md); curves in {out / 'loss_curves.png'}")
@@ -197,7 +197,8 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
 
 
 def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: dict, chars_per_token: float,
-               summary: dict, evaluation: dict, device: str, world: int, owed: str, export_dtype: str) -> str:
+               summary: dict, evaluation: dict, device: str, world: int, owed: str, export_dtype: str,
+               init_from: str | None = None) -> str:
     c = corpus_info["counts"]
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("train", "val"))
     ev = evaluation
@@ -205,7 +206,9 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
     lines = [
         f"# sdls default model ({preset} preset)",
         "",
-        "A small block-causal masked-diffusion code model for Python, trained from scratch by `sdls train`.",
+        "A small block-causal masked-diffusion code model for Python, "
+        + (f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`." if init_from
+           else "trained from scratch by `sdls train`."),
         f"Attention `{model_cfg.attention}`, infill layout `{model_cfg.infill_layout}`, block size "
         f"{model_cfg.block_size}, weights {export_dtype}.",
         "",
@@ -247,7 +250,8 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
         f"- Decoder: {ev.get('decoder', 'none')}.",
         "",
         "## Speed (engine, single-line completion, default decoding settings)",
-        f"- {ev.get('device', 'cpu')}, {ev.get('torch_threads', '?')} torch thread(s), {ev.get('latency_requests', 0)} "
+        f"- {ev.get('device', 'cpu')} ({ev.get('dtype', 'float32')}), {ev.get('torch_threads', '?')} torch thread(s), "
+        f"{ev.get('latency_requests', 0)} "
         f"held-out lines, median context {ev.get('context_tokens_p50', '?')} tokens: first request on a document "
         f"{ev.get('latency_first_request_ms_p50', '?')} ms p50, next keystroke (cached context) "
         f"{ev.get('latency_next_keystroke_ms_p50', '?')} ms p50, {ev.get('ms_per_forward_p50', '?')} ms per forward.",

@@ -165,12 +165,12 @@ def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu"
     import statistics
 
     from ..engine import DecodeSettings, Engine, InfillJob
-    engine = Engine.from_dir(str(checkpoint_dir), device=device)
+    engine = Engine.from_dir(str(checkpoint_dir), device=device, dtype="auto")   # the server's default
     first, typed, per_forward, context = [], [], [], []
     for i, task in enumerate(tasks):
         session = f"latency-{i}"
         job = lambda prefix: InfillJob(prefix=prefix, suffix=task.suffix, max_new_tokens=32,
-                                       settings=DecodeSettings(), session=session)
+                                       settings=DecodeSettings(), session=session, single_line=True)
         a = engine.run([job(task.prefix)])[0].stats
         b = engine.run([job(task.prefix + task.answer[:1])])[0].stats
         first.append(a.ms)
@@ -180,4 +180,5 @@ def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu"
     med = lambda xs: round(statistics.median(xs), 1)
     return {"latency_first_request_ms_p50": med(first), "latency_next_keystroke_ms_p50": med(typed),
             "ms_per_forward_p50": med(per_forward), "context_tokens_p50": med(context),
-            "latency_requests": len(tasks), "torch_threads": torch.get_num_threads(), "device": device}
+            "latency_requests": len(tasks), "torch_threads": torch.get_num_threads(), "device": device,
+            "dtype": str(engine.dtype).removeprefix("torch.")}
