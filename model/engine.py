@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class _Row:
     step: int = 0                     # steps taken in the current block
     schedule: list[int] = field(default_factory=list)
     open: list[int] = field(default_factory=list)  # block offsets still masked (known on the host)
-    stops: torch.Tensor | None = None  # token ids that end the middle
+    stops: torch.Tensor | None = None  # token ids that end the middle (set by _new_row)
     stop_at: int | None = None        # position of the first end token of the middle
     done: bool = False
     cancelled: bool = False
@@ -101,6 +102,7 @@ class Engine:
         never |= set(range(tokenizer.vocab_size, cfg.vocab_size))
         self.banned = torch.tensor(sorted(i for i in never if i is not None), device=self.device)
         self.stop_ids = torch.tensor(cfg.stop_ids, device=self.device)
+        self._line_stops: torch.Tensor | None = None   # stop_ids plus line breaks, built on first use
         # Steps that are a pure block over the cache (most of them) can run on FastDecoder: fused
         # weights, device-side lengths, Triton kernels on CUDA. On by default on CUDA only.
         self.fast = None
@@ -154,8 +156,7 @@ class Engine:
     def doubt(self, text: str, start: int, end: int, threshold: float = 0.1) -> list[tuple[int, int, float]]:
         """Character spans inside text[start:end] whose tokens the model finds unlikely (p < threshold)."""
         job = EditJob(text, start, end, edit_threshold=threshold, max_rounds=0)
-        slot = self._lease_slots([job])[0]
-        try:
+        with self._leased([job]) as (slot,):
             row, region = self._edit_row(job, slot)
             spans = []
             offsets = self._token_offsets(region)
@@ -169,8 +170,6 @@ class Engine:
                         spans.append((start + offsets[k], start + offsets[k + 1], float(p_current[j])))
                 self._advance_block(row)
             self._release(row)
-        finally:
-            self.busy.discard(slot)
         return spans
 
     def idle_slots(self) -> int:
@@ -180,15 +179,13 @@ class Engine:
     # -- infill -------------------------------------------------------------------------------
     def _run_infills(self, jobs: list[InfillJob], between_steps=None) -> list[JobResult]:
         started = time.perf_counter()
-        slots = self._lease_slots(jobs)
-        try:
+        with self._leased(jobs) as slots:
             rows = [self._infill_row(job, slot) for job, slot in zip(jobs, slots)]
             self._denoise_infills(rows, between_steps)
-        finally:
-            self.busy.difference_update(slots)
+            for row in rows:
+                self._release(row)
         results = []
         for row in rows:
-            self._release(row)
             end = row.stop_at if row.stop_at is not None else row.mid_end
             tokens = row.seq[row.ctx_len:end].tolist()
             tokens = [t for t in tokens if t != self.cfg.mask_id][: row.job.max_new_tokens]
@@ -218,7 +215,8 @@ class Engine:
             raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
         middle = [self.cfg.mask_id] * (math.ceil(max_new / blk) * blk)
         row = self._new_row(job, self._policy(job.settings), blk, job.prefix, job.suffix, middle, slot)
-        row.stops = self._line_stop_ids() if job.single_line else self.stop_ids
+        if job.single_line:
+            row.stops = self._line_stop_ids()
         self._start_block(row)
         return row
 
@@ -234,6 +232,7 @@ class Engine:
         seq = torch.tensor(context + middle + tail, device=self.device)
         row = _Row(job, job.settings, policy, blk, seq, len(context), len(context) + len(middle), slot)
         row.bs = row.ctx_len
+        row.stops = self.stop_ids
         row.stats.context_tokens = len(context) + len(tail)
         self._reuse_context(row, job.session, context)
         if job.settings.temperature > 0:
@@ -242,7 +241,7 @@ class Engine:
 
     def _line_stop_ids(self) -> torch.Tensor:
         """End tokens plus every token whose text holds a line break (computed once)."""
-        if getattr(self, "_line_stops", None) is None:
+        if self._line_stops is None:
             decode = self.tokenizer.decode
             breaks = [i for i in range(self.tokenizer.vocab_size) if "\n" in decode([i])]
             self._line_stops = torch.tensor(sorted({*self.cfg.stop_ids, *breaks}), device=self.device)
@@ -273,10 +272,14 @@ class Engine:
 
     def _start_block(self, row: _Row) -> None:
         row.step = 0
-        row.open = (row.seq[row.bs:row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
+        row.open = self._open_offsets(row)
         masks = len(row.open)
         per_step = row.settings.tokens_per_step
         row.schedule = sampling.transfer_schedule(masks, max(1, math.ceil(masks / per_step)))
+
+    def _open_offsets(self, row: _Row) -> list[int]:
+        """Block offsets of the row's current block that are still masked, in order."""
+        return (row.seq[row.bs:row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
 
     # -- one forward over a batch of rows -----------------------------------------------------
     def _forward(self, rows: list[_Row], wanted: list[list[int]] | None = None) -> list[torch.Tensor]:
@@ -409,7 +412,7 @@ class Engine:
         stops there, and a middle is trained padded with end tokens, so this is what the model
         was taught to expect. (A confident model commits the padding first; filling it at once
         saves the forwards a block would otherwise spend on it.)"""
-        stops = torch.isin(block, row.stops if row.stops is not None else self.stop_ids)
+        stops = torch.isin(block, row.stops)
         if bool(stops.any()):
             first = int(stops.nonzero()[0])
             tail = block[first:]
@@ -419,7 +422,7 @@ class Engine:
         block = row.seq[row.bs:row.be]
         masked = (block == self.cfg.mask_id).tolist()
         row.open = [j for j, m in enumerate(masked) if m]
-        is_stop = torch.isin(block, row.stops if row.stops is not None else self.stop_ids).tolist()
+        is_stop = torch.isin(block, row.stops).tolist()
         # The middle ends at its first end token; once everything before it is committed the
         # rest of the block cannot change the answer, so the job is done.
         for j in range(row.blk):
@@ -435,6 +438,16 @@ class Engine:
         self._start_block(row)
 
     # -- sessions and cache slots -------------------------------------------------------------
+    @contextmanager
+    def _leased(self, jobs: list):
+        """Cache slots for `jobs`, marked busy until the `with` block ends (so a job run between their
+        steps cannot take them), whether it ends normally or not."""
+        slots = self._lease_slots(jobs)
+        try:
+            yield slots
+        finally:
+            self.busy.difference_update(slots)
+
     def _lease_slots(self, jobs: list) -> list[int]:
         """A cache slot per job: the session's own slot when it has one, else a free or LRU one."""
         taken: set[int] = set(self.busy)
@@ -494,8 +507,7 @@ class Engine:
         started = time.perf_counter()
         if not 0 <= job.start <= job.end <= len(job.text):
             raise ValueError(f"edit region {job.start}..{job.end} is outside the text (length {len(job.text)})")
-        slot = self._lease_slots([job])[0]
-        try:
+        with self._leased([job]) as (slot,):
             row, region = self._edit_row(job, slot)
             marked = self._marked_tokens(job, region)
             while not row.done:
@@ -509,8 +521,6 @@ class Engine:
                 self._advance_block(row)
                 row.done = row.bs >= row.mid_end
             self._release(row)
-        finally:
-            self.busy.discard(slot)
         end = row.stop_at if row.stop_at is not None else row.mid_end
         tokens = [t for t in row.seq[row.ctx_len:end].tolist() if t not in self.cfg.stop_ids and t != self.cfg.mask_id]
         new_region = self.tokenizer.decode(tokens)
@@ -561,14 +571,12 @@ class Engine:
         before = None
         for round_ in range(job.max_rounds + 1):
             self._start_block(row)
-            while True:
-                open_ = (block == cfg.mask_id).nonzero().flatten().tolist()
-                if not open_:
-                    break
+            while row.open:
                 if job.cancel is not None and job.cancel.cancelled:
                     row.cancelled = True
                     return
-                self._apply_rule(row, self._forward([row], [open_])[0], open_)
+                self._apply_rule(row, self._forward([row], [row.open])[0], row.open)
+                row.open = self._open_offsets(row)
                 if between_steps is not None:
                     between_steps()
             if round_ == job.max_rounds or (before is not None and torch.equal(before, block)):
