@@ -139,8 +139,7 @@ class SdlsServer(LanguageServer):
         for warning in warnings:
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
         self.docs.max_chars = self.settings.max_document_chars
-        if self.index is None and self.settings.completion.cross_file and self.roots:
-            self.set_roots(self.roots)
+        self.set_roots(self.roots)   # completion.crossFile may have changed
 
     async def pull_settings(self) -> None:
         """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:

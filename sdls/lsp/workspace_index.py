@@ -168,6 +168,7 @@ class DeclarationIndex:
         self._dirty: set[Path] = set()
         self._timer: threading.Timer | None = None
         self._observer = None
+        self._watch = False            # watching was asked for (the observer may still be starting)
         self.invalidations = 0
 
     def declarations_of(self, path: Path) -> list[str]:
@@ -213,14 +214,17 @@ class DeclarationIndex:
     def start_watching(self, background: bool = False) -> None:
         """Watch the roots; in the background, a big workspace does not hold up `initialize`.
         If the system refuses (inotify watch limit), the index falls back to checking mtimes."""
+        self._watch = True
         if background:
-            threading.Thread(target=self.start_watching, name="sdls-index-watch", daemon=True).start()
-            return
+            threading.Thread(target=self._start_observer_or_fall_back, name="sdls-index-watch", daemon=True).start()
+        else:
+            self._start_observer_or_fall_back()
+
+    def _start_observer_or_fall_back(self) -> None:
         try:
             self._start_observer()
         except OSError as exc:
             log.warning("not watching the workspace (%s); declarations are re-checked by mtime", exc)
-            self._observer = None
 
     def _start_observer(self) -> None:
         from watchdog.events import FileSystemEventHandler
@@ -236,13 +240,19 @@ class DeclarationIndex:
                     if raw:
                         index._changed(Path(os.fsdecode(raw)))
 
+        roots = list(self.roots)
         observer = Observer()
-        for root in self.roots:
+        for root in roots:
             if root.is_dir():
                 observer.schedule(Handler(), str(root), recursive=True)
         observer.daemon = True
         observer.start()
-        self._observer = observer      # only now: until the watch is up, cached entries are re-checked
+        with self._lock:   # only now: until the watch is up, cached entries are re-checked
+            current = self._watch and roots == self.roots and self._observer is None
+            if current:
+                self._observer = observer
+        if not current:    # stopped or re-rooted while this one started: it watches the wrong thing
+            observer.stop()
 
     def _changed(self, path: Path) -> None:
         if any(is_ignored(path, root) for root in self.roots):
@@ -267,18 +277,20 @@ class DeclarationIndex:
         roots = [Path(r).resolve() for r in roots]
         if roots == self.roots:
             return
-        watching = self._observer is not None
-        self.stop()
         with self._lock:
             self.roots = roots
             self._cache = {p: v for p, v in self._cache.items() if any(p.is_relative_to(r) for r in roots)}
-        if watching:
+            old, self._observer = self._observer, None
+        if old is not None:
+            old.stop()
+        if self._watch:
             self.start_watching(background=True)
 
     def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer = None
         with self._lock:
+            self._watch = False
+            old, self._observer = self._observer, None
             if self._timer is not None:
                 self._timer.cancel()
+        if old is not None:
+            old.stop()

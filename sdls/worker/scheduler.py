@@ -169,11 +169,11 @@ class Scheduler:
                 self._run(batch)
 
     def _run(self, batch: list[Ticket]) -> None:
-        self.running = len(batch)
+        self.running += len(batch)   # counts an inline batch run inside a rewrite's step too
         try:
             self._run_batch(batch)
         finally:
-            self.running = 0
+            self.running -= len(batch)
 
     def _run_batch(self, batch: list[Ticket]) -> None:
         stats = self.stats[batch[0].lane]
@@ -219,9 +219,7 @@ class Scheduler:
                 return
             batch = self._pop_batch(queue, room)
         self.stats["inline"].preempted_rewrites += 1
-        running = self.running
         self._run(batch)
-        self.running = running
 
     def _finish(self, ticket: Ticket, result: Any, error: str | None) -> None:
         if ticket.finished:
