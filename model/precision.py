@@ -11,6 +11,12 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
 
 
+def add_dtype_argument(parser, default: str | None = "auto") -> None:
+    """The `--dtype` option every command that loads a model takes (None: leave it to settings)."""
+    parser.add_argument("--dtype", default=default, choices=DTYPE_CHOICES,
+                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+
+
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX. (oneDNN's own check also accepts plain AVX512, where bfloat16 is emulated.)"""
     import torch

@@ -17,7 +17,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 SAMPLE = '''import math
 
@@ -51,8 +51,7 @@ BROKEN_LINE = '    print("shape with area", shape.area()'  # hover fix-up: the c
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    add_dtype_argument(parser)
 
 
 def run(args) -> int:

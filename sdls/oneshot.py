@@ -18,7 +18,7 @@ from sdls.lsp.documents import DocumentStore, OpenDocument, looks_binary
 from sdls.lsp.positions import PositionError
 from sdls.lsp.settings import Settings, settings_from
 from sdls.syntax import language_for
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 
 class OneShotError(Exception):
@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    add_dtype_argument(parser)
     parser.add_argument("--worker", action="store_true", help="use (or start) the shared model worker")
     parser.add_argument("--language", default=None, help="language id (default: from the file name)")
     parser.add_argument("--json", action="store_true")

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 from .sandbox import Limits
 from .suites import SUITES, build_suite
@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "(default: out/eval/<suite>)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto (default, as the server): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    add_dtype_argument(parser)
     parser.add_argument("--batch", type=int, default=1, help="jobs per engine call (latency is per call; default 1)")
     parser.add_argument("--max-new-tokens", type=int, help="override the suite's infill budget")
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per test program (default 10)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 from .driver import LspDriver
 
@@ -29,8 +29,7 @@ DEFAULT_FILES = ("textwrap.py", "json/decoder.py", "shlex.py")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    add_dtype_argument(parser)
     parser.add_argument("--files", nargs="*", default=None,
                         help=f"source files to type in (default: {', '.join(DEFAULT_FILES)} from the stdlib)")
     parser.add_argument("--lines", type=int, default=4, help="lines typed per file")

@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 from .settings import Settings, settings_from
 
@@ -17,8 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
-    parser.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
-                        help="auto (default): bfloat16 on a GPU or a CPU with native bfloat16, else float32")
+    add_dtype_argument(parser, default=None)
     parser.add_argument("--in-process", action="store_true",
                         help="run the model inside the server instead of a shared worker process")
     parser.add_argument("--worker-socket", default=None, help="connect to (or start) the worker on this socket")

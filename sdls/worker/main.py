@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from sdls_model.precision import DTYPE_CHOICES
+from sdls_model.precision import add_dtype_argument
 
 from .paths import default_socket_path
 from .protocol import MAX_FRAME_BYTES
@@ -20,8 +20,7 @@ log = logging.getLogger("sdls.worker")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto: bfloat16 on a GPU or a CPU with native bfloat16, float32 otherwise")
+    add_dtype_argument(parser)
     parser.add_argument("--socket", default=None, help="Unix socket path (default: per user, model and device)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-context", type=int, default=1024)
