@@ -77,3 +77,23 @@ def test_neovim_checks_only_keys_the_server_has():
     server = server_settings()
     for key in checked:
         assert "sdls." + key in server, f"nvim config.lua checks settings.{key}, which the server does not have"
+
+
+def test_settings_with_a_fixed_set_of_values_list_the_same_values_in_both_editors():
+    lua = (REPO / "editors" / "nvim" / "lua" / "sdls" / "config.lua").read_text(encoding="utf-8")
+    found = 0
+
+    def walk(obj, prefix="sdls."):
+        nonlocal found
+        for f in dataclasses.fields(obj):
+            value, key = getattr(obj, f.name), prefix + camel(f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, key + ".")
+            elif "choices" in f.metadata:
+                found += 1
+                assert PROPERTIES[key].get("enum") == list(f.metadata["choices"]), key
+                listed = re.search(r'\["' + re.escape(key.removeprefix("sdls.")) + r'"\] = \{ one_of\(\{([^}]*)\}\)', lua)
+                assert listed and re.findall(r'"(\w+)"', listed.group(1)) == list(f.metadata["choices"]), key
+
+    walk(Settings())
+    assert found, "no setting with a fixed set of values"
