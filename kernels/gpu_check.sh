@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
 # The GPU run issue 8 owes: kernel tests on the GPU (bf16 included), then `sdls bench kernels --tune`.
-# Works without installing sdls (links the three import names), so a bare GPU image with torch +
-# triton is enough. Usage, from the repo root:  bash kernels/gpu_check.sh [python]   (< 10 min on one H100/H200)
+# Works without installing sdls (the three package roots go on PYTHONPATH), so a bare GPU image with
+# torch + triton is enough. Usage, from the repo root:  bash kernels/gpu_check.sh [python]   (< 10 min on one H100/H200)
 # Logs go to $OUT (or ./gpu_check_out): tests.log and bench.md.
 set -u
 PY=${1:-python3}
 ROOT=$(pwd)
 DEST=${OUT:-$ROOT/gpu_check_out}
-mkdir -p "$DEST" /tmp/sdls_pkgs
-ln -sfn "$ROOT/sdls" /tmp/sdls_pkgs/sdls
-ln -sfn "$ROOT/model" /tmp/sdls_pkgs/sdls_model
-ln -sfn "$ROOT/kernels" /tmp/sdls_pkgs/sdls_kernels
-export PYTHONPATH=/tmp/sdls_pkgs${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p "$DEST"
+export PYTHONPATH=$ROOT:$ROOT/model:$ROOT/kernels${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 unset TRITON_INTERPRET
 "$PY" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_kernels_*.py tests/test_fast_path.py \

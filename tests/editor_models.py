@@ -1,6 +1,6 @@
 """Which model the editor end-to-end tests run on.
 
-The real-model tests run on SDLS_EDITOR_TEST_MODEL if set, else the shipped model (model/default);
+The real-model tests run on SDLS_EDITOR_TEST_MODEL if set, else the shipped model (model/sdls_model/default);
 they type where that model offers a completion (`find_offer`), so the editor is checked against the
 model's own output whatever its quality.
 """

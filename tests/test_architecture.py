@@ -44,40 +44,58 @@ def test_only_the_lsp_layer_knows_lsp():
     assert leaks == []
 
 
-def test_import_names_are_sdls_own():
+# The three distributions: (project folder, import name). Each import name is the path of its folder.
+DISTRIBUTIONS = ((ROOT, "sdls"), (ROOT / "model", "sdls_model"), (ROOT / "kernels", "sdls_kernels"))
+
+
+def test_import_names_are_the_paths_of_their_folders():
     import sdls
     import sdls_kernels
     import sdls_model
-    assert Path(sdls_model.__file__).parent == ROOT / "model"
-    assert Path(sdls_kernels.__file__).parent == ROOT / "kernels"
+    assert Path(sdls_model.__file__).parent == ROOT / "model" / "sdls_model"
+    assert Path(sdls_kernels.__file__).parent == ROOT / "kernels" / "sdls_kernels"
     assert Path(sdls.__file__).parent == ROOT / "sdls"
 
 
-def test_every_package_folder_is_listed_in_pyproject():
+@pytest.mark.parametrize("alias", ["model.sdls_model.jobs", "kernels.sdls_kernels.dispatch", "model.jobs", "kernels.dispatch"])
+def test_no_file_imports_under_a_second_name(alias):
+    """From the repository root model/ and kernels/ are folders, not packages (model/ once was, and
+    `model.jobs` beside `sdls_model.jobs` made two InfillJob classes). Python still sees them as
+    namespace packages there, so each package refuses to load under any name but its own."""
+    proc = subprocess.run([sys.executable, "-c", f"import {alias}"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0, f"{alias} imported"
+    assert "ModuleNotFoundError" in proc.stderr or "one file, one module name" in proc.stderr, proc.stderr
+
+
+def test_every_package_folder_is_listed_in_its_pyproject():
     import tomllib
-    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {v: k for k, v in conf["package-dir"].items()}
-    listed = set(conf["packages"])
-    for top, name in folders.items():
-        for init in (ROOT / top).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / top)
-            pkg = ".".join([name, *rel.parts]) if rel.parts else name
-            assert pkg in listed, f"{init.parent} is a package but {pkg} is not in pyproject's packages"
+    for folder, name in DISTRIBUTIONS:
+        conf = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["setuptools"]
+        assert conf["package-dir"] == {"": "."}, folder   # a plain path entry when installed editable
+        listed = set(conf["packages"])
+        for init in (folder / name).rglob("__init__.py"):
+            pkg = ".".join(init.parent.relative_to(folder).parts)
+            assert pkg in listed, f"{init.parent} is a package but {pkg} is not in {folder}/pyproject.toml"
 
 
 @pytest.mark.slow
-def test_built_wheel_installs_and_imports(tmp_path):
+def test_built_wheels_install_and_import(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(wheels)], check=True, capture_output=True)
-    (wheel,) = wheels.glob("sdls-*.whl")
+    for folder, _ in DISTRIBUTIONS:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", str(folder), "--no-deps", "--no-build-isolation",
+                        "-q", "-w", str(wheels)], check=True, capture_output=True)
+    built = sorted(w.name.split("-")[0] for w in wheels.glob("*.whl"))
+    assert built == ["sdls", "sdls_kernels", "sdls_model"], built
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    probe = ("import sdls, sdls_model, sdls_kernels, sdls.cli; "
-             "print(sdls.__file__); print(sdls_model.__file__); print(sdls_kernels.__file__)")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
+    probe = ("import sdls, sdls_model, sdls_kernels, sdls.cli; from sdls_model.checkpoint import default_model_dir; "
+             "print(sdls.__file__); print(sdls_model.__file__); print(sdls_kernels.__file__); "
+             "print(default_model_dir() / 'config.json')")
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
     files = out.stdout.split()
     assert all(f.startswith(str(target)) for f in files), files
+    assert Path(files[-1]).is_file()   # the shipped model travels inside the sdls-model wheel
     assert not (target / "tests").exists() and not (target / "model").exists()

@@ -407,7 +407,7 @@ def test_real_server_status_shows_model_device_and_latency(tiny_real):
 def trained_real(tmp_path_factory):
     model = trained_model()
     if model is None:
-        pytest.skip("no trained model: model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
     folder = tmp_path_factory.mktemp("nvim_real")
     nv = real_session(folder, model)
     yield nv, folder
@@ -521,7 +521,7 @@ def test_terminal_ui_shows_the_ghost_text_and_a_screenshot_is_made(tmp_path, ser
 
     model = trained_model() if server == "model" else None
     if server == "model" and model is None:
-        pytest.skip("no trained model: model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
     if model is not None:
         server = f"""python = {lua_str(sys.executable)},
   settings = {{ model = {{ path = {lua_str(str(model))} }},

@@ -44,7 +44,7 @@ def missing() -> str | None:
 def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
     model = trained_model() if server == "model" else None
     if server == "model" and model is None:
-        pytest.skip("no trained model: model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
     # Package the extension as it is now (tsc + vsce, a few seconds), so the test never runs a stale .vsix.
     subprocess.run(["npm", "run", "--silent", "package"], cwd=EXTENSION, check=True, capture_output=True, timeout=300)
     args = ["--screenshot", str(tmp_path / "ghost-text.png")]

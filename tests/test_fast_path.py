@@ -1,4 +1,4 @@
-"""model/fast_path.py: the fast decoding forward equals Transformer.forward, with and without kernels."""
+"""model/sdls_model/fast_path.py: the fast decoding forward equals Transformer.forward, with and without kernels."""
 from kernel_checks import DEVICE, fresh_generator  # first: sets up Triton (interpreter on the CPU)
 
 import pytest

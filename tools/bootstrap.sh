@@ -18,5 +18,6 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "${pip[@]}" install torch==2.13.0 2>&1 | grep -v "^WARNING: Location" \
     || "${pip[@]}" install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
-"${pip[@]}" install -e ".[test,train]" 2>&1 | grep -v "^WARNING: Location" || true
+# Three editable distributions, one per layer (kernels/, model/, the root): each a plain path entry.
+"${pip[@]}" install -e ./kernels -e "./model[train]" -e ".[test,train]" 2>&1 | grep -v "^WARNING: Location" || true
 "$venv/bin/python" -c "import sdls, sdls_model, sdls_kernels, torch; print('bootstrap: sdls ready, torch', torch.__version__)"

@@ -2,7 +2,7 @@
 
 Used by `sdls bench lsp` and `sdls demo`. Example:
 
-    driver = await LspDriver.start(model_dir="model/default")
+    driver = await LspDriver.start(model_dir="model/sdls_model/default")
     await driver.open("file:///tmp/a.py", "def add(a, b):\\n    return \\n")
     result = await driver.inline("file:///tmp/a.py", 1, 11)
     await driver.stop()

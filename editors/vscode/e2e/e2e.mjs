@@ -81,7 +81,7 @@ if (!existsSync(args.chromium)) skip(`no chromium at ${args.chromium} (apt-get i
 if (!existsSync(args.python)) skip(`no Python with sdls at ${args.python}`);
 if (!existsSync(vsix)) skip('editors/vscode/sdls.vsix is missing (run editors/vscode/ci.sh or npm run package)');
 const model = modelDir();
-if (!model) skip('no model: the shipped model (model/default) is missing and --model was not given');
+if (!model) skip('no model: the shipped model (model/sdls_model/default) is missing and --model was not given');
 
 const { chromium } = await import('playwright-core');
 const work = mkdtempSync(join(tmpdir(), 'sdls-vscode-e2e-'));

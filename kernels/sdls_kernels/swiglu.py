@@ -1,6 +1,6 @@
 """SwiGLU activation on a fused gate/up projection: out = silu(gate) * up, one pass.
 
-With the gate and up projections fused into one matmul (model/fast_path.py), the MLP's activation
+With the gate and up projections fused into one matmul (model/sdls_model/fast_path.py), the MLP's activation
 reads one (rows, 2F) buffer and writes (rows, F). In torch that is a chunk, a silu and a multiply
 (two kernels and an intermediate); here it is one kernel. Rounding follows torch: silu(gate) is
 rounded to the input dtype before the multiply, as `F.silu(gate) * up` does.

@@ -42,7 +42,7 @@ class CheckpointError(ValueError):
 
 
 def default_model_dir() -> Path:
-    """The model shipped inside the package (sdls_model/default); it may not exist yet."""
+    """The model shipped inside the package (sdls_model/sdls_model/default); it may not exist yet."""
     return Path(__file__).resolve().parent / "default"
 
 
