@@ -5,6 +5,7 @@ editor would show: ghost text for an inline completion, the edit behind a "Fill 
 action, and the repair a hover offers over a syntax error, each with its latency and the model's
 tokens per forward pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ from pygls.exceptions import JsonRpcException
 
 from sdls_model.precision import add_dtype_argument
 
-SAMPLE = '''import math
+SAMPLE = """import math
 
 
 class Circle:
@@ -42,9 +43,9 @@ def total_area(shapes):
 
 def describe(shape):
     print("shape with area", shape.area()
-'''
-COMPLETE_AT = ("        total += ", 0)        # end of this line: an inline completion
-STUB_LINE = "        pass"                   # "Fill in stubs"
+"""
+COMPLETE_AT = ("        total += ", 0)  # end of this line: an inline completion
+STUB_LINE = "        pass"  # "Fill in stubs"
 BROKEN_LINE = '    print("shape with area", shape.area()'  # hover fix-up: the call is never closed
 
 
@@ -79,8 +80,15 @@ def _line_col(text: str, needle: str, at_end: bool = True) -> tuple[int, int]:
 
 def _apply(text: str, edits: list[lsp.TextEdit]) -> str:
     from sdls.lsp.positions import to_offset
-    spans = [(to_offset(text, e.range.start.line, e.range.start.character),
-              to_offset(text, e.range.end.line, e.range.end.character), e.new_text) for e in edits]
+
+    spans = [
+        (
+            to_offset(text, e.range.start.line, e.range.start.character),
+            to_offset(text, e.range.end.line, e.range.end.character),
+            e.new_text,
+        )
+        for e in edits
+    ]
     for start, end, new in sorted(spans, reverse=True):
         text = text[:start] + new + text[end:]
     return text
@@ -88,6 +96,7 @@ def _apply(text: str, edits: list[lsp.TextEdit]) -> str:
 
 def _diff(before: str, after: str) -> str:
     import difflib
+
     lines = difflib.unified_diff(before.splitlines(), after.splitlines(), "before", "after", n=1, lineterm="")
     return "\n".join("       " + line for line in list(lines)[2:]) or "       (no change)"
 
@@ -122,11 +131,15 @@ async def _demo(args) -> int:
     print(f"file:  {path}\n")
 
     t0 = time.perf_counter()
-    driver = await LspDriver.start(model_dir, options={"model": {"device": args.device, "dtype": args.dtype}}, root=workspace)
+    driver = await LspDriver.start(
+        model_dir, options={"model": {"device": args.device, "dtype": args.dtype}}, root=workspace
+    )
     try:
         await driver.open(uri, SAMPLE)
-        print(f"server started and initialized in {(time.perf_counter() - t0) * 1000:.0f} ms "
-              f"(the model loads in the worker on first use)")
+        print(
+            f"server started and initialized in {(time.perf_counter() - t0) * 1000:.0f} ms "
+            f"(the model loads in the worker on first use)"
+        )
 
         # 1. Inline completion (ghost text) at the end of `total += `.
         line, col = _line_col(SAMPLE, COMPLETE_AT[0])
@@ -138,9 +151,11 @@ async def _demo(args) -> int:
         record = ((await _stats(driver)).get("latencies") or [{}])[0]
         items = result.items if result else []
         per_forward = record.get("tokens", 0) / record["forwards"] if record.get("forwards") else 0
-        print(f"\n[1] inline completion at line {line + 1}, column {col + 1}: {timings[0]:.0f} ms "
-              f"(worker start + model load included), {record.get('forwards', 0)} forward passes, "
-              f"{per_forward:.1f} tokens per forward; asked again: {timings[1]:.0f} ms")
+        print(
+            f"\n[1] inline completion at line {line + 1}, column {col + 1}: {timings[0]:.0f} ms "
+            f"(worker start + model load included), {record.get('forwards', 0)} forward passes, "
+            f"{per_forward:.1f} tokens per forward; asked again: {timings[1]:.0f} ms"
+        )
         if items:
             ghost = items[0].insert_text
             shown = ghost.replace("\n", "\n       ")
@@ -164,8 +179,10 @@ async def _demo(args) -> int:
             ms = (time.perf_counter() - t) * 1000
         if chosen is not None and resolved is not None:
             change = resolved.edit.document_changes[0] if resolved.edit and resolved.edit.document_changes else None
-            print(f"       '{chosen.title}' resolved in {ms:.0f} ms, bound to version "
-                  f"{change.text_document.version if change else '?'}:")
+            print(
+                f"       '{chosen.title}' resolved in {ms:.0f} ms, bound to version "
+                f"{change.text_document.version if change else '?'}:"
+            )
             print(_diff(SAMPLE, _apply(SAMPLE, list(change.edits))) if change else "       (no edit)")
 
         # 3. Hover over the syntax error: the proposed repair, with a link that applies it.
@@ -184,10 +201,14 @@ async def _demo(args) -> int:
 
         stats = await _stats(driver)
         lat = [r for r in stats.get("latencies", []) if r.get("forwards")]
-        print(f"\nserver: {stats.get('rss_mb', 0):.0f} MB resident; worker: {json.dumps(stats.get('worker_info') or {})}")
+        print(
+            f"\nserver: {stats.get('rss_mb', 0):.0f} MB resident; worker: {json.dumps(stats.get('worker_info') or {})}"
+        )
         if lat:
-            print(f"inline requests answered by the model: {len(lat)}, "
-                  f"median {sorted(r['ms'] for r in lat)[len(lat) // 2]:.0f} ms")
+            print(
+                f"inline requests answered by the model: {len(lat)}, "
+                f"median {sorted(r['ms'] for r in lat)[len(lat) // 2]:.0f} ms"
+            )
     except CheckpointError as exc:
         print(f"sdls demo: {exc}")
         return 2

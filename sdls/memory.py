@@ -1,4 +1,5 @@
 """Resident memory of the running process, for the stats the server and the worker report."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ Same core call (`complete_at`), same settings defaults, same prompt and cross-fi
 `sdls serve`; only the backend differs: the engine runs in this process unless --worker asks for
 the shared worker. Positions are LSP's: 0-based line, UTF-16 column.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,12 @@ def load_document(path: str, language: str | None, settings: Settings) -> OpenDo
 
 
 def one_shot_settings(args: argparse.Namespace) -> Settings:
-    settings, _ = settings_from({"model": {"path": args.model, "device": args.device, "dtype": args.dtype},
-                                 "worker": {"inProcess": not args.worker}})
+    settings, _ = settings_from(
+        {
+            "model": {"path": args.model, "device": args.device, "dtype": args.dtype},
+            "worker": {"inProcess": not args.worker},
+        }
+    )
     return settings
 
 
@@ -69,6 +74,7 @@ async def model_backend(settings: Settings):
     by the worker mid-call) becomes a OneShotError."""
     from sdls.lsp.backends import open_backend
     from sdls.worker.client import WorkerError
+
     try:
         backend = await open_backend(settings)
     except WorkerError as exc:
@@ -100,6 +106,7 @@ def run_one_shot(compute, args: argparse.Namespace, show) -> int:
 def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
     from sdls.lsp.prompt import declarations_header
     from sdls.lsp.workspace_index import DeclarationIndex
+
     path = Path(doc.uri.removeprefix("file://"))
     files = DeclarationIndex([path.parent]).context_for(doc.text, path, doc.language)
     return declarations_header(doc.language, files, settings.completion.prefix_chars // 3)
@@ -117,18 +124,33 @@ async def complete_file(args: argparse.Namespace) -> dict:
         raise OneShotError(f"{args.file}: {exc}") from None
     async with model_backend(settings) as backend:
         started = time.perf_counter()
-        outcome = await complete_at(doc, offset, backend=backend, settings=settings.completion,
-                                    cache=CompletionCache(), invoked=True, header=cross_file_header(doc, settings))
+        outcome = await complete_at(
+            doc,
+            offset,
+            backend=backend,
+            settings=settings.completion,
+            cache=CompletionCache(),
+            invoked=True,
+            header=cross_file_header(doc, settings),
+        )
         ms = (time.perf_counter() - started) * 1e3
     result = outcome.result
-    return {"text": result.text if result else "", "forwards": outcome.stats.get("forwards", 0),
-            "tokens": outcome.stats.get("tokens", 0), "ms": round(ms, 1), "scope": outcome.scope,
-            "replace_end": doc.position(result.end) if result else None,
-            "reason": outcome.reason if result is None else ""}
+    return {
+        "text": result.text if result else "",
+        "forwards": outcome.stats.get("forwards", 0),
+        "tokens": outcome.stats.get("tokens", 0),
+        "ms": round(ms, 1),
+        "scope": outcome.scope,
+        "replace_end": doc.position(result.end) if result else None,
+        "reason": outcome.reason if result is None else "",
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     # No completion is a normal answer here (exit 0): editors' scripts call this at every position.
-    status = run_one_shot(complete_file, args,
-                          lambda out: (out["text"], True) if out["text"] else (f"sdls: no completion: {out['reason']}", False))
+    status = run_one_shot(
+        complete_file,
+        args,
+        lambda out: (out["text"], True) if out["text"] else (f"sdls: no completion: {out['reason']}", False),
+    )
     return 0 if status == 1 else status

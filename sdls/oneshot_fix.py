@@ -1,11 +1,18 @@
 """`sdls fix FILE --line L`: the fix-up a hover on that line would offer (same core call as the server)."""
+
 from __future__ import annotations
 
 import argparse
 import time
 
-from sdls.oneshot import (OneShotError, add_common_arguments, load_document, model_backend, one_shot_settings,
-                          run_one_shot)
+from sdls.oneshot import (
+    OneShotError,
+    add_common_arguments,
+    load_document,
+    model_backend,
+    one_shot_settings,
+    run_one_shot,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def target_offset(doc, line: int) -> int:
     """Where a hover on `line` lands: the first syntax error on it, else its first non-blank character."""
     from sdls.syntax import syntax_errors
+
     start = doc.offset(line, 0)
     end = doc.text.find("\n", start)
     end = len(doc.text) if end < 0 else end
@@ -42,10 +50,16 @@ async def fix_file(args: argparse.Namespace) -> dict:
     c = settings.completion
     async with model_backend(settings) as backend:
         started = time.perf_counter()
-        fix = await propose_fixup(doc.syntax, offset, backend=backend, settings=settings.actions,
-                                  decode=decode_settings(c),
-                                  budget=Budget(c.prefix_chars, c.suffix_chars, settings.actions.max_tokens),
-                                  validate=settings.actions.validate, use_doubt=settings.hover.doubt)
+        fix = await propose_fixup(
+            doc.syntax,
+            offset,
+            backend=backend,
+            settings=settings.actions,
+            decode=decode_settings(c),
+            budget=Budget(c.prefix_chars, c.suffix_chars, settings.actions.max_tokens),
+            validate=settings.actions.validate,
+            use_doubt=settings.hover.doubt,
+        )
         ms = (time.perf_counter() - started) * 1e3
     if fix is None:
         return {"problem": None, "edits": [], "diff": "", "reason": "nothing to fix on this line", "ms": round(ms, 1)}
@@ -54,5 +68,12 @@ async def fix_file(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_one_shot(fix_file, args, lambda out: (f"{out['problem']}\n{out['diff']}", True) if out["edits"]
-                        else (f"sdls: no fix-up: {out['problem'] or ''} {out['reason']}".strip(), False))
+    return run_one_shot(
+        fix_file,
+        args,
+        lambda out: (
+            (f"{out['problem']}\n{out['diff']}", True)
+            if out["edits"]
+            else (f"sdls: no fix-up: {out['problem'] or ''} {out['reason']}".strip(), False)
+        ),
+    )

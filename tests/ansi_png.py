@@ -3,6 +3,7 @@
 Used by the editor tests to make screenshots of Neovim's real TUI. Handles the SGR codes Neovim
 emits: reset, bold/italic/underline/reverse on and off, 16/256/24-bit foreground and background.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,9 +16,24 @@ OTHER_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[()][A-Za-z0-
 DEFAULT_FG = (224, 226, 234)
 DEFAULT_BG = (20, 22, 27)
 # xterm's 16 base colours.
-BASE16 = [(0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205),
-          (229, 229, 229), (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255),
-          (255, 0, 255), (0, 255, 255), (255, 255, 255)]
+BASE16 = [
+    (0, 0, 0),
+    (205, 0, 0),
+    (0, 205, 0),
+    (205, 205, 0),
+    (0, 0, 238),
+    (205, 0, 205),
+    (0, 205, 205),
+    (229, 229, 229),
+    (127, 127, 127),
+    (255, 0, 0),
+    (0, 255, 0),
+    (255, 255, 0),
+    (92, 92, 255),
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 255, 255),
+]
 
 
 def xterm256(n: int) -> tuple[int, int, int]:
@@ -33,7 +49,7 @@ def xterm256(n: int) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class Style:
-    fg: tuple[int, int, int] | None = None   # None = the terminal default
+    fg: tuple[int, int, int] | None = None  # None = the terminal default
     bg: tuple[int, int, int] | None = None
     bold: bool = False
     italic: bool = False
@@ -67,7 +83,7 @@ def apply_sgr(style: Style, params: str) -> Style:
                 style = replace(style, **{key: xterm256(codes[i + 2])})
                 i += 2
             elif codes[i + 1] == 2 and i + 4 < len(codes):
-                style = replace(style, **{key: tuple(codes[i + 2:i + 5])})
+                style = replace(style, **{key: tuple(codes[i + 2 : i + 5])})
                 i += 4
         i += 1
     return style
@@ -81,7 +97,7 @@ def parse(capture: str) -> list[list[tuple[str, Style]]]:
         row: list[tuple[str, Style]] = []
         pos = 0
         for m in SGR.finditer(line):
-            row.extend((ch, style) for ch in OTHER_ESCAPE.sub("", line[pos:m.start()]))
+            row.extend((ch, style) for ch in OTHER_ESCAPE.sub("", line[pos : m.start()]))
             style = apply_sgr(style, m.group(1))
             pos = m.end()
         row.extend((ch, style) for ch in OTHER_ESCAPE.sub("", line[pos:]))
@@ -103,6 +119,7 @@ def _font(style: str, size: int):
     candidates = [Path("/usr/share/fonts/truetype/dejavu") / name]
     try:
         import matplotlib
+
         candidates.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name)
     except ImportError:
         pass
@@ -112,8 +129,7 @@ def _font(style: str, size: int):
     return ImageFont.load_default(size)
 
 
-def render(capture: str, path: Path, columns: int, font_size: int = 16,
-           cursor: tuple[int, int] | None = None) -> Path:
+def render(capture: str, path: Path, columns: int, font_size: int = 16, cursor: tuple[int, int] | None = None) -> Path:
     """Draw the capture as a PNG of `columns` cells per row; `cursor` (column, row) as a bar."""
     from PIL import Image, ImageDraw
 

@@ -4,6 +4,7 @@ The real-model tests run on SDLS_EDITOR_TEST_MODEL if set, else the shipped mode
 they type where that model offers a completion (`find_offer`), so the editor is checked against the
 model's own output whatever its quality.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ def trained_model() -> Path | None:
     if given:
         return Path(given)
     from sdls_model.checkpoint import default_model_dir
+
     shipped = default_model_dir()
     return shipped if (shipped / "config.json").exists() else None
 
@@ -25,6 +27,7 @@ def trained_model() -> Path | None:
 class Offer:
     """Where the model offers ghost text in a real file: open `text` (line `row` holds only its
     indentation), type `typed` at the end of that line, and the model's answer is `completion`."""
+
     text: str
     row: int
     indent: int
@@ -61,14 +64,19 @@ async def _probe(model: Path, text: str, tries: int) -> tuple[Offer | None, str]
             line = lines[row]
             indent = len(line) - len(line.lstrip())
             body = line[indent:]
-            first_word = re.match(r"[\w.]+ ?", body)        # what a user types before pausing: "return "
+            first_word = re.match(r"[\w.]+ ?", body)  # what a user types before pausing: "return "
             typed = first_word.group(0) if first_word and len(first_word.group(0)) >= 2 else body[:2]
-            state = "\n".join(lines[:row] + [line[:indent] + typed] + lines[row + 1:])
+            state = "\n".join(lines[:row] + [line[:indent] + typed] + lines[row + 1 :])
             doc = DocumentStore(settings.max_document_chars).open(f"file:///probe{k}.py", "python", 1, state)
-            outcome = await complete_at(doc, doc.offset(row, indent + len(typed)), backend=backend,
-                                        settings=settings.completion, cache=CompletionCache())
+            outcome = await complete_at(
+                doc,
+                doc.offset(row, indent + len(typed)),
+                backend=backend,
+                settings=settings.completion,
+                cache=CompletionCache(),
+            )
             if outcome.result is not None and outcome.result.text.strip():
-                opened = "\n".join(lines[:row] + [line[:indent]] + lines[row + 1:])
+                opened = "\n".join(lines[:row] + [line[:indent]] + lines[row + 1 :])
                 return Offer(opened, row, indent, typed, outcome.result.text), ""
             reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
     said = "; ".join(f"{n} x {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]))

@@ -10,6 +10,7 @@ answers; SCRIPTED_LOG names a file that gets one line per request, answer and ca
 Code actions: on a line holding `pass`, "Fill in stub" (refactor.rewrite), whose edit, computed only
 on codeAction/resolve like the real server's, replaces `pass` with `return a + b`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,11 @@ async def inline_completion(ls: LanguageServer, params: lsp.InlineCompletionPara
     before = line[: params.position.character]
     if before.endswith("ret"):
         start = lsp.Position(params.position.line, params.position.character - 3)
-        item = lsp.InlineCompletionItem("return a + b", range=lsp.Range(start, params.position),
-                                        command=lsp.Command("accepted", "scripted.accepted", arguments=["return a + b"]))
+        item = lsp.InlineCompletionItem(
+            "return a + b",
+            range=lsp.Range(start, params.position),
+            command=lsp.Command("accepted", "scripted.accepted", arguments=["return a + b"]),
+        )
     else:
         item = lsp.InlineCompletionItem(SUGGESTION)
     log(f"answer {item.insert_text!r}")
@@ -63,16 +67,21 @@ def accepted(ls: LanguageServer, *args):
     log(f"command accepted {args[0] if args else ''}")
 
 
-@server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
-                lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.RefactorRewrite], resolve_provider=True))
+@server.feature(
+    lsp.TEXT_DOCUMENT_CODE_ACTION,
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.RefactorRewrite], resolve_provider=True),
+)
 def code_action(ls: LanguageServer, params: lsp.CodeActionParams):
     doc = ls.workspace.get_text_document(params.text_document.uri)
     line = params.range.start.line
     if line >= len(doc.lines) or "pass" not in doc.lines[line]:
         return []
     log(f"code action {line}")
-    return [lsp.CodeAction(title="Fill in stub", kind=lsp.CodeActionKind.RefactorRewrite,
-                           data={"uri": doc.uri, "line": line})]
+    return [
+        lsp.CodeAction(
+            title="Fill in stub", kind=lsp.CodeActionKind.RefactorRewrite, data={"uri": doc.uri, "line": line}
+        )
+    ]
 
 
 @server.feature(lsp.CODE_ACTION_RESOLVE)

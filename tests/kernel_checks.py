@@ -4,6 +4,7 @@ Import this module before anything that imports triton. On a machine without CUD
 Triton to its interpreter (the only way Triton runs on a CPU; nothing compiled can be poisoned
 there); on a CUDA machine it leaves Triton compiled and the same checks run on the GPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,4 +48,5 @@ def check_rule(what: str, kernel_out, torch_out, exact, atol: float, seed: int, 
     times torch's own error at the same precision, plus a small absolute floor."""
     k_err, t_err = max_error(kernel_out, exact), max_error(torch_out, exact)
     assert k_err <= factor * t_err + atol, (
-        f"{what}: kernel error {k_err:.3g} > {factor} x torch error {t_err:.3g} + {atol:g} (seed {seed})")
+        f"{what}: kernel error {k_err:.3g} > {factor} x torch error {t_err:.3g} + {atol:g} (seed {seed})"
+    )

@@ -3,6 +3,7 @@
 Only the scheduling and transport logic is under test with these; the real engine is exercised by
 the end-to-end tests (tests/test_lsp_e2e.py) with a tiny random-weight checkpoint.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ class SteppingEngine:
 
     def __init__(self, steps: int = 5, step_s: float = 0.01, name: str = "stepping"):
         self.steps, self.step_s, self.name = steps, step_s, name
-        self.batches: list[list[str]] = []     # the prefix/text of each job, per engine.run call
+        self.batches: list[list[str]] = []  # the prefix/text of each job, per engine.run call
         self.started = threading.Event()
         self.fail_next = False
 
@@ -51,7 +52,7 @@ class SteppingEngine:
         for job, forwards in zip(jobs, done):
             cancelled = bool(job.cancel and job.cancel.cancelled)
             if isinstance(job, EditJob):
-                new = job.text[job.start:job.end].upper()
+                new = job.text[job.start : job.end].upper()
                 edits = [TextEdit(job.start, job.end, new)]
                 results.append(JobResult(new, [], JobStats(forwards=forwards), cancelled, edits))
             else:
@@ -77,6 +78,7 @@ class ScriptedBackend:
 
     async def run(self, job, lane="inline"):
         import asyncio
+
         self.jobs.append(job)
         self.lanes.append(lane)
         if self.delay_s:

@@ -1,4 +1,5 @@
 """Start `sdls serve` as a subprocess and drive it with pytest-lsp's LanguageClient (shared by the e2e tests)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,13 +19,19 @@ PY = "python"
 
 
 def short_tmp() -> Path:
-    return Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))   # Unix socket paths must stay < 108 bytes
+    return Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))  # Unix socket paths must stay < 108 bytes
 
 
 @asynccontextmanager
-async def sdls_session(model_dir: str | Path | None, options: dict | None = None, root: Path | None = None,
-                       extra_args: tuple[str, ...] = (), socket_dir: Path | None = None,
-                       configuration: dict | None = None, pull: bool | None = None):
+async def sdls_session(
+    model_dir: str | Path | None,
+    options: dict | None = None,
+    root: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+    socket_dir: Path | None = None,
+    configuration: dict | None = None,
+    pull: bool | None = None,
+):
     """A started, initialized server with its own worker socket (or the one in `socket_dir`, shared);
     a worker it owns is stopped afterwards. `configuration` is the client's "sdls" section, which it
     answers workspace/configuration with (`client.set_configuration` changes it); `pull` says whether
@@ -46,10 +53,13 @@ async def sdls_session(model_dir: str | Path | None, options: dict | None = None
     if configuration is not None:
         client.set_configuration(configuration, section="sdls")
     pull = configuration is not None if pull is None else pull
-    caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True),
-                                  workspace=lsp.WorkspaceClientCapabilities(configuration=pull, workspace_folders=True))
-    client.init_result = await client.initialize_session(lsp.InitializeParams(
-        capabilities=caps, initialization_options=init, root_uri=root.as_uri() if root else None))
+    caps = lsp.ClientCapabilities(
+        window=lsp.WindowClientCapabilities(work_done_progress=True),
+        workspace=lsp.WorkspaceClientCapabilities(configuration=pull, workspace_folders=True),
+    )
+    client.init_result = await client.initialize_session(
+        lsp.InitializeParams(capabilities=caps, initialization_options=init, root_uri=root.as_uri() if root else None)
+    )
     try:
         yield client
     finally:
@@ -85,15 +95,21 @@ def open_doc(client, uri: str, text: str, language: str = PY, version: int = 1) 
 
 def change_doc(client, uri: str, version: int, line: int, col: int, text: str) -> None:
     pos = lsp.Position(line, col)
-    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-        lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        [lsp.TextDocumentContentChangePartial(range=lsp.Range(pos, pos), text=text)]))
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            [lsp.TextDocumentContentChangePartial(range=lsp.Range(pos, pos), text=text)],
+        )
+    )
 
 
 def inline_params(uri: str, line: int, col: int, invoked: bool = True) -> lsp.InlineCompletionParams:
     kind = lsp.InlineCompletionTriggerKind.Invoked if invoked else lsp.InlineCompletionTriggerKind.Automatic
-    return lsp.InlineCompletionParams(context=lsp.InlineCompletionContext(trigger_kind=kind),
-                                      text_document=lsp.TextDocumentIdentifier(uri), position=lsp.Position(line, col))
+    return lsp.InlineCompletionParams(
+        context=lsp.InlineCompletionContext(trigger_kind=kind),
+        text_document=lsp.TextDocumentIdentifier(uri),
+        position=lsp.Position(line, col),
+    )
 
 
 async def inline(client, uri: str, line: int, col: int, invoked: bool = True):
@@ -102,4 +118,4 @@ async def inline(client, uri: str, line: int, col: int, invoked: bool = True):
 
 async def configure(client, settings: dict) -> None:
     client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=settings))
-    await stats(client)      # a request round trip: the notification has been handled before it
+    await stats(client)  # a request round trip: the notification has been handled before it

@@ -4,6 +4,7 @@ A dozen lines of protocol: requests are [0, id, method, args], answers [1, id, e
 notifications [2, method, args] (ignored here). Works over a child's stdio (`nvim --embed`) or a
 socket (`nvim --listen PATH`, e.g. an nvim running in tmux for screenshots).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,10 +51,13 @@ class Nvim:
         self._next_id = 0
 
     @classmethod
-    def embed(cls, nvim: str, init_lua: Path, cwd: Path, env: dict | None = None) -> "Nvim":
+    def embed(cls, nvim: str, init_lua: Path, cwd: Path, env: dict | None = None) -> Nvim:
         proc = subprocess.Popen(
             [nvim, "--embed", "--headless", "--clean", "-n", "-u", str(init_lua)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
         )
 
         def write(data: bytes) -> None:
@@ -63,7 +67,7 @@ class Nvim:
         return cls(proc.stdout.fileno(), write, proc=proc)
 
     @classmethod
-    def connect(cls, address: str, timeout: float = 20) -> "Nvim":
+    def connect(cls, address: str, timeout: float = 20) -> Nvim:
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -1,4 +1,5 @@
 """Architecture invariants (see ARCHITECTURE.md), checked on the source so they stay true."""
+
 import ast
 import os
 import subprocess
@@ -26,8 +27,11 @@ def imports_of(folder: str) -> dict[str, set[str]]:
 
 
 def offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{path} imports {sorted(names & set(forbidden))}"
-            for path, names in imports_of(folder).items() if names & set(forbidden)]
+    return [
+        f"{path} imports {sorted(names & set(forbidden))}"
+        for path, names in imports_of(folder).items()
+        if names & set(forbidden)
+    ]
 
 
 def test_model_never_imports_sdls_or_lsp():
@@ -52,12 +56,15 @@ def test_import_names_are_the_paths_of_their_folders():
     import sdls
     import sdls_kernels
     import sdls_model
+
     assert Path(sdls_model.__file__).parent == ROOT / "model" / "sdls_model"
     assert Path(sdls_kernels.__file__).parent == ROOT / "kernels" / "sdls_kernels"
     assert Path(sdls.__file__).parent == ROOT / "sdls"
 
 
-@pytest.mark.parametrize("alias", ["model.sdls_model.jobs", "kernels.sdls_kernels.dispatch", "model.jobs", "kernels.dispatch"])
+@pytest.mark.parametrize(
+    "alias", ["model.sdls_model.jobs", "kernels.sdls_kernels.dispatch", "model.jobs", "kernels.dispatch"]
+)
 def test_no_file_imports_under_a_second_name(alias):
     """From the repository root model/ and kernels/ are folders, not packages (model/ once was, and
     `model.jobs` beside `sdls_model.jobs` made two InfillJob classes). Python still sees them as
@@ -69,9 +76,10 @@ def test_no_file_imports_under_a_second_name(alias):
 
 def test_every_package_folder_is_listed_in_its_pyproject():
     import tomllib
+
     for folder, name in DISTRIBUTIONS:
         conf = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["setuptools"]
-        assert conf["package-dir"] == {"": "."}, folder   # a plain path entry when installed editable
+        assert conf["package-dir"] == {"": "."}, folder  # a plain path entry when installed editable
         listed = set(conf["packages"])
         for init in (folder / name).rglob("__init__.py"):
             pkg = ".".join(init.parent.relative_to(folder).parts)
@@ -82,20 +90,50 @@ def test_every_package_folder_is_listed_in_its_pyproject():
 def test_built_wheels_install_and_import(tmp_path):
     wheels = tmp_path / "wheels"
     for folder, _ in DISTRIBUTIONS:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", str(folder), "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(wheels)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                str(folder),
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(wheels),
+            ],
+            check=True,
+            capture_output=True,
+        )
     built = sorted(w.name.split("-")[0] for w in wheels.glob("*.whl"))
     assert built == ["sdls", "sdls_kernels", "sdls_model"], built
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                    *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
-    probe = ("import sdls, sdls_model, sdls_kernels, sdls.cli; from sdls_model.checkpoint import default_model_dir; "
-             "print(sdls.__file__); print(sdls_model.__file__); print(sdls_kernels.__file__); "
-             "print(default_model_dir() / 'config.json')")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            *map(str, wheels.glob("*.whl")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import sdls, sdls_model, sdls_kernels, sdls.cli; from sdls_model.checkpoint import default_model_dir; "
+        "print(sdls.__file__); print(sdls_model.__file__); print(sdls_kernels.__file__); "
+        "print(default_model_dir() / 'config.json')"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
-                         env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     files = out.stdout.split()
     assert all(f.startswith(str(target)) for f in files), files
-    assert Path(files[-1]).is_file()   # the shipped model travels inside the sdls-model wheel
+    assert Path(files[-1]).is_file()  # the shipped model travels inside the sdls-model wheel
     assert not (target / "tests").exists() and not (target / "model").exists()

@@ -1,4 +1,5 @@
 """`sdls bench kernels`: the smoke run goes end to end on the CPU, and the floor arithmetic is right."""
+
 import os
 import re
 import subprocess
@@ -15,14 +16,19 @@ from sdls_model.transformer import Transformer
 def test_smoke_run_prints_the_table_with_owed_gpu_figures():
     env = dict(os.environ)
     if not torch.cuda.is_available():
-        env["TRITON_INTERPRET"] = "1"    # the kernel path runs in Triton's interpreter
-    proc = subprocess.run([sys.executable, "-m", "sdls.cli", "bench", "kernels", "--smoke"],
-                          capture_output=True, text=True, timeout=240, env=env)
+        env["TRITON_INTERPRET"] = "1"  # the kernel path runs in Triton's interpreter
+    proc = subprocess.run(
+        [sys.executable, "-m", "sdls.cli", "bench", "kernels", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     row = next(line for line in out.splitlines() if line.startswith("| test-tiny | 64 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert float(cells[2]) > 0                                   # eager ms was measured
+    assert float(cells[2]) > 0  # eager ms was measured
     diff, scale = map(float, re.match(r"([\d.e+-]+) \(([\d.e+-]+)\)", cells[8]).groups())
     assert diff < 1e-4 * max(scale, 1.0) and cells[9] == "100%"  # kernel path == model forward
     for kernel in ("confidence", "add_rmsnorm", "swiglu", "rope", "block_attention"):
@@ -36,6 +42,7 @@ def test_without_gpu_the_full_run_refuses_clearly(capsys):
     if torch.cuda.is_available():
         pytest.skip("has a GPU")
     from sdls.cli import main
+
     assert main(["bench", "kernels"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().out
 
@@ -45,8 +52,8 @@ def test_floor_bytes_count_each_weight_once(name, expected_params):
     cfg = ModelConfig.from_name(name)
     with torch.device("meta"):
         model = Transformer(cfg).to(torch.bfloat16)
-    if cfg.tie_embeddings:   # a tied table is read whole by the lm_head, once
+    if cfg.tie_embeddings:  # a tied table is read whole by the lm_head, once
         assert weight_bytes(model) == 2 * expected_params
-    else:                    # an untied table is only gathered: not counted
+    else:  # an untied table is only gathered: not counted
         assert weight_bytes(model) == 2 * (expected_params - cfg.vocab_size * cfg.d_model)
     assert kv_bytes(cfg, 1024, torch.bfloat16) == 2 * cfg.n_layers * cfg.n_kv_heads * 1024 * cfg.head_dim * 2

@@ -1,4 +1,5 @@
 """sdls's own checkpoint format: save/load round trips, sharding, atomic publishing, dtypes."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_checkpoints import random_model, sdls_tokenizer, tiny_cfg, write_sdls
 from safetensors.torch import load_file
 
 import sdls_model.checkpoint as checkpoint
-from fixtures_checkpoints import random_model, sdls_tokenizer, tiny_cfg, write_sdls
-from sdls_model.checkpoint import CheckpointError, default_model_dir, load_checkpoint, save_checkpoint, validate_checkpoint
+from sdls_model.checkpoint import (
+    CheckpointError,
+    default_model_dir,
+    load_checkpoint,
+    save_checkpoint,
+    validate_checkpoint,
+)
 
 torch.set_num_threads(1)
 

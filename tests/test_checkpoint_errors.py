@@ -1,17 +1,18 @@
 """Broken checkpoints fail with a CheckpointError naming the file and tensor, before any weight is read."""
+
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
+from fixtures_checkpoints import sdls_tokenizer, tiny_cfg, write_dream, write_llada, write_sdls
 from safetensors.torch import load_file, save_file
 
 import sdls_model.checkpoint as checkpoint
-from fixtures_checkpoints import sdls_tokenizer, tiny_cfg, write_dream, write_llada, write_sdls
 from sdls_model.checkpoint import CheckpointError, load_checkpoint, validate_checkpoint
 
 torch.set_num_threads(1)
@@ -126,7 +127,9 @@ def _shard_missing(ck: Path) -> list[str]:
 
 
 def _wrong_shape(ck: Path) -> list[str]:
-    edit_tensors(ck / "model.safetensors", lambda t: t.update({"layers.0.self_attn.k_proj.weight": torch.zeros(48, 64)}))
+    edit_tensors(
+        ck / "model.safetensors", lambda t: t.update({"layers.0.self_attn.k_proj.weight": torch.zeros(48, 64)})
+    )
     return [f"{ck / 'model.safetensors'}: tensor 'layers.0.self_attn.k_proj.weight' has shape [48, 64]", "[32, 64]"]
 
 
@@ -154,7 +157,9 @@ def _integer_weights(ck: Path) -> list[str]:
 def _index_lists_absent_tensor(ck: Path) -> list[str]:
     shard = shard_holding(ck, "norm.weight")
     edit_tensors(shard, lambda t: t.pop("norm.weight"))
-    return [f"{shard}: tensor 'norm.weight' is listed for this shard in model.safetensors.index.json but the shard lacks it"]
+    return [
+        f"{shard}: tensor 'norm.weight' is listed for this shard in model.safetensors.index.json but the shard lacks it"
+    ]
 
 
 def _shard_has_unlisted(ck: Path) -> list[str]:
@@ -198,8 +203,10 @@ CASES: list[tuple[str, bool, Callable[[Path], list[str]]]] = [
 @pytest.fixture
 def no_weight_reads(monkeypatch):
     """Fail the test if any weight data is read: errors must come before serving anything."""
+
     def forbidden(stored):
         raise AssertionError("weights were read from a checkpoint that should have been rejected")
+
     monkeypatch.setattr(checkpoint, "load_tensors", forbidden)
 
 
@@ -242,10 +249,15 @@ def test_external_formats_name_their_own_tensors(tmp_path, no_weight_reads):
     """Errors speak the checkpoint's own names (what the user can find in the file)."""
     write_dream(tmp_path / "dream")
     edit_tensors(tmp_path / "dream" / "model.safetensors", lambda t: t.pop("model.layers.1.self_attn.q_proj.bias"))
-    check(tmp_path / "dream", [f"{tmp_path / 'dream' / 'model.safetensors'}: tensor 'model.layers.1.self_attn.q_proj.bias' is missing"])
+    check(
+        tmp_path / "dream",
+        [f"{tmp_path / 'dream' / 'model.safetensors'}: tensor 'model.layers.1.self_attn.q_proj.bias' is missing"],
+    )
     write_llada(tmp_path / "llada")
-    edit_tensors(tmp_path / "llada" / "model.safetensors",
-                 lambda t: t.update({"model.transformer.blocks.0.ff_proj.weight": torch.zeros(64, 64)}))
+    edit_tensors(
+        tmp_path / "llada" / "model.safetensors",
+        lambda t: t.update({"model.transformer.blocks.0.ff_proj.weight": torch.zeros(64, 64)}),
+    )
     check(tmp_path / "llada", ["tensor 'model.transformer.blocks.0.ff_proj.weight' has shape [64, 64]", "[96, 64]"])
     edit_json(tmp_path / "llada" / "config.json", lambda c: c.update(alibi=True))
     check(tmp_path / "llada", ["config.json", "alibi=True is not supported"])
@@ -264,9 +276,13 @@ def test_save_refuses_a_model_that_does_not_match_its_config(tmp_path):
 def test_non_finite_weights_are_rejected_on_load(tmp_path):
     ck = tmp_path / "ck"
     write_sdls(ck)
-    edit_tensors(ck / "model.safetensors", lambda t: t["layers.1.mlp.down_proj.weight"].__setitem__((3, 4), float("nan")))
+    edit_tensors(
+        ck / "model.safetensors", lambda t: t["layers.1.mlp.down_proj.weight"].__setitem__((3, 4), float("nan"))
+    )
     assert validate_checkpoint(ck) == []  # headers are fine; only reading the data shows it
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'layers\.1\.mlp\.down_proj\.weight' contains NaN"):
+    with pytest.raises(
+        CheckpointError, match=r"model\.safetensors: tensor 'layers\.1\.mlp\.down_proj\.weight' contains NaN"
+    ):
         load_checkpoint(ck)
 
 

@@ -1,12 +1,13 @@
 """Each external loader on a tiny random checkpoint written in that format's exact on-disk layout."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from fixtures_checkpoints import edit_json_file, special_id, write_dream, write_llada, write_open_dcoder
 
-from fixtures_checkpoints import (edit_json_file, special_id, write_dream, write_llada, write_open_dcoder)
 from sdls_model.checkpoint import CheckpointError, load_checkpoint, validate_checkpoint
 
 torch.set_num_threads(1)
@@ -24,9 +25,24 @@ def check_cfg(cfg, **expected) -> None:
     assert got == expected
 
 
-QWEN_FACTS = dict(vocab_size=320, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96, rope_theta=50000.0,
-                  qkv_bias=True, norm_eps=1e-6, max_seq_len=2048, attention="bidirectional", infill_layout="in_place",
-                  bos_id=None, fim_prefix_id=None, fim_suffix_id=None, fim_middle_id=None)
+QWEN_FACTS = dict(
+    vocab_size=320,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    n_kv_heads=2,
+    ffn_size=96,
+    rope_theta=50000.0,
+    qkv_bias=True,
+    norm_eps=1e-6,
+    max_seq_len=2048,
+    attention="bidirectional",
+    infill_layout="in_place",
+    bos_id=None,
+    fim_prefix_id=None,
+    fim_suffix_id=None,
+    fim_middle_id=None,
+)
 
 
 @pytest.mark.parametrize("tie,shards", [(False, 1), (True, 3)])
@@ -34,8 +50,16 @@ def test_dream(tmp_path, tie, shards):
     source = write_dream(tmp_path / "dream", tie=tie, shards=shards)
     cfg, model, tok = load_checkpoint(tmp_path / "dream")
     eos = special_id("<|endoftext|>")
-    check_cfg(cfg, **QWEN_FACTS, tie_embeddings=tie, logit_shift=True, mask_id=special_id("<|mask|>"),
-              eos_id=eos, pad_id=eos, extra_stop_ids=[])
+    check_cfg(
+        cfg,
+        **QWEN_FACTS,
+        tie_embeddings=tie,
+        logit_shift=True,
+        mask_id=special_id("<|mask|>"),
+        eos_id=eos,
+        pad_id=eos,
+        extra_stop_ids=[],
+    )
     assert same_logits(model, source)
     assert (model.lm_head.weight is model.embed_tokens.weight) == tie
     assert tok.token_to_id("<|mask|>") == cfg.mask_id
@@ -43,8 +67,9 @@ def test_dream(tmp_path, tie, shards):
 
 def test_dream_mask_from_tokenizer_and_stops_from_generation_config(tmp_path):
     write_dream(tmp_path / "dream", with_mask_id=False)
-    (tmp_path / "dream" / "generation_config.json").write_text(json.dumps(
-        {"eos_token_id": [special_id("<|endoftext|>"), special_id("<|im_end|>")]}))
+    (tmp_path / "dream" / "generation_config.json").write_text(
+        json.dumps({"eos_token_id": [special_id("<|endoftext|>"), special_id("<|im_end|>")]})
+    )
     cfg, _, _ = load_checkpoint(tmp_path / "dream")
     assert cfg.mask_id == special_id("<|mask|>")
     assert cfg.extra_stop_ids == [special_id("<|im_end|>")]
@@ -68,15 +93,23 @@ def test_qwen2_exports_may_carry_harmless_extras(tmp_path):
 def test_open_dcoder(tmp_path, shards):
     source = write_open_dcoder(tmp_path / "odc", shards=shards)
     cfg, model, _ = load_checkpoint(tmp_path / "odc")
-    check_cfg(cfg, **QWEN_FACTS, tie_embeddings=True, logit_shift=True, mask_id=special_id("<M>"),
-              eos_id=special_id("<|endoftext|>"))
+    check_cfg(
+        cfg,
+        **QWEN_FACTS,
+        tie_embeddings=True,
+        logit_shift=True,
+        mask_id=special_id("<M>"),
+        eos_id=special_id("<|endoftext|>"),
+    )
     assert same_logits(model, source)
 
 
 def test_open_dcoder_config_overrides(tmp_path):
     write_open_dcoder(tmp_path / "odc")
-    edit_json_file(tmp_path / "odc" / "config.json",
-                   lambda c: c.update(sdls_logit_shift=False, mask_token_id=special_id("<|mask|>")))
+    edit_json_file(
+        tmp_path / "odc" / "config.json",
+        lambda c: c.update(sdls_logit_shift=False, mask_token_id=special_id("<|mask|>")),
+    )
     cfg, _, _ = load_checkpoint(tmp_path / "odc")
     assert (cfg.logit_shift, cfg.mask_id) == (False, special_id("<|mask|>"))
 
@@ -84,7 +117,9 @@ def test_open_dcoder_config_overrides(tmp_path):
 def test_open_dcoder_without_any_mask_token_is_rejected(tmp_path):
     write_open_dcoder(tmp_path / "odc")
     (tmp_path / "odc" / "tokenizer_config.json").unlink()
-    from tokenizers import Tokenizer as HF, models, pre_tokenizers
+    from tokenizers import Tokenizer as HF
+    from tokenizers import models, pre_tokenizers
+
     bare = HF(models.BPE(vocab={"a": 0, "b": 1}, merges=[]))
     bare.pre_tokenizer = pre_tokenizers.ByteLevel()
     bare.save(str(tmp_path / "odc" / "tokenizer.json"))
@@ -97,10 +132,27 @@ def test_llada(tmp_path, tie, shards):
     source = write_llada(tmp_path / "llada", shards=shards, tie=tie)
     cfg, model, _ = load_checkpoint(tmp_path / "llada")
     eos = special_id("<|endoftext|>")
-    check_cfg(cfg, vocab_size=320, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=96, rope_theta=10000.0,
-              qkv_bias=False, tie_embeddings=tie, norm_eps=1e-5, max_seq_len=1024, attention="bidirectional",
-              infill_layout="in_place", logit_shift=False, mask_id=special_id("<|mdm_mask|>"), eos_id=eos,
-              pad_id=eos, extra_stop_ids=[special_id("<|eot_id|>")])
+    check_cfg(
+        cfg,
+        vocab_size=320,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        ffn_size=96,
+        rope_theta=10000.0,
+        qkv_bias=False,
+        tie_embeddings=tie,
+        norm_eps=1e-5,
+        max_seq_len=1024,
+        attention="bidirectional",
+        infill_layout="in_place",
+        logit_shift=False,
+        mask_id=special_id("<|mdm_mask|>"),
+        eos_id=eos,
+        pad_id=eos,
+        extra_stop_ids=[special_id("<|eot_id|>")],
+    )
     assert same_logits(model, source)
 
 

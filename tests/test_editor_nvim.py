@@ -4,6 +4,7 @@ Two servers: a scripted one (tests/editor_scripted_server.py) where the exact gh
 known (accept word / line, typing along, Tab fallback, cancellation), and the real `sdls serve`
 end to end (ghost text -> accept -> text in the buffer; a code action's edit; :checkhealth; status).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-
 from editor_models import Offer, find_offer, trained_model
 from nvim_driver import REPO, Nvim, find_nvim, write_init
 
@@ -58,8 +58,11 @@ class Session:
 def session(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nvim_scripted")
     env = dict(os.environ, SCRIPTED_DELAY_FILE=str(folder / "delay_ms"), SCRIPTED_LOG=str(folder / "server.log"))
-    init = write_init(folder / "init.lua", f"""
-require('sdls').setup{{ cmd = {{ {lua_str(sys.executable)}, {lua_str(str(SCRIPTED))} }} }}""")
+    init = write_init(
+        folder / "init.lua",
+        f"""
+require('sdls').setup{{ cmd = {{ {lua_str(sys.executable)}, {lua_str(str(SCRIPTED))} }} }}""",
+    )
     nv = Nvim.embed(NVIM, init, folder, env=env)
     yield Session(nv, folder)
     nv.close()
@@ -92,15 +95,23 @@ def test_accept_word_then_line_keeps_the_rest_on_screen(scripted):
     nv.input("2GA")
     nv.wait_for(GHOST, timeout=10)
     nv.input("<M-Right>")
-    assert nv.wait_for("local g = require('sdls.inline').current(); return g ~= 'total = a + b\\nreturn total' and g", timeout=5) \
+    assert (
+        nv.wait_for(
+            "local g = require('sdls.inline').current(); return g ~= 'total = a + b\\nreturn total' and g", timeout=5
+        )
         == " = a + b\nreturn total"
+    )
     assert nv.lua(LINES)[1] == "    total"
     nv.input("<M-Down>")
-    assert nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 1) == '\\n' and g", timeout=5) \
+    assert (
+        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 1) == '\\n' and g", timeout=5)
         == "\nreturn total"
+    )
     assert nv.lua(LINES)[1] == "    total = a + b"
     # The rest starts with a newline: nothing inline, one virtual line below.
-    details = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")[0][3]
+    details = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")[0][
+        3
+    ]
     assert "virt_text" not in details and details["virt_lines"] == [[["return total", "SdlsGhostText"]]]
 
 
@@ -110,8 +121,10 @@ def test_typing_along_the_ghost_keeps_it_without_a_new_request(scripted):
     nv.wait_for(GHOST, timeout=10)
     requests = nv.lua(STATS)["requests"]
     nv.input("tot")
-    assert nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 2) == 'al' and g", timeout=5) \
+    assert (
+        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 2) == 'al' and g", timeout=5)
         == "al = a + b\nreturn total"
+    )
     time.sleep(0.2)  # longer than the debounce: a request would have gone out by now
     assert nv.lua(STATS)["requests"] == requests
 
@@ -175,14 +188,26 @@ def test_code_action_is_resolved_and_its_edit_applied_through_the_standard_ui(sc
 def test_status_summary_reads_the_servers_stats(scripted):
     nv = scripted()
     summary = "return require('sdls.status').summary(...)"
-    stats = {"worker_info": {"model": {"model": "/m/default", "device": "cpu", "dtype": "float32", "parameters": 94528}},
-             "counters": {"inline_completion": 5, "cancelled": 1, "superseded": 2},
-             "latencies": [{"ms": 90.0, "forwards": 8, "tokens": 8}, {"ms": 75.5, "forwards": 4, "tokens": 12}],
-             "rss_mb": 45.5, "worker": {"rss_mb": 300.25}}
+    stats = {
+        "worker_info": {"model": {"model": "/m/default", "device": "cpu", "dtype": "float32", "parameters": 94528}},
+        "counters": {"inline_completion": 5, "cancelled": 1, "superseded": 2},
+        "latencies": [{"ms": 90.0, "forwards": 8, "tokens": 8}, {"ms": 75.5, "forwards": 4, "tokens": 12}],
+        "rss_mb": 45.5,
+        "worker": {"rss_mb": 300.25},
+    }
     assert nv.lua(summary, stats) == {
-        "model": "/m/default", "model_loaded": True, "device": "cpu", "dtype": "float32", "parameters": 94528,
-        "server_latency_ms": 75.5, "tokens_per_forward": 3, "completions": 5, "cancelled": 3,
-        "server_rss_mb": 45.5, "worker_rss_mb": 300.25}
+        "model": "/m/default",
+        "model_loaded": True,
+        "device": "cpu",
+        "dtype": "float32",
+        "parameters": 94528,
+        "server_latency_ms": 75.5,
+        "tokens_per_forward": 3,
+        "completions": 5,
+        "cancelled": 3,
+        "server_rss_mb": 45.5,
+        "worker_rss_mb": 300.25,
+    }
     # Before the first completion the worker has not loaded a model; explicit tokens_per_forward wins.
     early = nv.lua(summary, {"counters": {}, "latencies": [{"ms": 5, "tokens_per_forward": 2.5}]})
     assert early == {"model_loaded": False, "cancelled": 0, "server_latency_ms": 5, "tokens_per_forward": 2.5}
@@ -190,8 +215,13 @@ def test_status_summary_reads_the_servers_stats(scripted):
 
 def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
     nv.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { ... })", line)
-    got = nv.lua("local item, col, enc = ...; local g = require('sdls.inline').to_ghost(0, item, 0, col, enc); "
-                 "return g and { g.text, g.tail } or vim.NIL", item, col, encoding)
+    got = nv.lua(
+        "local item, col, enc = ...; local g = require('sdls.inline').to_ghost(0, item, 0, col, enc); "
+        "return g and { g.text, g.tail } or vim.NIL",
+        item,
+        col,
+        encoding,
+    )
     assert got == expected, (line, item, encoding, got)
 
 
@@ -201,7 +231,7 @@ def test_items_become_ghost_text_at_the_cursor_in_every_position_encoding(script
     def rng(start: int, end: int) -> dict:
         return {"start": {"line": 0, "character": start}, "end": {"line": 0, "character": end}}
 
-    line = 's = "é" + ret)'   # é: 2 bytes in UTF-8, 1 unit in UTF-16 and UTF-32
+    line = 's = "é" + ret)'  # é: 2 bytes in UTF-8, 1 unit in UTF-16 and UTF-32
     cursor = line.encode().index(b")")  # byte column, as Neovim counts
     cases = [
         ({"insertText": "return x"}, "utf-16", ["return x", ""]),
@@ -209,17 +239,23 @@ def test_items_become_ghost_text_at_the_cursor_in_every_position_encoding(script
         ({"insertText": "return x", "range": rng(10, 13)}, "utf-32", ["urn x", ""]),
         ({"insertText": "return x", "range": rng(11, 14)}, "utf-8", ["urn x", ""]),
         ({"insertText": "return x)", "range": rng(10, 14)}, "utf-16", ["urn x)", ")"]),  # replaces the closer
-        ({"insertText": "yield x", "range": rng(10, 13)}, "utf-16", None),    # does not extend what was typed
-        ({"insertText": "x", "range": rng(14, 14)}, "utf-16", None),          # range after the cursor
-        ({"insertText": {"kind": "snippet", "value": "return ${1:x}$0"}, "range": rng(10, 13)}, "utf-16", ["urn x", ""]),
-        ({"insertText": "ret", "range": rng(10, 13)}, "utf-16", None),        # nothing left to show
+        ({"insertText": "yield x", "range": rng(10, 13)}, "utf-16", None),  # does not extend what was typed
+        ({"insertText": "x", "range": rng(14, 14)}, "utf-16", None),  # range after the cursor
+        (
+            {"insertText": {"kind": "snippet", "value": "return ${1:x}$0"}, "range": rng(10, 13)},
+            "utf-16",
+            ["urn x", ""],
+        ),
+        ({"insertText": "ret", "range": rng(10, 13)}, "utf-16", None),  # nothing left to show
     ]
     for item, encoding, expected in cases:
         check_ghost(nv, line, cursor, item, encoding, expected)
 
 
 def check_setup_error(nv: Nvim, opts_lua: str, expected: str | None) -> None:
-    result = nv.lua(f"local ok, err = pcall(require('sdls.config').resolve, {opts_lua}); return {{ ok, ok and '' or err }}")
+    result = nv.lua(
+        f"local ok, err = pcall(require('sdls.config').resolve, {opts_lua}); return {{ ok, ok and '' or err }}"
+    )
     ok, err = result
     if expected is None:
         assert ok, err
@@ -234,9 +270,14 @@ def test_setup_validates_options(scripted):
         ("{ keys = { accept = false }, settings = { model = { device = 'cpu' } } }", None),
         ("{ colour = 1 }", "sdls.setup: unknown option colour"),
         ("{ ghost = { debounce = 5 } }", "sdls.setup: unknown option ghost.debounce"),
-        ("{ ghost = { debounce_ms = -1 } }", "sdls.setup: ghost.debounce_ms: expected milliseconds in 0..10000, got -1"),
-        ("{ settings = { completion = { threshold = 2 } } }",
-         "sdls.setup: settings.completion.threshold: expected number in 0..1, got 2"),
+        (
+            "{ ghost = { debounce_ms = -1 } }",
+            "sdls.setup: ghost.debounce_ms: expected milliseconds in 0..10000, got -1",
+        ),
+        (
+            "{ settings = { completion = { threshold = 2 } } }",
+            "sdls.setup: settings.completion.threshold: expected number in 0..1, got 2",
+        ),
         ("{ keys = { accept = 3 } }", 'sdls.setup: keys.accept: expected a key like "<Tab>", or false, got 3'),
         ("{ python = 3 }", "sdls.setup: python: expected string, got number"),
     ]
@@ -245,7 +286,10 @@ def test_setup_validates_options(scripted):
     # Settings travel as JSON objects, also when empty (an empty Lua table would encode as []).
     encode = "local c = require('sdls.config'); return vim.json.encode(c.server_settings(c.resolve(...)))"
     assert nv.lua(encode, {}) == "{}"
-    assert json.loads(nv.lua(encode, {"settings": {"model": {}, "languages": ["python"]}})) == {"model": {}, "languages": ["python"]}
+    assert json.loads(nv.lua(encode, {"settings": {"model": {}, "languages": ["python"]}})) == {
+        "model": {},
+        "languages": ["python"],
+    }
     merged = nv.lua("return require('sdls.config').resolve({ filetypes = { 'python' } })")
     assert merged["filetypes"] == ["python"]  # lists replace the default, they do not merge by index
     assert merged["keys"]["accept"] == "<Tab>" and merged["cmd"][1:] == ["-m", "sdls", "serve"]
@@ -274,26 +318,40 @@ def test_text_helpers(scripted):
         check_text(nv, fn, args, expected)
 
 
-
 def test_hover_fixup_command_is_read_from_the_markdown(scripted):
     nv = scripted()
-    spec = [{"uri": "file:///a.py", "version": 3, "edits": [{"range": {"start": {"line": 0, "character": 13},
-             "end": {"line": 0, "character": 13}}, "newText": ":"}]}]
+    spec = [
+        {
+            "uri": "file:///a.py",
+            "version": 3,
+            "edits": [
+                {"range": {"start": {"line": 0, "character": 13}, "end": {"line": 0, "character": 13}}, "newText": ":"}
+            ],
+        }
+    ]
     # The shape sdls/lsp/server.py's hover writes: a diff, then a command link with URL-encoded JSON.
-    markdown = ("**sdls** - cannot parse\n\n```diff\n-def f()\n+def f():\n```\n\n"
-                f"[Apply fix-up](command:sdls.applyFix?{urllib.parse.quote(json.dumps(spec))} \"Apply the proposed repair\")")
+    markdown = (
+        "**sdls** - cannot parse\n\n```diff\n-def f()\n+def f():\n```\n\n"
+        f'[Apply fix-up](command:sdls.applyFix?{urllib.parse.quote(json.dumps(spec))} "Apply the proposed repair")'
+    )
     command = nv.lua("return require('sdls.fix').command_from_hover(...)", markdown)
     assert command == {"title": "sdls fix-up", "command": "sdls.applyFix", "arguments": spec}
-    assert nv.lua("return require('sdls.fix').command_from_hover(...)", "**sdls** - x\n\n_No fix-up: no change_") is None
+    assert (
+        nv.lua("return require('sdls.fix').command_from_hover(...)", "**sdls** - x\n\n_No fix-up: no change_") is None
+    )
+
 
 # -- the real server ------------------------------------------------------------------------------
 # Ghost text and code-action edits need a model that writes code (editor_models.trained_model).
 # Health and status only need a server, so a tiny random checkpoint does.
 
+
 def real_session(folder: Path, model: Path) -> Nvim:
     """nvim with the plugin on the real `sdls serve` (its own worker socket, which exits when idle).
     Messages shown with vim.notify are kept in _G.notes, so a test can report what the editor said."""
-    init = write_init(folder / "init.lua", f"""
+    init = write_init(
+        folder / "init.lua",
+        f"""
 _G.notes = {{}}
 local notify = vim.notify
 vim.notify = function(msg, ...) table.insert(_G.notes, msg); return notify(msg, ...) end
@@ -301,9 +359,10 @@ require('sdls').setup{{
   python = {lua_str(sys.executable)},
   settings = {{
     model = {{ path = {lua_str(str(model))} }},
-    worker = {{ socket = {lua_str(str(folder / 'worker.sock'))}, idleExitS = 15 }},
+    worker = {{ socket = {lua_str(str(folder / "worker.sock"))}, idleExitS = 15 }},
   }},
-}}""")
+}}""",
+    )
     return Nvim.embed(NVIM, init, folder)
 
 
@@ -317,6 +376,7 @@ def open_and_attach(nv: Nvim, path: Path, text: str) -> None:
 def tiny_real(tmp_path_factory):
     """The real server on a tiny random-weight checkpoint: wiring only (its completions are noise)."""
     from fixtures_checkpoints import write_sdls
+
     folder = tmp_path_factory.mktemp("nvim_real_tiny")
     write_sdls(folder / "model")
     nv = real_session(folder, folder / "model")
@@ -335,8 +395,12 @@ def type_until_ghost(nv: Nvim, timeout: float, pieces=("ret", "urn", " ")) -> st
     for piece in pieces:
         sent = nv.lua(STATS)["requests"]
         nv.input(piece)
-        nv.wait_for("local i, sent = require('sdls.inline'), ...; "
-                    "return i.current() ~= nil or (i.stats.requests > sent and not i.busy())", sent, timeout=timeout)
+        nv.wait_for(
+            "local i, sent = require('sdls.inline'), ...; "
+            "return i.current() ~= nil or (i.stats.requests > sent and not i.busy())",
+            sent,
+            timeout=timeout,
+        )
         ghost = nv.lua(GHOST)
         if ghost:
             return ghost
@@ -363,9 +427,13 @@ def type_at_offer(nv: Nvim, offer: Offer, timeout: float) -> str:
     time, and return the ghost text: the model offers one there, so none showing is an editor bug."""
     nv.input(f"{offer.row + 1}GA")
     half = max(1, len(offer.typed) // 2)
-    ghost = type_until_ghost(nv, timeout, [offer.typed[:half], offer.typed[half:]] if offer.typed[half:] else [offer.typed])
-    assert ghost, (f"the model offers {offer.completion!r} after {offer.typed!r} on line {offer.row + 1}, but no ghost "
-                   f"text showed; client stats {nv.lua(STATS)}")
+    ghost = type_until_ghost(
+        nv, timeout, [offer.typed[:half], offer.typed[half:]] if offer.typed[half:] else [offer.typed]
+    )
+    assert ghost, (
+        f"the model offers {offer.completion!r} after {offer.typed!r} on line {offer.row + 1}, but no ghost "
+        f"text showed; client stats {nv.lua(STATS)}"
+    )
     return ghost
 
 
@@ -384,8 +452,15 @@ def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
     nv.request("nvim_command", "checkhealth sdls")
     report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
     nv.request("nvim_command", "bwipeout")
-    for expected in ["OK Neovim 0.1", "OK setup done", "OK Python 3.", "imports sdls", "OK `sdls serve` is available",
-                     "OK model folder (settings.model.path)", "running: model "]:
+    for expected in [
+        "OK Neovim 0.1",
+        "OK setup done",
+        "OK Python 3.",
+        "imports sdls",
+        "OK `sdls serve` is available",
+        "OK model folder (settings.model.path)",
+        "running: model ",
+    ]:
         assert expected in report, report
     assert "ERROR" not in report, report
 
@@ -407,7 +482,9 @@ def test_real_server_status_shows_model_device_and_latency(tiny_real):
 def trained_real(tmp_path_factory):
     model = trained_model()
     if model is None:
-        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip(
+            "no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset"
+        )
     folder = tmp_path_factory.mktemp("nvim_real")
     nv = real_session(folder, model)
     yield nv, folder
@@ -437,17 +514,27 @@ def rewrite_lines_5_6(nv: Nvim) -> tuple[list[str], list[str]]:
     actions, resolves the chosen one, which runs the model, and applies its versioned edit).
     Returns the buffer afterwards and what the editor said meanwhile."""
     before, notes = nv.lua(LINES), len(nv.lua("return _G.notes"))
-    nv.lua("vim.lsp.buf.code_action({ apply = true, range = { start = { 5, 0 }, ['end'] = { 6, 0 } }, "
-           "filter = function(a) return a.title == 'Rewrite selection' end })")
-    nv.wait_for("return not vim.deep_equal(vim.api.nvim_buf_get_lines(0, 0, -1, false), ...) or #_G.notes > select(2, ...)",
-                before, notes, timeout=120, interval=0.2)
+    nv.lua(
+        "vim.lsp.buf.code_action({ apply = true, range = { start = { 5, 0 }, ['end'] = { 6, 0 } }, "
+        "filter = function(a) return a.title == 'Rewrite selection' end })"
+    )
+    nv.wait_for(
+        "return not vim.deep_equal(vim.api.nvim_buf_get_lines(0, 0, -1, false), ...) or #_G.notes > select(2, ...)",
+        before,
+        notes,
+        timeout=120,
+        interval=0.2,
+    )
     return nv.lua(LINES), nv.lua("return _G.notes")[notes:]
 
 
 def set_validate(nv: Nvim, on: bool) -> None:
     """Call setup() again with actions.validate changed; the running server gets the new settings."""
-    nv.lua("local cfg, on = require('sdls').config, ...; require('sdls').setup(vim.tbl_deep_extend('force', "
-           "{ python = cfg.python, settings = cfg.settings }, { settings = { actions = { validate = on } } }))", on)
+    nv.lua(
+        "local cfg, on = require('sdls').config, ...; require('sdls').setup(vim.tbl_deep_extend('force', "
+        "{ python = cfg.python, settings = cfg.settings }, { settings = { actions = { validate = on } } }))",
+        on,
+    )
 
 
 @pytest.mark.slow
@@ -475,7 +562,7 @@ def test_real_server_code_action_edit_lands_in_the_buffer(trained_real):
 @pytest.mark.slow
 def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
     nv, folder = trained_real
-    text = "def add(a, b)\n    return a + b\n"   # the colon is missing
+    text = "def add(a, b)\n    return a + b\n"  # the colon is missing
     open_and_attach(nv, folder / "broken.py", text)
     before = nv.lua(LINES)
     outcome = sdls_fix_at_line_1(nv)
@@ -491,9 +578,13 @@ def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
     if outcome.startswith("no fix-up"):
         pytest.skip(f"the model has no fix-up here: {outcome}")
     assert outcome == "applied", outcome
-    fixed = nv.wait_for("local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); "
-                        "return not vim.deep_equal(l, ...) and l", before, timeout=10, interval=0.1)
-    if validated:   # a repair the server vouched for closes the error
+    fixed = nv.wait_for(
+        "local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); return not vim.deep_equal(l, ...) and l",
+        before,
+        timeout=10,
+        interval=0.1,
+    )
+    if validated:  # a repair the server vouched for closes the error
         assert fixed[0].rstrip().endswith(":"), fixed
 
 
@@ -502,6 +593,7 @@ def sdls_fix_at_line_1(nv: Nvim) -> str:
     nv.lua("require('sdls.fix').last = nil; vim.api.nvim_win_set_cursor(0, {1, 4})")
     nv.request("nvim_command", "SdlsFix")
     return nv.wait_for("return require('sdls.fix').last", timeout=120, interval=0.2)
+
 
 # -- a screenshot of the real terminal UI ---------------------------------------------------------
 
@@ -521,25 +613,46 @@ def test_terminal_ui_shows_the_ghost_text_and_a_screenshot_is_made(tmp_path, ser
 
     model = trained_model() if server == "model" else None
     if server == "model" and model is None:
-        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip(
+            "no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset"
+        )
     if model is not None:
         server = f"""python = {lua_str(sys.executable)},
   settings = {{ model = {{ path = {lua_str(str(model))} }},
-               worker = {{ socket = {lua_str(str(tmp_path / 'worker.sock'))}, idleExitS = 15 }} }},"""
+               worker = {{ socket = {lua_str(str(tmp_path / "worker.sock"))}, idleExitS = 15 }} }},"""
     else:
         server = f"cmd = {{ {lua_str(sys.executable)}, {lua_str(str(SCRIPTED))} }},"
-    init = write_init(tmp_path / "init.lua", f"""
+    init = write_init(
+        tmp_path / "init.lua",
+        f"""
 vim.opt.termguicolors = true
 vim.opt.number = true
 vim.opt.laststatus = 2
-require('sdls').setup{{ {server} }}""")
+require('sdls').setup{{ {server} }}""",
+    )
     offer = offer_or_skip(model) if model is not None else None
     source = tmp_path / "sub.py"
     source.write_text(offer.text if offer else TWO_FUNCTIONS, encoding="utf-8")
     columns, rows, name = 88, 12, f"sdls-test-{os.getpid()}"
     sock = tmp_path / "nvim.sock"
-    subprocess.run([TMUX, "-L", name, "new-session", "-d", "-s", "editor", "-x", str(columns), "-y", str(rows),
-                    f"{NVIM} --clean -n -u {init} --listen {sock} {source}"], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            TMUX,
+            "-L",
+            name,
+            "new-session",
+            "-d",
+            "-s",
+            "editor",
+            "-x",
+            str(columns),
+            "-y",
+            str(rows),
+            f"{NVIM} --clean -n -u {init} --listen {sock} {source}",
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     nv = None
     try:
         nv = Nvim.connect(str(sock))
@@ -551,8 +664,9 @@ require('sdls').setup{{ {server} }}""")
             ghost = scripted_ghost(nv)
         nv.request("nvim_command", "redraw")
         time.sleep(0.3)  # let tmux take the redraw
-        capture = subprocess.run([TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"],
-                                 capture_output=True, text=True, check=True).stdout
+        capture = subprocess.run(
+            [TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"], capture_output=True, text=True, check=True
+        ).stdout
         screen = plain_text(capture).splitlines()
         cursor_line = nv.lua("return vim.api.nvim_get_current_line()")
         first, *rest = ghost.split("\n")
@@ -562,8 +676,12 @@ require('sdls').setup{{ {server} }}""")
         if rest and rest[0].strip():
             row = screen.index(on_screen[0])
             assert rest[0].strip()[:40] in screen[row + 1], "\n".join(screen)
-        cursor = subprocess.run([TMUX, "-L", name, "display-message", "-p", "-t", "editor", "#{cursor_x} #{cursor_y}"],
-                                capture_output=True, text=True, check=True).stdout.split()
+        cursor = subprocess.run(
+            [TMUX, "-L", name, "display-message", "-p", "-t", "editor", "#{cursor_x} #{cursor_y}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         png = render(capture, tmp_path / "ghost-text.png", columns, cursor=(int(cursor[0]), int(cursor[1])))
         assert png.stat().st_size > 5_000
         if os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":

@@ -5,6 +5,7 @@ default (VS Code sends its defaults to the server, so a stale one would override
 the extension forwards exactly the server's top-level keys; the Neovim plugin only type-checks keys
 that exist. A setting added to the server without the editors fails here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,7 +60,9 @@ def test_every_server_setting_is_contributed_with_its_default_and_type():
 def test_every_contributed_setting_is_read_by_the_server_or_the_client():
     server = server_settings()
     for key in PROPERTIES:
-        assert key in server or key in CLIENT_ONLY, f"{key} is declared in package.json but the server has no such setting"
+        assert key in server or key in CLIENT_ONLY, (
+            f"{key} is declared in package.json but the server has no such setting"
+        )
 
 
 def test_extension_forwards_exactly_the_server_top_level_keys():
@@ -70,8 +73,8 @@ def test_extension_forwards_exactly_the_server_top_level_keys():
 
 def test_neovim_checks_only_keys_the_server_has():
     source = (REPO / "editors" / "nvim" / "lua" / "sdls" / "config.lua").read_text(encoding="utf-8")
-    block = source[source.index("local SETTINGS = {"):]
-    block = block[:block.index("\n}\n")]
+    block = source[source.index("local SETTINGS = {") :]
+    block = block[: block.index("\n}\n")]
     checked = re.findall(r'\["([\w.]+)"\] = \{', block)
     assert checked, "no settings found in config.lua"
     server = server_settings()
@@ -92,7 +95,9 @@ def test_settings_with_a_fixed_set_of_values_list_the_same_values_in_both_editor
             elif "choices" in f.metadata:
                 found += 1
                 assert PROPERTIES[key].get("enum") == list(f.metadata["choices"]), key
-                listed = re.search(r'\["' + re.escape(key.removeprefix("sdls.")) + r'"\] = \{ one_of\(\{([^}]*)\}\)', lua)
+                listed = re.search(
+                    r'\["' + re.escape(key.removeprefix("sdls.")) + r'"\] = \{ one_of\(\{([^}]*)\}\)', lua
+                )
                 assert listed and re.findall(r'"(\w+)"', listed.group(1)) == list(f.metadata["choices"]), key
 
     walk(Settings())

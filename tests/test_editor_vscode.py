@@ -9,6 +9,7 @@ place where that model offers a completion (found first through the server's own
 skips with the model's reasons only when the model offers nothing anywhere it was asked.
 SDLS_UPDATE_SCREENSHOTS=1 copies the screenshot to editors/vscode/screenshots/ghost-text.png.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from editor_models import find_offer, trained_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,9 @@ def missing() -> str | None:
 def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
     model = trained_model() if server == "model" else None
     if server == "model" and model is None:
-        pytest.skip("no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset")
+        pytest.skip(
+            "no trained model: model/sdls_model/default (the shipped model) is missing and SDLS_EDITOR_TEST_MODEL is unset"
+        )
     # Package the extension as it is now (tsc + vsce, a few seconds), so the test never runs a stale .vsix.
     subprocess.run(["npm", "run", "--silent", "package"], cwd=EXTENSION, check=True, capture_output=True, timeout=300)
     args = ["--screenshot", str(tmp_path / "ghost-text.png")]
@@ -55,8 +57,21 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
         (tmp_path / "source.py").write_text(offer.text, encoding="utf-8")
         # The model's code actions are checked in Neovim; here a weak model may propose no change.
         # 45 s: up to 15 s per typed piece for an answer (the first one loads the model).
-        args += ["--python", sys.executable, "--model", str(model), "--no-action", "--timeout", "45",
-                 "--file", str(tmp_path / "source.py"), "--line", str(offer.row), "--typed", offer.typed]
+        args += [
+            "--python",
+            sys.executable,
+            "--model",
+            str(model),
+            "--no-action",
+            "--timeout",
+            "45",
+            "--file",
+            str(tmp_path / "source.py"),
+            "--line",
+            str(offer.row),
+            "--typed",
+            offer.typed,
+        ]
     else:
         # The extension's configured "python" runs the scripted server instead of `sdls serve`.
         stand_in = tmp_path / "python"
@@ -64,8 +79,9 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
         stand_in.chmod(0o755)
         args += ["--python", str(stand_in), "--model", str(tmp_path)]
     env = dict(os.environ, PATH=f"{NODE24.parent}:{os.environ['PATH']}")
-    run = subprocess.run([str(NODE24), str(E2E / "e2e.mjs"), *args], capture_output=True, text=True,
-                         timeout=420, env=env, cwd=E2E)
+    run = subprocess.run(
+        [str(NODE24), str(E2E / "e2e.mjs"), *args], capture_output=True, text=True, timeout=420, env=env, cwd=E2E
+    )
     if run.returncode == 77:
         pytest.skip(run.stdout.strip())
     # With the model, the offer was found first: no ghost text there is an editor bug, not a model limit.
@@ -74,9 +90,14 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
     if model is None:
         # The scripted server replaces the typed "ret" with "return a + b": exact text known.
         assert 'ghost text: "urn a + b"' in run.stdout, run.stdout
-        assert 'accepted: the file now reads "def add(a, b):\\n    return a + b\\n\\n\\ndef sub(a, b):\\n    return a + b\\n"' in run.stdout, run.stdout
+        assert (
+            'accepted: the file now reads "def add(a, b):\\n    return a + b\\n\\n\\ndef sub(a, b):\\n    return a + b\\n"'
+            in run.stdout
+        ), run.stdout
         # ...and its "Fill in stub" code action, resolved on choice, replaces `pass` with `return a + b`.
-        assert 'code action applied: the file now reads "def add(a, b):\\n    return a + b\\n"' in run.stdout, run.stdout
+        assert 'code action applied: the file now reads "def add(a, b):\\n    return a + b\\n"' in run.stdout, (
+            run.stdout
+        )
     assert (tmp_path / "ghost-text.png").stat().st_size > 10_000
     if os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":  # the model's run goes last: its picture wins
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Engine behaviour on tiny models: determinism, masks filled, cache exactness, reuse, batching,
 cancellation, parallel commit, stop tokens, edit jobs. Everything runs on the CPU in seconds."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,9 +12,13 @@ from sdls_model.engine import CancelToken, DecodeSettings, EditJob, Engine, Infi
 from sdls_model.tokenizer import train_tokenizer
 from sdls_model.transformer import Transformer
 
-CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i)\n",
-          "class A:\n    def __init__(self):\n        self.x = 1\n", "x = [1, 2, 3]\nprint(x)\n",
-          "def sub(a, b):\n    return a - b\n"] * 10
+CORPUS = [
+    "def add(a, b):\n    return a + b\n",
+    "for i in range(10):\n    print(i)\n",
+    "class A:\n    def __init__(self):\n        self.x = 1\n",
+    "x = [1, 2, 3]\nprint(x)\n",
+    "def sub(a, b):\n    return a - b\n",
+] * 10
 FIXED = DecodeSettings(rule="fixed", tokens_per_step=1)
 
 
@@ -50,7 +55,9 @@ def test_temperature_zero_is_deterministic_and_seeds_reproduce(engine):
     assert c.tokens != e.tokens
 
 
-@pytest.mark.parametrize("rule", [FIXED, DecodeSettings(threshold=0.2), DecodeSettings(rule="fixed", tokens_per_step=3)])
+@pytest.mark.parametrize(
+    "rule", [FIXED, DecodeSettings(threshold=0.2), DecodeSettings(rule="fixed", tokens_per_step=3)]
+)
 def test_every_mask_is_filled(engine, rule):
     result = infill(engine, "for i in range(10):\n    ", n=20, settings=rule)
     assert engine.cfg.mask_id not in result.tokens
@@ -61,8 +68,12 @@ def test_every_mask_is_filled(engine, rule):
 
 @pytest.mark.parametrize("per_step", [1, 2])
 def test_cached_decoding_matches_full_recompute_under_reference_rule(engine, per_step):
-    cached = infill(engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="exact"))
-    full = infill(engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="none"))
+    cached = infill(
+        engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="exact")
+    )
+    full = infill(
+        engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="none")
+    )
     assert cached.tokens == full.tokens
     assert cached.stats.forwards > engine.cfg.block_size // per_step  # decoded past the first block
 
@@ -78,9 +89,11 @@ def test_reused_context_gives_the_same_tokens_as_a_fresh_encode(tokenizer):
 
 
 def test_batched_equals_one_by_one(engine):
-    jobs = [InfillJob("def add(a, b):\n    return ", "\n", 16, FIXED),
-            InfillJob("class A:\n", "", 20, DecodeSettings(threshold=0.3)),
-            InfillJob("x = [1, 2, 3]\nprint(x)\n" * 3, "", 9, FIXED, session="s")]
+    jobs = [
+        InfillJob("def add(a, b):\n    return ", "\n", 16, FIXED),
+        InfillJob("class A:\n", "", 20, DecodeSettings(threshold=0.3)),
+        InfillJob("x = [1, 2, 3]\nprint(x)\n" * 3, "", 9, FIXED, session="s"),
+    ]
     batched = engine.run(jobs)
     alone = [engine.run([job])[0] for job in jobs]
     assert [r.tokens for r in batched] == [r.tokens for r in alone]
@@ -204,14 +217,17 @@ def test_fast_path_decodes_the_same_tokens(tokenizer, kernels):
     """The FastDecoder (fused weights; Triton kernels under the interpreter when asked) serves the
     steps that are a block over the cache, and changes nothing in what is decoded."""
     from sdls_model.fast_path import FastDecoder
+
     plain = make_engine(tokenizer)
     fast = make_engine(tokenizer)
     decoder = FastDecoder(fast.model, kernels=kernels)
     calls = []
     fast.fast = lambda *a, **k: calls.append(1) or decoder(*a, **k)
     n = 4 if kernels else 10  # the Triton interpreter is slow: a few steps prove the point
-    jobs = [InfillJob("def add(a, b):\n    return ", "\n", n, DecodeSettings(threshold=0.3)),
-            InfillJob("class A:\n", "", n, FIXED, session="doc")]
+    jobs = [
+        InfillJob("def add(a, b):\n    return ", "\n", n, DecodeSettings(threshold=0.3)),
+        InfillJob("class A:\n", "", n, FIXED, session="doc"),
+    ]
     expected = [r.tokens for r in plain.run(jobs)]
     assert [r.tokens for r in fast.run(jobs)] == expected
     assert calls  # the fast path really served steps
@@ -224,6 +240,7 @@ def test_single_line_jobs_end_at_the_first_line_break(tokenizer):
 
     class LineModel(EchoModel):
         """Writes `x x x` then a line break, then more x's: a model that would go on past the line."""
+
         def forward(self, tokens, positions, mask=None, cache_io=None):
             out = torch.where(tokens == cfg.mask_id, torch.full_like(tokens, x), tokens)
             out = torch.where((positions % 8 == 3) & (tokens == cfg.mask_id), torch.full_like(tokens, newline), out)
@@ -239,6 +256,7 @@ def test_single_line_jobs_end_at_the_first_line_break(tokenizer):
 
 def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
     from sdls_model.layout import fim_context
+
     cfg = ModelConfig.from_name("test-tiny")
     (x,) = tokenizer.encode("x")
     middle_start = len(fim_context(cfg, tokenizer.encode("a = "), []))
@@ -246,6 +264,7 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
     class EndFirst(EchoModel):
         """Sure of an end token at middle offset 5, mildly sure of the padding after it, unsure of
         `x` before it: the order a real model commits in."""
+
         def forward(self, tokens, positions, mask=None, cache_io=None):
             logits = torch.zeros(*tokens.shape, cfg.vocab_size)
             logits[..., x] = 2.0
@@ -262,8 +281,8 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
     fast = eng.run([InfillJob("a = ", "", 16, DecodeSettings(threshold=0.9))])[0]
     reference = eng.run([InfillJob("a = ", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
     assert fast.tokens == reference.tokens == [x] * 5
-    assert fast.stats.forwards == 6            # the end token, then the five uncertain x's
-    assert reference.stats.forwards == 8       # the reference rule fills the whole block
+    assert fast.stats.forwards == 6  # the end token, then the five uncertain x's
+    assert reference.stats.forwards == 8  # the reference rule fills the whole block
 
 
 def test_output_projection_runs_only_on_positions_still_masked(tokenizer):

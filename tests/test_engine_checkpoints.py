@@ -1,11 +1,11 @@
 """The engine runs every checkpoint format the loaders accept, and its benchmark prints its table."""
+
 import argparse
 
-import pytest
-
 from fixtures_checkpoints import write_sdls
+
 from sdls_model import bench
-from sdls_model.engine import DecodeSettings, Engine, InfillJob
+from sdls_model.engine import Engine, InfillJob
 
 
 def test_engine_from_an_sdls_checkpoint_directory(tmp_path):
@@ -21,13 +21,19 @@ def test_engine_bench_prints_every_configuration(tmp_path, capsys):
     write_sdls(tmp_path / "ckpt")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--model", str(tmp_path / "ckpt"), "--tasks", "2", "--max-new", "8",
-                              "--thresholds", "0.9", "0.5"])
+    args = parser.parse_args(
+        ["--model", str(tmp_path / "ckpt"), "--tasks", "2", "--max-new", "8", "--thresholds", "0.9", "0.5"]
+    )
     assert bench.run(args) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| decoding")]
     names = [row.split("|")[1].strip() for row in rows]
-    assert names == ["reference (fixed 1/step, no cache)", "fixed 1/step, block cache", "threshold 0.9", "threshold 0.5"]
+    assert names == [
+        "reference (fixed 1/step, no cache)",
+        "fixed 1/step, block cache",
+        "threshold 0.9",
+        "threshold 0.5",
+    ]
     for row in rows:
         assert row.split("|")[2].strip() == "float32"
         tokens_per_forward = float(row.split("|")[3])
@@ -40,14 +46,32 @@ def test_engine_bench_puts_dtypes_side_by_side(tmp_path, capsys):
     write_sdls(tmp_path / "ckpt")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--model", str(tmp_path / "ckpt"), "--tasks", "2", "--max-new", "8",
-                              "--thresholds", "0.9", "--dtypes", "float32", "bfloat16"])
+    args = parser.parse_args(
+        [
+            "--model",
+            str(tmp_path / "ckpt"),
+            "--tasks",
+            "2",
+            "--max-new",
+            "8",
+            "--thresholds",
+            "0.9",
+            "--dtypes",
+            "float32",
+            "bfloat16",
+        ]
+    )
     assert bench.run(args) == 0
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| ") and not line.startswith("| decoding")]
+    rows = [
+        line.split("|")[1:-1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and not line.startswith("| decoding")
+    ]
     body = [[cell.strip() for cell in row] for row in rows]
-    assert [(r[0], r[1]) for r in body] == [(name, dtype) for name in (
-        "reference (fixed 1/step, no cache)", "fixed 1/step, block cache", "threshold 0.9")
-        for dtype in ("float32", "bfloat16")]
-    assert body[0][-2:] == ["100%", "100%"]                      # the reference against itself
+    assert [(r[0], r[1]) for r in body] == [
+        (name, dtype)
+        for name in ("reference (fixed 1/step, no cache)", "fixed 1/step, block cache", "threshold 0.9")
+        for dtype in ("float32", "bfloat16")
+    ]
+    assert body[0][-2:] == ["100%", "100%"]  # the reference against itself
     assert all(float(r[2]) > 0 and r[-1].endswith("%") for r in body)

@@ -1,4 +1,5 @@
 """Bug injection: each kind makes the change it names, and the bugs really break the programs."""
+
 from __future__ import annotations
 
 import ast
@@ -10,7 +11,7 @@ from sdls.evaluation.bugs import KINDS, inject_bug
 from sdls.evaluation.sandbox import Limits, run_programs
 from sdls.evaluation.suites import build_suite, spread
 
-PROMPT = "def f(a, b):\n    \"\"\"Doc.\"\"\"\n"
+PROMPT = 'def f(a, b):\n    """Doc."""\n'
 
 
 def check(kind: str, body: str, allowed: set[str] | None):
@@ -32,7 +33,7 @@ def test_each_kind_makes_the_change_it_names():
     check("off-by-one", "    return a[2]\n", {"    return a[1]\n", "    return a[3]\n"})
     check("off-by-one", "    return a <= b\n", {"    return a < b\n"})
     check("deleted-line", "    c = a + 1\n    return c\n", {"    return c\n", "    c = a + 1\n"})
-    check("deleted-line", "    return a\n", None)      # the only line: deleting it would not parse
+    check("deleted-line", "    return a\n", None)  # the only line: deleting it would not parse
     check("typo", "    return len(a)\n", {"    return eln(a)\n", "    return lne(a)\n"})
 
 
@@ -53,7 +54,7 @@ def test_repair_suite_uses_every_kind_and_every_bug_parses():
 
 @pytest.mark.slow
 def test_buggy_programs_fail_their_tests_for_most_problems():
-    tasks = spread(build_suite("repair"), 82)   # every other problem, all kinds
+    tasks = spread(build_suite("repair"), 82)  # every other problem, all kinds
     outcomes = run_programs([t.program(t.given) for t in tasks], Limits(seconds=3))
     failed = sum(not o.passed for o in outcomes)
     assert failed >= 0.9 * len(tasks), [(t.task_id, t.bug) for t, o in zip(tasks, outcomes) if o.passed]

@@ -1,9 +1,10 @@
 """The side-by-side runner: figures, verdicts and outputs, end to end on a tiny random-weight model."""
+
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import contextlib
 
 import pytest
 import torch
@@ -20,11 +21,11 @@ LIMITS = Limits(seconds=10)
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
+    from sdls.evaluation.problems import load_problems
     from sdls_model.checkpoint import save_checkpoint
     from sdls_model.config import ModelConfig
     from sdls_model.tokenizer import train_tokenizer
     from sdls_model.transformer import Transformer
-    from sdls.evaluation.problems import load_problems
 
     torch.manual_seed(0)
     tokenizer = train_tokenizer([p.prompt + p.solution for p in load_problems()[:20]], vocab_size=320)
@@ -48,8 +49,10 @@ def test_percentile():
 
 
 def test_summarise_counts_passes_tokens_and_rates():
-    records = [Record("x", f"t{i}", "", status, "", forwards=4, tokens=8, latency_ms=ms)
-               for i, (status, ms) in enumerate([("passed", 10.0), ("failed", 20.0), ("error", 30.0), ("passed", 40.0)])]
+    records = [
+        Record("x", f"t{i}", "", status, "", forwards=4, tokens=8, latency_ms=ms)
+        for i, (status, ms) in enumerate([("passed", 10.0), ("failed", 20.0), ("error", 30.0), ("passed", 40.0)])
+    ]
     s = summarise("x", {"rule": "threshold"}, records, seconds=2.0)
     assert (s.tasks, s.passed, s.errors) == (4, 2, 1)
     assert s.pass_at_1 == 50.0 and s.tokens_per_forward == 2.0
@@ -58,16 +61,29 @@ def test_summarise_counts_passes_tokens_and_rates():
 
 
 def _summary(name: str, passed: int, tokens_per_forward: float, tasks: int = 1000) -> Summary:
-    return Summary(name, {}, tasks, passed, 0, forwards=1000, tokens=int(tokens_per_forward * 1000), seconds=1.0,
-                   latency_p50_ms=1.0, latency_p95_ms=1.0)
+    return Summary(
+        name,
+        {},
+        tasks,
+        passed,
+        0,
+        forwards=1000,
+        tokens=int(tokens_per_forward * 1000),
+        seconds=1.0,
+        latency_p50_ms=1.0,
+        latency_p95_ms=1.0,
+    )
 
 
-@pytest.mark.parametrize("passed, tpf, met", [
-    (496, 5.2, True),    # 0.4 points below the baseline, fast enough
-    (510, 6.0, True),    # better than the baseline
-    (489, 8.0, False),   # 1.1 points below
-    (500, 4.9, False),   # not parallel enough
-])
+@pytest.mark.parametrize(
+    "passed, tpf, met",
+    [
+        (496, 5.2, True),  # 0.4 points below the baseline, fast enough
+        (510, 6.0, True),  # better than the baseline
+        (489, 8.0, False),  # 1.1 points below
+        (500, 4.9, False),  # not parallel enough
+    ],
+)
 def test_goal_verdict(passed, tpf, met):
     verdict = goal_verdict([_summary("sequential", 500, 1.0), _summary("threshold 0.7", passed, tpf)])
     assert verdict["judged"] and verdict["met"] is met
@@ -92,7 +108,7 @@ class ScriptedEngine:
     def run(self, jobs):
         out = []
         for job in jobs:
-            prefix = job.text[:job.start] if isinstance(job, EditJob) else job.prefix
+            prefix = job.text[: job.start] if isinstance(job, EditJob) else job.prefix
             text = self.wrong if self.wrong is not None else self.by_prefix[prefix].middle
             out.append(JobResult(text, [0] * 8, JobStats(forwards=2, tokens_committed=8)))
         return out
@@ -107,7 +123,7 @@ def test_pass_at_1_comes_from_executing_the_candidates(tasks):
     assert all(s.tokens_per_forward == 4.0 for s in right.configs)
     assert right.checks["canonical_passed"] == 3 and right.checks["unrepaired_total"] == 1
     assert right.checks["unrepaired_passed"] == 0
-    assert right.checks["empty_total"] == 2 and right.checks["empty_passed"] == 0   # both lines matter
+    assert right.checks["empty_total"] == 2 and right.checks["empty_passed"] == 0  # both lines matter
 
 
 # -- end to end on a real (tiny, random) model ------------------------------------------------
@@ -124,24 +140,31 @@ def test_side_by_side_on_a_tiny_model_writes_table_plot_and_json(tiny_model_dir,
     for s in report.configs:
         assert s.tasks == 3 and 0 <= s.passed <= 3 and s.forwards_per_s > 0 and s.latency_p95_ms >= s.latency_p50_ms
     infill = {t.task_id for t in tasks if not t.is_repair}
-    for r in report.records:   # one token per step: an infill never commits more tokens than forwards
+    for r in report.records:  # one token per step: an infill never commits more tokens than forwards
         if r.config in names[:2] and r.task_id in infill:
             assert 0 < r.tokens <= r.forwards, r
     assert report.checks["canonical_passed"] == 3
 
     paths = write_outputs(report, tmp_path / "out", command="sdls bench eval ...")
     tables = _tables(paths["markdown"].read_text())
-    assert len(tables) == 2   # the figures, and pass counts per suite (this run mixes three)
+    assert len(tables) == 2  # the figures, and pass counts per suite (this run mixes three)
     assert [len(row) for row in tables[0]] == [8] * 5 and [row[0] for row in tables[0][1:]] == names
     assert tables[1][0] == ["setting", "single-line passed", "multi-line passed", "repair passed"]
     assert all(row[3].endswith("/1") for row in tables[1][1:])
     import matplotlib.image
+
     image = matplotlib.image.imread(paths["plot"])
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG" and image.shape[0] > 200 and image.shape[1] > 300
     data = json.loads(paths["json"].read_text())
     assert data["n_tasks"] == 3 and [c["name"] for c in data["configs"]] == names
-    assert {"pass_at_1", "tokens_per_forward", "forwards_per_s", "tokens_per_s", "latency_p50_ms",
-            "latency_p95_ms"} <= set(data["configs"][0])
+    assert {
+        "pass_at_1",
+        "tokens_per_forward",
+        "forwards_per_s",
+        "tokens_per_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    } <= set(data["configs"][0])
     assert data["goal"]["judged"] is True and len(data["records"]) == 12
     assert data["pass_by_suite"]["sequential"]["repair"]["tasks"] == 1
     assert _tables(markdown(report)) == tables
@@ -165,14 +188,35 @@ def test_cli_json_on_a_tiny_model(tiny_model_dir, tmp_path):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(["bench", "eval", "--model", str(tiny_model_dir), "--suite", "single-line", "--limit", "2",
-                     "--no-reference", "--thresholds", "0.7", "--max-new-tokens", "8", "--json",
-                     "--out", str(tmp_path / "cli"), "--threads", "1"])
+        code = main(
+            [
+                "bench",
+                "eval",
+                "--model",
+                str(tiny_model_dir),
+                "--suite",
+                "single-line",
+                "--limit",
+                "2",
+                "--no-reference",
+                "--thresholds",
+                "0.7",
+                "--max-new-tokens",
+                "8",
+                "--json",
+                "--out",
+                str(tmp_path / "cli"),
+                "--threads",
+                "1",
+            ]
+        )
     assert code == 0
     data = json.loads(out.getvalue())
     assert data["suite"] == "single-line" and data["n_tasks"] == 2
     assert [c["name"] for c in data["configs"]] == ["sequential", "threshold 0.7"]
-    assert all((tmp_path / "cli" / name).is_file() for name in ("report.md", "results.json", "pass_vs_tokens_per_forward.png"))
+    assert all(
+        (tmp_path / "cli" / name).is_file() for name in ("report.md", "results.json", "pass_vs_tokens_per_forward.png")
+    )
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
@@ -188,9 +232,10 @@ def test_a_job_the_engine_refuses_is_an_error_record_not_a_crash(tiny_model_dir,
     from sdls_model.checkpoint import load_checkpoint
 
     _cfg, model, tokenizer = load_checkpoint(tiny_model_dir)
-    engine = Engine(model, tokenizer, max_new_tokens=16)   # the repair body is longer than 16 tokens
-    report = evaluate(engine, tasks, standard_configs(thresholds=(), reference=False), "mix", batch=3,
-                      limits=LIMITS, max_new_tokens=8)
+    engine = Engine(model, tokenizer, max_new_tokens=16)  # the repair body is longer than 16 tokens
+    report = evaluate(
+        engine, tasks, standard_configs(thresholds=(), reference=False), "mix", batch=3, limits=LIMITS, max_new_tokens=8
+    )
     statuses = {r.task_id.split("/")[0]: (r.status, r.detail) for r in report.records}
     assert statuses["repair"][0] == "error" and "16" in statuses["repair"][1]
     assert statuses["single-line"][0] != "error" and statuses["multi-line"][0] != "error"

@@ -1,4 +1,5 @@
 """The sandbox that runs model output: it must pass correct programs and contain everything else."""
+
 from __future__ import annotations
 
 import socket
@@ -19,8 +20,14 @@ def check(source: str, status: str, limits: Limits = FAST, detail: str = "", **k
 
 
 def test_verdicts_of_ordinary_programs():
-    sources = ["x = 1\nassert x == 1\n", "assert 1 == 2, 'wrong'\n", "def f(:\n", "import sys\nsys.exit(0)\n",
-               "import os\nos._exit(0)\n", "import os\nprint('SDLS-PASSED-0000', flush=True)\nos._exit(0)\n"]
+    sources = [
+        "x = 1\nassert x == 1\n",
+        "assert 1 == 2, 'wrong'\n",
+        "def f(:\n",
+        "import sys\nsys.exit(0)\n",
+        "import os\nos._exit(0)\n",
+        "import os\nprint('SDLS-PASSED-0000', flush=True)\nos._exit(0)\n",
+    ]
     outcomes = run_programs(sources, FAST)
     assert [o.status for o in outcomes] == ["passed", "failed", "failed", "failed", "failed", "failed"], outcomes
     assert "AssertionError: wrong" in outcomes[1].detail
@@ -40,7 +47,7 @@ def listener():
 def _nothing_arrived(server: socket.socket) -> bool:
     try:
         conn, _ = server.accept()
-    except socket.timeout:
+    except TimeoutError:
         return True
     conn.close()
     return False
@@ -85,16 +92,20 @@ def test_new_processes_are_refused(tmp_path):
 
 
 def test_a_refusal_caught_by_the_program_still_fails_it(tmp_path):
-    check(f"""
+    check(
+        f"""
         try:
-            open({str(tmp_path / 'x')!r}, 'w')
+            open({str(tmp_path / "x")!r}, 'w')
         except Exception:
             pass
-    """, "blocked")
+    """,
+        "blocked",
+    )
 
 
 def test_the_temp_dir_is_writable_and_is_home():
-    check("""
+    check(
+        """
         import os, tempfile
         assert os.path.expanduser('~') == os.getcwd()
         with open('scratch.txt', 'w') as f:
@@ -103,7 +114,9 @@ def test_the_temp_dir_is_writable_and_is_home():
         os.remove('scratch.txt')
         with tempfile.NamedTemporaryFile(dir=None) as t:
             assert t.name.startswith(os.getcwd())
-    """, "passed")
+    """,
+        "passed",
+    )
 
 
 def test_runaway_time_is_killed():
@@ -118,5 +131,9 @@ def test_runaway_memory_is_stopped():
 
 def test_runaway_output_is_cut():
     # Python ignores SIGXFSZ, so the file-size limit surfaces as an OSError in the program.
-    check("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "failed", Limits(seconds=5.0, output_kb=256),
-          detail="File too large")
+    check(
+        "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+        "failed",
+        Limits(seconds=5.0, output_kb=256),
+        detail="File too large",
+    )

@@ -1,4 +1,5 @@
 """Suites built from HumanEval: counts, the hidden middle is really the canonical text, programs pass."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,9 +16,9 @@ def suites():
 
 def test_counts(suites):
     assert len(load_problems()) == 164
-    assert len(suites["single-line"]) == 1033   # Bavarian et al.'s single-line count
+    assert len(suites["single-line"]) == 1033  # Bavarian et al.'s single-line count
     assert len(suites["full-body"]) == 164 and len(suites["repair"]) == 164
-    assert len(suites["multi-line"]) == 665     # pinned: the seeded span draw must not drift
+    assert len(suites["multi-line"]) == 665  # pinned: the seeded span draw must not drift
     assert len(suites["ci"]) == sum(n for _, n in CI_MIX)
     for name, tasks in suites.items():
         assert len({t.task_id for t in tasks}) == len(tasks), f"{name}: duplicate task ids"
@@ -36,7 +37,7 @@ def test_single_line_masks_each_canonical_line_once(suites):
         assert t.middle.strip() and t.middle.count("\n") == 1 and t.middle.endswith("\n"), t.task_id
         line_no = int(t.task_id.rsplit("/L", 1)[1])
         assert t.middle == t.problem.solution.splitlines(keepends=True)[line_no]
-        assert t.prefix.endswith("\n")   # the hole starts at a line start, indentation included
+        assert t.prefix.endswith("\n")  # the hole starts at a line start, indentation included
         by_problem.setdefault(t.problem.problem_id, []).append(t.middle)
     for p in load_problems():
         assert by_problem[p.problem_id] == [line for line in p.solution.splitlines(keepends=True) if line.strip()]
@@ -65,7 +66,7 @@ def test_spread_covers_the_suite_and_respects_limits(suites):
     tasks = suites["single-line"]
     picked = spread(tasks, 20)
     assert len(picked) == 20 and picked[0] is tasks[0]
-    assert len({t.problem.problem_id for t in picked}) == 20   # not the first problem's lines only
+    assert len({t.problem.problem_id for t in picked}) == 20  # not the first problem's lines only
     assert spread(tasks, None) == tasks and spread(tasks, 5000) == tasks and spread(tasks, 0) == []
     assert [t.task_id for t in build_suite("single-line", limit=20)] == [t.task_id for t in picked]
     with pytest.raises(ValueError, match="unknown suite"):
@@ -75,8 +76,9 @@ def test_spread_covers_the_suite_and_respects_limits(suites):
 def test_canonical_middles_pass_and_wrong_ones_fail(suites):
     sample = [t for name in ("single-line", "multi-line", "full-body", "repair") for t in spread(suites[name], 6)]
     wrong = [t for t in spread(suites["full-body"], 6)]
-    outcomes = run_programs([t.program(t.middle) for t in sample] + [t.program("    return None\n") for t in wrong],
-                            Limits(seconds=10))
-    good, bad = outcomes[:len(sample)], outcomes[len(sample):]
+    outcomes = run_programs(
+        [t.program(t.middle) for t in sample] + [t.program("    return None\n") for t in wrong], Limits(seconds=10)
+    )
+    good, bad = outcomes[: len(sample)], outcomes[len(sample) :]
     assert all(o.passed for o in good), [(t.task_id, o) for t, o in zip(sample, good) if not o.passed]
     assert not any(o.passed for o in bad)

@@ -1,8 +1,8 @@
 """model/sdls_model/fast_path.py: the fast decoding forward equals Transformer.forward, with and without kernels."""
-from kernel_checks import DEVICE, fresh_generator  # first: sets up Triton (interpreter on the CPU)
 
 import pytest
 import torch
+from kernel_checks import DEVICE, fresh_generator  # first: sets up Triton (interpreter on the CPU)
 
 from sdls_model.cache import KVCache
 from sdls_model.config import ModelConfig
@@ -25,8 +25,13 @@ def filled_cache(model: Transformer, gen, n_slots: int, max_len: int) -> KVCache
 def model_forward(model, tokens, positions, cache, slots, cache_lens, new_lens, read_len):
     """What the engine does today: CacheIO reads cache[:read_len], a boolean mask keeps what is valid."""
     B, T = tokens.shape
-    valid = torch.cat([torch.arange(read_len, device=DEVICE) < cache_lens[:, None],
-                       torch.arange(T, device=DEVICE) < new_lens[:, None]], dim=1)       # (B, R + T)
+    valid = torch.cat(
+        [
+            torch.arange(read_len, device=DEVICE) < cache_lens[:, None],
+            torch.arange(T, device=DEVICE) < new_lens[:, None],
+        ],
+        dim=1,
+    )  # (B, R + T)
     mask = valid[:, None, None, :].expand(B, 1, T, read_len + T)
     io = CacheIO(cache, slots=slots, read_len=read_len)
     with torch.no_grad():
@@ -46,8 +51,15 @@ def test_fast_forward_equals_the_model(kernels):
     positions = cache_lens[:, None] + torch.arange(T, device=DEVICE)
     want = model_forward(model, tokens, positions, cache, slots, cache_lens, new_lens, read_len)
     decoder = FastDecoder(model, kernels=kernels)
-    got = decoder(tokens, positions, cache, cache_lens.int(), read_len, new_lens=new_lens.int(),
-                  slots=torch.tensor(slots, device=DEVICE))
+    got = decoder(
+        tokens,
+        positions,
+        cache,
+        cache_lens.int(),
+        read_len,
+        new_lens=new_lens.int(),
+        slots=torch.tensor(slots, device=DEVICE),
+    )
     valid_rows = torch.arange(T, device=DEVICE) < new_lens[:, None]
     err = (got - want)[valid_rows].abs().max().item()
     assert err < 1e-4, f"max error {err} (seed {seed})"
@@ -69,8 +81,9 @@ def test_write_stores_the_same_keys_as_cacheio(kernels):
     positions = cache_lens[:, None] + torch.arange(T, device=DEVICE)
     FastDecoder(model, kernels=kernels)(tokens, positions, ours, cache_lens, 16, write=True)
     io = CacheIO(theirs, slots=[0, 1], read_len=16, writes=[(b, lens[b], 0, T) for b in range(B)])
-    valid = torch.cat([torch.arange(16, device=DEVICE) < cache_lens[:, None],
-                       torch.ones(B, T, dtype=torch.bool, device=DEVICE)], 1)
+    valid = torch.cat(
+        [torch.arange(16, device=DEVICE) < cache_lens[:, None], torch.ones(B, T, dtype=torch.bool, device=DEVICE)], 1
+    )
     with torch.no_grad():
         model(tokens, positions, valid[:, None, None, :].expand(B, 1, T, 16 + T), io)
     assert (ours.k - theirs.k).abs().max() < 1e-4 and (ours.v - theirs.v).abs().max() < 1e-4
@@ -85,7 +98,7 @@ def test_threshold_step_commits_on_the_device():
     cfg = model.cfg
     cache = filled_cache(model, gen, 1, 16)
     canvas = torch.full((1, 6), cfg.mask_id, device=DEVICE)
-    canvas[0, 2] = 7                                                  # already committed: never revised
+    canvas[0, 2] = 7  # already committed: never revised
     positions = (8 + torch.arange(6, device=DEVICE))[None]
     lens = torch.tensor([8], device=DEVICE)
     for kernels in (False, True):
@@ -110,8 +123,9 @@ def test_helpers_and_errors():
         confidence_score(decoder.confidence(torch.randn(2, 5, device=DEVICE)), "nope")
     shifted = Transformer(ModelConfig.from_name("test-tiny", logit_shift=True)).to(DEVICE)
     with pytest.raises(ValueError, match="logit_shift"):
-        threshold_step(FastDecoder(shifted, kernels=False), tokens, tokens, cache,
-                       torch.zeros(1, device=DEVICE), 4, 0.9)
+        threshold_step(
+            FastDecoder(shifted, kernels=False), tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4, 0.9
+        )
     model.to(torch.float64)
     with pytest.raises(RuntimeError, match="moved"):
         decoder(tokens, tokens, cache, torch.zeros(1, device=DEVICE), 4)

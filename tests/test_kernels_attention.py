@@ -1,28 +1,28 @@
 """Block attention kernel vs its references (interpreted on the CPU, compiled on a GPU)."""
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 from sdls_kernels.block_attention import block_attention, block_attention_ref
 
 # (B, H, Hkv, T, D, S, n_slots, splits, read_len): odd sizes, GQA groups of 1..6, empty caches.
 CASES = [
-    (1, 4, 4, 1, 16, 8, 1, None, 0),        # no cache at all: the new-token split alone
-    (3, 6, 2, 5, 40, 77, 4, None, None),    # head dim 40 pads to 64; rows map to shuffled slots
-    (2, 12, 2, 11, 32, 130, 2, 3, 100),     # G*T = 66 rows: two row blocks; read_len bucket < S
-    (1, 3, 1, 64, 24, 45, 1, 1, None),      # the largest block, one split
+    (1, 4, 4, 1, 16, 8, 1, None, 0),  # no cache at all: the new-token split alone
+    (3, 6, 2, 5, 40, 77, 4, None, None),  # head dim 40 pads to 64; rows map to shuffled slots
+    (2, 12, 2, 11, 32, 130, 2, 3, 100),  # G*T = 66 rows: two row blocks; read_len bucket < S
+    (1, 3, 1, 64, 24, 45, 1, 1, None),  # the largest block, one split
 ]
 
 
 def lengths(gen, B, S, T, read_len):
     bound = S if read_len is None else read_len
     cache = torch.randint(0, bound + 1, (B,), generator=gen)
-    cache[0] = bound                                   # one row uses the whole bucket
+    cache[0] = bound  # one row uses the whole bucket
     new = torch.randint(1, T + 1, (B,), generator=gen)
     if B > 1:
-        cache[-1], new[-1] = 0, T                      # one row with no cache
+        cache[-1], new[-1] = 0, T  # one row with no cache
     return cache.to(DEVICE), new.to(DEVICE)
 
 
@@ -35,12 +35,12 @@ def run_case(B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype, use_new_lens=
     new_lens = new_lens if use_new_lens else None
     slots = torch.randperm(n_slots, generator=gen)[:B].to(DEVICE) if n_slots > B else None
     out = poisoned(B, T, H, D, dtype=dtype).transpose(1, 2)
-    got = block_attention(q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens, slots, read_len=read_len,
-                          out=out, splits=splits)
+    got = block_attention(
+        q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens, slots, read_len=read_len, out=out, splits=splits
+    )
     assert got.data_ptr() == out.data_ptr()
     args = (q, k_cache, v_cache, k_new, v_new, cache_lens, new_lens, slots)
-    exact = block_attention_ref(*(a.cpu().double() if a is not None and a.is_floating_point() else a
-                                  for a in args))
+    exact = block_attention_ref(*(a.cpu().double() if a is not None and a.is_floating_point() else a for a in args))
     same = block_attention_ref(*args)
     atol = 1e-6 if dtype == torch.float32 else 1e-4
     check_rule(f"attention {dtype} {(B, H, Hkv, T, D, S)}", got, same, exact, atol=atol, seed=seed)
@@ -77,8 +77,13 @@ def test_reference_agrees_with_sdpa():
     kc, vc, kn, vn = (torch.randn(B, Hkv, n, D, generator=gen) for n in (S, S, T, T))
     cache_lens, new_lens = torch.tensor([12, 4]), torch.tensor([5, 2])
     valid = torch.cat([torch.arange(S) < cache_lens[:, None], torch.arange(T) < new_lens[:, None]], 1)
-    want = F.scaled_dot_product_attention(q.double(), torch.cat([kc, kn], 2).double(), torch.cat([vc, vn], 2).double(),
-                                          attn_mask=valid[:, None, None, :], enable_gqa=True)
+    want = F.scaled_dot_product_attention(
+        q.double(),
+        torch.cat([kc, kn], 2).double(),
+        torch.cat([vc, vn], 2).double(),
+        attn_mask=valid[:, None, None, :],
+        enable_gqa=True,
+    )
     got = block_attention_ref(q.double(), kc.double(), vc.double(), kn.double(), vn.double(), cache_lens, new_lens)
     assert torch.allclose(got, want, atol=1e-12)
 

@@ -1,8 +1,8 @@
 """Fused confidence kernel vs its references (interpreted on the CPU, compiled on a GPU)."""
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 import pytest
 import torch
+from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 from sdls_kernels.confidence import Confidence, confidence, confidence_ref
 
@@ -15,14 +15,21 @@ def poisoned_confidence(n: int) -> Confidence:
 
 
 def check(logits: torch.Tensor, rows, splits, seed: int) -> Confidence:
-    out = confidence(logits, rows, out=poisoned_confidence(len(rows) if rows is not None else logits.shape[0]),
-                     splits=splits)
+    out = confidence(
+        logits, rows, out=poisoned_confidence(len(rows) if rows is not None else logits.shape[0]), splits=splits
+    )
     exact = confidence_ref(logits.cpu(), rows.cpu() if rows is not None else None, compute_dtype=torch.float64)
     same = confidence_ref(logits, rows, compute_dtype=torch.float32)
     assert torch.equal(out.token.cpu(), exact.token), f"argmax differs (seed {seed})"
     for field in ("prob", "entropy", "margin"):
-        check_rule(f"{field} {logits.dtype} {tuple(logits.shape)}", getattr(out, field), getattr(same, field),
-                   getattr(exact, field), atol=2e-6, seed=seed)
+        check_rule(
+            f"{field} {logits.dtype} {tuple(logits.shape)}",
+            getattr(out, field),
+            getattr(same, field),
+            getattr(exact, field),
+            atol=2e-6,
+            seed=seed,
+        )
     return out
 
 
@@ -45,9 +52,9 @@ def test_selected_rows_any_order_with_repeats(dtype):
 def test_ties_take_the_first_index_and_have_zero_margin():
     gen, seed = fresh_generator()
     logits = randn(gen, 3, 600, scale=1.0)
-    logits[0, [17, 400]] = 20.0          # tie in different chunks
-    logits[1, [3, 5]] = 20.0             # tie in the same chunk
-    logits[2, :] = 0.5                   # all equal: uniform
+    logits[0, [17, 400]] = 20.0  # tie in different chunks
+    logits[1, [3, 5]] = 20.0  # tie in the same chunk
+    logits[2, :] = 0.5  # all equal: uniform
     out = check(logits, None, 4, seed)
     assert out.token.tolist() == [17, 3, 0]
     assert out.margin[:2].abs().max() < 1e-6
@@ -57,8 +64,8 @@ def test_ties_take_the_first_index_and_have_zero_margin():
 def test_suppressed_tokens_at_minus_infinity_contribute_nothing():
     gen, seed = fresh_generator()
     logits = randn(gen, 3, 1200, scale=2.0)
-    logits[0, :900] = float("-inf")      # whole leading chunks are -inf
-    logits[1, 1:] = float("-inf")        # a single live token: certain
+    logits[0, :900] = float("-inf")  # whole leading chunks are -inf
+    logits[1, 1:] = float("-inf")  # a single live token: certain
     logits[2, 600:] = float("-inf")
     out = check(logits, None, 4, seed)
     assert out.token[1].item() == 0 and out.prob[1].item() == 1.0

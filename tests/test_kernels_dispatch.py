@@ -1,7 +1,7 @@
 """The SDLS_KERNELS switch and its in-process override."""
-from kernel_checks import DEVICE  # noqa: F401  first: sets up Triton
 
 import pytest
+from kernel_checks import DEVICE
 
 from sdls_kernels import dispatch
 
@@ -14,10 +14,18 @@ def clean(monkeypatch):
     dispatch.set_kernels(None)
 
 
-@pytest.mark.parametrize("env, device, expected", [
-    (None, "cpu", False), ("auto", "cpu", False), ("auto", "cuda", True),
-    ("triton", "cpu", True), ("TRITON", "cuda", True), ("torch", "cuda", False), ("torch", "cpu", False),
-])
+@pytest.mark.parametrize(
+    "env, device, expected",
+    [
+        (None, "cpu", False),
+        ("auto", "cpu", False),
+        ("auto", "cuda", True),
+        ("triton", "cpu", True),
+        ("TRITON", "cuda", True),
+        ("torch", "cuda", False),
+        ("torch", "cpu", False),
+    ],
+)
 def test_env_switch(monkeypatch, env, device, expected):
     if env is not None:
         monkeypatch.setenv("SDLS_KERNELS", env)
@@ -45,6 +53,7 @@ def test_bad_modes_are_clear_errors(monkeypatch):
 def test_kernel_for_refuses_a_device_triton_cannot_run_on():
     def kernel():
         pass
+
     with pytest.raises(RuntimeError, match="device type 'mps'"):
         dispatch.kernel_for(kernel, "mps")
     other = "cpu" if DEVICE.type == "cuda" else "cuda"

@@ -1,8 +1,8 @@
 """GPU only: the kernels at the real decode shapes in bf16, and the fast path inside a CUDA graph."""
-from kernel_checks import DEVICE, check_rule, fresh_generator, randn  # first: sets up Triton
 
 import pytest
 import torch
+from kernel_checks import DEVICE, check_rule, fresh_generator, randn  # first: sets up Triton
 
 from sdls_kernels.block_attention import block_attention, block_attention_ref
 from sdls_kernels.confidence import confidence, confidence_ref
@@ -27,8 +27,9 @@ def test_confidence_full_vocabulary(vocab):
 
 
 # (B, H, Hkv, D, ctx): the Qwen2.5 0.5B / 1.5B / 7B heads at 1k and 4k context, and a batch with slots.
-@pytest.mark.parametrize("B, H, Hkv, D, ctx", [(1, 14, 2, 64, 4096), (1, 12, 2, 128, 1024), (1, 28, 4, 128, 4096),
-                                               (3, 28, 4, 128, 1500)])
+@pytest.mark.parametrize(
+    "B, H, Hkv, D, ctx", [(1, 14, 2, 64, 4096), (1, 12, 2, 128, 1024), (1, 28, 4, 128, 4096), (3, 28, 4, 128, 1500)]
+)
 def test_block_attention_decode_shapes(B, H, Hkv, D, ctx):
     gen, seed = fresh_generator()
     T, S = 32, ctx + 64
@@ -51,7 +52,7 @@ def test_norm_and_rope_at_7b_width():
     exact, _ = add_rmsnorm_ref((x.double() + r.double()), None, w.double(), 1e-6, compute_dtype=torch.float64)
     check_rule("rmsnorm", y, add_rmsnorm_ref(x, r, w, 1e-6)[0], exact, atol=1e-3, seed=seed)
     qkv = randn(gen, 1, 32, 36 * 128, dtype=BF16)
-    q, k = qkv[..., :28 * 128].view(1, 32, 28, 128), qkv[..., 28 * 128:32 * 128].view(1, 32, 4, 128)
+    q, k = qkv[..., : 28 * 128].view(1, 32, 28, 128), qkv[..., 28 * 128 : 32 * 128].view(1, 32, 4, 128)
     pos = (4000 + torch.arange(32, device=DEVICE))[None]
     inv = inverse_frequencies(128, 1e6, device=DEVICE)
     same, exact = rope_ref(q, pos, inv), rope_ref(q.double(), pos, inv.double())

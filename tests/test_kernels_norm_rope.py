@@ -1,14 +1,14 @@
 """Fused add + RMSNorm, in-place RoPE and SwiGLU kernels vs their references and the model's own modules."""
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 import pytest
 import torch
+from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
 
 from sdls_kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref
 from sdls_kernels.rope import inverse_frequencies, rope_, rope_ref
 from sdls_kernels.swiglu import swiglu, swiglu_ref
-from sdls_model.transformer import MLP, RMSNorm, apply_rope, rope_cos_sin
 from sdls_model.config import ModelConfig
+from sdls_model.transformer import MLP, RMSNorm, apply_rope, rope_cos_sin
 
 NORM_SHAPES = [(1, 1), (5, 333), (2, 3, 1000), (4, 64)]
 
@@ -21,8 +21,14 @@ def test_add_rmsnorm_matches_fp64_reference(shape, dtype, with_residual):
     x = randn(gen, *shape, dtype=dtype, scale=3.0)
     residual = randn(gen, *shape, dtype=dtype) if with_residual else None
     weight = (1 + randn(gen, shape[-1], scale=0.2)).to(dtype)
-    y, h = add_rmsnorm(x, residual, weight, 1e-6, out=poisoned(*shape, dtype=dtype),
-                       residual_out=poisoned(*shape, dtype=dtype) if with_residual else None)
+    y, h = add_rmsnorm(
+        x,
+        residual,
+        weight,
+        1e-6,
+        out=poisoned(*shape, dtype=dtype),
+        residual_out=poisoned(*shape, dtype=dtype) if with_residual else None,
+    )
     y_same, h_same = add_rmsnorm_ref(x, residual, weight, 1e-6)
     h_exact = x.double() + (residual.double() if with_residual else 0)
     y_exact, _ = add_rmsnorm_ref(h_exact, None, weight.double(), 1e-6, compute_dtype=torch.float64)
@@ -46,7 +52,7 @@ def test_add_rmsnorm_is_the_models_rmsnorm():
 def test_add_rmsnorm_in_place_residual_and_mixed_weight_dtype():
     gen, _ = fresh_generator()
     x, r = randn(gen, 4, 50, dtype=torch.float16), randn(gen, 4, 50, dtype=torch.float16)
-    weight = 1 + randn(gen, 50, scale=0.1)                       # float32 weight, float16 activations
+    weight = 1 + randn(gen, 50, scale=0.1)  # float32 weight, float16 activations
     want_y, want_h = add_rmsnorm_ref(x, r, weight, 1e-5)
     y, h = add_rmsnorm(x, r, weight, 1e-5, residual_out=r)
     assert h is r and torch.equal(r, want_h) and y.dtype == torch.float32
@@ -73,11 +79,11 @@ ROPE_SHAPES = [(1, 1, 1, 1, 2), (2, 5, 6, 2, 40), (1, 9, 14, 2, 64), (3, 4, 4, 4
 def test_rope_in_place_on_a_fused_qkv_buffer(shape, dtype):
     B, T, Hq, Hk, D = shape
     gen, seed = fresh_generator()
-    qkv = randn(gen, B, T, (Hq + 2 * Hk) * D, dtype=dtype)       # what one fused projection returns
+    qkv = randn(gen, B, T, (Hq + 2 * Hk) * D, dtype=dtype)  # what one fused projection returns
     positions = torch.randint(0, 32768, (B, T), generator=gen).to(DEVICE)
     inv_freq = inverse_frequencies(D, 1e6, device=DEVICE)
-    q = qkv[..., :Hq * D].view(B, T, Hq, D)
-    k = qkv[..., Hq * D:(Hq + Hk) * D].view(B, T, Hk, D)
+    q = qkv[..., : Hq * D].view(B, T, Hq, D)
+    k = qkv[..., Hq * D : (Hq + Hk) * D].view(B, T, Hk, D)
     before = qkv.clone()
     q_same, k_same = rope_ref(q, positions, inv_freq), rope_ref(k, positions, inv_freq)
     q_exact = rope_ref(q.cpu().double(), positions.cpu(), inv_freq.cpu().double())
@@ -85,7 +91,7 @@ def test_rope_in_place_on_a_fused_qkv_buffer(shape, dtype):
     rope_(q, k, positions, inv_freq)
     check_rule(f"rope q {dtype} {shape}", q, q_same, q_exact, atol=1e-6, seed=seed)
     check_rule(f"rope k {dtype} {shape}", k, k_same, k_exact, atol=1e-6, seed=seed)
-    assert torch.equal(qkv[..., (Hq + Hk) * D:], before[..., (Hq + Hk) * D:]), "v was touched"
+    assert torch.equal(qkv[..., (Hq + Hk) * D :], before[..., (Hq + Hk) * D :]), "v was touched"
 
 
 def test_rope_is_the_models_rope():
@@ -117,8 +123,9 @@ def test_swiglu_matches_fp64_reference(shape, dtype):
     out = poisoned(*shape[:-1], shape[-1] // 2, dtype=dtype)
     got = swiglu(gate_up, out=out)
     assert got is out
-    check_rule(f"swiglu {dtype} {shape}", got, swiglu_ref(gate_up), swiglu_ref(gate_up.cpu().double()),
-               atol=1e-6, seed=seed)
+    check_rule(
+        f"swiglu {dtype} {shape}", got, swiglu_ref(gate_up), swiglu_ref(gate_up.cpu().double()), atol=1e-6, seed=seed
+    )
 
 
 def test_swiglu_on_fused_projection_is_the_models_mlp_activation():

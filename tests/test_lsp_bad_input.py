@@ -1,5 +1,6 @@
 """Bad input through the real server (stdio, spawned worker, tiny checkpoint): every case gets a
 clear answer and the server keeps serving. Worker crash recovery runs last (it kills the worker)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,12 +13,12 @@ import time
 import pytest
 import pytest_asyncio
 from fixtures_checkpoints import write_sdls
-from lsp_harness import change_doc, configure, inline, inline_params, open_doc, sdls_session, stats
+from lsp_harness import change_doc, configure, inline, open_doc, sdls_session, stats
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
-EMOJI = "\U0001F600"
+EMOJI = "\U0001f600"
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,9 @@ def model_dir(tmp_path_factory):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(model_dir):
-    async with sdls_session(model_dir, {"actions": {"validate": False}, "hover": {"doubt": False},
-                                        "maxDocumentChars": 2_000_000}) as c:
+    async with sdls_session(
+        model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}, "maxDocumentChars": 2_000_000}
+    ) as c:
         yield c
 
 
@@ -56,8 +58,9 @@ async def test_unknown_uri_is_invalid_params(client):
     uri = "file:///never/opened.py"
     err = await error_of(inline(client, uri, 0, 0))
     assert err.code == lsp.ErrorCodes.InvalidParams and "not open" in err.message
-    err = await error_of(client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri),
-                                                                          lsp.Position(0, 0))))
+    err = await error_of(
+        client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(0, 0)))
+    )
     assert err.code == lsp.ErrorCodes.InvalidParams
     err = await error_of(client.code_action_resolve_async(lsp.CodeAction(title="forged", data={"uri": uri})))
     assert err.code == lsp.ErrorCodes.InvalidParams and "not one sdls made" in err.message
@@ -76,7 +79,7 @@ async def test_bad_positions_are_invalid_params(client, line, col, message):
 async def test_a_change_that_does_not_fit_marks_the_document_out_of_sync_until_reopened(client):
     uri = "file:///bad/desync.py"
     open_doc(client, uri, "x = 1\n")
-    change_doc(client, uri, 2, 30, 0, "y")                      # line 30 does not exist
+    change_doc(client, uri, 2, 30, 0, "y")  # line 30 does not exist
     err = await error_of(inline(client, uri, 0, 5))
     assert err.code == lsp.ErrorCodes.InvalidParams and "out of sync" in err.message
     assert any("out of sync" in m.message for m in client.messages)
@@ -86,7 +89,7 @@ async def test_a_change_that_does_not_fit_marks_the_document_out_of_sync_until_r
 
 async def test_binary_and_non_utf8_text_is_served_without_crashing(client):
     uri = "file:///bad/blob.py"
-    open_doc(client, uri, "\x00\x01ELF\x02" + "\udc80\udcff" * 10 + "\nx = \n")   # NULs and lone surrogates
+    open_doc(client, uri, "\x00\x01ELF\x02" + "\udc80\udcff" * 10 + "\nx = \n")  # NULs and lone surrogates
     result = await inline(client, uri, 1, 4)
     assert result.items == ()
     hover = await client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(0, 1)))
@@ -112,10 +115,14 @@ async def test_a_5mb_document_is_served(client):
     change_doc(client, uri, 2, last, 4, "1")
     result = await inline(client, uri, last, 5)
     assert time.monotonic() - started < 20
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(last, 0), lsp.Position(last, 5)),
-        lsp.CodeActionContext(diagnostics=[])))
-    assert [a.title for a in actions] == ["Rewrite selection"]        # too big to parse: no syntax actions
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri),
+            lsp.Range(lsp.Position(last, 0), lsp.Position(last, 5)),
+            lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert [a.title for a in actions] == ["Rewrite selection"]  # too big to parse: no syntax actions
     await alive(client)
 
 
@@ -128,7 +135,7 @@ async def test_unsupported_language_gets_plain_text_behaviour(client):
     await configure(client, {"languages": ["python"]})
     try:
         before = (await stats(client)).worker.lanes.inline.jobs
-        assert await inline(client, uri, 1, 12) is None                # language switched off: no model call
+        assert await inline(client, uri, 1, 12) is None  # language switched off: no model call
         assert (await stats(client)).worker.lanes.inline.jobs == before
     finally:
         await configure(client, {"languages": ["*"]})
@@ -169,10 +176,11 @@ async def test_a_second_server_shares_the_running_worker(client, model_dir):
     info = await started_worker(client)
     sock_dir = next(iter(_worker_sockets(info.pid))).rsplit("/", 1)[0]
     from pathlib import Path
+
     async with sdls_session(model_dir, socket_dir=Path(sock_dir)) as second:
         open_doc(second, "file:///bad/second.py", "def g(y):\n    return \n")
         assert isinstance(await inline(second, "file:///bad/second.py", 1, 11), lsp.InlineCompletionList)
-        assert (await stats(second)).worker_info.pid == info.pid        # one warm model for both windows
+        assert (await stats(second)).worker_info.pid == info.pid  # one warm model for both windows
         assert (await stats(second)).worker.clients == 2
 
 
@@ -183,14 +191,14 @@ async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
     await configure(client, {"completion": {"maxTokens": 512}})
     try:
         pending = asyncio.ensure_future(inline(client, uri, 1, 8))
-        for _ in range(500):                                          # until the engine is running it
+        for _ in range(500):  # until the engine is running it
             if (await stats(client)).worker.running:
                 break
             await asyncio.sleep(0.01)
         os.kill(first_pid, signal.SIGKILL)
         started = time.monotonic()
         err = await error_of(pending)
-        assert time.monotonic() - started < 2.0                        # fails fast, no hang
+        assert time.monotonic() - started < 2.0  # fails fast, no hang
         assert err.code == lsp.LSPErrorCodes.RequestFailed and "worker" in err.message
         # The server restarts the worker in the background (with backoff) and serves again.
         change_doc(client, uri, 2, 1, 8, "1")
@@ -208,10 +216,13 @@ async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
 
 
 # -- no usable model: a clear message, and the server stays up ---------------------------------------
-@pytest.mark.parametrize("make_model, fragment", [
-    (lambda d: None, "nonexistent"),
-    (lambda d: (d.mkdir(), (d / "config.json").write_text("{ not json")), "config.json"),
-])
+@pytest.mark.parametrize(
+    "make_model, fragment",
+    [
+        (lambda d: None, "nonexistent"),
+        (lambda d: (d.mkdir(), (d / "config.json").write_text("{ not json")), "config.json"),
+    ],
+)
 async def test_missing_or_corrupt_model_is_reported_and_the_server_keeps_running(tmp_path, make_model, fragment):
     model = tmp_path / "nonexistent"
     make_model(model)
@@ -229,10 +240,14 @@ async def test_missing_or_corrupt_model_is_reported_and_the_server_keeps_running
         started = time.monotonic()
         again = await error_of(inline(c, "file:///m/a.py", 1, 11))
         assert time.monotonic() - started < 1.0 and fragment in again.message
-        assert len(c.messages) == 1                                    # shown once, not per keystroke
+        assert len(c.messages) == 1  # shown once, not per keystroke
         # Features without the model still work.
-        actions = await c.text_document_code_action_async(lsp.CodeActionParams(
-            lsp.TextDocumentIdentifier("file:///m/a.py"), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 14)),
-            lsp.CodeActionContext(diagnostics=[])))
+        actions = await c.text_document_code_action_async(
+            lsp.CodeActionParams(
+                lsp.TextDocumentIdentifier("file:///m/a.py"),
+                lsp.Range(lsp.Position(1, 4), lsp.Position(1, 14)),
+                lsp.CodeActionContext(diagnostics=[]),
+            )
+        )
         assert any(a.kind == "quickfix" for a in actions)
         await alive(c)

@@ -1,4 +1,5 @@
 """`sdls bench lsp`: line picking, percentiles, and one short replay through the real server."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,16 @@ def test_pick_lines_takes_statement_starts_only():
     lines = SOURCE.split("\n")
     picked = [lines[i].strip() for i in pick_lines(SOURCE, 3)]
     assert picked and all(not p.startswith(("This", "#", '"')) for p in picked)
-    assert set(picked) <= {"for base, dirs, files in os.walk(root):", "for name in files:",
-                           "yield os.path.join(base, name)"}
+    assert set(picked) <= {
+        "for base, dirs, files in os.walk(root):",
+        "for name in files:",
+        "yield os.path.join(base, name)",
+    }
 
 
 def test_percentile_nearest_rank():
     assert percentile([5.0, 1.0, 3.0], 50) == 3.0 and percentile([1.0, 2.0], 95) == 2.0
-    assert percentile([], 50) != percentile([], 50)      # NaN: no data is not zero latency
+    assert percentile([], 50) != percentile([], 50)  # NaN: no data is not zero latency
 
 
 @pytest.mark.slow
@@ -44,9 +48,22 @@ def test_short_replay_accounts_for_every_request(tmp_path):
     source = tmp_path / "walk.py"
     source.write_text(SOURCE)
     parser = argparse.ArgumentParser()
-    add_arguments(parser)   # the command's own defaults, so a new option cannot be missed here
-    args = parser.parse_args(["--model", str(model), "--files", str(source), "--lines", "1", "--rate", "40",
-                              "--pause", "0.5", "--in-process"])
+    add_arguments(parser)  # the command's own defaults, so a new option cannot be missed here
+    args = parser.parse_args(
+        [
+            "--model",
+            str(model),
+            "--files",
+            str(source),
+            "--lines",
+            "1",
+            "--rate",
+            "40",
+            "--pause",
+            "0.5",
+            "--in-process",
+        ]
+    )
     fig = asyncio.run(run_bench(args))
     r = fig["requests"]
     assert r["sent"] == fig["keystrokes"] > 0
@@ -65,12 +82,13 @@ def test_a_long_session_through_the_driver_does_not_block_on_server_logs():
         log = io.StringIO()
         driver = await LspDriver.start(None, {"diagnostics": {"enabled": True}}, stderr_to=log)
         try:
-            text = "x = (\n" * 2000                      # 12 KB per open: well over a pipe buffer in total
+            text = "x = (\n" * 2000  # 12 KB per open: well over a pipe buffer in total
             for i in range(20):
                 await driver.open(f"file:///logs/{i}.py", text)
                 await asyncio.wait_for(driver.stats(), 10)
         finally:
             await driver.stop()
         return log.getvalue()
+
     log = asyncio.run(session())
-    assert "Sending data" not in log                    # messages are not logged at the default level
+    assert "Sending data" not in log  # messages are not logged at the default level

@@ -3,6 +3,7 @@
 Model output is scripted (ScriptedBackend) so each test states exactly what the model "wrote";
 the real engine is exercised end to end in test_lsp_e2e.py.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -39,21 +40,24 @@ async def complete(text_with_cursor, answer, cache=None, language="python", uri=
 
 
 # -- completion -------------------------------------------------------------------------------
-@pytest.mark.parametrize("source, model_text, expected, replaces", [
-    ("def add(a, b):\n    return |\n", "a + b\n\ndef other():", "a + b", ""),      # single line: first line only
-    ("x = foo(|)\n", "1, 2)", "1, 2)", ")"),                                     # replaces the trailing closer
-    ("def f(x):\n    |\n", "y = x\n    return y\nprint(1)", "y = x\n    return y", ""),  # block; stops at dedent
-])
+@pytest.mark.parametrize(
+    "source, model_text, expected, replaces",
+    [
+        ("def add(a, b):\n    return |\n", "a + b\n\ndef other():", "a + b", ""),  # single line: first line only
+        ("x = foo(|)\n", "1, 2)", "1, 2)", ")"),  # replaces the trailing closer
+        ("def f(x):\n    |\n", "y = x\n    return y\nprint(1)", "y = x\n    return y", ""),  # block; stops at dedent
+    ],
+)
 async def test_completion_is_cleaned_for_its_scope(source, model_text, expected, replaces):
     outcome, backend, doc, offset = await complete(source, model_text)
     result = outcome.result
     assert result is not None, outcome.reason
     assert result.text == expected and result.source == "model"
-    assert doc.text[result.start:result.end] == replaces
+    assert doc.text[result.start : result.end] == replaces
     job = backend.jobs[0]
     assert job.prefix == doc.text[:offset] and job.suffix == doc.text[offset:] and job.session == URI
-    assert job.single_line == (outcome.scope == "line")     # the engine stops a one-line job at the break
-    fixed = SyntaxDocument(doc.text[:result.start] + result.text + doc.text[result.end:], "python")
+    assert job.single_line == (outcome.scope == "line")  # the engine stops a one-line job at the break
+    fixed = SyntaxDocument(doc.text[: result.start] + result.text + doc.text[result.end :], "python")
     assert syntax_errors(fixed) == []
 
 
@@ -76,10 +80,10 @@ async def test_cache_serves_repeat_and_typing_along_without_model_calls():
     assert outcome.result.text == "a + b"
     repeat = await complete_at(doc, offset, backend=backend, settings=SETTINGS, cache=cache)
     assert repeat.result.text == "a + b" and repeat.result.source == "cache"
-    doc.syntax.apply_edit(offset, offset, "a +")            # the user types the first characters shown
+    doc.syntax.apply_edit(offset, offset, "a +")  # the user types the first characters shown
     along = await complete_at(doc, offset + 3, backend=backend, settings=SETTINGS, cache=cache)
     assert along.result.text == " b" and along.result.source == "along"
-    doc.syntax.apply_edit(offset + 3, offset + 3, "-")       # typing something else: a real miss
+    doc.syntax.apply_edit(offset + 3, offset + 3, "-")  # typing something else: a real miss
     await complete_at(doc, offset + 4, backend=backend, settings=SETTINGS, cache=cache)
     assert len(backend.jobs) == 2
 
@@ -92,8 +96,9 @@ async def test_binary_document_gets_no_completion():
 
 
 async def test_unknown_language_gets_plain_text_completion():
-    outcome, _, doc, _ = await complete("IDENTIFICATION DIVISION. |\n", "PROGRAM-ID. HELLO.\nmore", language="cobol",
-                                     uri="file:///w/hello.cob")
+    outcome, _, doc, _ = await complete(
+        "IDENTIFICATION DIVISION. |\n", "PROGRAM-ID. HELLO.\nmore", language="cobol", uri="file:///w/hello.cob"
+    )
     assert doc.language is None
     assert outcome.result.text == "PROGRAM-ID. HELLO."
 
@@ -108,7 +113,7 @@ async def test_cross_file_header_goes_before_the_prefix():
 def test_prefix_window_start_stays_put_while_typing_and_starts_a_line():
     text = "".join(f"line {i:04d} = {i}\n" for i in range(2000))
     starts = {prefix_window_start(text, offset, 3000) for offset in range(20000, 20300)}
-    assert len(starts) <= 2                                  # moves in jumps, not per keystroke
+    assert len(starts) <= 2  # moves in jumps, not per keystroke
     for start in starts:
         assert text[start - 1] == "\n"
     prompt = build_prompt(text, 20000, 3000, 500)
@@ -127,9 +132,9 @@ def test_cache_is_lru_bounded_and_forgets_closed_documents():
 # -- documents ------------------------------------------------------------------------------------
 def test_incremental_changes_in_utf16_positions():
     store = DocumentStore()
-    store.open(URI, "python", 1, "s = '\U0001F600'\nx = 1\n")
+    store.open(URI, "python", 1, "s = '\U0001f600'\nx = 1\n")
     doc = store.change(URI, 2, [((0, 7, 0, 7), "!"), ((1, 4, 1, 5), "42")])
-    assert doc.text == "s = '\U0001F600!'\nx = 42\n" and doc.version == 2
+    assert doc.text == "s = '\U0001f600!'\nx = 42\n" and doc.version == 2
     assert syntax_errors(doc.syntax) == []
     doc = store.change(URI, 3, [(None, "y = (\n")])
     assert doc.text == "y = (\n" and syntax_errors(doc.syntax)
@@ -141,7 +146,7 @@ def test_bad_changes_and_unknown_documents_are_errors():
     with pytest.raises(PositionError):
         store.change(URI, 2, [((5, 0, 5, 1), "y")])
     with pytest.raises(UnknownDocument, match="out of sync .*line 5 is past the end"):
-        store.get(URI)                                       # refused until the editor reopens it
+        store.get(URI)  # refused until the editor reopens it
     assert store.open(URI, "python", 3, "x\n").text == "x\n" and store.get(URI).version == 3
     with pytest.raises(UnknownDocument, match="not open"):
         store.get("file:///never-opened.py")
@@ -149,7 +154,7 @@ def test_bad_changes_and_unknown_documents_are_errors():
 
 def test_huge_documents_are_kept_as_plain_text():
     store = DocumentStore(max_chars=1_000_000)
-    doc = store.open(URI, "python", 1, "x = 1\n" * 900_000)        # 5.4 MB
+    doc = store.open(URI, "python", 1, "x = 1\n" * 900_000)  # 5.4 MB
     assert doc.oversized and doc.language is None and doc.syntax.tree is None
 
 
@@ -187,18 +192,29 @@ async def test_fill_stubs_runs_waves_in_order_and_later_waves_see_earlier_fills(
     fills = {"Shape": "sides = 0", "Circle": "radius = 1.0", "area": "return 3.14 * c.radius ** 2"}
 
     def answer(job):
-        owner = [name for name in fills if f"{name}" in job.prefix.rsplit("\n", 3)[-2] or
-                 job.prefix.rstrip().endswith(f"{name}:") or f" {name}(" in job.prefix.rsplit("\n", 3)[-2]]
+        owner = [
+            name
+            for name in fills
+            if f"{name}" in job.prefix.rsplit("\n", 3)[-2]
+            or job.prefix.rstrip().endswith(f"{name}:")
+            or f" {name}(" in job.prefix.rsplit("\n", 3)[-2]
+        ]
         return fills[owner[-1]] if owner else "pass"
+
     backend = ScriptedBackend(answer=answer)
     doc = SyntaxDocument(STUBS, "python")
     reports = []
-    edits = await fill_stubs(doc, backend=backend, decode=DecodeSettings(), budget=Budget(),
-                             progress=lambda message, percent: reports.append(message))
+    edits = await fill_stubs(
+        doc,
+        backend=backend,
+        decode=DecodeSettings(),
+        budget=Budget(),
+        progress=lambda message, percent: reports.append(message),
+    )
     result = apply_edits(STUBS, edits)
     assert "sides = 0" in result and "radius = 1.0" in result and "c.radius" in result
     assert syntax_errors(SyntaxDocument(result, "python")) == []
-    assert "sides = 0" in backend.jobs[1].prefix             # wave 2 saw wave 1's code
+    assert "sides = 0" in backend.jobs[1].prefix  # wave 2 saw wave 1's code
     assert "radius = 1.0" in backend.jobs[2].prefix
     assert reports[:3] == ["wave 1/3: 1 stub(s)", "wave 2/3: 1 stub(s)", "wave 3/3: 1 stub(s)"]
     assert set(backend.lanes) == {"rewrite"}
@@ -212,13 +228,15 @@ async def test_rewrite_selection_maps_window_edits_to_document_offsets():
     def edits(job):
         s = job.text.index("+  a2")
         return [TextEdit(s + 1, s + 3, " ")]
+
     backend = ScriptedBackend(edits=edits)
     doc = SyntaxDocument(text, "python")
     offer = next(o for o in offer_actions(doc, start, end, ActionSettings()) if o.action == "rewrite")
-    result = await resolve_offer(doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(),
-                                 budget=Budget())
+    result = await resolve_offer(
+        doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert apply_edits(text, result).endswith("total = a1 + a2\n")
-    assert len(backend.jobs[0].text) < len(text)            # only a window crossed the socket
+    assert len(backend.jobs[0].text) < len(text)  # only a window crossed the socket
 
 
 async def test_rewrite_that_breaks_syntax_is_refused_unless_validation_is_off():
@@ -227,10 +245,12 @@ async def test_rewrite_that_breaks_syntax_is_refused_unless_validation_is_off():
     doc = SyntaxDocument(text, "python")
     offer = next(o for o in offer_actions(doc, 0, 5, ActionSettings()) if o.action == "rewrite")
     with pytest.raises(NoChange, match="syntax errors"):
-        await resolve_offer(doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(),
-                            budget=Budget())
-    edits = await resolve_offer(doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(),
-                                budget=Budget(), validate=False)
+        await resolve_offer(
+            doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+        )
+    edits = await resolve_offer(
+        doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget(), validate=False
+    )
     assert apply_edits(text, edits) == "((( = 1\n"
 
 
@@ -242,40 +262,50 @@ async def test_fixup_proposes_a_repair_with_a_diff():
     def edits(job):
         at = job.text.index("g(x") + 3
         return [TextEdit(at, at, ")")]
+
     backend = ScriptedBackend(edits=edits)
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
-                              decode=DecodeSettings(), budget=Budget())
+    fix = await propose_fixup(
+        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert fix.edits and apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert "-    return g(x" in fix.diff and "+    return g(x)" in fix.diff
-    assert backend.lanes == ["rewrite", "rewrite"]           # an insertion was tried first (it wrote nothing)
+    assert backend.lanes == ["rewrite", "rewrite"]  # an insertion was tried first (it wrote nothing)
     job = backend.jobs[1]
     # The fix revises the lines the error touches, re-masking the error's first line.
-    assert job.text[job.start:job.end] == "    return g(x\n\nprint(f(1))"
+    assert job.text[job.start : job.end] == "    return g(x\n\nprint(f(1))"
     assert [job.text[s:e] for s, e in job.marked] == ["return g(x"]
 
 
 async def test_fixup_that_does_not_fix_says_why():
     backend = ScriptedBackend(edits=lambda job: [TextEdit(job.text.index("f(1)") + 2, job.text.index("f(1)") + 3, "2")])
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
-                              decode=DecodeSettings(), budget=Budget())
+    fix = await propose_fixup(
+        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert fix.edits == [] and "does not reduce" in fix.reason
 
 
 async def test_fixup_on_a_doubted_token():
-    text = "x = 1\ny = x + - 2\n"                 # parses fine: only the model objects to the `-`
+    text = "x = 1\ny = x + - 2\n"  # parses fine: only the model objects to the `-`
     minus = text.index("-")
-    backend = ScriptedBackend(doubts=lambda t, s, e: [(t.index("-"), t.index("-") + 1, 0.001)],
-                              edits=lambda job: [TextEdit(job.text.index("-"), job.text.index("-") + 2, "")])
+    backend = ScriptedBackend(
+        doubts=lambda t, s, e: [(t.index("-"), t.index("-") + 1, 0.001)],
+        edits=lambda job: [TextEdit(job.text.index("-"), job.text.index("-") + 2, "")],
+    )
     doc = SyntaxDocument(text, "python")
-    fix = await propose_fixup(doc, minus, backend=backend, settings=ActionSettings(), decode=DecodeSettings(),
-                              budget=Budget())
+    fix = await propose_fixup(
+        doc, minus, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert "doubts `-`" in fix.problem and apply_edits(text, fix.edits) == "x = 1\ny = x + 2\n"
     assert backend.jobs[0].marked == [(minus, minus + 1)]
     # Hovering where the model has no doubt offers nothing.
-    assert await propose_fixup(doc, 0, backend=backend, settings=ActionSettings(), decode=DecodeSettings(),
-                               budget=Budget()) is None
+    assert (
+        await propose_fixup(
+            doc, 0, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+        )
+        is None
+    )
 
 
 def test_render_diff_shows_only_touched_lines():
@@ -286,14 +316,17 @@ def test_render_diff_shows_only_touched_lines():
 
 async def test_a_change_during_the_model_call_drops_the_result():
     from sdls.lsp.completion import DocumentChanged
+
     doc, offset = opened("def add(a, b):\n    return |\n")
 
     def answer_while_the_user_types(job):
-        doc.syntax.apply_edit(0, len(doc.text), "x")       # the text shrinks under the request
+        doc.syntax.apply_edit(0, len(doc.text), "x")  # the text shrinks under the request
         return "a + b"
+
     with pytest.raises(DocumentChanged):
-        await complete_at(doc, offset, backend=ScriptedBackend(answer=answer_while_the_user_types),
-                          settings=SETTINGS, invoked=True)
+        await complete_at(
+            doc, offset, backend=ScriptedBackend(answer=answer_while_the_user_types), settings=SETTINGS, invoked=True
+        )
     live = SyntaxDocument(STUBS, "python")
     backend = ScriptedBackend(answer=lambda job: (live.apply_edit(0, 0, "\n"), "x = 1")[1])
     with pytest.raises(DocumentChanged):
@@ -304,8 +337,9 @@ async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
     region_start = BROKEN.index("    return g(x")
     backend = ScriptedBackend(edits=lambda job: [TextEdit(job.start, job.end, "")])
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
-                              decode=DecodeSettings(), budget=Budget())
+    fix = await propose_fixup(
+        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert fix.edits == [] and "deletes the code" in fix.reason
     assert region_start == backend.jobs[-1].start
 
@@ -313,8 +347,9 @@ async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
 async def test_an_unclosed_bracket_is_first_tried_as_an_insertion():
     backend = ScriptedBackend(answer=lambda job: ")\n\nprint(f(1))")
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(),
-                              decode=DecodeSettings(), budget=Budget())
+    fix = await propose_fixup(
+        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
+    )
     assert apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert len(backend.jobs) == 1 and backend.jobs[0].prefix.endswith("return g(x")
     assert fix.diff.splitlines()[-1] == "+    return g(x)"

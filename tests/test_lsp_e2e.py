@@ -5,6 +5,7 @@ Random weights write nonsense, so these tests check the plumbing and the protoco
 (what runs, what is cancelled, which version an edit is bound to), with syntax validation of
 actions switched off. One server and one worker are shared by the whole module.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,15 +36,19 @@ def model_dir(tmp_path_factory):
 async def client(model_dir):
     async with sdls_session(model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}}) as c:
         open_doc(c, "file:///e2e/warm.py", "def warm(x):\n    return \n")
-        await inline(c, "file:///e2e/warm.py", 1, 11)      # every test starts with the worker up
+        await inline(c, "file:///e2e/warm.py", 1, 11)  # every test starts with the worker up
         yield c
 
 
 async def counters(client) -> dict:
     s = await stats(client)
     lanes = s.worker.lanes if s.worker else None
-    return {"inline_jobs": lanes.inline.jobs if lanes else 0, "cancelled": lanes.inline.cancelled if lanes else 0,
-            "wasted": lanes.inline.forwards_wasted if lanes else 0, "rewrite_jobs": lanes.rewrite.jobs if lanes else 0}
+    return {
+        "inline_jobs": lanes.inline.jobs if lanes else 0,
+        "cancelled": lanes.inline.cancelled if lanes else 0,
+        "wasted": lanes.inline.forwards_wasted if lanes else 0,
+        "rewrite_jobs": lanes.rewrite.jobs if lanes else 0,
+    }
 
 
 async def test_initialize_advertises_the_features(client):
@@ -72,12 +77,12 @@ async def test_inline_completion_runs_the_model_and_only_offers_text_that_parses
     before = await counters(client)
     result = await inline(client, uri, 1, 11)
     after = await counters(client)
-    assert after["inline_jobs"] == before["inline_jobs"] + 1          # the worker ran the job
+    assert after["inline_jobs"] == before["inline_jobs"] + 1  # the worker ran the job
     assert isinstance(result, lsp.InlineCompletionList)
-    for item in result.items:                                          # whatever is offered parses
+    for item in result.items:  # whatever is offered parses
         lines = SOURCE.split("\n")
         lines[1] = lines[1][:11] + item.insert_text
-        assert len(syntax_errors(SyntaxDocument("\n".join(lines), "python"))) <= 1   # only the old error
+        assert len(syntax_errors(SyntaxDocument("\n".join(lines), "python"))) <= 1  # only the old error
     # Same prompt again: answered from the cache, no model call.
     await inline(client, uri, 1, 11)
     assert (await counters(client))["inline_jobs"] == after["inline_jobs"]
@@ -86,12 +91,15 @@ async def test_inline_completion_runs_the_model_and_only_offers_text_that_parses
 async def test_cancel_request_stops_the_job_in_the_worker(client):
     uri = "file:///e2e/cancel.py"
     open_doc(client, uri, "def f(x):\n    y = \n")
-    await configure(client, {"completion": {"maxTokens": 512}})       # the engine's longest job
+    await configure(client, {"completion": {"maxTokens": 512}})  # the engine's longest job
     try:
         before = await counters(client)
-        future = asyncio.ensure_future(client.protocol.send_request_async(
-            lsp.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 8), msg_id="cancel-me"))
-        for _ in range(500):                                          # until the engine is running it
+        future = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                lsp.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 8), msg_id="cancel-me"
+            )
+        )
+        for _ in range(500):  # until the engine is running it
             if (await stats(client)).worker.running:
                 break
             await asyncio.sleep(0.01)
@@ -114,7 +122,7 @@ async def test_cancel_request_stops_the_job_in_the_worker(client):
 async def test_newer_request_for_the_same_document_supersedes_the_older(client):
     uri = "file:///e2e/supersede.py"
     open_doc(client, uri, "def f(x):\n    y = \n    z = \n")
-    await configure(client, {"completion": {"debounceMs": 3000}})     # the older request waits in the server
+    await configure(client, {"completion": {"debounceMs": 3000}})  # the older request waits in the server
     try:
         old = asyncio.ensure_future(inline(client, uri, 1, 8))
         await asyncio.sleep(0.2)
@@ -135,7 +143,7 @@ async def test_result_for_an_outdated_version_is_dropped(client):
     try:
         pending = asyncio.ensure_future(inline(client, uri, 1, 8))
         await asyncio.sleep(0.1)
-        change_doc(client, uri, 2, 0, 0, "# edited\n")              # typed while the request is pending
+        change_doc(client, uri, 2, 0, 0, "# edited\n")  # typed while the request is pending
         with pytest.raises(JsonRpcException) as err:
             await asyncio.wait_for(pending, 20)
         assert err.value.code == lsp.LSPErrorCodes.ContentModified
@@ -146,19 +154,23 @@ async def test_result_for_an_outdated_version_is_dropped(client):
 async def test_code_action_resolves_to_an_edit_bound_to_its_version(client):
     uri = "file:///e2e/actions.py"
     open_doc(client, uri, SOURCE, version=7)
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(5, 4), lsp.Position(5, 8)),
-        lsp.CodeActionContext(diagnostics=[])))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri),
+            lsp.Range(lsp.Position(5, 4), lsp.Position(5, 8)),
+            lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
     titles = [a.title for a in actions]
     assert "Rewrite selection" in titles and "Fill in stub" in titles and "Regenerate body of area" in titles
-    assert all(a.edit is None for a in actions)                       # computed lazily, on resolve
+    assert all(a.edit is None for a in actions)  # computed lazily, on resolve
     rewrite = next(a for a in actions if a.title == "Rewrite selection")
     before = (await counters(client))["rewrite_jobs"]
     resolved = await client.code_action_resolve_async(rewrite)
     change = resolved.edit.document_changes[0]
     assert change.text_document.uri == uri and change.text_document.version == 7
     assert all(e.range.start.line == 5 for e in change.edits)
-    assert (await counters(client))["rewrite_jobs"] == before + 1     # the rewrite lane ran it
+    assert (await counters(client))["rewrite_jobs"] == before + 1  # the rewrite lane ran it
     # After an edit, the old action is refused instead of producing an edit for the wrong text.
     change_doc(client, uri, 8, 0, 0, "# new first line\n")
     stale = next(a for a in actions if a.title == "Fill in stub")
@@ -170,14 +182,18 @@ async def test_code_action_resolves_to_an_edit_bound_to_its_version(client):
 async def test_fill_stubs_reports_progress(client):
     uri = "file:///e2e/progress.py"
     open_doc(client, uri, "class Shape:\n    ...\n\nclass Circle(Shape):\n    pass\n")
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
-        lsp.CodeActionContext(diagnostics=[])))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri),
+            lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
+            lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
     fill = next(a for a in actions if a.title == "Fill in 2 stubs")
     seen = set(client.progress_reports)
     try:
         await client.code_action_resolve_async(fill)
-    except JsonRpcException as exc:      # random weights may leave nothing usable; progress still ran
+    except JsonRpcException as exc:  # random weights may leave nothing usable; progress still ran
         assert exc.code == lsp.LSPErrorCodes.RequestFailed
     new_tokens = set(client.progress_reports) - seen
     assert new_tokens
@@ -190,18 +206,22 @@ async def test_fill_stubs_reports_progress(client):
 async def test_stubs_of_one_wave_are_decoded_in_one_batch(client):
     uri = "file:///e2e/batch.py"
     open_doc(client, uri, "def a(x):\n    pass\n\n\ndef b(y):\n    pass\n")
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
-        lsp.CodeActionContext(diagnostics=[])))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri),
+            lsp.Range(lsp.Position(1, 4), lsp.Position(1, 4)),
+            lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
     fill = next(a for a in actions if a.title == "Fill in 2 stubs")
-    await inline(client, uri, 1, 8)                # the worker is up even when this test runs alone
+    await inline(client, uri, 1, 8)  # the worker is up even when this test runs alone
     before = (await stats(client)).worker.lanes.rewrite
     try:
         await client.code_action_resolve_async(fill)
-    except JsonRpcException as exc:      # random weights may leave nothing usable
+    except JsonRpcException as exc:  # random weights may leave nothing usable
         assert exc.code == lsp.LSPErrorCodes.RequestFailed
     after = (await stats(client)).worker.lanes.rewrite
-    assert after.jobs == before.jobs + 2 and after.batches == before.batches + 1    # one engine.run, two jobs
+    assert after.jobs == before.jobs + 2 and after.batches == before.batches + 1  # one engine.run, two jobs
     assert after.batched_jobs == before.batched_jobs + 2
 
 
@@ -211,15 +231,16 @@ async def test_hover_fixup_shows_a_diff_and_its_command_applies_the_same_edit(cl
     hover = await client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(8, 6)))
     text = hover.contents.value
     assert "syntax error" in text and "```diff" in text and hover.range.start.line == 8
-    link = text[text.index("(command:sdls.applyFix?") + len("(command:sdls.applyFix?"):]
-    args = json.loads(urllib.parse.unquote(link[:link.index(" ")]))
+    link = text[text.index("(command:sdls.applyFix?") + len("(command:sdls.applyFix?") :]
+    args = json.loads(urllib.parse.unquote(link[: link.index(" ")]))
     assert args[0]["uri"] == uri and args[0]["version"] == 3
     result = await client.workspace_execute_command_async(lsp.ExecuteCommandParams("sdls.applyFix", args))
     assert result == {"applied": True}
     applied = client.applied_edits[-1].edit.document_changes[0]
     assert applied.text_document.version == 3
-    assert [(e.range.start.line, e.new_text) for e in applied.edits] == \
-        [(e["range"]["start"]["line"], e["newText"]) for e in args[0]["edits"]]
+    assert [(e.range.start.line, e.new_text) for e in applied.edits] == [
+        (e["range"]["start"]["line"], e["newText"]) for e in args[0]["edits"]
+    ]
     # Once the document moved on, the same command is refused.
     change_doc(client, uri, 4, 0, 0, "\n")
     with pytest.raises(JsonRpcException) as err:
@@ -234,6 +255,7 @@ async def test_every_request_got_exactly_one_response(client):
 
 async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, tmp_path, capsys):
     from sdls.cli import main
+
     path = tmp_path / "same.py"
     text = "def scale(v, k):\n    return \n"
     path.write_text(text)
@@ -241,7 +263,7 @@ async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, 
     served = await inline(client, path.as_uri(), 1, 11)
     record = (await stats(client)).latencies[-1]
     argv = ["complete", str(path), "--line", "1", "--col", "11", "--model", str(model_dir), "--json"]
-    assert await asyncio.to_thread(main, argv) == 0           # its own event loop, in a thread
+    assert await asyncio.to_thread(main, argv) == 0  # its own event loop, in a thread
     one_shot = json.loads(capsys.readouterr().out)
     assert one_shot["forwards"] == record.forwards > 0
     assert one_shot["text"] == (served.items[0].insert_text if served.items else "")
@@ -250,9 +272,13 @@ async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, 
 async def test_code_actions_honour_the_only_filter(client):
     uri = "file:///e2e/only.py"
     open_doc(client, uri, SOURCE)
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(8, 0), lsp.Position(8, 10)),
-        lsp.CodeActionContext(diagnostics=[], only=[lsp.CodeActionKind.QuickFix])))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri),
+            lsp.Range(lsp.Position(8, 0), lsp.Position(8, 10)),
+            lsp.CodeActionContext(diagnostics=[], only=[lsp.CodeActionKind.QuickFix]),
+        )
+    )
     assert actions and {a.kind for a in actions} == {"quickfix"}
 
 
@@ -264,8 +290,11 @@ async def test_quickfix_names_the_diagnostic_it_fixes(client):
             break
         await asyncio.sleep(0.05)
     diagnostic = client.diagnostics[uri][0]
-    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(uri), diagnostic.range, lsp.CodeActionContext(diagnostics=[diagnostic])))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri), diagnostic.range, lsp.CodeActionContext(diagnostics=[diagnostic])
+        )
+    )
     fix = next(a for a in actions if a.kind == "quickfix")
     assert fix.diagnostics == (diagnostic,) and fix.is_preferred
 

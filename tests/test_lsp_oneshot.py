@@ -1,4 +1,5 @@
 """`sdls complete` and `sdls fix`: one-shot runs on a tiny random checkpoint, and their error cases."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ def test_complete_json_reports_the_model_work(capsys, model_dir, source):
     assert {"text", "forwards", "tokens", "ms"} <= set(result)
     assert result["forwards"] > 0 and result["tokens"] > 0 and result["ms"] > 0
     assert result["scope"] == "line"
-    assert result["text"] or result["reason"]            # either a completion or why there is none
+    assert result["text"] or result["reason"]  # either a completion or why there is none
 
 
 def test_complete_is_deterministic(capsys, model_dir, source):
@@ -53,12 +54,15 @@ def test_fix_reports_the_problem_on_the_line(capsys, model_dir, source):
     assert bool(result["diff"]) == bool(result["edits"]) and (result["edits"] or result["reason"])
 
 
-@pytest.mark.parametrize("content, argv, message", [
-    (b"\xff\xfeabc", ("--line", "0", "--col", "0"), "is not UTF-8 text"),
-    (b"x = 1\x00\x00\n", ("--line", "0", "--col", "0"), "binary"),
-    (b"x = 1\n", ("--line", "7", "--col", "0"), "past the end"),
-    ("s = '\U0001F600'\n".encode(), ("--line", "0", "--col", "6"), "surrogate pair"),
-])
+@pytest.mark.parametrize(
+    "content, argv, message",
+    [
+        (b"\xff\xfeabc", ("--line", "0", "--col", "0"), "is not UTF-8 text"),
+        (b"x = 1\x00\x00\n", ("--line", "0", "--col", "0"), "binary"),
+        (b"x = 1\n", ("--line", "7", "--col", "0"), "past the end"),
+        ("s = '\U0001f600'\n".encode(), ("--line", "0", "--col", "6"), "surrogate pair"),
+    ],
+)
 def test_bad_files_and_positions_exit_2_with_a_message(capsys, tmp_path, model_dir, content, argv, message):
     path = tmp_path / "bad.py"
     path.write_bytes(content)

@@ -1,4 +1,5 @@
 """Settings from initializationOptions / didChangeConfiguration: nested, defaulted, forgiving."""
+
 from __future__ import annotations
 
 from sdls.lsp.settings import Settings, settings_from
@@ -10,9 +11,14 @@ def test_defaults_when_nothing_is_sent():
 
 
 def test_camel_and_snake_case_nested_values():
-    settings, warnings = settings_from({"model": {"path": "/m", "device": "cuda"},
-                                        "completion": {"maxTokens": 12, "threshold": 1, "block_size": 16},
-                                        "worker": {"inProcess": True}, "languages": ["python", "go"]})
+    settings, warnings = settings_from(
+        {
+            "model": {"path": "/m", "device": "cuda"},
+            "completion": {"maxTokens": 12, "threshold": 1, "block_size": 16},
+            "worker": {"inProcess": True},
+            "languages": ["python", "go"],
+        }
+    )
     assert warnings == []
     assert settings.model.path == "/m" and settings.model.device == "cuda"
     assert settings.completion.max_tokens == 12 and settings.completion.block_size == 16
@@ -27,12 +33,18 @@ def test_vscode_style_section_wrapper():
 
 
 def test_bad_values_warn_and_keep_defaults():
-    settings, warnings = settings_from({"completion": {"maxTokens": "lots", "enabled": 1, "nope": 3},
-                                        "model": "not an object", "languages": [1, 2]})
+    settings, warnings = settings_from(
+        {"completion": {"maxTokens": "lots", "enabled": 1, "nope": 3}, "model": "not an object", "languages": [1, 2]}
+    )
     assert settings == Settings()
     joined = "\n".join(warnings)
-    for fragment in ("completion.maxTokens", "completion.enabled", "unknown setting 'completion.nope'",
-                     "model: expected an object", "languages"):
+    for fragment in (
+        "completion.maxTokens",
+        "completion.enabled",
+        "unknown setting 'completion.nope'",
+        "model: expected an object",
+        "languages",
+    ):
         assert fragment in joined
 
 

@@ -1,12 +1,13 @@
 """The workspace after initialize: folders added and removed, settings pulled with workspace/configuration
 (a real server over stdio, driven by pytest-lsp; no model is loaded)."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 
 import pytest
-from lsp_harness import open_doc, sdls_session, stats
+from lsp_harness import sdls_session, stats
 from lsprotocol import types as lsp
 
 from sdls.lsp.server import create_server
@@ -35,12 +36,18 @@ async def test_added_and_removed_workspace_folders_reach_the_index(two_folders):
     app, lib = two_folders
     async with sdls_session(None, root=app) as client:
         assert (await stats(client)).workspace_roots == [str(app)]
-        client.workspace_did_change_workspace_folders(lsp.DidChangeWorkspaceFoldersParams(
-            lsp.WorkspaceFoldersChangeEvent(added=[lsp.WorkspaceFolder(lib.as_uri(), "lib")], removed=[])))
+        client.workspace_did_change_workspace_folders(
+            lsp.DidChangeWorkspaceFoldersParams(
+                lsp.WorkspaceFoldersChangeEvent(added=[lsp.WorkspaceFolder(lib.as_uri(), "lib")], removed=[])
+            )
+        )
         got = await wait_stats(client, lambda s: len(s.workspace_roots) == 2)
         assert sorted(got.workspace_roots) == sorted([str(app), str(lib)])
-        client.workspace_did_change_workspace_folders(lsp.DidChangeWorkspaceFoldersParams(
-            lsp.WorkspaceFoldersChangeEvent(added=[], removed=[lsp.WorkspaceFolder(app.as_uri(), "app")])))
+        client.workspace_did_change_workspace_folders(
+            lsp.DidChangeWorkspaceFoldersParams(
+                lsp.WorkspaceFoldersChangeEvent(added=[], removed=[lsp.WorkspaceFolder(app.as_uri(), "app")])
+            )
+        )
         got = await wait_stats(client, lambda s: s.workspace_roots == [str(lib)])
         assert got.workspace_roots == [str(lib)]
 
@@ -76,8 +83,9 @@ async def test_settings_are_pulled_after_initialize_and_on_an_empty_change(tmp_p
 @pytest.mark.asyncio
 async def test_no_pull_without_the_capability_and_pushed_settings_apply(tmp_path):
     async with sdls_session(None, root=tmp_path, configuration={"completion": {"maxTokens": 7}}, pull=False) as client:
-        client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(
-            settings={"sdls": {"completion": {"threshold": 0.5}}}))
+        client.workspace_did_change_configuration(
+            lsp.DidChangeConfigurationParams(settings={"sdls": {"completion": {"threshold": 0.5}}})
+        )
         got = await wait_stats(client, lambda s: s.settings.completion.threshold == 0.5)
         assert got.settings.completion.threshold == 0.5
-        assert got.settings.completion.max_tokens == 32      # the client's section was never asked for
+        assert got.settings.completion.max_tokens == 32  # the client's section was never asked for

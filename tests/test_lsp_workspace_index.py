@@ -1,4 +1,5 @@
 """Cross-file context: import resolution, declaration extraction, the debounced workspace watcher."""
+
 from __future__ import annotations
 
 import time
@@ -15,10 +16,13 @@ def workspace(tmp_path):
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "geometry.py").write_text(
         "import math\n\nclass Point:\n    x: float\n    def norm(self) -> float:\n        return 0.0\n\n"
-        "def distance(a: Point, b: Point) -> float:\n    return math.hypot(a.x - b.x, 0)\n")
+        "def distance(a: Point, b: Point) -> float:\n    return math.hypot(a.x - b.x, 0)\n"
+    )
     (tmp_path / "pkg" / "units.py").write_text("METERS = 1.0\n\ndef to_feet(m):\n    return m * 3.28\n")
     (tmp_path / "web").mkdir()
-    (tmp_path / "web" / "api.ts").write_text("export function get(url: string): Promise<string> { return fetch(url) }\n")
+    (tmp_path / "web" / "api.ts").write_text(
+        "export function get(url: string): Promise<string> { return fetch(url) }\n"
+    )
     (tmp_path / "node_modules").mkdir()
     (tmp_path / "node_modules" / "dep.py").write_text("def hidden(): pass\n")
     return tmp_path
@@ -31,11 +35,21 @@ def check(source: str, language: str, path, roots, expected: list[str]) -> None:
 
 def test_python_imports_resolve_to_workspace_files(workspace):
     main = workspace / "main.py"
-    check("from pkg.geometry import Point\nimport pkg.units, os\n", "python", main, [workspace],
-          ["pkg/geometry.py", "pkg/units.py"])
-    check("from . import units\nfrom .geometry import distance\n", "python", workspace / "pkg" / "x.py",
-          [workspace], ["pkg/__init__.py", "pkg/units.py", "pkg/geometry.py"])
-    check("import numpy\nfrom json import loads\n", "python", main, [workspace], [])   # not in the workspace
+    check(
+        "from pkg.geometry import Point\nimport pkg.units, os\n",
+        "python",
+        main,
+        [workspace],
+        ["pkg/geometry.py", "pkg/units.py"],
+    )
+    check(
+        "from . import units\nfrom .geometry import distance\n",
+        "python",
+        workspace / "pkg" / "x.py",
+        [workspace],
+        ["pkg/__init__.py", "pkg/units.py", "pkg/geometry.py"],
+    )
+    check("import numpy\nfrom json import loads\n", "python", main, [workspace], [])  # not in the workspace
 
 
 def test_relative_js_imports_resolve_with_extensions(workspace):
@@ -44,10 +58,13 @@ def test_relative_js_imports_resolve_with_extensions(workspace):
 
 def test_declarations_are_signatures_only(workspace):
     decls = declarations((workspace / "pkg" / "geometry.py").read_text(), "python")
-    assert decls == ["class Point:\n    x: float\n    def norm(self) -> float: ...",
-                     "def distance(a: Point, b: Point) -> float: ..."]
-    assert declarations("export function get(url: string): string { return url }\n", "typescript") == \
-        ["export function get(url: string): string { ... }"]
+    assert decls == [
+        "class Point:\n    x: float\n    def norm(self) -> float: ...",
+        "def distance(a: Point, b: Point) -> float: ...",
+    ]
+    assert declarations("export function get(url: string): string { return url }\n", "typescript") == [
+        "export function get(url: string): string { ... }"
+    ]
 
 
 def test_context_and_header_for_a_document(workspace):
@@ -57,7 +74,7 @@ def test_context_and_header_for_a_document(workspace):
     assert [name for name, _ in context] == ["pkg/geometry.py"]
     header = declarations_header("python", context, 1000)
     assert header.startswith("# from pkg/geometry.py:\nclass Point:") and "def distance(" in header
-    assert declarations_header("python", context, 20) == ""          # over budget: nothing half-written
+    assert declarations_header("python", context, 20) == ""  # over budget: nothing half-written
 
 
 def test_unsaved_editor_buffer_wins_over_disk(workspace):
@@ -87,6 +104,7 @@ def test_watcher_invalidates_changed_files_after_a_debounce_and_ignores_node_mod
 
 def test_server_builds_the_header_from_the_document_imports(workspace):
     from sdls.lsp.server import create_server
+
     server = create_server()
     server.index = DeclarationIndex([workspace])
     doc = server.docs.open((workspace / "main.py").as_uri(), "python", 1, "from pkg import units\nx = units.\n")

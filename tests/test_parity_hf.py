@@ -6,6 +6,7 @@ and first prove that this really removes causality. The checkpoints are written 
 save_pretrained (Dream / Open-dCoder), or from HF Llama weights renamed into LLaDA's layout, and
 loaded through sdls's loaders, so names, config fields and the forward are all checked at once.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
-
 from fixtures_checkpoints import external_tokenizer, llada_cfg, llada_config_json, llada_name, special_id, write_layout
+
 from sdls_model.checkpoint import load_checkpoint
 
 transformers = pytest.importorskip("transformers")
@@ -46,9 +47,18 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 def qwen2(tie: bool, seed: int = 0):
     config = transformers.Qwen2Config(
-        vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, rope_theta=50000.0, rms_norm_eps=1e-6, tie_word_embeddings=tie,
-        eos_token_id=special_id("<|endoftext|>"), pad_token_id=special_id("<|endoftext|>"))
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_theta=50000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=tie,
+        eos_token_id=special_id("<|endoftext|>"),
+        pad_token_id=special_id("<|endoftext|>"),
+    )
     torch.manual_seed(seed)
     model = transformers.Qwen2ForCausalLM(config).eval()
     randomize(model, seed)
@@ -58,9 +68,17 @@ def qwen2(tie: bool, seed: int = 0):
 def llama(seed: int = 0):
     cfg = llada_cfg()
     config = transformers.LlamaConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.ffn_size,
-        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
-        rope_theta=cfg.rope_theta, rms_norm_eps=cfg.norm_eps, tie_word_embeddings=False, attention_bias=False)
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.d_model,
+        intermediate_size=cfg.ffn_size,
+        num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads,
+        num_key_value_heads=cfg.n_kv_heads,
+        rope_theta=cfg.rope_theta,
+        rms_norm_eps=cfg.norm_eps,
+        tie_word_embeddings=False,
+        attention_bias=False,
+    )
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(config).eval()
     randomize(model, seed)

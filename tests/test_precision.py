@@ -1,4 +1,5 @@
 """Which dtype the engine computes in: names, "auto" per device, clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,6 +40,7 @@ def test_settings_refuse_an_unknown_dtype_and_keep_the_default():
 
 def test_worker_socket_depends_on_the_dtype():
     from sdls.worker.paths import worker_key
+
     assert worker_key(None, "cpu", 1024, "float32") != worker_key(None, "cpu", 1024, "bfloat16")
 
 
@@ -47,6 +49,7 @@ def test_the_dtype_setting_reaches_the_worker_and_the_in_process_engine(tmp_path
 
     from sdls.lsp.backends import worker_args
     from sdls.worker.inprocess import InProcessBackend
+
     settings, _ = settings_from({"model": {"dtype": "bfloat16", "path": str(tmp_path / "m")}})
     args = worker_args(settings)
     assert args[args.index("--dtype") + 1] == "bfloat16"

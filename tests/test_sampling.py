@@ -1,4 +1,5 @@
 """The decoding rules as pure functions."""
+
 import math
 
 import pytest

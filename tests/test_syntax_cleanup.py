@@ -3,6 +3,7 @@
 `expected` is the text to insert, or Rejected("part of the reason"). Where it matters a case also
 states what the document reads after the insertion (`result=`), so the replacement range is tested.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,15 @@ def split_cursor(source: str) -> tuple[str, int]:
     return source.replace(marker, ""), source.index(marker)
 
 
-def check(source: str, model_text: str, expected: str | Rejected, *, result: str | None = None,
-          language: str = "python", invoked: bool = False) -> None:
+def check(
+    source: str,
+    model_text: str,
+    expected: str | Rejected,
+    *,
+    result: str | None = None,
+    language: str = "python",
+    invoked: bool = False,
+) -> None:
     text, offset = split_cursor(source)
     doc = SyntaxDocument(text, language)
     scope = completion_scope(doc, offset, invoked)
@@ -36,10 +44,11 @@ def check(source: str, model_text: str, expected: str | Rejected, *, result: str
     assert cleaned.text == expected, cleaned
     assert offset <= cleaned.replace_end <= scope.replace_end
     if result is not None:
-        assert text[:offset] + cleaned.text + text[cleaned.replace_end:] == result
+        assert text[:offset] + cleaned.text + text[cleaned.replace_end :] == result
 
 
 # ---- single line ------------------------------------------------------------------------------
+
 
 def test_plain_single_line():
     check("x = █\n", "compute(1)", "compute(1)")
@@ -111,6 +120,7 @@ def test_invoked_in_comment():
 
 # ---- rejections -------------------------------------------------------------------------------
 
+
 def test_no_completion_scope_rejects():
     check("x = fo█o\n", "bar", Rejected("no completion here: inside a word"))
 
@@ -145,13 +155,18 @@ def test_js_syntax_error_rejected():
 
 # ---- blocks: re-indentation, scope exit, repeats ----------------------------------------------
 
+
 def test_header_block_body():
     check("def f(x):█\n", "\n    return x", "\n    return x")
 
 
 def test_header_block_body_reindented_to_file_unit():
-    check("class A:\n  def f(self):█\n", "\n    return 1\n", "\n    return 1",
-          result="class A:\n  def f(self):\n    return 1\n")
+    check(
+        "class A:\n  def f(self):█\n",
+        "\n    return 1\n",
+        "\n    return 1",
+        result="class A:\n  def f(self):\n    return 1\n",
+    )
 
 
 def test_header_block_model_used_other_indent():
@@ -179,8 +194,11 @@ def test_empty_body_model_indents_first_line_itself():
 
 
 def test_empty_body_nested_blocks_keep_relative_indent():
-    check("def f(xs):\n    █\n", "for x in xs:\n        if x:\n            return x\n    return None",
-          "for x in xs:\n        if x:\n            return x\n    return None")
+    check(
+        "def f(xs):\n    █\n",
+        "for x in xs:\n        if x:\n            return x\n    return None",
+        "for x in xs:\n        if x:\n            return x\n    return None",
+    )
 
 
 def test_stops_at_line_repeating_the_document_below():
@@ -200,33 +218,43 @@ def test_block_with_crlf_model_output():
 
 
 def test_js_block_stops_at_foreign_brace():
-    check("function f(a) {█\n}\n", "\n  return a;\n}\n\nfunction g() {}\n", "\n    return a;",
-          language="javascript")
+    check("function f(a) {█\n}\n", "\n  return a;\n}\n\nfunction g() {}\n", "\n    return a;", language="javascript")
 
 
 def test_js_auto_paired_braces_keep_closer_on_own_line():
-    check("function f(a) {█}\n", "\n  return a;\n}", "\n    return a;\n", language="javascript",
-          result="function f(a) {\n    return a;\n}\n")
+    check(
+        "function f(a) {█}\n",
+        "\n  return a;\n}",
+        "\n    return a;\n",
+        language="javascript",
+        result="function f(a) {\n    return a;\n}\n",
+    )
 
 
 def test_js_nested_braces_inside_completion_are_fine():
-    check("function f(a) {\n  █\n}\n", "if (a) {\n    return 1;\n  }\n  return 2;\n}\n",
-          "if (a) {\n    return 1;\n  }\n  return 2;", language="javascript")
+    check(
+        "function f(a) {\n  █\n}\n",
+        "if (a) {\n    return 1;\n  }\n  return 2;\n}\n",
+        "if (a) {\n    return 1;\n  }\n  return 2;",
+        language="javascript",
+    )
 
 
 def test_go_block():
-    check("package main\n\nfunc f(a int) int {█\n}\n", "\n\treturn a + 1\n}\n", "\n    return a + 1",
-          language="go")
+    check("package main\n\nfunc f(a int) int {█\n}\n", "\n\treturn a + 1\n}\n", "\n    return a + 1", language="go")
 
 
 def test_rust_block_lifetimes_do_not_confuse_brackets():
-    check("fn f<'a>(s: &'a str) -> &'a str {█\n}\n", "\n    let t: &'a str = s;\n    t\n}\n",
-          "\n    let t: &'a str = s;\n    t", language="rust")
+    check(
+        "fn f<'a>(s: &'a str) -> &'a str {█\n}\n",
+        "\n    let t: &'a str = s;\n    t\n}\n",
+        "\n    let t: &'a str = s;\n    t",
+        language="rust",
+    )
 
 
 def test_lua_block_stops_at_end_below():
-    check("function f(a)\n  █\nend\n", "return a + 1\nend\n\nfunction g() end", "return a + 1",
-          language="lua")
+    check("function f(a)\n  █\nend\n", "return a + 1\nend\n\nfunction g() end", "return a + 1", language="lua")
 
 
 def test_plain_text_line():
@@ -254,8 +282,11 @@ def test_rejection_reports_the_reason_for_a_bad_body():
 
 
 def test_method_body_in_class_keeps_class_indent():
-    check("class A:\n    def f(self):\n        █\n\n    def g(self):\n        pass\n",
-          "return 1\n\n    def g(self):\n        pass", "return 1")
+    check(
+        "class A:\n    def f(self):\n        █\n\n    def g(self):\n        pass\n",
+        "return 1\n\n    def g(self):\n        pass",
+        "return 1",
+    )
 
 
 def test_keyword_arguments_line():
@@ -263,8 +294,7 @@ def test_keyword_arguments_line():
 
 
 def test_ts_line_with_semicolon_suffix():
-    check("const x: number = f(█);\n", "1, 2);", "1, 2", language="typescript",
-          result="const x: number = f(1, 2);\n")
+    check("const x: number = f(█);\n", "1, 2);", "1, 2", language="typescript", result="const x: number = f(1, 2);\n")
 
 
 def test_crlf_document_gets_crlf_lines():

@@ -1,4 +1,5 @@
 """syntax_errors (ERROR / MISSING with ranges) and find_holes (stubs, TODOs) across languages."""
+
 from __future__ import annotations
 
 from sdls.syntax import SyntaxDocument, find_holes, syntax_errors
@@ -6,17 +7,19 @@ from sdls.syntax import SyntaxDocument, find_holes, syntax_errors
 
 def errors(text: str, language: str = "python") -> list[tuple[str, str, str]]:
     """(kind, covered text, message) per issue."""
-    return [(e.kind, text[e.start:e.end], e.message) for e in syntax_errors(SyntaxDocument(text, language))]
+    return [(e.kind, text[e.start : e.end], e.message) for e in syntax_errors(SyntaxDocument(text, language))]
 
 
 def holes(text: str, language: str = "python") -> list[tuple[str, str, str | None, str]]:
     """(kind, covered text, enclosing name, first line of the enclosing range) per hole."""
-    return [(h.kind, text[h.start:h.end], h.enclosing_name,
-             text[h.enclosing_start:h.enclosing_end].split("\n")[0])
-            for h in find_holes(SyntaxDocument(text, language))]
+    return [
+        (h.kind, text[h.start : h.end], h.enclosing_name, text[h.enclosing_start : h.enclosing_end].split("\n")[0])
+        for h in find_holes(SyntaxDocument(text, language))
+    ]
 
 
 # ---- errors -----------------------------------------------------------------------------------
+
 
 def test_clean_code_has_no_errors():
     assert errors("def f(x):\n    return x\n") == []
@@ -71,13 +74,16 @@ def test_errors_follow_edits():
 
 # ---- holes ------------------------------------------------------------------------------------
 
+
 def test_python_stub_kinds_and_enclosing_definitions():
-    text = ('class A:\n'
-            '    def f(self):\n        """Doc."""\n        pass\n'
-            '    def g(self): ...\n'
-            '    x = ...\n'
-            'def h():\n    raise NotImplementedError("later")\n'
-            'def k():\n    # TODO: handle empty input\n    return 1\n')
+    text = (
+        "class A:\n"
+        '    def f(self):\n        """Doc."""\n        pass\n'
+        "    def g(self): ...\n"
+        "    x = ...\n"
+        'def h():\n    raise NotImplementedError("later")\n'
+        "def k():\n    # TODO: handle empty input\n    return 1\n"
+    )
     assert holes(text) == [
         ("pass", "pass", "f", "def f(self):"),
         ("ellipsis", "...", "g", "def g(self): ..."),
@@ -108,10 +114,16 @@ def test_class_stub_is_a_hole_of_the_class():
 def test_other_languages():
     js = "function f(a) {}\nfunction g() { throw new Error('not implemented'); }\n// TODO later\n"
     assert [(k, n) for k, _, n, _ in holes(js, "javascript")] == [
-        ("empty_body", "f"), ("not_implemented", "g"), ("todo", None)]
+        ("empty_body", "f"),
+        ("not_implemented", "g"),
+        ("todo", None),
+    ]
     rust = "fn f() -> i32 { todo!() }\nfn g() { unimplemented!() }\nfn h() {}\n"
     assert [(k, n) for k, _, n, _ in holes(rust, "rust")] == [
-        ("not_implemented", "f"), ("not_implemented", "g"), ("empty_body", "h")]
+        ("not_implemented", "f"),
+        ("not_implemented", "g"),
+        ("empty_body", "h"),
+    ]
     go = 'package main\nfunc f() int {\n\tpanic("not implemented")\n}\nfunc g() {}\n'
     assert [(k, n) for k, _, n, _ in holes(go, "go")] == [("not_implemented", "f"), ("empty_body", "g")]
     lua = 'local function f()\n  error("not implemented")\nend\n-- TODO: g\n'

@@ -1,4 +1,5 @@
 """SyntaxDocument: language lookup, offsets across UTF-8, incremental reparse == fresh parse."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,14 +9,32 @@ from hypothesis import strategies as st
 from sdls.syntax import SyntaxDocument, language_for
 
 
-@pytest.mark.parametrize("given_id, expected", [
-    ("python", "python"), ("Python", "python"), ("foo.py", "python"), ("/a/b/c.pyi", "python"),
-    ("file:///x/y.rs", "rust"), ("rust", "rust"), (".go", "go"), ("main.go", "go"),
-    ("javascript", "javascript"), ("app.jsx", "javascript"), ("typescript", "typescript"),
-    ("index.ts", "typescript"), ("typescriptreact", "tsx"), ("init.lua", "lua"), ("lua", "lua"),
-    ("markdown", None), ("notes.txt", None), ("", None), (None, None), ("Makefile", None),
-    ("cobol", None),
-])
+@pytest.mark.parametrize(
+    "given_id, expected",
+    [
+        ("python", "python"),
+        ("Python", "python"),
+        ("foo.py", "python"),
+        ("/a/b/c.pyi", "python"),
+        ("file:///x/y.rs", "rust"),
+        ("rust", "rust"),
+        (".go", "go"),
+        ("main.go", "go"),
+        ("javascript", "javascript"),
+        ("app.jsx", "javascript"),
+        ("typescript", "typescript"),
+        ("index.ts", "typescript"),
+        ("typescriptreact", "tsx"),
+        ("init.lua", "lua"),
+        ("lua", "lua"),
+        ("markdown", None),
+        ("notes.txt", None),
+        ("", None),
+        (None, None),
+        ("Makefile", None),
+        ("cobol", None),
+    ],
+)
 def test_language_for(given_id, expected):
     assert language_for(given_id) == expected
 
@@ -75,8 +94,10 @@ _PIECES = ["x", "é", "😀", " ", "\n", "(", ")", ":", "def ", "    ", "'", "#"
 @settings(max_examples=60, deadline=None)
 @given(
     base=st.lists(st.sampled_from(_PIECES), max_size=40).map("".join),
-    edits=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1),
-                             st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)), max_size=6),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1), st.floats(0, 1), st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)),
+        max_size=6,
+    ),
     language=st.sampled_from(["python", "javascript", "rust", "lua"]),
 )
 def test_any_edit_sequence_matches_a_fresh_parse(base, edits, language):

@@ -1,4 +1,5 @@
 """plan_blocks: blocks along statement boundaries, def-use links, waves, cycle breaking."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,7 @@ def whole(text: str, language: str = "python"):
 
 
 def block_text(doc, block) -> str:
-    return doc.text[block.start:block.end]
+    return doc.text[block.start : block.end]
 
 
 def test_module_functions_ordered_by_use():
@@ -58,10 +59,12 @@ def test_body_only_region():
 
 
 def test_class_methods_linked_through_self_attributes():
-    text = ("class Counter(Base):\n"
-            "    def __init__(self, n):\n        self.n = n\n\n"
-            "    def bump(self):\n        self.n += 1\n        return self.double()\n\n"
-            "    def double(self):\n        return self.n * 2\n")
+    text = (
+        "class Counter(Base):\n"
+        "    def __init__(self, n):\n        self.n = n\n\n"
+        "    def bump(self):\n        self.n += 1\n        return self.double()\n\n"
+        "    def double(self):\n        return self.n * 2\n"
+    )
     doc, plan = whole(text)
     header, init, bump, double = plan.blocks
     assert header.defines == {"Counter"} and "Base" in header.uses
@@ -135,8 +138,9 @@ def test_broken_code_still_plans():
 
 
 def test_javascript_declarations():
-    doc, plan = whole("function f(a) { return helper(a) + K; }\nconst K = 2;\nfunction helper(x) { return x; }\n",
-                      "javascript")
+    doc, plan = whole(
+        "function f(a) { return helper(a) + K; }\nconst K = 2;\nfunction helper(x) { return x; }\n", "javascript"
+    )
     assert [b.defines for b in plan.blocks] == [{"f"}, {"K"}, {"helper"}]
     assert plan.depends_on[0] == {1, 2}
     assert "a" not in plan.blocks[0].uses
@@ -158,6 +162,7 @@ def test_rust_and_lua_declarations():
 
 
 # ---- property: declaration before use ----------------------------------------------------------
+
 
 @st.composite
 def modules(draw):

@@ -1,5 +1,6 @@
 """Broken code and junk model output are normal input: never an exception, always sane ranges.
 Plus a smoke run of the benchmark and concurrent parsing from threads."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,13 +9,54 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdls.syntax import (SyntaxDocument, clean_completion, completion_scope, find_holes, plan_blocks,
-                         syntax_errors)
-from sdls.syntax import bench
+from sdls.syntax import (
+    SyntaxDocument,
+    bench,
+    clean_completion,
+    completion_scope,
+    find_holes,
+    plan_blocks,
+    syntax_errors,
+)
 
-_CODE_PIECES = ["def ", "f", "(", ")", ":", "\n", "    ", "\t", "'", '"', '"""', "#", "{", "}", "[", "]",
-                "x", " = ", "1", "+", ",", "é", "😀", "end", "then", "//", "/*", "*/", "--", "`", "pass",
-                "...", "return ", "class ", "\r\n", "\\"]
+_CODE_PIECES = [
+    "def ",
+    "f",
+    "(",
+    ")",
+    ":",
+    "\n",
+    "    ",
+    "\t",
+    "'",
+    '"',
+    '"""',
+    "#",
+    "{",
+    "}",
+    "[",
+    "]",
+    "x",
+    " = ",
+    "1",
+    "+",
+    ",",
+    "é",
+    "😀",
+    "end",
+    "then",
+    "//",
+    "/*",
+    "*/",
+    "--",
+    "`",
+    "pass",
+    "...",
+    "return ",
+    "class ",
+    "\r\n",
+    "\\",
+]
 code = st.lists(st.sampled_from(_CODE_PIECES), max_size=30).map("".join)
 languages = st.sampled_from(["python", "javascript", "typescript", "tsx", "go", "rust", "lua", "text"])
 
@@ -27,7 +69,7 @@ def test_scope_and_cleanup_never_fail_on_junk(source, model_text, where, invoked
     scope = completion_scope(doc, offset, invoked)
     assert scope.kind in ("none", "line", "block")
     assert offset <= scope.replace_end <= doc.line_bounds(offset)[1]
-    assert "\n" not in source[offset:scope.replace_end]  # a single-line replacement range
+    assert "\n" not in source[offset : scope.replace_end]  # a single-line replacement range
     cleaned = clean_completion(doc, offset, model_text, scope)
     assert offset <= cleaned.replace_end <= scope.replace_end
     if cleaned.rejected is None:
@@ -84,15 +126,23 @@ def test_benchmark_runs_on_small_inputs(tmp_path, capsys):
     args = parser.parse_args(["--lines", "200", "--files", "1", "--repeat", "2", "--stdlib", str(tmp_path)])
     assert bench.run(args) == 0
     out = capsys.readouterr().out
-    assert "reparse, edit inside a word" in out and "at a line start" in out and "small.py" in out and "plan_blocks, largest class" in out
+    assert (
+        "reparse, edit inside a word" in out
+        and "at a line start" in out
+        and "small.py" in out
+        and "plan_blocks, largest class" in out
+    )
     assert bench.generated_python(200).count("\n") == 200
 
 
 _VALID = [
-    ("x = foo(1)\n", "python"), ("def f(a):\n    return a\n", "python"),
+    ("x = foo(1)\n", "python"),
+    ("def f(a):\n    return a\n", "python"),
     ("class A:\n    def f(self):\n        return [1, 2]\n", "python"),
-    ("function f(a) {\n  return a;\n}\n", "javascript"), ("if x then\n  y = 1\nend\n", "lua"),
-    ("fn f() -> i32 {\n    1\n}\n", "rust"), ("package main\n\nfunc f() int {\n\treturn 1\n}\n", "go"),
+    ("function f(a) {\n  return a;\n}\n", "javascript"),
+    ("if x then\n  y = 1\nend\n", "lua"),
+    ("fn f() -> i32 {\n    1\n}\n", "rust"),
+    ("package main\n\nfunc f() int {\n\treturn 1\n}\n", "go"),
 ]
 
 

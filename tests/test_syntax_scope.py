@@ -1,4 +1,5 @@
 """completion_scope: none / line / block, the replaceable closers and the indent, data-driven."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,18 +13,27 @@ def split_cursor(source: str) -> tuple[str, int]:
     return source.replace(marker, ""), source.index(marker)
 
 
-def check(source: str, kind: str, *, replaces: str = "", indent: str | None = None, reason: str = "",
-          language: str = "python", invoked: bool = False) -> None:
+def check(
+    source: str,
+    kind: str,
+    *,
+    replaces: str = "",
+    indent: str | None = None,
+    reason: str = "",
+    language: str = "python",
+    invoked: bool = False,
+) -> None:
     text, offset = split_cursor(source)
     scope = completion_scope(SyntaxDocument(text, language), offset, invoked)
     assert scope.kind == kind, scope
-    assert text[offset:scope.replace_end] == replaces, scope
+    assert text[offset : scope.replace_end] == replaces, scope
     if indent is not None:
         assert scope.indent == indent, scope
     assert reason in scope.reason, scope
 
 
 # ---- no completion ----------------------------------------------------------------------------
+
 
 def test_inside_a_word():
     check("x = fo█o + 1\n", "none", reason="inside a word")
@@ -55,6 +65,7 @@ def test_js_block_comment_not_invoked():
 
 # ---- invoked inside literals: one line, no replacement --------------------------------------
 
+
 def test_string_invoked_is_a_line():
     check("x = 'ab█'\n", "line", reason="string (invoked)", invoked=True)
 
@@ -76,6 +87,7 @@ def test_after_a_closed_js_block_comment_is_code():
 
 
 # ---- single line ------------------------------------------------------------------------------
+
 
 def test_end_of_statement():
     check("x = 1█\n", "line", indent="")
@@ -115,6 +127,7 @@ def test_blank_line_in_non_empty_body_is_line():
 
 
 # ---- blocks -----------------------------------------------------------------------------------
+
 
 def test_end_of_def_header():
     check("def f(x):█\n", "block", indent="    ", reason="header")
@@ -185,6 +198,7 @@ def test_ts_line():
 
 
 # ---- bad input --------------------------------------------------------------------------------
+
 
 def test_offset_outside_document_is_a_clear_error():
     with pytest.raises(ValueError, match="outside the document"):

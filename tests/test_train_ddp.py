@@ -1,4 +1,5 @@
 """`sdls train` under torchrun: two CPU processes (gloo) train one model and rank 0 writes it."""
+
 import json
 import shutil
 import subprocess
@@ -22,9 +23,31 @@ def test_two_process_ddp_run_writes_one_loadable_model(tmp_path):
         shutil.copy(path, data / path.name)
     out = tmp_path / "run"
     result = subprocess.run(
-        [str(torchrun), "--nproc-per-node", "2", "-m", "sdls_model.train.cli", "--preset", "tiny", "--steps", "6",
-         "--out", str(out), "--data", str(data), "--threads", "1", "--eval-tasks", "0", "--val-permille", "0"],
-        capture_output=True, text=True, timeout=240)
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "sdls_model.train.cli",
+            "--preset",
+            "tiny",
+            "--steps",
+            "6",
+            "--out",
+            str(out),
+            "--data",
+            str(data),
+            "--threads",
+            "1",
+            "--eval-tasks",
+            "0",
+            "--val-permille",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     log = (out / "train.log").read_text()
     assert "torchrun --nproc-per-node 2" in log and 'trained: {"steps": 6,' in log

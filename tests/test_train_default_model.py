@@ -1,5 +1,6 @@
 """The shipped default model: small, in the engine's format, block-causal fim, documented, and it
 completes simple code through the engine."""
+
 import json
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from sdls_model.checkpoint import default_model_dir, load_checkpoint
 from sdls_model.engine import DecodeSettings, Engine, InfillJob
 
-MiB = 2 ** 20
+MiB = 2**20
 DEFAULT = default_model_dir()
 
 
@@ -56,8 +57,11 @@ def test_loads_and_decodes_a_simple_function(engine, prefix, suffix, expected):
     assert engine.tokenizer.decode(result.tokens).startswith(result.text)
 
 
-@pytest.mark.xfail(strict=True, reason="the CPU-trained default model has not learned to complete code yet "
-                                       "(see MODEL_CARD.md); the GPU run is owed. Remove this mark when it lands.")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the CPU-trained default model has not learned to complete code yet "
+    "(see MODEL_CARD.md); the GPU run is owed. Remove this mark when it lands.",
+)
 @pytest.mark.parametrize("prefix,suffix,expected", SIMPLE)
 def test_completes_a_simple_function(engine, prefix, suffix, expected):
     result = engine.run([InfillJob(prefix, suffix, 32, DecodeSettings())])[0]

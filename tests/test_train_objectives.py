@@ -1,4 +1,5 @@
 """Training rows, noise and batches: the layout the engine decodes, and the alignment stage 2 promises."""
+
 import random
 
 import pytest
@@ -6,8 +7,17 @@ import torch
 
 from sdls_model.config import ModelConfig
 from sdls_model.tokenizer import train_tokenizer
-from sdls_model.train.objectives import (RowPlan, build_rows, collate, continue_row, edit_corrupt, edit_noise,
-                                         line_row, mask_noise, span_row)
+from sdls_model.train.objectives import (
+    RowPlan,
+    build_rows,
+    collate,
+    continue_row,
+    edit_corrupt,
+    edit_noise,
+    line_row,
+    mask_noise,
+    span_row,
+)
 
 SOURCE = '''import os
 
@@ -63,10 +73,10 @@ def test_edit_corruption_shifts_tokens_and_trains_every_position(cfg):
     for _ in range(200):
         noisy, weights = edit_noise(block, t=0.9, cfg=cfg, rng=rng, row_tokens=block, vocab_size=cfg.vocab_size)
         assert len(noisy) == len(block)
-        if all(w == 1.0 for w in weights):            # an edited block: loss on every position
+        if all(w == 1.0 for w in weights):  # an edited block: loss on every position
             # Some position holds an original token at another index: an insertion or deletion happened.
             shifted += any(x in block and x != block[j] for j, x in enumerate(noisy))
-        else:                                           # a masked block, as in stage 1
+        else:  # a masked block, as in stage 1
             assert all((x == cfg.mask_id) == (w > 0) for x, w in zip(noisy, weights))
     assert shifted > 20
 
@@ -89,12 +99,12 @@ def test_fim_rows_are_laid_out_as_the_engine_decodes(cfg, tok):
             ctx = row.context
             assert ctx[:2] == [cfg.bos_id, cfg.fim_suffix_id] and ctx[-1] == cfg.fim_middle_id and len(ctx) <= 48
             assert len(row.middle) == blocks * cfg.block_size
-            end = row.middle.index(cfg.eos_id)                  # at least one end token, then only end tokens
+            end = row.middle.index(cfg.eos_id)  # at least one end token, then only end tokens
             assert set(row.middle[end:]) == {cfg.eos_id}
             assert tok.decode(row.middle[:end]) == row.text_middle
             split = ctx.index(cfg.fim_prefix_id)
-            suffix, prefix = tok.decode(ctx[2:split]), tok.decode(ctx[split + 1:-1])
-            assert prefix + row.text_middle + suffix in SOURCE   # the three pieces are adjacent text
+            suffix, prefix = tok.decode(ctx[2:split]), tok.decode(ctx[split + 1 : -1])
+            assert prefix + row.text_middle + suffix in SOURCE  # the three pieces are adjacent text
 
 
 def test_continue_rows_have_no_suffix_and_no_end_token_mid_file(cfg, tok):
@@ -108,7 +118,7 @@ def test_continue_rows_have_no_suffix_and_no_end_token_mid_file(cfg, tok):
         if cfg.eos_id not in row.middle:
             assert prefix + tok.decode(row.middle) in long_source
         else:  # only when the file ends inside the middle
-            assert long_source.endswith(tok.decode(row.middle[:row.middle.index(cfg.eos_id)]))
+            assert long_source.endswith(tok.decode(row.middle[: row.middle.index(cfg.eos_id)]))
 
 
 def test_collate_builds_targets_weights_and_the_block_causal_mask(cfg, tok):
@@ -120,20 +130,20 @@ def test_collate_builds_targets_weights_and_the_block_causal_mask(cfg, tok):
     for b, row in enumerate(rows):
         c, m = len(row.context), len(row.middle)
         noisy = slice(c + m, c + 2 * m)
-        assert batch.tokens[b, :c].tolist() == row.context and batch.tokens[b, c:c + m].tolist() == row.middle
+        assert batch.tokens[b, :c].tolist() == row.context and batch.tokens[b, c : c + m].tolist() == row.middle
         assert batch.targets[b, noisy].tolist() == row.middle
-        assert batch.weights[b, :c + m].sum() == 0 and batch.weights[b, c + 2 * m:].sum() == 0
+        assert batch.weights[b, : c + m].sum() == 0 and batch.weights[b, c + 2 * m :].sum() == 0
         carries_loss = batch.weights[b, noisy] > 0
         assert torch.equal(carries_loss, batch.tokens[b, noisy] == cfg.mask_id)
         assert batch.positions[b, noisy].tolist() == list(range(c, c + m))
         mask = batch.mask[b, 0]
         for blk in range(m // cfg.block_size):
-            q = c + m + blk * cfg.block_size                          # first noisy token of block blk
+            q = c + m + blk * cfg.block_size  # first noisy token of block blk
             clean_start = c + blk * cfg.block_size
             assert mask[q, :clean_start].all(), "a noisy block sees the context and earlier clean blocks"
-            assert not mask[q, clean_start:c + m].any(), "a noisy block must not see its own clean copy"
+            assert not mask[q, clean_start : c + m].any(), "a noisy block must not see its own clean copy"
             own = slice(q, q + cfg.block_size)
-            assert mask[q, own].all() and mask[q, c + m:].sum() == cfg.block_size
+            assert mask[q, own].all() and mask[q, c + m :].sum() == cfg.block_size
         assert not mask[:c, c:].any(), "the context never sees the middle"
         assert mask[torch.arange(c), torch.arange(c)].all() and not mask[0, 1:c].any(), "context is causal"
     assert batch.loss_norm == sum(len(r.middle) for r in rows)

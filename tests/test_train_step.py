@@ -1,4 +1,5 @@
 """Training: one step lowers the loss; the loop schedules, stops on its time budget, saves, resumes."""
+
 import random
 
 import pytest
@@ -11,7 +12,8 @@ from sdls_model.train.objectives import RowPlan, build_rows, collate, diffusion_
 from sdls_model.train.trainer import TrainConfig, Trainer, lr_at, stage_at
 from sdls_model.transformer import Transformer
 
-TEXTS = [f'''def scale_{i}(values, factor={i}):
+TEXTS = [
+    f'''def scale_{i}(values, factor={i}):
     """Multiply every value by factor."""
     result = []
     for value in values:
@@ -25,7 +27,9 @@ class Box{i}:
 
     def __len__(self):
         return len(self.items)
-''' for i in range(30)]
+'''
+    for i in range(30)
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,21 @@ def test_schedule_warms_up_decays_and_switches_stage():
 
 
 def small_train_config(**overrides) -> TrainConfig:
-    base = dict(steps=12, batch_size=2, lr=3e-3, warmup_steps=2, context=40, span_blocks=2, continue_context=24,
-                continue_blocks=2, eval_every=6, eval_batches=1, checkpoint_every=6, log_every=100, threads=1)
+    base = dict(
+        steps=12,
+        batch_size=2,
+        lr=3e-3,
+        warmup_steps=2,
+        context=40,
+        span_blocks=2,
+        continue_context=24,
+        continue_blocks=2,
+        eval_every=6,
+        eval_batches=1,
+        checkpoint_every=6,
+        log_every=100,
+        threads=1,
+    )
     return TrainConfig(**{**base, **overrides})
 
 
@@ -74,7 +91,7 @@ def test_training_saves_an_engine_checkpoint_and_resumes(cfg, tok, tmp_path):
     first = Trainer(cfg, tok, TEXTS, TEXTS[:3], small_train_config(), tmp_path, device="cpu", log=logs.append)
     summary = first.train()
     assert summary["steps"] == 12
-    assert {row[1] for row in first.history["train"]} == {1, 2}            # both stages ran
+    assert {row[1] for row in first.history["train"]} == {1, 2}  # both stages ran
     assert [row["step"] for row in first.history["val"]][-1] == 12
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
     loaded_cfg, model, loaded_tok = load_checkpoint(tmp_path / "latest")
@@ -83,17 +100,23 @@ def test_training_saves_an_engine_checkpoint_and_resumes(cfg, tok, tmp_path):
         assert torch.equal(model.state_dict()[name], tensor), name
     assert (tmp_path / "checkpoints" / "step000006").is_dir()
 
-    second = Trainer(cfg, tok, TEXTS, TEXTS[:3], small_train_config(steps=16), tmp_path, device="cpu",
-                     log=logs.append)
+    second = Trainer(cfg, tok, TEXTS, TEXTS[:3], small_train_config(steps=16), tmp_path, device="cpu", log=logs.append)
     assert second.resume() and second.step == 12
     assert second.train()["steps"] == 16
     assert any("resumed" in line for line in logs)
 
 
 def test_time_budget_ends_training_cleanly_with_both_stages(cfg, tok, tmp_path):
-    trainer = Trainer(cfg, tok, TEXTS, TEXTS[:3], small_train_config(steps=10**6, time_budget=1.5, eval_every=10**6,
-                                                                    checkpoint_every=10**6), tmp_path, device="cpu",
-                      log=lambda _: None)
+    trainer = Trainer(
+        cfg,
+        tok,
+        TEXTS,
+        TEXTS[:3],
+        small_train_config(steps=10**6, time_budget=1.5, eval_every=10**6, checkpoint_every=10**6),
+        tmp_path,
+        device="cpu",
+        log=lambda _: None,
+    )
     summary = trainer.train()
     assert 0 < summary["steps"] < 10**6 and summary["wall_seconds"] >= 1.5
     assert {row[1] for row in trainer.history["train"]} == {1, 2}

@@ -1,4 +1,5 @@
 """The trained tokenizer round-trips source exactly and keeps indentation cheap."""
+
 import pytest
 
 from sdls_model.tokenizer import SPECIAL_TOKENS, train_tokenizer
@@ -24,14 +25,17 @@ def tok():
     return train_tokenizer([CODE.replace("Stack", f"Stack{i}") for i in range(40)], vocab_size=400)
 
 
-@pytest.mark.parametrize("text", [
-    CODE,
-    "def f(x):\n\treturn x  \r\n\r\n# trailing spaces and CRLF  \n",
-    "s = 'naïve café ✓ 中文 🐍'\n",
-    "marker = '<|endoftext|><|fim_middle|>'\n",      # literals of special tokens stay plain text
-    "   \n\n\n        \n",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        CODE,
+        "def f(x):\n\treturn x  \r\n\r\n# trailing spaces and CRLF  \n",
+        "s = 'naïve café ✓ 中文 🐍'\n",
+        "marker = '<|endoftext|><|fim_middle|>'\n",  # literals of special tokens stay plain text
+        "   \n\n\n        \n",
+        "",
+    ],
+)
 def test_round_trip_is_exact(tok, text):
     ids = tok.encode(text)
     assert tok.decode(ids) == text

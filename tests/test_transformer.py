@@ -1,5 +1,6 @@
 """The transformer and its static cache: a cached forward equals a full one, the context is
 causal (encoding more tokens never changes earlier ones), and block-causal masks do what they say."""
+
 import torch
 
 from sdls_model.cache import KVCache
@@ -45,17 +46,22 @@ def test_context_is_causal_and_noisy_blocks_are_invisible_to_clean_tokens():
     positions, bids, noisy = training_layout(c, m, blk)
     T = len(positions)
     tokens = torch.randint(6, cfg.vocab_size, (1, T))
-    mask = attention_mask(torch.tensor([bids]), torch.tensor([noisy]), torch.tensor([bids]), torch.tensor([noisy]),
-                          torch.ones(1, T, dtype=torch.bool))
+    mask = attention_mask(
+        torch.tensor([bids]),
+        torch.tensor([noisy]),
+        torch.tensor([bids]),
+        torch.tensor([noisy]),
+        torch.ones(1, T, dtype=torch.bool),
+    )
     with torch.no_grad():
         base = model(tokens, torch.tensor([positions]), mask)
         changed = tokens.clone()
         changed[0, c + m + 3] = (changed[0, c + m + 3] + 1) % cfg.vocab_size  # a noisy token of block 0
         after = model(changed, torch.tensor([positions]), mask)
     diff = (after - base).abs().amax(-1)[0]
-    assert diff[: c + m].max() < 1e-6                       # context and clean middle: untouched
-    assert diff[c + m: c + m + blk].min() > 1e-6             # its own noisy block: changed, both directions
-    assert diff[c + m + blk:].max() < 1e-6                   # the next noisy block sees clean block 0 only
+    assert diff[: c + m].max() < 1e-6  # context and clean middle: untouched
+    assert diff[c + m : c + m + blk].min() > 1e-6  # its own noisy block: changed, both directions
+    assert diff[c + m + blk :].max() < 1e-6  # the next noisy block sees clean block 0 only
 
 
 def test_block_causal_rule_matches_its_definition():

@@ -1,4 +1,5 @@
 """The real `sdls worker` process: private socket, one worker per socket, idle exit; `sdls serve --tcp` on loopback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,22 @@ def wait_for(predicate, timeout=60.0):
 
 
 def start_worker(sock: Path, model_dir: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sdls", "worker", "--socket", str(sock), "--model", str(model_dir),
-                             "--no-watch", *extra], stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sdls",
+            "worker",
+            "--socket",
+            str(sock),
+            "--model",
+            str(model_dir),
+            "--no-watch",
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(model_dir):
@@ -58,6 +73,7 @@ def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(model_di
                 return await client.run(InfillJob(prefix="def f(x):\n    return ", suffix="\n", max_new_tokens=8))
             finally:
                 await client.close()
+
         result = asyncio.run(one_job())
         assert result.stats.forwards > 0 and len(result.tokens) > 0
         # No clients for 2 s: the worker exits on its own and removes its socket.
@@ -85,21 +101,26 @@ def _listening_addresses(port: int) -> set[str]:
         for line in lines:
             local, state = line.split()[1], line.split()[3]
             address, port_hex = local.split(":")
-            if state == "0A" and int(port_hex, 16) == port:     # 0A = LISTEN
+            if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
                 found.add(address)
     return found
 
 
 def test_serve_tcp_binds_loopback_only_and_speaks_lsp():
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sdls", "serve", "--tcp", str(port)],
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "sdls", "serve", "--tcp", str(port)], stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _listening_addresses(port), timeout=30)
-        assert _listening_addresses(port) == {"0100007F"}             # 127.0.0.1, nothing else
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                               "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+            body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"processId": None, "rootUri": None, "capabilities": {}},
+                }
+            ).encode()
             conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
             data = b""
             while b'"id": 1' not in data and b'"id":1' not in data:

@@ -1,4 +1,5 @@
 """Hot reload of the model directory: a new valid checkpoint is swapped in, a broken one is refused."""
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,13 @@ def test_reload_on_new_checkpoint_and_refuse_a_broken_one(tmp_path):
     model_dir = tmp_path / "tiny"
     write_sdls(model_dir, seed=0)
     installed = []
-    reloader = ModelReloader(model_dir, load=lambda d: Engine.from_dir(d), install=installed.append,
-                             validate=validate_checkpoint, delay_s=0.2)
+    reloader = ModelReloader(
+        model_dir,
+        load=lambda d: Engine.from_dir(d),
+        install=installed.append,
+        validate=validate_checkpoint,
+        delay_s=0.2,
+    )
     reloader.start()
     try:
         # 1. Published the way training does (atomic directory replace): swapped in, new weights.

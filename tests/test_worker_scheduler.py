@@ -1,4 +1,5 @@
 """Scheduler: priority lanes, batching, cancellation, engine failures (with a stepping test engine)."""
+
 from __future__ import annotations
 
 import threading
@@ -22,6 +23,7 @@ class Collector:
             self.results[name] = (result, error)
             self.order.append(name)
             self.event.set()
+
         return done
 
     def wait_for(self, *names, timeout=5.0):
@@ -78,14 +80,14 @@ def test_cancel_queued_job_answers_at_once_without_running_it(sched):
     block_engine(sched, col)
     ticket = sched.submit(InfillJob(prefix="late"), "inline", col.callback("late"))
     sched.cancel(ticket)
-    result, error = col.results["late"]            # answered synchronously by cancel()
+    result, error = col.results["late"]  # answered synchronously by cancel()
     assert error is None and result.cancelled and result.text == ""
     col.wait_for("blocker")
     assert all("late" not in batch for batch in sched.engine.batches)
 
 
 def test_cancel_running_job_stops_within_one_step():
-    engine = SteppingEngine(steps=200, step_s=0.01)   # 2 s if nobody cancels
+    engine = SteppingEngine(steps=200, step_s=0.01)  # 2 s if nobody cancels
     sched = Scheduler(engine)
     col = Collector()
     sched.start()
@@ -96,7 +98,7 @@ def test_cancel_running_job_stops_within_one_step():
         t0 = time.monotonic()
         sched.cancel(ticket)
         col.wait_for("long", timeout=1.0)
-        assert time.monotonic() - t0 < 0.1           # one 10 ms step, plus scheduling slack
+        assert time.monotonic() - t0 < 0.1  # one 10 ms step, plus scheduling slack
         result, _ = col.results["long"]
         assert result.cancelled
         assert 0 < result.stats.forwards < 200
@@ -149,7 +151,7 @@ def test_jobs_arriving_together_at_an_idle_engine_share_one_run():
     try:
         for i in range(3):
             sched.submit(InfillJob(prefix=f"w{i}"), "rewrite", col.callback(f"w{i}"))
-            time.sleep(0.005)                      # a few frames apart, as from one socket
+            time.sleep(0.005)  # a few frames apart, as from one socket
         col.wait_for("w0", "w1", "w2")
         assert engine.batches == [["w0", "w1", "w2"]]
     finally:

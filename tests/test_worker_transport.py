@@ -1,4 +1,5 @@
 """Worker socket: framing, handshake, permissions, bad clients dropped alone, failures fail fast."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,7 @@ import pytest
 from lsp_fakes import SteppingEngine
 
 from sdls.worker.client import ModelUnavailable, WorkerClient, WorkerError
-from sdls.worker.protocol import (PROTOCOL_VERSION, ProtocolError, decode_payload, encode_frame, hello,
-                                  read_frame)
+from sdls.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode_payload, encode_frame, hello, read_frame
 from sdls.worker.scheduler import Scheduler
 from sdls.worker.server import SocketInUse, WorkerServer
 from sdls.worker.wire import job_from_wire, job_to_wire, result_from_wire, result_to_wire
@@ -24,8 +24,14 @@ from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobSt
 
 # -- pure parts -------------------------------------------------------------------------------
 def test_job_and_result_round_trip():
-    infill = InfillJob(prefix="def f(", suffix=")\n", max_new_tokens=9,
-                       settings=DecodeSettings(threshold=0.7, block_size=16), session="file:///a.py", single_line=True)
+    infill = InfillJob(
+        prefix="def f(",
+        suffix=")\n",
+        max_new_tokens=9,
+        settings=DecodeSettings(threshold=0.7, block_size=16),
+        session="file:///a.py",
+        single_line=True,
+    )
     edit = EditJob(text="x = 1\n", start=0, end=5, marked=[(4, 5)], edit_threshold=0.2, max_rounds=3)
     for job in (infill, edit):
         back = job_from_wire(msgpack.unpackb(msgpack.packb(job_to_wire(job))))
@@ -38,17 +44,31 @@ def test_lone_surrogates_become_replacement_characters_with_offsets_kept():
     job = InfillJob(prefix="a\udc80b", suffix="")
     wire = job_to_wire(job)
     assert wire["prefix"] == "a\ufffdb"
-    msgpack.packb(wire)   # would raise on a lone surrogate
+    msgpack.packb(wire)  # would raise on a lone surrogate
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"kind": "infill"}, "settings"),
-    ({"kind": "infill", "settings": {"rule": "nope"}, "prefix": "", "suffix": "", "max_new_tokens": 4}, "rule"),
-    ({"kind": "edit", "settings": {}, "text": "ab", "start": 1, "end": 9, "marked": [],
-      "edit_threshold": 0.1, "max_rounds": 2}, "outside"),
-    ({"kind": "teleport", "settings": {}}, "unknown job kind"),
-    ("not a map", "must be a map"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"kind": "infill"}, "settings"),
+        ({"kind": "infill", "settings": {"rule": "nope"}, "prefix": "", "suffix": "", "max_new_tokens": 4}, "rule"),
+        (
+            {
+                "kind": "edit",
+                "settings": {},
+                "text": "ab",
+                "start": 1,
+                "end": 9,
+                "marked": [],
+                "edit_threshold": 0.1,
+                "max_rounds": 2,
+            },
+            "outside",
+        ),
+        ({"kind": "teleport", "settings": {}}, "unknown job kind"),
+        ("not a map", "must be a map"),
+    ],
+)
 def test_malformed_jobs_are_protocol_errors(bad, message):
     with pytest.raises(ProtocolError, match=message):
         job_from_wire(bad)
@@ -68,7 +88,7 @@ def test_oversized_message_is_refused_before_sending():
 # -- a live worker socket with a stepping engine ----------------------------------------------
 @pytest.fixture
 def sock_dir():
-    path = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))   # short: Unix socket paths max ~107 bytes
+    path = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))  # short: Unix socket paths max ~107 bytes
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -113,11 +133,14 @@ async def test_round_trip_through_the_client(live_worker):
         await client.close()
 
 
-@pytest.mark.parametrize("junk", [
-    b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1",              # a frame whose payload is not msgpack
-    struct.pack(">I", 10**9),                              # a header announcing a 1 GB frame
-    encode_frame({"type": "launch_missiles", "id": 1}),    # a well-formed frame of an unknown type
-])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1",  # a frame whose payload is not msgpack
+        struct.pack(">I", 10**9),  # a header announcing a 1 GB frame
+        encode_frame({"type": "launch_missiles", "id": 1}),  # a well-formed frame of an unknown type
+    ],
+)
 async def test_bad_frames_drop_only_that_connection(live_worker, junk):
     good = WorkerClient(live_worker.socket_path)
     try:
@@ -125,7 +148,7 @@ async def test_bad_frames_drop_only_that_connection(live_worker, junk):
         writer.write(junk)
         reply = await asyncio.wait_for(read_frame(reader), 5)
         assert reply["type"] == "error" and "protocol error" in reply["message"]
-        assert await asyncio.wait_for(read_frame(reader), 5) is None      # then closed
+        assert await asyncio.wait_for(read_frame(reader), 5) is None  # then closed
         # Another client is served as before.
         assert (await good.run(InfillJob(prefix="still"), "inline")).text == "<ill>"
         assert live_worker.dropped == 1
@@ -187,7 +210,7 @@ async def test_worker_going_away_fails_pending_requests_fast(live_worker):
         task = asyncio.ensure_future(client.run(InfillJob(prefix="inflight"), "inline"))
         await asyncio.sleep(0.1)
         for conn in list(live_worker.connections):
-            live_worker._close(conn)     # what the client sees when the worker process dies
+            live_worker._close(conn)  # what the client sees when the worker process dies
         with pytest.raises(WorkerError):
             await asyncio.wait_for(task, 1)
     finally:

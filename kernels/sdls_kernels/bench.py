@@ -6,12 +6,12 @@
 Times are per call measured inside a CUDA graph (many calls captured back to back), which is how
 the decode step runs them: launch overhead as in a graph, not as in eager mode.
 """
+
 from __future__ import annotations
 
 import argparse
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -22,8 +22,7 @@ from .rope import inverse_frequencies, rope_, rope_ref
 from .swiglu import swiglu, swiglu_ref
 
 # name: (d_model, n_heads, n_kv_heads, vocab, ffn) — the Qwen2.5 shapes the engine benchmarks.
-SHAPES = {"0.5b": (896, 14, 2, 151936, 4864), "1.5b": (1536, 12, 2, 151936, 8960),
-          "7b": (3584, 28, 4, 152064, 18944)}
+SHAPES = {"0.5b": (896, 14, 2, 151936, 4864), "1.5b": (1536, 12, 2, 151936, 8960), "7b": (3584, 28, 4, 152064, 18944)}
 SMOKE_SHAPES = {"tiny": (96, 6, 2, 1000, 200)}
 
 
@@ -56,7 +55,7 @@ class Row:
     shape: str
     torch_us: float | None
     kernel_us: float | None
-    max_diff: float          # kernel vs torch reference, same inputs
+    max_diff: float  # kernel vs torch reference, same inputs
 
     def cells(self) -> list[str]:
         t = "n/a" if self.torch_us is None else f"{self.torch_us:.1f}"
@@ -84,22 +83,38 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
     rows = []
 
     logits = rnd(block, vocab, scale=3.0)
-    rows.append(_row("confidence", f"{label} {block}x{vocab}", lambda: confidence_ref(logits),
-                     lambda: confidence(logits), lambda r, k: max(_diff(r.prob, k.prob), _diff(r.entropy, k.entropy),
-                                                                  float((r.token != k.token).sum())), device))
+    rows.append(
+        _row(
+            "confidence",
+            f"{label} {block}x{vocab}",
+            lambda: confidence_ref(logits),
+            lambda: confidence(logits),
+            lambda r, k: max(_diff(r.prob, k.prob), _diff(r.entropy, k.entropy), float((r.token != k.token).sum())),
+            device,
+        )
+    )
 
     x, res, w = rnd(1, block, d), rnd(1, block, d), 1 + rnd(d, scale=0.1)
-    rows.append(_row("add_rmsnorm", f"{label} {block}x{d}", lambda: add_rmsnorm_ref(x, res, w, 1e-6),
-                     lambda: add_rmsnorm(x, res, w, 1e-6), lambda r, k: _diff(r[0], k[0]), device))
+    rows.append(
+        _row(
+            "add_rmsnorm",
+            f"{label} {block}x{d}",
+            lambda: add_rmsnorm_ref(x, res, w, 1e-6),
+            lambda: add_rmsnorm(x, res, w, 1e-6),
+            lambda r, k: _diff(r[0], k[0]),
+            device,
+        )
+    )
 
     gate_up = rnd(1, block, 2 * ffn)
-    rows.append(_row("swiglu", f"{label} {block}x2x{ffn}", lambda: swiglu_ref(gate_up), lambda: swiglu(gate_up),
-                     _diff, device))
+    rows.append(
+        _row("swiglu", f"{label} {block}x2x{ffn}", lambda: swiglu_ref(gate_up), lambda: swiglu(gate_up), _diff, device)
+    )
 
     qkv = rnd(1, block, (H + 2 * Hkv) * D)
     positions = torch.arange(1000, 1000 + block, device=device)[None]
     inv = inverse_frequencies(D, 1e6, device=device)
-    q, k = qkv[..., :H * D].view(1, block, H, D), qkv[..., H * D:(H + Hkv) * D].view(1, block, Hkv, D)
+    q, k = qkv[..., : H * D].view(1, block, H, D), qkv[..., H * D : (H + Hkv) * D].view(1, block, Hkv, D)
     q0, k0 = q.clone(), k.clone()
 
     def rope_torch():
@@ -109,8 +124,17 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
         q.copy_(q0), k.copy_(k0)
         rope_(q, k, positions, inv)
         return q, k
-    rows.append(_row("rope", f"{label} {block}x({H}+{Hkv})x{D}", rope_torch, rope_kernel,
-                     lambda r, kk: max(_diff(r[0], kk[0]), _diff(r[1], kk[1])), device))
+
+    rows.append(
+        _row(
+            "rope",
+            f"{label} {block}x({H}+{Hkv})x{D}",
+            rope_torch,
+            rope_kernel,
+            lambda r, kk: max(_diff(r[0], kk[0]), _diff(r[1], kk[1])),
+            device,
+        )
+    )
 
     for ctx in contexts:
         cache_k, cache_v = rnd(1, Hkv, ctx + block, D), rnd(1, Hkv, ctx + block, D)
@@ -122,12 +146,15 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
             values = torch.cat([cache_v[:, :, :ctx], vn], 2)
             valid = torch.arange(ctx + block, device=device)[None] < (lens[:, None] + block)
             return torch.nn.functional.scaled_dot_product_attention(
-                qa, keys, values, attn_mask=valid[:, None, None, :], enable_gqa=H != Hkv)
+                qa, keys, values, attn_mask=valid[:, None, None, :], enable_gqa=Hkv != H
+            )
 
         def attn_kernel():
             return block_attention(qa, cache_k, cache_v, kn, vn, lens, read_len=ctx)
-        rows.append(_row("block_attention", f"{label} T{block} ctx{ctx} {H}/{Hkv}x{D}", attn_torch, attn_kernel,
-                         _diff, device))
+
+        rows.append(
+            _row("block_attention", f"{label} T{block} ctx{ctx} {H}/{Hkv}x{D}", attn_torch, attn_kernel, _diff, device)
+        )
     return rows
 
 
@@ -145,8 +172,20 @@ def tune_attention(device, dims, ctx: int = 4096, block: int = 32) -> list[tuple
             for splits in (None, 8, 32):
                 label = f"block_m={block_m} block_n={block_n} splits={splits or 'auto'}"
                 try:
-                    us = time_cuda(lambda: block_attention(q, cache_k, cache_v, kn, vn, lens, read_len=ctx,
-                                                           splits=splits, block_m=block_m, block_n=block_n))
+                    us = time_cuda(
+                        lambda: block_attention(
+                            q,
+                            cache_k,
+                            cache_v,
+                            kn,
+                            vn,
+                            lens,
+                            read_len=ctx,
+                            splits=splits,
+                            block_m=block_m,
+                            block_n=block_n,
+                        )
+                    )
                 except Exception as exc:  # a tile that does not fit (shared memory) is a result, not a crash
                     print(f"  {label}: failed ({type(exc).__name__}: {str(exc)[:80]})")
                     continue
@@ -162,7 +201,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def run_all(device: torch.device, smoke: bool = False) -> list[Row]:
-    dtype = torch.bfloat16 if device.type == "cuda" and not smoke else torch.float32   # smoke: exact checks
+    dtype = torch.bfloat16 if device.type == "cuda" and not smoke else torch.float32  # smoke: exact checks
     shapes = SMOKE_SHAPES if smoke else SHAPES
     contexts = (64,) if smoke else (1024, 4096)
     block = 8 if smoke and device.type != "cuda" else 32

@@ -13,6 +13,7 @@ A long row is split over several programs (so 32 rows still fill a GPU); a secon
 merges the partial statistics. Rows must hold at least one finite logit; -inf logits (suppressed
 tokens) are allowed and contribute nothing.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -29,21 +30,22 @@ except ImportError:  # the references still work; dispatch never picks the kerne
 
 
 class Confidence(NamedTuple):
-    token: torch.Tensor    # (M,) int64, argmax (first index on ties)
-    prob: torch.Tensor     # (M,) float32, softmax probability of `token`
+    token: torch.Tensor  # (M,) int64, argmax (first index on ties)
+    prob: torch.Tensor  # (M,) float32, softmax probability of `token`
     entropy: torch.Tensor  # (M,) float32, in nats
-    margin: torch.Tensor   # (M,) float32, top-1 minus top-2 probability
+    margin: torch.Tensor  # (M,) float32, top-1 minus top-2 probability
 
 
 # -- reference ------------------------------------------------------------------------------------
-def confidence_ref(logits: torch.Tensor, rows: torch.Tensor | None = None,
-                   compute_dtype: torch.dtype = torch.float32) -> Confidence:
+def confidence_ref(
+    logits: torch.Tensor, rows: torch.Tensor | None = None, compute_dtype: torch.dtype = torch.float32
+) -> Confidence:
     """logits (N, V); rows (M,) indices into N or None for all rows."""
     x = logits if rows is None else logits[rows]
-    x = x.to(compute_dtype)                                   # (M, V)
+    x = x.to(compute_dtype)  # (M, V)
     logp = torch.log_softmax(x, dim=-1)
     p = logp.exp()
-    top = torch.topk(p, min(2, p.shape[-1]), dim=-1).values   # (M, 2); a 1-token vocab has no runner-up
+    top = torch.topk(p, min(2, p.shape[-1]), dim=-1).values  # (M, 2); a 1-token vocab has no runner-up
     top = torch.cat([top, torch.zeros_like(top[:, :1])], dim=-1)
     token = torch.argmax(x, dim=-1)
     entropy = -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
@@ -53,9 +55,19 @@ def confidence_ref(logits: torch.Tensor, rows: torch.Tensor | None = None,
 
 # -- kernels --------------------------------------------------------------------------------------
 def _confidence_partial_kernel(
-    logits_ptr, rows_ptr, stride_row, V, chunk,
-    m1_ptr, i1_ptr, m2_ptr, s_ptr, a_ptr,          # partial statistics, (M, n_splits) each
-    n_splits, HAS_ROWS: tl.constexpr, BLOCK_V: tl.constexpr,
+    logits_ptr,
+    rows_ptr,
+    stride_row,
+    V,
+    chunk,
+    m1_ptr,
+    i1_ptr,
+    m2_ptr,
+    s_ptr,
+    a_ptr,  # partial statistics, (M, n_splits) each
+    n_splits,
+    HAS_ROWS: tl.constexpr,
+    BLOCK_V: tl.constexpr,
 ):
     """Program (r, j) reduces vocabulary chunk j of selected row r to (m1, i1, m2, s, a)."""
     r = tl.program_id(0)
@@ -72,7 +84,7 @@ def _confidence_partial_kernel(
     a = tl.full((), 0.0, tl.float32)
     for start in range(lo, hi, BLOCK_V):
         offs = start + tl.arange(0, BLOCK_V)
-        x = tl.load(base + offs, mask=offs < hi, other=neg_inf).to(tl.float32)   # (BLOCK_V,)
+        x = tl.load(base + offs, mask=offs < hi, other=neg_inf).to(tl.float32)  # (BLOCK_V,)
         b1 = tl.max(x, axis=0)
         bi = tl.argmax(x, axis=0).to(tl.int32) + start
         b2 = tl.max(tl.where(offs == bi, neg_inf, x), axis=0)
@@ -101,8 +113,16 @@ def _confidence_partial_kernel(
 
 
 def _confidence_combine_kernel(
-    m1_ptr, i1_ptr, m2_ptr, s_ptr, a_ptr,
-    token_ptr, prob_ptr, entropy_ptr, margin_ptr, n_splits,
+    m1_ptr,
+    i1_ptr,
+    m2_ptr,
+    s_ptr,
+    a_ptr,
+    token_ptr,
+    prob_ptr,
+    entropy_ptr,
+    margin_ptr,
+    n_splits,
     BLOCK_S: tl.constexpr,
 ):
     """Program r merges the n_splits partial statistics of row r into the four outputs."""
@@ -111,13 +131,13 @@ def _confidence_combine_kernel(
     ok = offs < n_splits
     p = r * n_splits + offs
     neg_inf = float("-inf")
-    m1 = tl.load(m1_ptr + p, mask=ok, other=neg_inf)        # (BLOCK_S,)
+    m1 = tl.load(m1_ptr + p, mask=ok, other=neg_inf)  # (BLOCK_S,)
     i1 = tl.load(i1_ptr + p, mask=ok, other=0)
     m2 = tl.load(m2_ptr + p, mask=ok, other=neg_inf)
     s = tl.load(s_ptr + p, mask=ok, other=0.0)
     a = tl.load(a_ptr + p, mask=ok, other=0.0)
     m = tl.max(m1, axis=0)
-    best = tl.argmax(m1, axis=0)                              # first split holding the max: smallest index
+    best = tl.argmax(m1, axis=0)  # first split holding the max: smallest index
     token = tl.sum(tl.where(offs == best, i1, 0), axis=0)
     second = tl.max(tl.maximum(m2, tl.where(offs == best, neg_inf, m1)), axis=0)
     live = m1 != neg_inf
@@ -158,8 +178,13 @@ def pick_splits(n_rows: int, vocab: int, device: torch.device, block_v: int) -> 
     return max(1, min(wanted, -(-vocab // block_v), 64))
 
 
-def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Confidence | None = None,
-               splits: int | None = None, block_v: int | None = None) -> Confidence:
+def confidence(
+    logits: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    out: Confidence | None = None,
+    splits: int | None = None,
+    block_v: int | None = None,
+) -> Confidence:
     """Kernel version of `confidence_ref` (float32 statistics from logits of any float dtype).
 
     `out` lets a caller (a CUDA graph, a test poisoning its outputs) supply the four output tensors.
@@ -170,8 +195,12 @@ def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Conf
     vocab, device = logits.shape[1], logits.device
     if out is None:
         f32 = dict(dtype=torch.float32, device=device)
-        out = Confidence(torch.empty(n_rows, dtype=torch.int64, device=device), torch.empty(n_rows, **f32),
-                         torch.empty(n_rows, **f32), torch.empty(n_rows, **f32))
+        out = Confidence(
+            torch.empty(n_rows, dtype=torch.int64, device=device),
+            torch.empty(n_rows, **f32),
+            torch.empty(n_rows, **f32),
+            torch.empty(n_rows, **f32),
+        )
     wanted = (torch.int64, torch.float32, torch.float32, torch.float32)
     if any(t.shape != (n_rows,) or t.dtype != dt or t.device != device for t, dt in zip(out, wanted)):
         raise ValueError(f"out must be four ({n_rows},) tensors on {device}: int64 token, float32 prob/entropy/margin")
@@ -181,17 +210,28 @@ def confidence(logits: torch.Tensor, rows: torch.Tensor | None = None, out: Conf
     block_v = min(block_v, triton.next_power_of_2(vocab))
     splits = splits or pick_splits(n_rows, vocab, device, block_v)
     chunk = -(-vocab // splits)
-    chunk = -(-chunk // block_v) * block_v                    # whole blocks per chunk
+    chunk = -(-chunk // block_v) * block_v  # whole blocks per chunk
     splits = -(-vocab // chunk)
     stats = torch.empty(5, n_rows, splits, dtype=torch.float32, device=device)
     index = torch.empty(n_rows, splits, dtype=torch.int32, device=device)
-    rows_arg = rows if rows is not None else index            # any pointer; unused without rows
+    rows_arg = rows if rows is not None else index  # any pointer; unused without rows
     kernel_for(_confidence_partial_kernel, device.type)[(n_rows, splits)](
-        logits, rows_arg, logits.stride(0), vocab, chunk,
-        stats[0], index, stats[1], stats[2], stats[3],
-        splits, HAS_ROWS=rows is not None, BLOCK_V=block_v,
-        num_warps=8 if block_v >= 2048 else 4)
+        logits,
+        rows_arg,
+        logits.stride(0),
+        vocab,
+        chunk,
+        stats[0],
+        index,
+        stats[1],
+        stats[2],
+        stats[3],
+        splits,
+        HAS_ROWS=rows is not None,
+        BLOCK_V=block_v,
+        num_warps=8 if block_v >= 2048 else 4,
+    )
     kernel_for(_confidence_combine_kernel, device.type)[(n_rows,)](
-        stats[0], index, stats[1], stats[2], stats[3], *out,
-        splits, BLOCK_S=triton.next_power_of_2(splits))
+        stats[0], index, stats[1], stats[2], stats[3], *out, splits, BLOCK_S=triton.next_power_of_2(splits)
+    )
     return out

@@ -12,13 +12,14 @@ without CUDA — where compiled Triton cannot run at all — importing this modu
 file does before importing triton) sets TRITON_INTERPRET=1 unless the variable is already set or
 triton is already imported. With CUDA present nothing is changed: kernels always compile there.
 """
+
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -83,12 +84,14 @@ def interpreter_active() -> bool:
         return False
     import triton.language as tl
     from triton.runtime.interpreter import InterpretedFunction
+
     return isinstance(tl.max, InterpretedFunction)
 
 
 @functools.cache
 def _jit(fn: Callable):
     import triton
+
     return triton.jit(fn)
 
 
@@ -102,5 +105,6 @@ def kernel_for(fn: Callable, device_type: str):
         raise RuntimeError(
             f"{fn.__name__} on {device_type} tensors: Triton runs CPU tensors only in its interpreter and "
             "CUDA tensors only compiled; set TRITON_INTERPRET=1 before importing triton for CPU runs, "
-            "and leave it unset for GPU runs")
+            "and leave it unset for GPU runs"
+        )
     return _jit(fn)

@@ -7,6 +7,7 @@ does the add and the norm in one pass and returns both the normalised rows and t
 It rounds exactly where the model's RMSNorm does (sum in the input dtype, normalised value cast
 to the input dtype before the weight multiply), so kernel and model agree to the last bit or two.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,13 @@ except ImportError:  # the reference still works; dispatch never picks the kerne
 
 
 # -- reference ------------------------------------------------------------------------------------
-def add_rmsnorm_ref(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float,
-                    compute_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def add_rmsnorm_ref(
+    x: torch.Tensor,
+    residual: torch.Tensor | None,
+    weight: torch.Tensor,
+    eps: float,
+    compute_dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x, residual (..., D); weight (D,) -> (y, h) with h = x + residual (x when residual is None)."""
     h = x if residual is None else x + residual
     hf = h.to(compute_dtype)
@@ -32,8 +38,19 @@ def add_rmsnorm_ref(x: torch.Tensor, residual: torch.Tensor | None, weight: torc
 
 # -- kernel ---------------------------------------------------------------------------------------
 def _add_rmsnorm_kernel(
-    x_ptr, r_ptr, w_ptr, y_ptr, h_ptr, sx, sr, sy, sh, D, eps,
-    HAS_RESIDUAL: tl.constexpr, BLOCK_D: tl.constexpr,
+    x_ptr,
+    r_ptr,
+    w_ptr,
+    y_ptr,
+    h_ptr,
+    sx,
+    sr,
+    sy,
+    sh,
+    D,
+    eps,
+    HAS_RESIDUAL: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """Program i normalises row i."""
     i = tl.program_id(0).to(tl.int64)
@@ -63,8 +80,14 @@ def _rows(t: torch.Tensor, name: str, D: int) -> torch.Tensor:
         raise ValueError(f"{name} rows are not evenly strided (make it contiguous): {exc}") from None
 
 
-def add_rmsnorm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float,
-                out: torch.Tensor | None = None, residual_out: torch.Tensor | None = None):
+def add_rmsnorm(
+    x: torch.Tensor,
+    residual: torch.Tensor | None,
+    weight: torch.Tensor,
+    eps: float,
+    out: torch.Tensor | None = None,
+    residual_out: torch.Tensor | None = None,
+):
     """Kernel version of `add_rmsnorm_ref`. Returns (y, h); y has torch's dtype for weight * x.
 
     Without a residual h is x itself (nothing is written). `out`/`residual_out` may be given
@@ -96,7 +119,19 @@ def add_rmsnorm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Te
         return y, h
     block_d = triton.next_power_of_2(D)
     kernel_for(_add_rmsnorm_kernel, x.device.type)[(x2.shape[0],)](
-        x2, r2, weight, y2, h2, x2.stride(0), r2.stride(0), y2.stride(0), h2.stride(0), D, eps,
-        HAS_RESIDUAL=residual is not None, BLOCK_D=block_d,
-        num_warps=max(1, min(16, block_d // 256)))
+        x2,
+        r2,
+        weight,
+        y2,
+        h2,
+        x2.stride(0),
+        r2.stride(0),
+        y2.stride(0),
+        h2.stride(0),
+        D,
+        eps,
+        HAS_RESIDUAL=residual is not None,
+        BLOCK_D=block_d,
+        num_warps=max(1, min(16, block_d // 256)),
+    )
     return y, h

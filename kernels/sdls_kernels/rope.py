@@ -8,6 +8,7 @@ angles from the positions and the model's own float32 inverse frequencies:
 
     angle_i = position * inv_freq_i;  out[i] = x[i] cos - x[i + D/2] sin,  out[i + D/2] = x[i + D/2] cos + x[i] sin
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,19 +25,20 @@ except ImportError:  # the reference still works; dispatch never picks the kerne
 def inverse_frequencies(head_dim: int, theta: float, device=None) -> torch.Tensor:
     """(head_dim / 2,) float32, computed exactly as the model computes them."""
     exponents = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
-    return 1.0 / (theta ** exponents)
+    return 1.0 / (theta**exponents)
 
 
 # -- reference ------------------------------------------------------------------------------------
-def rope_ref(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor,
-             compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+def rope_ref(
+    x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, compute_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """x (B, T, heads, D), positions (B, T) -> rotated x (new tensor, x's dtype).
 
     Computed like the model: float32 angles, cos/sin and arithmetic in `compute_dtype` (default x's).
     """
     cd = compute_dtype or x.dtype
-    angles = positions.float()[..., None] * inv_freq                             # (B, T, D/2)
-    cos, sin = angles.cos().to(cd)[:, :, None], angles.sin().to(cd)[:, :, None]   # (B, T, 1, D/2)
+    angles = positions.float()[..., None] * inv_freq  # (B, T, D/2)
+    cos, sin = angles.cos().to(cd)[:, :, None], angles.sin().to(cd)[:, :, None]  # (B, T, 1, D/2)
     xc = x.to(cd)
     lo, hi = xc.chunk(2, dim=-1)
     return torch.cat([lo * cos - hi * sin, hi * cos + lo * sin], dim=-1).to(x.dtype)
@@ -44,8 +46,24 @@ def rope_ref(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor,
 
 # -- kernel ---------------------------------------------------------------------------------------
 def _rope_kernel(
-    q_ptr, k_ptr, pos_ptr, inv_freq_ptr, sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sp_b, sp_t, T, HQ, HK, HALF,
-    BLOCK_H: tl.constexpr, BLOCK_HALF: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    pos_ptr,
+    inv_freq_ptr,
+    sq_b,
+    sq_t,
+    sq_h,
+    sk_b,
+    sk_t,
+    sk_h,
+    sp_b,
+    sp_t,
+    T,
+    HQ,
+    HK,
+    HALF,
+    BLOCK_H: tl.constexpr,
+    BLOCK_HALF: tl.constexpr,
 ):
     """Program (b * T + t) rotates the HQ query heads and HK key heads of token t of row b in place."""
     pid = tl.program_id(0)
@@ -54,7 +72,7 @@ def _rope_kernel(
     i = tl.arange(0, BLOCK_HALF)
     heads = tl.arange(0, BLOCK_H)
     pos = tl.load(pos_ptr + b * sp_b + t * sp_t).to(tl.float32)
-    angle = pos * tl.load(inv_freq_ptr + i, mask=i < HALF, other=0.0)           # (BLOCK_HALF,)
+    angle = pos * tl.load(inv_freq_ptr + i, mask=i < HALF, other=0.0)  # (BLOCK_HALF,)
     cos = tl.cos(angle)[None, :]
     sin = tl.sin(angle)[None, :]
     for which in tl.static_range(2):
@@ -63,7 +81,7 @@ def _rope_kernel(
         else:
             base, sh, n_heads = k_ptr + b * sk_b + t * sk_t, sk_h, HK
         ok = (heads < n_heads)[:, None] & (i < HALF)[None, :]
-        lo_ptr = base + heads[:, None] * sh + i[None, :]                         # (BLOCK_H, BLOCK_HALF)
+        lo_ptr = base + heads[:, None] * sh + i[None, :]  # (BLOCK_H, BLOCK_HALF)
         lo = tl.load(lo_ptr, mask=ok, other=0.0)
         hi = tl.load(lo_ptr + HALF, mask=ok, other=0.0)
         lo32, hi32 = lo.to(tl.float32), hi.to(tl.float32)
@@ -94,6 +112,23 @@ def rope_(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, inv_freq: t
         return
     Hk = k.shape[2]
     kernel_for(_rope_kernel, q.device.type)[(B * T,)](
-        q, k, positions, inv_freq, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        positions.stride(0), positions.stride(1), T, Hq, Hk, D // 2,
-        BLOCK_H=triton.next_power_of_2(max(Hq, Hk)), BLOCK_HALF=triton.next_power_of_2(D // 2), num_warps=4)
+        q,
+        k,
+        positions,
+        inv_freq,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        positions.stride(0),
+        positions.stride(1),
+        T,
+        Hq,
+        Hk,
+        D // 2,
+        BLOCK_H=triton.next_power_of_2(max(Hq, Hk)),
+        BLOCK_HALF=triton.next_power_of_2(D // 2),
+        num_warps=4,
+    )

@@ -5,6 +5,7 @@ reads one (rows, 2F) buffer and writes (rows, F). In torch that is a chunk, a si
 (two kernels and an intermediate); here it is one kernel. Rounding follows torch: silu(gate) is
 rounded to the input dtype before the multiply, as `F.silu(gate) * up` does.
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,5 +60,6 @@ def swiglu(gate_up: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tens
         return out
     block = min(1024, triton.next_power_of_2(f))
     kernel_for(_swiglu_kernel, gate_up.device.type)[(rows.shape[0], triton.cdiv(f, block))](
-        rows, out, rows.stride(0), f, f, BLOCK=block, num_warps=4)   # out is contiguous: row stride f
+        rows, out, rows.stride(0), f, f, BLOCK=block, num_warps=4
+    )  # out is contiguous: row stride f
     return out

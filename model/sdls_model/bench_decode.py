@@ -15,6 +15,7 @@ block's greedy tokens agree. Then each kernel against its torch reference (sdls_
 `--smoke` runs a tiny shape in float32 end to end, on any device (on a CPU the kernel path runs
 through Triton's interpreter when TRITON_INTERPRET=1, and the GPU figures are marked as owed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -133,7 +134,7 @@ def bench_case(model: Transformer, ctx: int, block: int, iters: int, threshold: 
 
     @torch.no_grad()
     def eager_step(canvas, positions, mask):
-        hidden = model(canvas, positions, mask, CacheIO(cache, [0], read_len=ctx))    # (1, T, d)
+        hidden = model(canvas, positions, mask, CacheIO(cache, [0], read_len=ctx))  # (1, T, d)
         candidates, conf = sampling.propose(model.logits(hidden))
         commit = sampling.select_threshold(conf, canvas == cfg.mask_id, threshold)
         return torch.where(commit, candidates, canvas)
@@ -153,9 +154,11 @@ def bench_case(model: Transformer, ctx: int, block: int, iters: int, threshold: 
         result["hidden_scale"] = want.float().abs().max().item()
         result["same_tokens"] = (model.logits(got).argmax(-1) == model.logits(want).argmax(-1)).float().mean().item()
     if device.type == "cuda":
-        for name, fn, inputs in (("graph", eager_step, (canvas, positions, mask)),
-                                 ("graph+fused", fast_step(fused_dec), (canvas, positions)),
-                                 ("graph+kernels", fast_step(kernel_dec), (canvas, positions))):
+        for name, fn, inputs in (
+            ("graph", eager_step, (canvas, positions, mask)),
+            ("graph+fused", fast_step(fused_dec), (canvas, positions)),
+            ("graph+kernels", fast_step(kernel_dec), (canvas, positions)),
+        ):
             step = CapturedStep(fn, inputs)
             result[name] = time_ms(lambda: step(*inputs), iters, device)
             del step
@@ -167,29 +170,59 @@ def _fmt(value, digits=2):
 
 
 def format_table(rows: list[dict], device: torch.device) -> str:
-    head = ["shape", "ctx", "eager ms", "graph ms", "graph+fused ms", "graph+kernels ms", "HBM floor ms",
-            "kernels / floor", "max abs Δhidden (scale of hidden)", "same tokens"]
+    head = [
+        "shape",
+        "ctx",
+        "eager ms",
+        "graph ms",
+        "graph+fused ms",
+        "graph+kernels ms",
+        "HBM floor ms",
+        "kernels / floor",
+        "max abs Δhidden (scale of hidden)",
+        "same tokens",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         floor = r.get("floor")
         ratio = None if floor is None or "graph+kernels" not in r else r["graph+kernels"] / floor
-        diff = (f"{r['hidden_diff']:.3g} ({r['hidden_scale']:.3g})" if "hidden_diff" in r
-                else "not run (set TRITON_INTERPRET=1)")
+        diff = (
+            f"{r['hidden_diff']:.3g} ({r['hidden_scale']:.3g})"
+            if "hidden_diff" in r
+            else "not run (set TRITON_INTERPRET=1)"
+        )
         same = f"{100 * r['same_tokens']:.0f}%" if "same_tokens" in r else "-"
-        lines.append("| " + " | ".join([
-            r["shape"], str(r["ctx"]), _fmt(r["eager"]), _fmt(r.get("graph")), _fmt(r.get("graph+fused")),
-            _fmt(r.get("graph+kernels")), _fmt(floor, 3), _fmt(ratio), diff, same]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["shape"],
+                    str(r["ctx"]),
+                    _fmt(r["eager"]),
+                    _fmt(r.get("graph")),
+                    _fmt(r.get("graph+fused")),
+                    _fmt(r.get("graph+kernels")),
+                    _fmt(floor, 3),
+                    _fmt(ratio),
+                    diff,
+                    same,
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.smoke:
-        print("sdls bench kernels: needs a CUDA GPU; `--smoke` checks the whole path on the CPU "
-              "(with TRITON_INTERPRET=1 to run the kernels in Triton's interpreter)")
+        print(
+            "sdls bench kernels: needs a CUDA GPU; `--smoke` checks the whole path on the CPU "
+            "(with TRITON_INTERPRET=1 to run the kernels in Triton's interpreter)"
+        )
         return 2
     if device.type == "cpu":
-        torch.set_num_threads(1)   # a shared CPU: one thread keeps the smoke run quick and polite
+        torch.set_num_threads(1)  # a shared CPU: one thread keeps the smoke run quick and polite
     shapes = ["test-tiny"] if args.smoke else [s.strip() for s in args.shapes.split(",") if s.strip()]
     contexts = [64] if args.smoke else [int(c) for c in args.contexts.split(",")]
     block = min(args.block, 8) if args.smoke else args.block
@@ -214,12 +247,16 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows, device))
     if bandwidth:
         nominal = nominal_bandwidth(device)
-        print(f"\nHBM floor uses the measured copy bandwidth {bandwidth / 1e12:.2f} TB/s"
-              + (f" (nominal {nominal / 1e12:.2f} TB/s: floor x {bandwidth / nominal:.2f})" if nominal else ""))
+        print(
+            f"\nHBM floor uses the measured copy bandwidth {bandwidth / 1e12:.2f} TB/s"
+            + (f" (nominal {nominal / 1e12:.2f} TB/s: floor x {bandwidth / nominal:.2f})" if nominal else "")
+        )
         print("Goal: graph+kernels within 1.25x of the floor.")
     else:
-        print(f"\nCPU: eager times are CPU figures; graph columns, the floor and kernel timings: {OWED} "
-              "(`sdls bench kernels` on one GPU, < 10 min).")
+        print(
+            f"\nCPU: eager times are CPU figures; graph columns, the floor and kernel timings: {OWED} "
+            "(`sdls bench kernels` on one GPU, < 10 min)."
+        )
     if not args.no_kernel_table:
         print("\nEach kernel vs its torch reference (us per call inside a CUDA graph)")
         print(kernel_bench.format_table(kernel_bench.run_all(device, smoke=args.smoke)))

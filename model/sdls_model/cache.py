@@ -4,6 +4,7 @@ Each slot holds the encoded context of one document (or one job) and the blocks 
 it. Shapes never change after allocation, so a decoding step can be captured and replayed. What a
 slot holds (which token ids, how many) is the engine's bookkeeping, kept in `SlotState`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,21 +15,34 @@ from .config import ModelConfig
 
 
 class KVCache:
-    def __init__(self, cfg: ModelConfig, n_slots: int, max_len: int, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        n_slots: int,
+        max_len: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
         shape = (cfg.n_layers, n_slots, cfg.n_kv_heads, max_len, cfg.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)  # (L, slots, Hkv, S, D)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.n_slots, self.max_len = n_slots, max_len
 
     @classmethod
-    def setup(cls, existing: "KVCache | None", cfg: ModelConfig, n_slots: int, max_len: int,
-              dtype: torch.dtype, device) -> "KVCache":
+    def setup(
+        cls, existing: KVCache | None, cfg: ModelConfig, n_slots: int, max_len: int, dtype: torch.dtype, device
+    ) -> KVCache:
         """Idempotent: returns `existing` if it already has this shape, dtype and device."""
-        if (existing is not None and existing.n_slots >= n_slots and existing.max_len >= max_len
-                and existing.k.dtype == dtype and existing.k.device == torch.device(device)
-                and existing.k.shape[0] == cfg.n_layers and existing.k.shape[2] == cfg.n_kv_heads
-                and existing.k.shape[4] == cfg.head_dim):
+        if (
+            existing is not None
+            and existing.n_slots >= n_slots
+            and existing.max_len >= max_len
+            and existing.k.dtype == dtype
+            and existing.k.device == torch.device(device)
+            and existing.k.shape[0] == cfg.n_layers
+            and existing.k.shape[2] == cfg.n_kv_heads
+            and existing.k.shape[4] == cfg.head_dim
+        ):
             return existing
         return cls(cfg, n_slots, max_len, dtype, device)
 
@@ -39,9 +53,10 @@ class KVCache:
 @dataclass
 class SlotState:
     """What one cache slot currently holds: the token ids whose keys/values are stored, in order."""
+
     owner: object = None
     tokens: list[int] = field(default_factory=list)
-    exact_len: int = 0    # leading tokens encoded causally (the context): reusable by a later job
+    exact_len: int = 0  # leading tokens encoded causally (the context): reusable by a later job
 
     @property
     def length(self) -> int:

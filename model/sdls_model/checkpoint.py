@@ -8,6 +8,7 @@ problems, each naming the file and tensor, before a single weight is read. So no
 from a half-written or mismatched checkpoint, and `validate_checkpoint` is cheap enough for a
 hot-reload watcher to call on every new directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint_files import INDEX_FILE, SINGLE_FILE, FLOAT_DTYPES, StoredTensor, list_stored_tensors, load_tensors, write_weights
+from .checkpoint_files import (
+    FLOAT_DTYPES,
+    INDEX_FILE,
+    SINGLE_FILE,
+    StoredTensor,
+    list_stored_tensors,
+    load_tensors,
+    write_weights,
+)
 from .checkpoint_formats import SDLS, CheckpointFormat, FormatError, detect_format
 from .config import ModelConfig
 from .tokenizer import Tokenizer
@@ -119,8 +128,17 @@ def _inspect(directory: str | Path) -> _Inspection:
     return found
 
 
-POSITIVE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_size", "max_seq_len",
-                   "rope_theta", "norm_eps")
+POSITIVE_FIELDS = (
+    "vocab_size",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "ffn_size",
+    "max_seq_len",
+    "rope_theta",
+    "norm_eps",
+)
 
 
 def _check_sizes(cfg: ModelConfig) -> None:
@@ -147,8 +165,14 @@ def _check_tokenizer(cfg: ModelConfig, tokenizer: Tokenizer, tok_path: Path, pro
             problems.append(f"{tok_path}: has no token with id {token_id} ({name} in config.json)")
 
 
-def _match_tensors(d: Path, fmt: CheckpointFormat, cfg: ModelConfig, stored: dict[str, StoredTensor],
-                   declared: set[str], problems: list[str]) -> dict[str, StoredTensor]:
+def _match_tensors(
+    d: Path,
+    fmt: CheckpointFormat,
+    cfg: ModelConfig,
+    stored: dict[str, StoredTensor],
+    declared: set[str],
+    problems: list[str],
+) -> dict[str, StoredTensor]:
     weights_file = d / (INDEX_FILE if (d / INDEX_FILE).is_file() else SINGLE_FILE)
     matched: dict[str, StoredTensor] = {}
     shapes = expected_shapes(cfg)
@@ -157,8 +181,10 @@ def _match_tensors(d: Path, fmt: CheckpointFormat, cfg: ModelConfig, stored: dic
         if stored_name in stored:
             tensor = stored[stored_name]
             if tensor.shape != shapes[ours]:
-                problems.append(f"{tensor.file}: tensor {stored_name!r} has shape {list(tensor.shape)}, "
-                                f"config.json implies {list(shapes[ours])}")
+                problems.append(
+                    f"{tensor.file}: tensor {stored_name!r} has shape {list(tensor.shape)}, "
+                    f"config.json implies {list(shapes[ours])}"
+                )
             else:
                 matched[ours] = tensor
         elif stored_name not in declared:
@@ -166,7 +192,9 @@ def _match_tensors(d: Path, fmt: CheckpointFormat, cfg: ModelConfig, stored: dic
     for name in sorted(declared - set(wanted)):
         if not fmt.ignorable(name):
             where = stored[name].file if name in stored else weights_file
-            problems.append(f"{where}: unexpected tensor {name!r} (not part of a {fmt.name} model with this config.json)")
+            problems.append(
+                f"{where}: unexpected tensor {name!r} (not part of a {fmt.name} model with this config.json)"
+            )
     return matched
 
 
@@ -176,8 +204,9 @@ def validate_checkpoint(directory: str | Path) -> list[str]:
     return _inspect(directory).problems
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
-                    dtype: torch.dtype | None = None) -> tuple[ModelConfig, Transformer, Tokenizer]:
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[ModelConfig, Transformer, Tokenizer]:
     """Load any supported checkpoint directory (format detected from config.json).
 
     dtype None keeps the dtype the embedding is stored in. Raises CheckpointError before
@@ -212,8 +241,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
     return cfg, model.eval(), tokenizer
 
 
-def save_checkpoint(directory: str | Path, model: torch.nn.Module, tokenizer: Tokenizer,
-                    max_shard_bytes: int = 15 * 2**20, extra_files: dict[str, str] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    max_shard_bytes: int = 15 * 2**20,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
     """Write model + tokenizer as an sdls checkpoint directory, atomically.
 
     Everything is written into a hidden temporary sibling (".<name>.tmp-*"), checked with
@@ -254,8 +288,10 @@ def _tensors_to_save(model: torch.nn.Module, cfg: ModelConfig) -> dict[str, torc
     if cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
     if set(state) != set(expected):
-        raise ValueError(f"model parameters do not match its config: missing {sorted(set(expected) - set(state))}, "
-                         f"unexpected {sorted(set(state) - set(expected))}")
+        raise ValueError(
+            f"model parameters do not match its config: missing {sorted(set(expected) - set(state))}, "
+            f"unexpected {sorted(set(state) - set(expected))}"
+        )
     return {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
 
 

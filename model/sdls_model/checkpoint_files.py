@@ -4,6 +4,7 @@ Everything here reads headers only (8-byte length + JSON), never tensor data, so
 multi-GB checkpoint for truncation or a wrong shape costs milliseconds. Problems come back as
 strings naming the file and the tensor; the caller decides whether to raise.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,19 @@ INDEX_FILE = "model.safetensors.index.json"
 MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library's own limit
 
 # safetensors dtype codes we can load as model weights, with their sizes in bytes.
-FLOAT_DTYPES = {"F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2),
-                "BF16": (torch.bfloat16, 2)}
+FLOAT_DTYPES = {
+    "F64": (torch.float64, 8),
+    "F32": (torch.float32, 4),
+    "F16": (torch.float16, 2),
+    "BF16": (torch.bfloat16, 2),
+}
 
 
 @dataclass(frozen=True)
 class StoredTensor:
-    name: str          # the name as stored (the checkpoint format's own naming)
+    name: str  # the name as stored (the checkpoint format's own naming)
     file: Path
-    dtype: str         # safetensors code, e.g. "BF16"
+    dtype: str  # safetensors code, e.g. "BF16"
     shape: tuple[int, ...]
 
 
@@ -44,7 +49,13 @@ def read_header(path: Path) -> tuple[dict[str, StoredTensor], set[str], list[str
                 return {}, set(), [f"{path}: file is {size} bytes, too short for a safetensors header"]
             (header_len,) = struct.unpack("<Q", head)
             if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
-                return {}, set(), [f"{path}: header claims {header_len} bytes but the file has {size} (truncated or not safetensors)"]
+                return (
+                    {},
+                    set(),
+                    [
+                        f"{path}: header claims {header_len} bytes but the file has {size} (truncated or not safetensors)"
+                    ],
+                )
             header = json.loads(f.read(header_len))
     except OSError as exc:
         return {}, set(), [f"{path}: cannot read: {exc}"]
@@ -64,18 +75,24 @@ def read_header(path: Path) -> tuple[dict[str, StoredTensor], set[str], list[str
             problems.append(f"{path}: tensor {name!r} has a malformed header entry {info!r}")
             continue
         if end > data_size:
-            problems.append(f"{path}: tensor {name!r} is cut short: its data ends at byte {end} "
-                            f"but the file holds {data_size} data bytes (truncated file)")
+            problems.append(
+                f"{path}: tensor {name!r} is cut short: its data ends at byte {end} "
+                f"but the file holds {data_size} data bytes (truncated file)"
+            )
             continue
         if dtype not in FLOAT_DTYPES:
-            problems.append(f"{path}: tensor {name!r} has dtype {dtype}; weights must be one of {', '.join(FLOAT_DTYPES)}")
+            problems.append(
+                f"{path}: tensor {name!r} has dtype {dtype}; weights must be one of {', '.join(FLOAT_DTYPES)}"
+            )
             continue
         numel = 1
         for d in shape:
             numel *= d
         if end - begin != numel * FLOAT_DTYPES[dtype][1]:
-            problems.append(f"{path}: tensor {name!r} spans {end - begin} bytes, shape {list(shape)} {dtype} needs "
-                            f"{numel * FLOAT_DTYPES[dtype][1]}")
+            problems.append(
+                f"{path}: tensor {name!r} spans {end - begin} bytes, shape {list(shape)} {dtype} needs "
+                f"{numel * FLOAT_DTYPES[dtype][1]}"
+            )
             continue
         tensors[name] = StoredTensor(name, path, dtype, shape)
     return tensors, declared, problems
@@ -106,13 +123,17 @@ def _list_sharded(directory: Path, index_path: Path) -> tuple[dict[str, StoredTe
         shard = directory / shard_name
         names = sorted(n for n, f in weight_map.items() if f == shard_name)
         if Path(shard_name).name != shard_name:
-            problems.append(f"{index_path}: shard name {shard_name!r} must be a plain file name in the checkpoint folder")
+            problems.append(
+                f"{index_path}: shard name {shard_name!r} must be a plain file name in the checkpoint folder"
+            )
             all_declared |= set(names)
             continue
         if not shard.is_file():
             all_declared |= set(names)  # reported as one missing shard, not tensor by tensor
-            problems.append(f"{shard}: shard listed in {INDEX_FILE} is missing (it should hold {names[0]!r}"
-                            f"{f' and {len(names) - 1} more' if len(names) > 1 else ''})")
+            problems.append(
+                f"{shard}: shard listed in {INDEX_FILE} is missing (it should hold {names[0]!r}"
+                f"{f' and {len(names) - 1} more' if len(names) > 1 else ''})"
+            )
             continue
         found, declared, shard_problems = read_header(shard)
         problems += shard_problems
@@ -127,7 +148,9 @@ def _list_sharded(directory: Path, index_path: Path) -> tuple[dict[str, StoredTe
             continue
         for name in names:
             if name not in declared:
-                problems.append(f"{shard}: tensor {name!r} is listed for this shard in {INDEX_FILE} but the shard lacks it")
+                problems.append(
+                    f"{shard}: tensor {name!r} is listed for this shard in {INDEX_FILE} but the shard lacks it"
+                )
                 all_declared.add(name)  # reported here; not "missing" again later
     return tensors, all_declared, problems
 

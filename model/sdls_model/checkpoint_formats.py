@@ -18,12 +18,13 @@ Formats (facts from the models' public config files and modelling code):
   the gate (silu applied) and up_proj as the up projection, ff_out the down projection; no logit
   shift; mask 126336, eos 126081, <|eot_id|> 126348 as an extra stop.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .config import ModelConfig
 
@@ -38,8 +39,8 @@ class FormatError(ValueError):
 class CheckpointFormat:
     name: str
     make_config: Callable[[dict, TokenLookup, dict], ModelConfig]  # (config.json, lookup, tokenizer_config) -> cfg
-    stored_name: Callable[[str], str]       # our parameter name -> the name on disk
-    ignorable: Callable[[str], bool]        # stored names that are harmless leftovers (skipped, not loaded)
+    stored_name: Callable[[str], str]  # our parameter name -> the name on disk
+    ignorable: Callable[[str], bool]  # stored names that are harmless leftovers (skipped, not loaded)
 
 
 # -- shared helpers -------------------------------------------------------------------------------
@@ -73,8 +74,12 @@ def rope_theta(raw: dict) -> float:
     return float(raw.get("rope_theta", 10000.0))
 
 
-def find_mask_id(raw: dict, lookup: TokenLookup, tokenizer_config: dict,
-                 fallback_names: tuple[str, ...] = ("<|mask|>", "<M>", "[MASK]", "<mask>")) -> int:
+def find_mask_id(
+    raw: dict,
+    lookup: TokenLookup,
+    tokenizer_config: dict,
+    fallback_names: tuple[str, ...] = ("<|mask|>", "<M>", "[MASK]", "<mask>"),
+) -> int:
     """The mask token: config.json's mask_token_id, else the tokenizer's declared mask_token,
     else the first of fallback_names the tokenizer knows."""
     if raw.get("mask_token_id") is not None:
@@ -86,8 +91,10 @@ def find_mask_id(raw: dict, lookup: TokenLookup, tokenizer_config: dict,
         token_id = lookup(name)
         if token_id is not None:
             return token_id
-    raise FormatError("no mask token: config.json has no mask_token_id and the tokenizer has none of "
-                      f"{', '.join(([declared] if declared else []) + list(fallback_names))}")
+    raise FormatError(
+        "no mask token: config.json has no mask_token_id and the tokenizer has none of "
+        f"{', '.join(([declared] if declared else []) + list(fallback_names))}"
+    )
 
 
 # -- sdls ------------------------------------------------------------------------------------------
@@ -97,8 +104,10 @@ _TYPE_CHECKS = {  # ModelConfig annotation -> (accepts, description)
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
     "int | None": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "an integer or null"),
-    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v),
-                  "a list of integers"),
+    "list[int]": (
+        lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v),
+        "a list of integers",
+    ),
 }
 
 
@@ -118,27 +127,39 @@ SDLS = CheckpointFormat("sdls", _sdls_config, stored_name=lambda ours: ours, ign
 # -- Qwen2 family: Dream, DiffuCoder, Open-dCoder --------------------------------------------------
 def _qwen2_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict, *, logit_shift_default: bool) -> ModelConfig:
     hidden, heads = int(_require(raw, "hidden_size")), int(_require(raw, "num_attention_heads"))
-    _reject_if(raw.get("hidden_act", "silu") != "silu", f"hidden_act {raw.get('hidden_act')!r} (only silu is supported)")
+    _reject_if(
+        raw.get("hidden_act", "silu") != "silu", f"hidden_act {raw.get('hidden_act')!r} (only silu is supported)"
+    )
     _reject_if(bool(raw.get("use_sliding_window")), "use_sliding_window=true is not supported")
-    _reject_if(raw.get("head_dim") not in (None, hidden // heads),
-               f"head_dim {raw.get('head_dim')} != hidden_size / num_attention_heads = {hidden // heads}")
+    _reject_if(
+        raw.get("head_dim") not in (None, hidden // heads),
+        f"head_dim {raw.get('head_dim')} != hidden_size / num_attention_heads = {hidden // heads}",
+    )
     eos = _ids(raw.get("eos_token_id"))
     _reject_if(not eos, "missing field 'eos_token_id'")
     return ModelConfig(
-        vocab_size=int(_require(raw, "vocab_size")), d_model=hidden,
-        n_layers=int(_require(raw, "num_hidden_layers")), n_heads=heads,
+        vocab_size=int(_require(raw, "vocab_size")),
+        d_model=hidden,
+        n_layers=int(_require(raw, "num_hidden_layers")),
+        n_heads=heads,
         n_kv_heads=int(raw.get("num_key_value_heads") or heads),
         ffn_size=int(_require(raw, "intermediate_size")),
-        rope_theta=rope_theta(raw), qkv_bias=True,
+        rope_theta=rope_theta(raw),
+        qkv_bias=True,
         tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
         norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
         max_seq_len=int(raw.get("max_position_embeddings", 32768)),
-        attention="bidirectional", infill_layout="in_place",
+        attention="bidirectional",
+        infill_layout="in_place",
         logit_shift=bool(raw.get("sdls_logit_shift", logit_shift_default)),
         mask_id=find_mask_id(raw, lookup, tokenizer_config),
-        eos_id=eos[0], pad_id=raw.get("pad_token_id"),
+        eos_id=eos[0],
+        pad_id=raw.get("pad_token_id"),
         # Qwen tokenizers never prepend a BOS (Dream's bos_token_id equals its eos).
-        bos_id=None, fim_prefix_id=None, fim_suffix_id=None, fim_middle_id=None,
+        bos_id=None,
+        fim_prefix_id=None,
+        fim_suffix_id=None,
+        fim_middle_id=None,
         extra_stop_ids=eos[1:],
     )
 
@@ -153,25 +174,39 @@ def _qwen2_ignorable(name: str) -> bool:
     return name.endswith("rotary_emb.inv_freq") or name == "lm_head.weight"
 
 
-DREAM = CheckpointFormat("dream", lambda raw, lookup, tc: _qwen2_config(raw, lookup, tc, logit_shift_default=True),
-                         _qwen2_stored_name, _qwen2_ignorable)
-OPEN_DCODER = CheckpointFormat("open-dcoder (qwen2)",
-                               lambda raw, lookup, tc: _qwen2_config(raw, lookup, tc, logit_shift_default=True),
-                               _qwen2_stored_name, _qwen2_ignorable)
+DREAM = CheckpointFormat(
+    "dream",
+    lambda raw, lookup, tc: _qwen2_config(raw, lookup, tc, logit_shift_default=True),
+    _qwen2_stored_name,
+    _qwen2_ignorable,
+)
+OPEN_DCODER = CheckpointFormat(
+    "open-dcoder (qwen2)",
+    lambda raw, lookup, tc: _qwen2_config(raw, lookup, tc, logit_shift_default=True),
+    _qwen2_stored_name,
+    _qwen2_ignorable,
+)
 
 
 # -- LLaDA ------------------------------------------------------------------------------------------
 LLADA_MASK_ID, LLADA_EOS_ID, LLADA_EOT_ID, LLADA_EOT_TOKEN = 126336, 126081, 126348, "<|eot_id|>"
 
 _LLADA_LAYER_NAMES = {
-    "self_attn.q_proj": "q_proj", "self_attn.k_proj": "k_proj", "self_attn.v_proj": "v_proj",
+    "self_attn.q_proj": "q_proj",
+    "self_attn.k_proj": "k_proj",
+    "self_attn.v_proj": "v_proj",
     "self_attn.o_proj": "attn_out",
-    "mlp.gate_proj": "ff_proj",   # silu is applied to ff_proj's output: it is the gate
-    "mlp.up_proj": "up_proj", "mlp.down_proj": "ff_out",
-    "input_layernorm": "attn_norm", "post_attention_layernorm": "ff_norm",
+    "mlp.gate_proj": "ff_proj",  # silu is applied to ff_proj's output: it is the gate
+    "mlp.up_proj": "up_proj",
+    "mlp.down_proj": "ff_out",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ff_norm",
 }
-_LLADA_TOP_NAMES = {"embed_tokens.weight": "model.transformer.wte.weight", "norm.weight": "model.transformer.ln_f.weight",
-                    "lm_head.weight": "model.transformer.ff_out.weight"}
+_LLADA_TOP_NAMES = {
+    "embed_tokens.weight": "model.transformer.wte.weight",
+    "norm.weight": "model.transformer.ln_f.weight",
+    "lm_head.weight": "model.transformer.ff_out.weight",
+}
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)")
 
 
@@ -185,10 +220,18 @@ def _llada_stored_name(ours: str) -> str:
 
 
 def _llada_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict) -> ModelConfig:
-    checks = {"block_type": ("llama", "llama"), "activation_type": ("silu", "silu"), "layer_norm_type": ("rms", "rms"),
-              "alibi": (False, False), "rope": (True, True), "include_bias": (False, False),
-              "scale_logits": (False, False), "attention_layer_norm": (False, False),
-              "block_group_size": (1, 1), "input_emb_norm": (False, False)}
+    checks = {
+        "block_type": ("llama", "llama"),
+        "activation_type": ("silu", "silu"),
+        "layer_norm_type": ("rms", "rms"),
+        "alibi": (False, False),
+        "rope": (True, True),
+        "include_bias": (False, False),
+        "scale_logits": (False, False),
+        "attention_layer_norm": (False, False),
+        "block_group_size": (1, 1),
+        "input_emb_norm": (False, False),
+    }
     for key, (default, wanted) in checks.items():
         _reject_if(raw.get(key, default) != wanted, f"{key}={raw.get(key)!r} is not supported (need {wanted!r})")
     d_model, heads = int(_require(raw, "d_model")), int(_require(raw, "n_heads"))
@@ -196,17 +239,30 @@ def _llada_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict) -> Mod
     eos = _ids(raw.get("eos_token_id")) or [LLADA_EOS_ID]
     vocab = int(raw.get("embedding_size") or _require(raw, "vocab_size"))
     eot = lookup(LLADA_EOT_TOKEN)
-    if eot is None and LLADA_EOT_ID < vocab:
+    if eot is None and vocab > LLADA_EOT_ID:
         eot = LLADA_EOT_ID  # LLaDA's documented end-of-turn id, when the tokenizer names it differently
     return ModelConfig(
-        vocab_size=vocab, d_model=d_model, n_layers=int(_require(raw, "n_layers")), n_heads=heads,
+        vocab_size=vocab,
+        d_model=d_model,
+        n_layers=int(_require(raw, "n_layers")),
+        n_heads=heads,
         n_kv_heads=int(raw.get("n_kv_heads") or (1 if raw.get("multi_query_attention") else heads)),
-        ffn_size=int(ffn), rope_theta=float(raw.get("rope_theta", 10000.0)),
-        qkv_bias=bool(raw.get("include_qkv_bias", False)), tie_embeddings=bool(raw.get("weight_tying", False)),
-        norm_eps=float(raw.get("rms_norm_eps", 1e-5)), max_seq_len=int(raw.get("max_sequence_length", 4096)),
-        attention="bidirectional", infill_layout="in_place", logit_shift=False,
-        mask_id=int(raw.get("mask_token_id", LLADA_MASK_ID)), eos_id=eos[0], pad_id=raw.get("pad_token_id"),
-        bos_id=raw.get("bos_token_id"), fim_prefix_id=None, fim_suffix_id=None, fim_middle_id=None,
+        ffn_size=int(ffn),
+        rope_theta=float(raw.get("rope_theta", 10000.0)),
+        qkv_bias=bool(raw.get("include_qkv_bias", False)),
+        tie_embeddings=bool(raw.get("weight_tying", False)),
+        norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
+        max_seq_len=int(raw.get("max_sequence_length", 4096)),
+        attention="bidirectional",
+        infill_layout="in_place",
+        logit_shift=False,
+        mask_id=int(raw.get("mask_token_id", LLADA_MASK_ID)),
+        eos_id=eos[0],
+        pad_id=raw.get("pad_token_id"),
+        bos_id=raw.get("bos_token_id"),
+        fim_prefix_id=None,
+        fim_suffix_id=None,
+        fim_middle_id=None,
         extra_stop_ids=[*eos[1:], *([eot] if eot is not None and eot not in eos else [])],
     )
 
@@ -226,5 +282,7 @@ def detect_format(raw: dict) -> CheckpointFormat:
     for arch in raw.get("architectures") or []:
         if arch in _BY_ARCHITECTURE:
             return _BY_ARCHITECTURE[arch]
-    raise FormatError(f"unknown model_type {raw.get('model_type')!r} (architectures {raw.get('architectures')!r}); "
-                      "sdls reads model_type sdls, Dream, qwen2 (Open-dCoder) and llada")
+    raise FormatError(
+        f"unknown model_type {raw.get('model_type')!r} (architectures {raw.get('architectures')!r}); "
+        "sdls reads model_type sdls, Dream, qwen2 (Open-dCoder) and llada"
+    )

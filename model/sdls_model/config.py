@@ -4,6 +4,7 @@ Architecture fields mirror Hugging Face names where they exist so that a config.
 little ceremony; the diffusion fields (attention pattern, infill layout, logit shift, special ids)
 are what tell the engine how to decode with this model.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,27 +19,27 @@ INFILL_LAYOUTS = ("fim", "in_place")
 @dataclass
 class ModelConfig:
     vocab_size: int = 16384
-    d_model: int = 256            # hidden size
+    d_model: int = 256  # hidden size
     n_layers: int = 6
-    n_heads: int = 8              # query heads
-    n_kv_heads: int = 2           # key/value heads (GQA: n_heads % n_kv_heads == 0)
-    ffn_size: int = 768           # SwiGLU inner size
+    n_heads: int = 8  # query heads
+    n_kv_heads: int = 2  # key/value heads (GQA: n_heads % n_kv_heads == 0)
+    ffn_size: int = 768  # SwiGLU inner size
     rope_theta: float = 10000.0
-    qkv_bias: bool = False        # Qwen2 has biases on q/k/v, LLaMA does not
-    tie_embeddings: bool = True   # lm_head shares the embedding matrix
+    qkv_bias: bool = False  # Qwen2 has biases on q/k/v, LLaMA does not
+    tie_embeddings: bool = True  # lm_head shares the embedding matrix
     norm_eps: float = 1e-6
-    max_seq_len: int = 4096       # longest context + middle the engine may lay out
+    max_seq_len: int = 4096  # longest context + middle the engine may lay out
 
     # Diffusion facts.
-    attention: str = "block_causal"   # "bidirectional" (Dream, LLaDA...) or "block_causal" (sdls)
-    block_size: int = 32              # tokens decoded in parallel per block
-    infill_layout: str = "fim"        # "fim": markers, middle after context; "in_place": prefix, masks, suffix
-    logit_shift: bool = False         # Dream: the prediction for position i comes from row i - 1
+    attention: str = "block_causal"  # "bidirectional" (Dream, LLaDA...) or "block_causal" (sdls)
+    block_size: int = 32  # tokens decoded in parallel per block
+    infill_layout: str = "fim"  # "fim": markers, middle after context; "in_place": prefix, masks, suffix
+    logit_shift: bool = False  # Dream: the prediction for position i comes from row i - 1
 
     # Special token ids (None where a checkpoint has no such token).
     mask_id: int = 0
-    eos_id: int = 1                   # end of text; also pads the middle of an infill
-    pad_id: int | None = None         # defaults to eos_id
+    eos_id: int = 1  # end of text; also pads the middle of an infill
+    pad_id: int | None = None  # defaults to eos_id
     bos_id: int | None = 2
     fim_prefix_id: int | None = 3
     fim_suffix_id: int | None = 4
@@ -96,7 +97,7 @@ class ModelConfig:
         return {"model_type": "sdls", **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known - {"model_type", "architectures", "torch_dtype"})
         if unknown:
@@ -107,7 +108,7 @@ class ModelConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_name(cls, name: str, **overrides) -> "ModelConfig":
+    def from_name(cls, name: str, **overrides) -> ModelConfig:
         """Named presets; overrides win."""
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
@@ -116,23 +117,70 @@ class ModelConfig:
 
 # Named shapes. The Qwen2.5 ones exist for benchmarks with random weights (kernels, engine).
 PRESETS: dict[str, dict] = {
-    "test-tiny": dict(vocab_size=320, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=128,
-                      max_seq_len=1024, block_size=8),
-    "sdls-small": dict(vocab_size=16384, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, ffn_size=1024,
-                       max_seq_len=4096),
-    "qwen2.5-0.5b": dict(vocab_size=151936, d_model=896, n_layers=24, n_heads=14, n_kv_heads=2,
-                         ffn_size=4864, rope_theta=1e6, qkv_bias=True, tie_embeddings=True,
-                         attention="bidirectional", infill_layout="in_place", mask_id=151666,
-                         eos_id=151643, bos_id=None, fim_prefix_id=None, fim_suffix_id=None,
-                         fim_middle_id=None, max_seq_len=32768),
-    "qwen2.5-1.5b": dict(vocab_size=151936, d_model=1536, n_layers=28, n_heads=12, n_kv_heads=2,
-                         ffn_size=8960, rope_theta=1e6, qkv_bias=True, tie_embeddings=True,
-                         attention="bidirectional", infill_layout="in_place", mask_id=151666,
-                         eos_id=151643, bos_id=None, fim_prefix_id=None, fim_suffix_id=None,
-                         fim_middle_id=None, max_seq_len=32768),
-    "qwen2.5-7b": dict(vocab_size=152064, d_model=3584, n_layers=28, n_heads=28, n_kv_heads=4,
-                       ffn_size=18944, rope_theta=1e6, qkv_bias=True, tie_embeddings=False,
-                       attention="bidirectional", infill_layout="in_place", mask_id=151666,
-                       eos_id=151643, bos_id=None, fim_prefix_id=None, fim_suffix_id=None,
-                       fim_middle_id=None, max_seq_len=32768),
+    "test-tiny": dict(
+        vocab_size=320, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_size=128, max_seq_len=1024, block_size=8
+    ),
+    "sdls-small": dict(
+        vocab_size=16384, d_model=384, n_layers=8, n_heads=6, n_kv_heads=2, ffn_size=1024, max_seq_len=4096
+    ),
+    "qwen2.5-0.5b": dict(
+        vocab_size=151936,
+        d_model=896,
+        n_layers=24,
+        n_heads=14,
+        n_kv_heads=2,
+        ffn_size=4864,
+        rope_theta=1e6,
+        qkv_bias=True,
+        tie_embeddings=True,
+        attention="bidirectional",
+        infill_layout="in_place",
+        mask_id=151666,
+        eos_id=151643,
+        bos_id=None,
+        fim_prefix_id=None,
+        fim_suffix_id=None,
+        fim_middle_id=None,
+        max_seq_len=32768,
+    ),
+    "qwen2.5-1.5b": dict(
+        vocab_size=151936,
+        d_model=1536,
+        n_layers=28,
+        n_heads=12,
+        n_kv_heads=2,
+        ffn_size=8960,
+        rope_theta=1e6,
+        qkv_bias=True,
+        tie_embeddings=True,
+        attention="bidirectional",
+        infill_layout="in_place",
+        mask_id=151666,
+        eos_id=151643,
+        bos_id=None,
+        fim_prefix_id=None,
+        fim_suffix_id=None,
+        fim_middle_id=None,
+        max_seq_len=32768,
+    ),
+    "qwen2.5-7b": dict(
+        vocab_size=152064,
+        d_model=3584,
+        n_layers=28,
+        n_heads=28,
+        n_kv_heads=4,
+        ffn_size=18944,
+        rope_theta=1e6,
+        qkv_bias=True,
+        tie_embeddings=False,
+        attention="bidirectional",
+        infill_layout="in_place",
+        mask_id=151666,
+        eos_id=151643,
+        bos_id=None,
+        fim_prefix_id=None,
+        fim_suffix_id=None,
+        fim_middle_id=None,
+        max_seq_len=32768,
+    ),
 }

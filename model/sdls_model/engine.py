@@ -12,6 +12,7 @@ has no masks left. How earlier tokens are seen is the cache policy:
 Every row of a batch builds its own inputs (`_RowInputs`); rows are padded into one forward, and
 masks keep each row to itself, so a job's tokens do not depend on its batch mates.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,13 +27,12 @@ import torch
 from . import sampling
 from .cache import KVCache, SlotState
 from .config import ModelConfig
-from .jobs import (CancelToken, DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit,
-                   minimal_edits)
+from .jobs import CancelToken, DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit, minimal_edits
 from .layout import CACHE_BID, attention_mask, fim_context
 from .tokenizer import Tokenizer
 from .transformer import CacheIO, Transformer
 
-__all__ = ["Engine", "InfillJob", "EditJob", "DecodeSettings", "JobResult", "JobStats", "CancelToken", "TextEdit"]
+__all__ = ["CancelToken", "DecodeSettings", "EditJob", "Engine", "InfillJob", "JobResult", "JobStats", "TextEdit"]
 
 PAD_BID = 1 << 40  # block id of padding queries: they see every valid clean key, nobody sees them
 
@@ -40,21 +40,22 @@ PAD_BID = 1 << 40  # block id of padding queries: they see every valid clean key
 @dataclass
 class _Row:
     """One job being decoded: its canvas and where decoding stands."""
+
     job: object
     settings: DecodeSettings
     policy: str
     blk: int
-    seq: torch.Tensor                 # (S,) the whole canvas: context, middle (masks at first), in-place suffix
-    ctx_len: int                      # tokens before the middle
-    mid_end: int                      # end of the middle (exclusive)
+    seq: torch.Tensor  # (S,) the whole canvas: context, middle (masks at first), in-place suffix
+    ctx_len: int  # tokens before the middle
+    mid_end: int  # end of the middle (exclusive)
     slot: int
-    written: int = 0                  # exact policy: cache holds seq[:written]
-    bs: int = 0                       # current block start
-    step: int = 0                     # steps taken in the current block
+    written: int = 0  # exact policy: cache holds seq[:written]
+    bs: int = 0  # current block start
+    step: int = 0  # steps taken in the current block
     schedule: list[int] = field(default_factory=list)
     open: list[int] = field(default_factory=list)  # block offsets still masked (known on the host)
     stops: torch.Tensor | None = None  # token ids that end the middle (set by _new_row)
-    stop_at: int | None = None        # position of the first end token of the middle
+    stop_at: int | None = None  # position of the first end token of the middle
     done: bool = False
     cancelled: bool = False
     stats: JobStats = field(default_factory=JobStats)
@@ -67,19 +68,29 @@ class _Row:
 
 @dataclass
 class _RowInputs:
-    positions: list[int]              # canvas positions fed in this forward
+    positions: list[int]  # canvas positions fed in this forward
     block_ids: list[int]
     noisy: list[bool]
     cache_valid: torch.Tensor | None  # (read_len,) bool over this row's cache slot, None: reads nothing
     writes: list[tuple[int, int, int]]  # (cache_start, token_start, count)
-    logit_rows: list[int]             # which fed tokens predict the current block's positions
+    logit_rows: list[int]  # which fed tokens predict the current block's positions
 
 
 class Engine:
-    def __init__(self, model: Transformer, tokenizer: Tokenizer, *, device: str | torch.device = "cpu",
-                 dtype: torch.dtype | None = None, max_batch: int = 8, max_context: int = 1024,
-                 max_new_tokens: int = 512, n_sessions: int = 8, name: str = "",
-                 fast_path: bool | None = None):
+    def __init__(
+        self,
+        model: Transformer,
+        tokenizer: Tokenizer,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        max_batch: int = 8,
+        max_context: int = 1024,
+        max_new_tokens: int = 512,
+        n_sessions: int = 8,
+        name: str = "",
+        fast_path: bool | None = None,
+    ):
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
@@ -94,7 +105,7 @@ class Engine:
         self.cache_len = max_context + max_new_tokens + 2 * cfg.block_size + 8
         self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
         self.slots = [SlotState() for _ in range(n_slots)]
-        self.busy: set[int] = set()        # slots of rows being decoded (a nested run must not take them)
+        self.busy: set[int] = set()  # slots of rows being decoded (a nested run must not take them)
         self.sessions: OrderedDict[str, int] = OrderedDict()  # LRU: session key -> slot
         never = {cfg.mask_id, cfg.bos_id, cfg.fim_prefix_id, cfg.fim_suffix_id, cfg.fim_middle_id}
         # Padded vocabularies (Dream, Qwen: 152k rows, ~151.7k tokens) must not sample ids the
@@ -102,21 +113,24 @@ class Engine:
         never |= set(range(tokenizer.vocab_size, cfg.vocab_size))
         self.banned = torch.tensor(sorted(i for i in never if i is not None), device=self.device)
         self.stop_ids = torch.tensor(cfg.stop_ids, device=self.device)
-        self._line_stops: torch.Tensor | None = None   # stop_ids plus line breaks, built on first use
+        self._line_stops: torch.Tensor | None = None  # stop_ids plus line breaks, built on first use
         # Steps that are a pure block over the cache (most of them) can run on FastDecoder: fused
         # weights, device-side lengths, Triton kernels on CUDA. On by default on CUDA only.
         self.fast = None
         if fast_path if fast_path is not None else self.device.type == "cuda":
             from .fast_path import FastDecoder
+
             self.fast = FastDecoder(self.model)
 
     @classmethod
-    def from_dir(cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | str | None = None,
-                 **kwargs) -> "Engine":
+    def from_dir(
+        cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | str | None = None, **kwargs
+    ) -> Engine:
         """dtype: a torch dtype, a name ("auto" picks per device, see precision.py) or None (float32
         on a CPU, bfloat16 on a GPU)."""
         from .checkpoint import default_model_dir, load_checkpoint
         from .precision import resolve_dtype
+
         if isinstance(dtype, str):
             dtype = resolve_dtype(dtype, device)
         path = Path(path) if path is not None else default_model_dir()
@@ -125,10 +139,18 @@ class Engine:
 
     def describe(self) -> dict:
         cfg = self.cfg
-        return {"model": self.name, "parameters": sum(p.numel() for p in self.model.parameters()),
-                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
-                "attention": cfg.attention, "infill_layout": cfg.infill_layout, "block_size": cfg.block_size,
-                "vocab_size": cfg.vocab_size, "layers": cfg.n_layers, "d_model": cfg.d_model}
+        return {
+            "model": self.name,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "attention": cfg.attention,
+            "infill_layout": cfg.infill_layout,
+            "block_size": cfg.block_size,
+            "vocab_size": cfg.vocab_size,
+            "layers": cfg.n_layers,
+            "d_model": cfg.d_model,
+        }
 
     # -- public entry points ------------------------------------------------------------------
     @torch.inference_mode()
@@ -142,7 +164,7 @@ class Engine:
         results: list[JobResult | None] = [None] * len(jobs)
         infills = [i for i, job in enumerate(jobs) if isinstance(job, InfillJob)]
         for lo in range(0, len(infills), self.max_batch):
-            chunk = infills[lo:lo + self.max_batch]
+            chunk = infills[lo : lo + self.max_batch]
             for i, result in zip(chunk, self._run_infills([jobs[i] for i in chunk], between_steps)):
                 results[i] = result
         for i, job in enumerate(jobs):
@@ -162,7 +184,7 @@ class Engine:
             offsets = self._token_offsets(region)
             while row.bs < row.ctx_len + len(region):
                 probs = self._block_probs(row)
-                current = row.seq[row.bs:row.be]
+                current = row.seq[row.bs : row.be]
                 p_current = probs.gather(-1, current[:, None]).squeeze(-1)
                 for j in range(row.blk):
                     k = row.bs - row.ctx_len + j
@@ -187,7 +209,7 @@ class Engine:
         results = []
         for row in rows:
             end = row.stop_at if row.stop_at is not None else row.mid_end
-            tokens = row.seq[row.ctx_len:end].tolist()
+            tokens = row.seq[row.ctx_len : end].tolist()
             tokens = [t for t in tokens if t != self.cfg.mask_id][: row.job.max_new_tokens]
             row.stats.tokens_committed = len(tokens) + (row.stop_at is not None)
             row.stats.ms = (time.perf_counter() - started) * 1000
@@ -220,8 +242,9 @@ class Engine:
         self._start_block(row)
         return row
 
-    def _new_row(self, job, policy: str, blk: int, prefix_text: str, suffix_text: str, middle: list[int],
-                 slot: int) -> _Row:
+    def _new_row(
+        self, job, policy: str, blk: int, prefix_text: str, suffix_text: str, middle: list[int], slot: int
+    ) -> _Row:
         """Lay out context, middle and (in place) suffix for a job and set its row up in its slot."""
         cfg = self.cfg
         prefix, suffix = self._window(self.tokenizer.encode(prefix_text), self.tokenizer.encode(suffix_text))
@@ -279,7 +302,7 @@ class Engine:
 
     def _open_offsets(self, row: _Row) -> list[int]:
         """Block offsets of the row's current block that are still masked, in order."""
-        return (row.seq[row.bs:row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
+        return (row.seq[row.bs : row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
 
     # -- one forward over a batch of rows -----------------------------------------------------
     def _forward(self, rows: list[_Row], wanted: list[list[int]] | None = None) -> list[torch.Tensor]:
@@ -312,17 +335,19 @@ class Engine:
             q_noisy[b, :n] = torch.tensor(x.noisy, device=dev)
             new_valid[b, :n] = True
             if x.cache_valid is not None:
-                cache_valid[b, :len(x.cache_valid)] = x.cache_valid
+                cache_valid[b, : len(x.cache_valid)] = x.cache_valid
             writes += [(b, dst, src, count) for dst, src, count in x.writes]
             row.stats.forwards += 1
         k_bid = torch.cat([torch.full((R, read_len), CACHE_BID, dtype=torch.long, device=dev), q_bid], 1)
         k_noisy = torch.cat([torch.zeros((R, read_len), dtype=torch.bool, device=dev), q_noisy], 1)
         k_valid = torch.cat([cache_valid, new_valid], 1)
-        mask = attention_mask(q_bid, q_noisy, k_bid, k_noisy, k_valid, self.cfg.attention == "bidirectional").contiguous()
+        mask = attention_mask(
+            q_bid, q_noisy, k_bid, k_noisy, k_valid, self.cfg.attention == "bidirectional"
+        ).contiguous()
         mask[:, 0, torch.arange(T), read_len + torch.arange(T)] = True  # padding sees itself: no empty rows
         needs_cache = read_len > 0 or writes
         cache_io = CacheIO(self.cache, [r.slot for r in rows], read_len, writes) if needs_cache else None
-        hidden = self.model(tokens, positions, mask, cache_io)                       # (R, T, D)
+        hidden = self.model(tokens, positions, mask, cache_io)  # (R, T, D)
         for row in rows:
             if row.policy == "exact":
                 row.written = row.bs
@@ -333,15 +358,16 @@ class Engine:
         width = max(1, max(len(ix) for ix in rows_index))
         index = torch.tensor([ix + [0] * (width - len(ix)) for ix in rows_index], device=self.device)
         picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
-        logits = self.model.logits(picked).float()                                   # (R, width, V)
+        logits = self.model.logits(picked).float()  # (R, width, V)
         logits[..., self.banned] = float("-inf")
-        return [logits[b, :len(ix)] for b, ix in enumerate(rows_index)]
+        return [logits[b, : len(ix)] for b, ix in enumerate(rows_index)]
 
     def _fast_forward(self, rows: list[_Row], wanted: list[list[int]]) -> list[torch.Tensor]:
         """A block step over the cache alone (nothing pending to encode) on the FastDecoder."""
         from .fast_path import length_bucket
+
         dev = self.device
-        tokens = torch.stack([r.seq[r.bs:r.be] for r in rows])                       # (R, blk)
+        tokens = torch.stack([r.seq[r.bs : r.be] for r in rows])  # (R, blk)
         positions = torch.stack([torch.arange(r.bs, r.be, device=dev) for r in rows])
         cache_lens = torch.tensor([r.written for r in rows], device=dev)
         read_len = min(length_bucket(max(r.written for r in rows)), self.cache.max_len)
@@ -392,7 +418,7 @@ class Engine:
         """Fill the masked positions of the row's block that the rule commits this step; logits
         (len(at), V) predict the block offsets `at`."""
         s = row.settings
-        block = row.seq[row.bs:row.be]
+        block = row.seq[row.bs : row.be]
         at_t = torch.tensor(at, dtype=torch.long, device=self.device)
         masked = block[at_t] == self.cfg.mask_id
         generators = [row.generator] if row.generator is not None else None
@@ -419,7 +445,7 @@ class Engine:
             tail[tail == self.cfg.mask_id] = self.cfg.eos_id
 
     def _after_step(self, row: _Row) -> None:
-        block = row.seq[row.bs:row.be]
+        block = row.seq[row.bs : row.be]
         masked = (block == self.cfg.mask_id).tolist()
         row.open = [j for j, m in enumerate(masked) if m]
         is_stop = torch.isin(block, row.stops).tolist()
@@ -485,7 +511,7 @@ class Engine:
         state = self.slots[row.slot]
         reused = 0
         if row.policy == "exact" and session is not None and state.owner == session:
-            cached = state.tokens[:state.exact_len]
+            cached = state.tokens[: state.exact_len]
             while reused < min(len(cached), len(context)) and cached[reused] == context[reused]:
                 reused += 1
         row.written = reused
@@ -495,7 +521,7 @@ class Engine:
     def _release(self, row: _Row) -> None:
         state = self.slots[row.slot]
         if row.policy == "exact" and state.owner is not None:
-            state.tokens = row.seq[:row.written].tolist()
+            state.tokens = row.seq[: row.written].tolist()
             state.exact_len = min(row.written, row.ctx_len)
         else:
             state.tokens, state.exact_len = [], 0
@@ -522,9 +548,11 @@ class Engine:
                 row.done = row.bs >= row.mid_end
             self._release(row)
         end = row.stop_at if row.stop_at is not None else row.mid_end
-        tokens = [t for t in row.seq[row.ctx_len:end].tolist() if t not in self.cfg.stop_ids and t != self.cfg.mask_id]
+        tokens = [
+            t for t in row.seq[row.ctx_len : end].tolist() if t not in self.cfg.stop_ids and t != self.cfg.mask_id
+        ]
         new_region = self.tokenizer.decode(tokens)
-        old_region = job.text[job.start:job.end]
+        old_region = job.text[job.start : job.end]
         if row.cancelled:
             new_region, tokens = old_region, region
         row.stats.tokens_committed = len(tokens)
@@ -535,9 +563,11 @@ class Engine:
     def _edit_row(self, job: EditJob, slot: int) -> tuple[_Row, list[int]]:
         cfg = self.cfg
         blk = job.settings.block_size or cfg.block_size
-        region = self.tokenizer.encode(job.text[job.start:job.end])
+        region = self.tokenizer.encode(job.text[job.start : job.end])
         if len(region) > self.max_new_tokens:
-            raise ValueError(f"edit region is {len(region)} tokens; at most {self.max_new_tokens} can be revised at once")
+            raise ValueError(
+                f"edit region is {len(region)} tokens; at most {self.max_new_tokens} can be revised at once"
+            )
         if cfg.infill_layout == "fim":
             # Room to grow: the region, an end token, and at least 8 spare end tokens, in whole blocks.
             middle = region + [cfg.eos_id] * (1 + 8)
@@ -545,7 +575,7 @@ class Engine:
             middle = list(region)
         middle += [cfg.eos_id] * (-len(middle) % blk)
         policy = "exact" if self._policy(job.settings) == "exact" else "none"
-        row = self._new_row(job, policy, blk, job.text[:job.start], job.text[job.end:], middle, slot)
+        row = self._new_row(job, policy, blk, job.text[: job.start], job.text[job.end :], middle, slot)
         return row, region
 
     def _marked_tokens(self, job: EditJob, region: list[int]) -> set[int]:
@@ -566,7 +596,7 @@ class Engine:
         """Revise one block: denoise its masks, re-score every token, re-mask the doubted ones,
         and repeat until the block stops changing or the rounds run out."""
         cfg, job = self.cfg, row.job
-        block = row.seq[row.bs:row.be]
+        block = row.seq[row.bs : row.be]
         block[forced] = cfg.mask_id
         before = None
         for round_ in range(job.max_rounds + 1):

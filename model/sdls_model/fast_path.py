@@ -25,10 +25,11 @@ How the engine uses it (one decoder per model, built once the weights are loaded
     # when a block is done: the same call with write=True stores its keys/values at cache_lens
 On CUDA, wrap a greedy step per (batch, block, bucket) shape: `CapturedStep(fn, example_inputs)`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -69,20 +70,20 @@ def _fuse(modules: list[torch.nn.Linear], attr: str) -> torch.Tensor | None:
     fused = torch.cat([p.detach() for p in parts], dim=0)
     start = 0
     for part in parts:
-        part.data = fused[start:start + part.shape[0]]
+        part.data = fused[start : start + part.shape[0]]
         start += part.shape[0]
     return fused
 
 
 @dataclass
 class _LayerWeights:
-    ln1: torch.Tensor        # (d,)
-    qkv_w: torch.Tensor      # ((H + 2 Hkv) D, d)
+    ln1: torch.Tensor  # (d,)
+    qkv_w: torch.Tensor  # ((H + 2 Hkv) D, d)
     qkv_b: torch.Tensor | None
-    o_w: torch.Tensor        # (d, H D)
+    o_w: torch.Tensor  # (d, H D)
     ln2: torch.Tensor
     gate_up_w: torch.Tensor  # (2 F, d)
-    down_w: torch.Tensor     # (d, F)
+    down_w: torch.Tensor  # (d, F)
 
 
 class FastDecoder:
@@ -91,22 +92,26 @@ class FastDecoder:
         device = model.embed_tokens.weight.device
         self.kernels = use_kernels(device) if kernels is None else kernels
         with torch.no_grad():
-            self.layers = [_LayerWeights(
-                ln1=block.input_layernorm.weight.detach(),
-                qkv_w=_fuse([block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj], "weight"),
-                qkv_b=_fuse([block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj], "bias"),
-                o_w=block.self_attn.o_proj.weight.detach(),
-                ln2=block.post_attention_layernorm.weight.detach(),
-                gate_up_w=_fuse([block.mlp.gate_proj, block.mlp.up_proj], "weight"),
-                down_w=block.mlp.down_proj.weight.detach(),
-            ) for block in model.layers]
+            self.layers = [
+                _LayerWeights(
+                    ln1=block.input_layernorm.weight.detach(),
+                    qkv_w=_fuse([block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj], "weight"),
+                    qkv_b=_fuse([block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj], "bias"),
+                    o_w=block.self_attn.o_proj.weight.detach(),
+                    ln2=block.post_attention_layernorm.weight.detach(),
+                    gate_up_w=_fuse([block.mlp.gate_proj, block.mlp.up_proj], "weight"),
+                    down_w=block.mlp.down_proj.weight.detach(),
+                )
+                for block in model.layers
+            ]
         self._bound = model.layers[0].self_attn.q_proj.weight.data_ptr()
         self.inv_freq = inverse_frequencies(self.cfg.head_dim, self.cfg.rope_theta, device=device)
 
     def _check_bound(self) -> None:
         if self.model.layers[0].self_attn.q_proj.weight.data_ptr() != self._bound:
-            raise RuntimeError("the model's weights moved (.to() or a reload) after FastDecoder was built; "
-                               "build a new FastDecoder")
+            raise RuntimeError(
+                "the model's weights moved (.to() or a reload) after FastDecoder was built; build a new FastDecoder"
+            )
 
     # -- the pieces, kernel or torch ----------------------------------------------------------------
     def _norm(self, delta, residual, weight):
@@ -118,11 +123,12 @@ class FastDecoder:
         """q (B, H, T, D), k/v (B, Hkv, T, D) -> (B, T, H * D)."""
         B, H, T, D = q.shape
         if self.kernels and T <= MAX_BLOCK_TOKENS:
-            out = block_attention(q, cache.k[layer], cache.v[layer], k, v, cache_lens, new_lens, slots,
-                                  read_len=read_len)                                       # (B, H, T, D)
+            out = block_attention(
+                q, cache.k[layer], cache.v[layer], k, v, cache_lens, new_lens, slots, read_len=read_len
+            )  # (B, H, T, D)
             return out.transpose(1, 2).reshape(B, T, H * D)
         rows = torch.arange(B, device=q.device) if slots is None else slots
-        k_cached = cache.k[layer][rows, :, :read_len]                                      # (B, Hkv, R, D)
+        k_cached = cache.k[layer][rows, :, :read_len]  # (B, Hkv, R, D)
         v_cached = cache.v[layer][rows, :, :read_len]
         key_pos = torch.arange(read_len, device=q.device)
         new_pos = torch.arange(T, device=q.device)
@@ -130,10 +136,14 @@ class FastDecoder:
             new_ok = torch.ones(B, T, dtype=torch.bool, device=q.device)
         else:
             new_ok = new_pos < new_lens[:, None]
-        valid = torch.cat([key_pos < cache_lens[:, None], new_ok], dim=1)                  # (B, R + T)
-        out = F.scaled_dot_product_attention(q, torch.cat([k_cached, k], 2), torch.cat([v_cached, v], 2),
-                                             attn_mask=valid[:, None, None, :],
-                                             enable_gqa=H != k.shape[1])                   # (B, H, T, D)
+        valid = torch.cat([key_pos < cache_lens[:, None], new_ok], dim=1)  # (B, R + T)
+        out = F.scaled_dot_product_attention(
+            q,
+            torch.cat([k_cached, k], 2),
+            torch.cat([v_cached, v], 2),
+            attn_mask=valid[:, None, None, :],
+            enable_gqa=k.shape[1] != H,
+        )  # (B, H, T, D)
         return out.transpose(1, 2).reshape(B, T, H * D)
 
     @staticmethod
@@ -142,15 +152,23 @@ class FastDecoder:
         B, Hkv, T, _ = k.shape
         rows = (torch.arange(B, device=k.device) if slots is None else slots.long())[:, None, None]
         heads = torch.arange(Hkv, device=k.device)[None, :, None]
-        pos = (cache_lens.long()[:, None] + torch.arange(T, device=k.device))[:, None, :]   # (B, 1, T)
+        pos = (cache_lens.long()[:, None] + torch.arange(T, device=k.device))[:, None, :]  # (B, 1, T)
         cache.k[layer].index_put_((rows, heads, pos), k)
         cache.v[layer].index_put_((rows, heads, pos), v)
 
     # -- the forward --------------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, cache_lens: torch.Tensor,
-                read_len: int, new_lens: torch.Tensor | None = None, slots: torch.Tensor | None = None,
-                write: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        cache_lens: torch.Tensor,
+        read_len: int,
+        new_lens: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
+        write: bool = False,
+    ) -> torch.Tensor:
         """tokens, positions (B, T) -> final hidden states (B, T, d_model).
 
         Row b attends to the first cache_lens[b] (<= read_len) keys of slot slots[b] (default b)
@@ -165,21 +183,23 @@ class FastDecoder:
         if not 0 <= read_len <= cache.max_len:
             raise ValueError(f"read_len {read_len} outside the cache (max_len {cache.max_len})")
         if positions.shape != tokens.shape or cache_lens.shape != (B,):
-            raise ValueError(f"tokens {tuple(tokens.shape)}, positions {tuple(positions.shape)} and "
-                             f"cache_lens {tuple(cache_lens.shape)} disagree")
-        x = F.embedding(tokens, self.model.embed_tokens.weight)                            # (B, T, d)
+            raise ValueError(
+                f"tokens {tuple(tokens.shape)}, positions {tuple(positions.shape)} and "
+                f"cache_lens {tuple(cache_lens.shape)} disagree"
+            )
+        x = F.embedding(tokens, self.model.embed_tokens.weight)  # (B, T, d)
         if not self.kernels:
-            cos, sin = rope_cos_sin(positions, D, cfg.rope_theta, x.dtype)                 # (B, 1, T, D)
+            cos, sin = rope_cos_sin(positions, D, cfg.rope_theta, x.dtype)  # (B, 1, T, D)
         residual, delta = None, x
         for i, w in enumerate(self.layers):
             y, residual = self._norm(delta, residual, w.ln1)
-            qkv = F.linear(y, w.qkv_w, w.qkv_b)                                           # (B, T, (H + 2 Hkv) D)
-            q = qkv[..., :H * D].view(B, T, H, D)
-            k = qkv[..., H * D:(H + Hkv) * D].view(B, T, Hkv, D)
-            v = qkv[..., (H + Hkv) * D:].view(B, T, Hkv, D)
+            qkv = F.linear(y, w.qkv_w, w.qkv_b)  # (B, T, (H + 2 Hkv) D)
+            q = qkv[..., : H * D].view(B, T, H, D)
+            k = qkv[..., H * D : (H + Hkv) * D].view(B, T, Hkv, D)
+            v = qkv[..., (H + Hkv) * D :].view(B, T, Hkv, D)
             if self.kernels:
-                rope_(q, k, positions, self.inv_freq)                                      # in place
-                q, k = q.transpose(1, 2), k.transpose(1, 2)                                # (B, H(kv), T, D) views
+                rope_(q, k, positions, self.inv_freq)  # in place
+                q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H(kv), T, D) views
             else:
                 q, k = apply_rope(q.transpose(1, 2), cos, sin), apply_rope(k.transpose(1, 2), cos, sin)
             v = v.transpose(1, 2)
@@ -187,7 +207,7 @@ class FastDecoder:
             if write:
                 self._write(cache, i, k, v, cache_lens, slots)
             y, residual = self._norm(F.linear(attn, w.o_w), residual, w.ln2)
-            gate_up = F.linear(y, w.gate_up_w)                                             # (B, T, 2F)
+            gate_up = F.linear(y, w.gate_up_w)  # (B, T, 2F)
             delta = F.linear(swiglu(gate_up) if self.kernels else swiglu_ref(gate_up), w.down_w)
         hidden, _ = self._norm(delta, residual, self.model.norm.weight.detach())
         return hidden
@@ -211,18 +231,28 @@ def confidence_score(conf: Confidence, kind: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def threshold_step(decoder: FastDecoder, canvas: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                   cache_lens: torch.Tensor, read_len: int, threshold: float, kind: str = "prob",
-                   slots: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def threshold_step(
+    decoder: FastDecoder,
+    canvas: torch.Tensor,
+    positions: torch.Tensor,
+    cache: KVCache,
+    cache_lens: torch.Tensor,
+    read_len: int,
+    threshold: float,
+    kind: str = "prob",
+    slots: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One greedy denoising step (temperature 0, no top-p), all on the device: canvas (B, T) block tokens with masks ->
     (new canvas, commit mask (B, T)). Commits every masked position with confidence >= threshold
     and at least the most confident one per row (sampling.select_threshold)."""
     if decoder.cfg.logit_shift:
-        raise ValueError("threshold_step reads the prediction for position i from row i; a logit_shift model "
-                         "(Dream) needs the previous row, which the caller must supply")
+        raise ValueError(
+            "threshold_step reads the prediction for position i from row i; a logit_shift model "
+            "(Dream) needs the previous row, which the caller must supply"
+        )
     B, T = canvas.shape
-    hidden = decoder(canvas, positions, cache, cache_lens, read_len, slots=slots)         # (B, T, d)
-    logits = decoder.model.logits(hidden).view(B * T, -1)                                 # (B T, V)
+    hidden = decoder(canvas, positions, cache, cache_lens, read_len, slots=slots)  # (B, T, d)
+    logits = decoder.model.logits(hidden).view(B * T, -1)  # (B T, V)
     conf = decoder.confidence(logits)
     masked = canvas == decoder.cfg.mask_id
     score = confidence_score(conf, kind).view(B, T).to(torch.float32)
@@ -237,13 +267,14 @@ class CapturedStep:
     buffers, replays, and returns the static outputs (overwritten by the next call: clone to keep).
     Host-side arguments (read_len, thresholds) are baked in: capture one per length bucket.
     """
+
     def __init__(self, fn: Callable[..., object], example_inputs: tuple[torch.Tensor, ...], warmup: int = 2):
         if not all(t.is_cuda for t in example_inputs):
             raise RuntimeError("CUDA graphs need CUDA tensors")
         self.inputs = tuple(t.clone() for t in example_inputs)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):          # warm-up (allocations, Triton compiles) off the capture
+        with torch.cuda.stream(stream):  # warm-up (allocations, Triton compiles) off the capture
             for _ in range(warmup):
                 fn(*self.inputs)
         torch.cuda.current_stream().wait_stream(stream)

@@ -1,4 +1,5 @@
 """What the engine is asked to do and what it returns: plain data, no torch."""
+
 from __future__ import annotations
 
 import difflib
@@ -11,17 +12,17 @@ CACHE_POLICIES = ("auto", "exact", "approx", "none")
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    rule: str = "threshold"       # "threshold": commit every mask with confidence >= threshold (>= 1 per step)
-                                  # "fixed": commit tokens_per_step per step (LLaDA's reference rule)
+    rule: str = "threshold"  # "threshold": commit every mask with confidence >= threshold (>= 1 per step)
+    # "fixed": commit tokens_per_step per step (LLaDA's reference rule)
     threshold: float = 0.9
-    confidence: str = "prob"      # "prob" | "margin" | "entropy" (see sampling.confidence)
+    confidence: str = "prob"  # "prob" | "margin" | "entropy" (see sampling.confidence)
     tokens_per_step: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
     block_size: int | None = None  # None: the checkpoint's own block size
-    cache: str = "auto"           # "exact" (block-causal), "approx" (bidirectional, refreshed per block),
-                                  # "none" (full recompute every step: the reference), "auto" picks per model
+    cache: str = "auto"  # "exact" (block-causal), "approx" (bidirectional, refreshed per block),
+    # "none" (full recompute every step: the reference), "auto" picks per model
 
     def __post_init__(self) -> None:
         problems = []
@@ -61,19 +62,19 @@ class InfillJob:
     suffix: str = ""
     max_new_tokens: int = 64
     settings: DecodeSettings = field(default_factory=DecodeSettings)
-    session: str | None = None     # key of a document whose encoded context the engine keeps warm
+    session: str | None = None  # key of a document whose encoded context the engine keeps warm
     cancel: CancelToken | None = None
-    single_line: bool = False      # the middle also ends at its first line break (ghost text for one line)
+    single_line: bool = False  # the middle also ends at its first line break (ghost text for one line)
 
 
 @dataclass
 class EditJob:
     text: str
-    start: int                     # region to revise, character offsets into text
+    start: int  # region to revise, character offsets into text
     end: int
     marked: list[tuple[int, int]] = field(default_factory=list)  # spans re-masked whatever the model thinks
     settings: DecodeSettings = field(default_factory=DecodeSettings)
-    edit_threshold: float = 0.1    # re-mask tokens whose probability under the model is below this
+    edit_threshold: float = 0.1  # re-mask tokens whose probability under the model is below this
     max_rounds: int = 4
     session: str | None = None
     cancel: CancelToken | None = None
@@ -81,28 +82,34 @@ class EditJob:
 
 @dataclass
 class JobStats:
-    forwards: int = 0              # forward passes this job took part in
-    tokens_committed: int = 0      # tokens of the answer (plus the end token that closed it)
+    forwards: int = 0  # forward passes this job took part in
+    tokens_committed: int = 0  # tokens of the answer (plus the end token that closed it)
     ms: float = 0.0
     context_tokens: int = 0
-    reused_tokens: int = 0         # context tokens served from a warm cache
-    encoded_tokens: int = 0        # context tokens encoded by this job
-    rounds: int = 0                # edit jobs: re-mask rounds
+    reused_tokens: int = 0  # context tokens served from a warm cache
+    encoded_tokens: int = 0  # context tokens encoded by this job
+    rounds: int = 0  # edit jobs: re-mask rounds
 
     @property
     def tokens_per_forward(self) -> float:
         return self.tokens_committed / self.forwards if self.forwards else 0.0
 
     def as_dict(self) -> dict:
-        return {"forwards": self.forwards, "tokens_committed": self.tokens_committed,
-                "tokens_per_forward": round(self.tokens_per_forward, 3), "ms": round(self.ms, 2),
-                "context_tokens": self.context_tokens, "reused_tokens": self.reused_tokens,
-                "encoded_tokens": self.encoded_tokens, "rounds": self.rounds}
+        return {
+            "forwards": self.forwards,
+            "tokens_committed": self.tokens_committed,
+            "tokens_per_forward": round(self.tokens_per_forward, 3),
+            "ms": round(self.ms, 2),
+            "context_tokens": self.context_tokens,
+            "reused_tokens": self.reused_tokens,
+            "encoded_tokens": self.encoded_tokens,
+            "rounds": self.rounds,
+        }
 
 
 @dataclass(frozen=True)
 class TextEdit:
-    start: int                     # character offsets into the job's text
+    start: int  # character offsets into the job's text
     end: int
     new_text: str
 
@@ -120,5 +127,8 @@ def minimal_edits(old: str, new: str, offset: int = 0) -> list[TextEdit]:
     """The smallest list of replacements (character level) that turns `old` into `new`,
     with offsets shifted by `offset` (the region's start in the document)."""
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    return [TextEdit(offset + i1, offset + i2, new[j1:j2])
-            for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    return [
+        TextEdit(offset + i1, offset + i2, new[j1:j2])
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]

@@ -19,6 +19,7 @@ Training lays the clean middle and a noisy copy of it side by side (one forward,
 learns); decoding keeps the clean tokens in the KV cache and feeds one noisy block at a time. For
 bidirectional checkpoints every valid token sees every other.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,14 @@ def context_block_ids(start: int, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def attention_mask(q_bid: torch.Tensor, q_noisy: torch.Tensor, k_bid: torch.Tensor, k_noisy: torch.Tensor,
-                   k_valid: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
+def attention_mask(
+    q_bid: torch.Tensor,
+    q_noisy: torch.Tensor,
+    k_bid: torch.Tensor,
+    k_noisy: torch.Tensor,
+    k_valid: torch.Tensor,
+    bidirectional: bool = False,
+) -> torch.Tensor:
     """Bool mask (B, 1, Tq, Tk), True where query q may attend to key k.
 
     q_bid, q_noisy: (B, Tq); k_bid, k_noisy, k_valid: (B, Tk).

@@ -10,6 +10,7 @@ Confidence is one of "prob" (probability of the candidate), "margin" (top-1 minu
 probability) or "entropy" (exp(-H): 1 for a certain prediction, 1/V for a uniform one), so that one
 threshold in (0, 1] reads the same way for all three.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,12 +33,14 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p   # keep the token that crosses top_p
+    drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the token that crosses top_p
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
 
-def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def add_gumbel_noise(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Gumbel-max in float64 (low precision Gumbel noise hurts masked diffusion sampling).
 
     argmax(logits / T + Gumbel) samples softmax(logits / T); at T = 0 this is plain argmax.
@@ -63,8 +66,13 @@ def confidence(probs: torch.Tensor, candidates: torch.Tensor, kind: str = "prob"
     raise ValueError(f"unknown confidence kind {kind!r}; expected one of {CONFIDENCE_KINDS}")
 
 
-def propose(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0, kind: str = "prob",
-            generators: list[torch.Generator | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def propose(
+    logits: torch.Tensor,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    kind: str = "prob",
+    generators: list[torch.Generator | None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (B, N, V) -> candidates (B, N) long and their confidence (B, N) float64.
 
     Candidates are Gumbel-max samples (argmax at temperature 0); confidence is measured on the
@@ -75,8 +83,10 @@ def propose(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0, 
     sampling = temperature > 0 or top_p < 1.0
     logits = top_p_filter(logits.to(torch.float64 if sampling else torch.float32), top_p)
     if temperature > 0:
-        rows = [add_gumbel_noise(logits[b], temperature, None if generators is None else generators[b])
-                for b in range(logits.shape[0])]
+        rows = [
+            add_gumbel_noise(logits[b], temperature, None if generators is None else generators[b])
+            for b in range(logits.shape[0])
+        ]
         candidates = torch.stack(rows).argmax(-1)
     else:
         candidates = logits.argmax(-1)
@@ -88,7 +98,9 @@ def select_fixed(conf: torch.Tensor, masked: torch.Tensor, k: torch.Tensor) -> t
     """Commit the k[b] most confident masked positions of each row. conf, masked (B, N); k (B,)."""
     score = conf.masked_fill(~masked, float("-inf"))
     order = score.argsort(dim=-1, descending=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order))
+    rank = torch.empty_like(order).scatter_(
+        -1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order)
+    )
     return masked & (rank < k[:, None])
 
 

@@ -3,10 +3,11 @@
 User text is never allowed to produce special tokens: a file that happens to contain
 "<|endoftext|>" is encoded as ordinary bytes, so it cannot end an infill or inject markers.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -18,10 +19,12 @@ SPECIAL_TOKENS = ["<|mask|>", "<|endoftext|>", "<|bos|>", "<|fim_prefix|>", "<|f
 class Tokenizer:
     def __init__(self, hf: HFTokenizer):
         self.hf = hf
-        self.specials = sorted({t.content for t in hf.get_added_tokens_decoder().values() if t.special}, key=len, reverse=True)
+        self.specials = sorted(
+            {t.content for t in hf.get_added_tokens_decoder().values() if t.special}, key=len, reverse=True
+        )
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Tokenizer":
+    def from_file(cls, path: str | Path) -> Tokenizer:
         path = Path(path)
         try:
             return cls(HFTokenizer.from_file(str(path)))
@@ -75,8 +78,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 16384, min_frequency
     """Train a byte-level BPE on `texts`; the special tokens take ids 0..5 in SPECIAL_TOKENS order."""
     tok = new_bpe_tokenizer()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     for i, name in enumerate(SPECIAL_TOKENS):
         assert tok.token_to_id(name) == i, f"special token {name} got id {tok.token_to_id(name)}, expected {i}"

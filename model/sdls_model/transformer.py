@@ -8,6 +8,7 @@ caller's boolean mask, so one forward serves every pattern sdls uses:
 Parameter names follow Hugging Face's Qwen2 (without the leading "model."), which makes sdls's own
 checkpoints and Dream / Open-dCoder weights one rename apart.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,7 @@ def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: to
     """cos/sin tables for integer positions (B, T) -> two (B, 1, T, head_dim) tensors."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim))
     angles = positions.float()[..., None] * inv_freq  # (B, T, D/2)
-    angles = torch.cat([angles, angles], dim=-1)       # (B, T, D), the "rotate half" layout
+    angles = torch.cat([angles, angles], dim=-1)  # (B, T, D), the "rotate half" layout
     return angles.cos().to(dtype)[:, None], angles.sin().to(dtype)[:, None]
 
 
@@ -59,6 +60,7 @@ class CacheIO:
     keys/values of new tokens [token_start, token_start + count) of that row are stored at
     [cache_start, cache_start + count) of its slot. All of it is host-side ints: no syncs.
     """
+
     cache: KVCache
     slots: list[int]
     read_len: int
@@ -73,14 +75,14 @@ class CacheIO:
         k, v = self.cache.k[layer], self.cache.v[layer]  # (slots, Hkv, S, D)
         if self.contiguous:
             lo = self.slots[0]
-            return k[lo:lo + len(self.slots), :, :self.read_len], v[lo:lo + len(self.slots), :, :self.read_len]
-        return k[self.slot_index, :, :self.read_len], v[self.slot_index, :, :self.read_len]
+            return k[lo : lo + len(self.slots), :, : self.read_len], v[lo : lo + len(self.slots), :, : self.read_len]
+        return k[self.slot_index, :, : self.read_len], v[self.slot_index, :, : self.read_len]
 
     def write(self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor) -> None:
         for row, dst, src, n in self.writes:
             slot = self.slots[row]
-            self.cache.k[layer, slot, :, dst:dst + n] = k_new[row, :, src:src + n]
-            self.cache.v[layer, slot, :, dst:dst + n] = v_new[row, :, src:src + n]
+            self.cache.k[layer, slot, :, dst : dst + n] = k_new[row, :, src : src + n]
+            self.cache.v[layer, slot, :, dst : dst + n] = v_new[row, :, src : src + n]
 
 
 class Attention(nn.Module):
@@ -95,16 +97,17 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache_io: CacheIO | None, layer: int):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)      # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, Hkv, T, D)
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         keys, values = k, v
         if cache_io is not None and cache_io.read_len > 0:
-            k_cached, v_cached = cache_io.read(layer)                                   # (B, Hkv, Lc, D)
+            k_cached, v_cached = cache_io.read(layer)  # (B, Hkv, Lc, D)
             keys, values = torch.cat([k_cached, k], dim=2), torch.cat([v_cached, v], dim=2)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
-                                             enable_gqa=self.n_heads != self.n_kv_heads)  # (B, H, T, D)
+        out = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=mask, enable_gqa=self.n_heads != self.n_kv_heads
+        )  # (B, H, T, D)
         if cache_io is not None and cache_io.writes:
             cache_io.write(layer, k, v)
         return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))
@@ -146,14 +149,14 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.embed_tokens.weight
 
     @classmethod
-    def skeleton(cls, cfg: ModelConfig) -> "Transformer":
+    def skeleton(cls, cfg: ModelConfig) -> Transformer:
         """A model on the meta device with no initialisation at all, to be filled by
         `load_state_dict(..., assign=True)`. (Initialising on meta goes through torch's reference
         ops, which import the compiler stack: seconds of start-up for nothing.)"""
         with _no_reset_parameters(), torch.device("meta"):
             return cls(cfg)
 
-    def init_weights(self, seed: int = 0, std: float = 0.02) -> "Transformer":
+    def init_weights(self, seed: int = 0, std: float = 0.02) -> Transformer:
         """GPT-2 style init; output projections scaled by depth so deep stacks start stable."""
         gen = torch.Generator().manual_seed(seed)
         for name, p in self.named_parameters():
@@ -162,13 +165,22 @@ class Transformer(nn.Module):
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
             else:
-                scale = std / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("o_proj.weight", "down_proj.weight")) else std
+                scale = (
+                    std / math.sqrt(2 * self.cfg.n_layers)
+                    if name.endswith(("o_proj.weight", "down_proj.weight"))
+                    else std
+                )
                 with torch.no_grad():
                     p.copy_(torch.randn(p.shape, generator=gen) * scale)
         return self
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
-                cache_io: CacheIO | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache_io: CacheIO | None = None,
+    ) -> torch.Tensor:
         """tokens, positions: (B, T) -> final hidden states (B, T, d_model).
 
         mask: bool, True where a query may attend to a key, (B, 1, T, read_len + T); None means

@@ -4,6 +4,7 @@ Pure and deterministic: the site of a bug is drawn from a `random.Random` seeded
 the kind, so the suite is the same on every machine. Every injected body still parses (a syntax error
 is not the kind of bug a fix-up sees in an editor) and differs from the canonical one.
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,23 @@ from dataclasses import dataclass
 KINDS = ("swapped-operator", "wrong-name", "off-by-one", "deleted-line", "typo")
 
 # Operators a slip of the mind turns into another one.
-SWAPS = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "!=", "!=": "==", "+": "-", "-": "+",
-         "*": "/", "//": "/", "%": "//", "+=": "-=", "-=": "+=", "and": "or", "or": "and"}
+SWAPS = {
+    "<": ">",
+    ">": "<",
+    "<=": ">=",
+    ">=": "<=",
+    "==": "!=",
+    "!=": "==",
+    "+": "-",
+    "-": "+",
+    "*": "/",
+    "//": "/",
+    "%": "//",
+    "+=": "-=",
+    "-=": "+=",
+    "and": "or",
+    "or": "and",
+}
 # Comparisons whose boundary moves by one.
 BOUNDARY = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}
 
@@ -26,17 +42,17 @@ BOUNDARY = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}
 @dataclass(frozen=True)
 class Bug:
     kind: str
-    description: str   # e.g. "line 3: '<' -> '>'"
-    body: str          # the body with the bug in it
+    description: str  # e.g. "line 3: '<' -> '>'"
+    body: str  # the body with the bug in it
 
 
 @dataclass(frozen=True)
 class _Token:
     type: int
     text: str
-    start: int   # char offset into the body
+    start: int  # char offset into the body
     end: int
-    line: int    # 1-based line within the body
+    line: int  # 1-based line within the body
 
 
 def _body_tokens(prompt: str, body: str) -> list[_Token]:
@@ -49,8 +65,14 @@ def _body_tokens(prompt: str, body: str) -> list[_Token]:
     out = []
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         start = line_starts[tok.start[0] - 1] + tok.start[1]
-        if start < len(prompt) or tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
-                                               tokenize.DEDENT, tokenize.ENDMARKER, tokenize.COMMENT):
+        if start < len(prompt) or tok.type in (
+            tokenize.NEWLINE,
+            tokenize.NL,
+            tokenize.INDENT,
+            tokenize.DEDENT,
+            tokenize.ENDMARKER,
+            tokenize.COMMENT,
+        ):
             continue
         end = line_starts[tok.end[0] - 1] + tok.end[1]
         out.append(_Token(tok.type, tok.string, start - len(prompt), end - len(prompt), tok.start[0] - prompt_lines))
@@ -74,7 +96,7 @@ def _variables(prompt: str, body: str, entry_point: str) -> set[str]:
 
 
 def _replace(body: str, tok: _Token, new: str) -> str:
-    return body[:tok.start] + new + body[tok.end:]
+    return body[: tok.start] + new + body[tok.end :]
 
 
 def _candidates(kind: str, prompt: str, body: str, entry_point: str, rng: random.Random) -> list[tuple[str, str]]:
@@ -84,7 +106,9 @@ def _candidates(kind: str, prompt: str, body: str, entry_point: str, rng: random
     if kind == "swapped-operator":
         for tok in tokens:
             if tok.text in SWAPS and (tok.type == tokenize.OP or tok.text in ("and", "or")):
-                out.append((f"line {tok.line}: {tok.text!r} -> {SWAPS[tok.text]!r}", _replace(body, tok, SWAPS[tok.text])))
+                out.append(
+                    (f"line {tok.line}: {tok.text!r} -> {SWAPS[tok.text]!r}", _replace(body, tok, SWAPS[tok.text]))
+                )
     elif kind == "wrong-name":
         variables = sorted(_variables(prompt, body, entry_point))
         for i, tok in enumerate(tokens):
@@ -100,13 +124,18 @@ def _candidates(kind: str, prompt: str, body: str, entry_point: str, rng: random
                 new = str(int(tok.text) + rng.choice((-1, 1)) if tok.text != "0" else 1)
                 out.append((f"line {tok.line}: {tok.text} -> {new}", _replace(body, tok, new)))
             elif tok.type == tokenize.OP and tok.text in BOUNDARY:
-                out.append((f"line {tok.line}: {tok.text!r} -> {BOUNDARY[tok.text]!r}", _replace(body, tok, BOUNDARY[tok.text])))
+                out.append(
+                    (
+                        f"line {tok.line}: {tok.text!r} -> {BOUNDARY[tok.text]!r}",
+                        _replace(body, tok, BOUNDARY[tok.text]),
+                    )
+                )
     elif kind == "deleted-line":
         lines = body.splitlines(keepends=True)
         if sum(1 for line in lines if line.strip()) > 1:
             for i, line in enumerate(lines):
                 if line.strip():
-                    out.append((f"line {i + 1} deleted: {line.strip()!r}", "".join(lines[:i] + lines[i + 1:])))
+                    out.append((f"line {i + 1} deleted: {line.strip()!r}", "".join(lines[:i] + lines[i + 1 :])))
     elif kind == "typo":
         known = set(dir(builtins)) | set(keyword.kwlist) | {t.text for t in tokens if t.type == tokenize.NAME}
         for tok in tokens:
@@ -114,8 +143,8 @@ def _candidates(kind: str, prompt: str, body: str, entry_point: str, rng: random
             if tok.type != tokenize.NAME or keyword.iskeyword(word) or len(word) < 3:
                 continue
             j = rng.randrange(len(word) - 1)
-            swapped = word[:j] + word[j + 1] + word[j] + word[j + 2:]
-            dropped = word[:j + 1] + word[j + 2:]
+            swapped = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+            dropped = word[: j + 1] + word[j + 2 :]
             typo = swapped if word[j] != word[j + 1] else dropped
             if typo not in known and typo.isidentifier():
                 out.append((f"line {tok.line}: {word} -> {typo}", _replace(body, tok, typo)))
@@ -135,8 +164,7 @@ def _parses(source: str) -> bool:
 def inject_bug(problem_id: str, prompt: str, body: str, entry_point: str, kind: str) -> Bug | None:
     """One bug of `kind` at a seeded site, or None where this kind has no site that still parses."""
     rng = random.Random(f"sdls-repair:{problem_id}:{kind}")
-    sites = [(d, b) for d, b in _candidates(kind, prompt, body, entry_point, rng)
-             if b != body and _parses(prompt + b)]
+    sites = [(d, b) for d, b in _candidates(kind, prompt, body, entry_point, rng) if b != body and _parses(prompt + b)]
     if not sites:
         return None
     description, buggy = rng.choice(sites)

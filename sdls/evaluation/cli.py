@@ -5,6 +5,7 @@ CPU, CI-sized (a few minutes on the small shipped model):
 The full suites, on a GPU:
     sdls bench eval --suite single-line --device cuda --batch 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,16 +22,26 @@ from .suites import SUITES, build_suite
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model)")
-    parser.add_argument("--suite", choices=SUITES, default="ci",
-                        help="single-line | multi-line | full-body | repair | ci (a CPU-sized mix; default)")
+    parser.add_argument(
+        "--suite",
+        choices=SUITES,
+        default="ci",
+        help="single-line | multi-line | full-body | repair | ci (a CPU-sized mix; default)",
+    )
     parser.add_argument("--limit", type=int, help="keep N tasks, spread evenly over the suite")
     parser.add_argument("--thresholds", type=float, nargs="+", help="threshold sweep (default 0.9 0.8 0.7 0.5 0.3)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="skip the reference rule (full recompute every step: the slow one)")
-    parser.add_argument("--confidence", choices=("prob", "margin", "entropy"), default="prob",
-                        help="confidence score of threshold decoding")
-    parser.add_argument("--out", type=Path, help="directory for report.md, the PNG plot and results.json "
-                                                   "(default: out/eval/<suite>)")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the reference rule (full recompute every step: the slow one)"
+    )
+    parser.add_argument(
+        "--confidence",
+        choices=("prob", "margin", "entropy"),
+        default="prob",
+        help="confidence score of threshold decoding",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="directory for report.md, the PNG plot and results.json (default: out/eval/<suite>)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     add_dtype_argument(parser)
@@ -69,14 +80,23 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, FileNotFoundError) as exc:
         print(f"sdls bench eval: {exc}", file=sys.stderr)
         return 2
-    configs = standard_configs(args.thresholds or DEFAULT_THRESHOLDS, reference=not args.no_reference,
-                               confidence=args.confidence)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    configs = standard_configs(
+        args.thresholds or DEFAULT_THRESHOLDS, reference=not args.no_reference, confidence=args.confidence
+    )
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)
     info = engine.describe()
     say(f"{args.suite}: {len(tasks)} tasks x {len(configs)} settings on {info['model']} ({device}, {info['dtype']})")
-    report = evaluate(engine, tasks, configs, suite=args.suite, batch=args.batch,
-                      limits=Limits(seconds=args.time_limit, memory_mb=args.memory_mb), workers=args.workers,
-                      max_new_tokens=args.max_new_tokens, progress=say)
+    report = evaluate(
+        engine,
+        tasks,
+        configs,
+        suite=args.suite,
+        batch=args.batch,
+        limits=Limits(seconds=args.time_limit, memory_mb=args.memory_mb),
+        workers=args.workers,
+        max_new_tokens=args.max_new_tokens,
+        progress=say,
+    )
     command = "sdls " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     paths = write_outputs(report, args.out or Path("out") / "eval" / args.suite, command)
     if args.json:

@@ -1,4 +1,5 @@
 """Figures of one decoding setting over a suite, and the verdict on the project's speed goal. Pure."""
+
 from __future__ import annotations
 
 import math
@@ -15,12 +16,12 @@ BASELINE = "sequential"
 class Record:
     config: str
     task_id: str
-    middle: str          # what the model produced for the hidden / revised middle
-    status: str          # sandbox status ("passed", "failed", ...) or "error" when decoding raised
+    middle: str  # what the model produced for the hidden / revised middle
+    status: str  # sandbox status ("passed", "failed", ...) or "error" when decoding raised
     detail: str
     forwards: int
-    tokens: int          # tokens committed (the engine's count, end token included)
-    latency_ms: float    # wall time of the engine call that served this task
+    tokens: int  # tokens committed (the engine's count, end token included)
+    latency_ms: float  # wall time of the engine call that served this task
 
     @property
     def passed(self) -> bool:
@@ -39,7 +40,7 @@ class Summary:
     errors: int
     forwards: int
     tokens: int
-    seconds: float       # decode wall time of the whole setting
+    seconds: float  # decode wall time of the whole setting
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -61,9 +62,13 @@ class Summary:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "pass_at_1": round(self.pass_at_1, 2),
-                "tokens_per_forward": round(self.tokens_per_forward, 3),
-                "forwards_per_s": round(self.forwards_per_s, 2), "tokens_per_s": round(self.tokens_per_s, 2)}
+        return {
+            **asdict(self),
+            "pass_at_1": round(self.pass_at_1, 2),
+            "tokens_per_forward": round(self.tokens_per_forward, 3),
+            "forwards_per_s": round(self.forwards_per_s, 2),
+            "tokens_per_s": round(self.tokens_per_s, 2),
+        }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -78,10 +83,18 @@ def percentile(values: list[float], q: float) -> float:
 
 def summarise(name: str, settings, records: list[Record], seconds: float) -> Summary:
     latencies = [r.latency_ms for r in records]
-    return Summary(name=name, settings=settings_dict(settings), tasks=len(records),
-                   passed=sum(r.passed for r in records), errors=sum(r.status == "error" for r in records),
-                   forwards=sum(r.forwards for r in records), tokens=sum(r.tokens for r in records),
-                   seconds=seconds, latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95))
+    return Summary(
+        name=name,
+        settings=settings_dict(settings),
+        tasks=len(records),
+        passed=sum(r.passed for r in records),
+        errors=sum(r.status == "error" for r in records),
+        forwards=sum(r.forwards for r in records),
+        tokens=sum(r.tokens for r in records),
+        seconds=seconds,
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
+    )
 
 
 def settings_dict(settings) -> dict:
@@ -109,9 +122,20 @@ def goal_verdict(summaries: list[Summary]) -> dict:
     base = next((s for s in summaries if s.name == BASELINE), None)
     if base is None:
         return {"judged": False, "reason": f"no {BASELINE!r} setting in this run"}
-    meeting = [s.name for s in summaries if s.name != BASELINE
-               and s.tokens_per_forward >= GOAL_TOKENS_PER_FORWARD
-               and s.pass_at_1 >= base.pass_at_1 - GOAL_MAX_DROP_POINTS]
-    return {"judged": True, "met": bool(meeting), "settings_meeting": meeting, "baseline": BASELINE,
-            "baseline_pass_at_1": round(base.pass_at_1, 2), "min_tokens_per_forward": GOAL_TOKENS_PER_FORWARD,
-            "max_drop_points": GOAL_MAX_DROP_POINTS, "tasks": base.tasks}
+    meeting = [
+        s.name
+        for s in summaries
+        if s.name != BASELINE
+        and s.tokens_per_forward >= GOAL_TOKENS_PER_FORWARD
+        and s.pass_at_1 >= base.pass_at_1 - GOAL_MAX_DROP_POINTS
+    ]
+    return {
+        "judged": True,
+        "met": bool(meeting),
+        "settings_meeting": meeting,
+        "baseline": BASELINE,
+        "baseline_pass_at_1": round(base.pass_at_1, 2),
+        "min_tokens_per_forward": GOAL_TOKENS_PER_FORWARD,
+        "max_drop_points": GOAL_MAX_DROP_POINTS,
+        "tasks": base.tasks,
+    }

@@ -9,6 +9,7 @@ Layers, each enough on its own for what it guards:
 - `unshare -n` (a network namespace with no interfaces) where the machine allows it.
 The child runs `python -I -S -B`: no site-packages, no environment, no bytecode written.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,15 +31,15 @@ STATUSES = ("passed", "failed", "timeout", "memory", "blocked", "crashed")
 
 @dataclass(frozen=True)
 class Limits:
-    seconds: float = 10.0       # wall clock for the whole program (interpreter start included)
-    memory_mb: int = 1024       # address space
-    output_kb: int = 1024       # stdout / stderr files
+    seconds: float = 10.0  # wall clock for the whole program (interpreter start included)
+    memory_mb: int = 1024  # address space
+    output_kb: int = 1024  # stdout / stderr files
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str       # one of STATUSES
-    detail: str       # the exception, the refused event, the signal; "" when passed
+    status: str  # one of STATUSES
+    detail: str  # the exception, the refused event, the signal; "" when passed
     seconds: float
 
     @property
@@ -61,8 +62,12 @@ def network_namespace_prefix() -> tuple[str, ...]:
 
 def isolation(use_netns: bool = True, audit: bool = True) -> dict:
     """What protects a run on this machine (printed with every report)."""
-    return {"audit_hook": audit, "network_namespace": " ".join(network_namespace_prefix()) if use_netns else "",
-            "rlimits": ["cpu", "address space", "file size"], "temp_dir": True}
+    return {
+        "audit_hook": audit,
+        "network_namespace": " ".join(network_namespace_prefix()) if use_netns else "",
+        "rlimits": ["cpu", "address space", "file size"],
+        "temp_dir": True,
+    }
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -82,11 +87,15 @@ def _classify(returncode: int | None, killed: bool, out: str, err: str, nonce: s
     lines = out.rstrip("\n").splitlines()
     if returncode == 0 and lines and lines[-1] == nonce:
         return "passed", ""
-    raised = [line.removeprefix("SANDBOX-EXCEPTION ") for line in err.splitlines() if line.startswith("SANDBOX-EXCEPTION ")]
+    raised = [
+        line.removeprefix("SANDBOX-EXCEPTION ") for line in err.splitlines() if line.startswith("SANDBOX-EXCEPTION ")
+    ]
     if raised and raised[0] == "MemoryError":
         return "memory", "MemoryError"
     if returncode is not None and returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
+        name = (
+            signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
+        )
         return "crashed", f"signal {name}"
     if raised:
         last = [line for line in err.strip().splitlines() if line and not line.startswith("SANDBOX-")]
@@ -101,26 +110,41 @@ def run_program(source: str, limits: Limits = Limits(), use_netns: bool = True, 
         root = Path(tmp)
         (root / "program.py").write_text(source, encoding="utf-8")
         nonce = "SDLS-PASSED-" + secrets.token_hex(8)
-        argv = [*(network_namespace_prefix() if use_netns else ()), sys.executable, "-I", "-S", "-B",
-                "-c", CHILD_SOURCE, "program.py", nonce, str(math.ceil(limits.seconds) + 1),
-                str(limits.memory_mb * 2**20), str(limits.output_kb * 1024), str(root), "1" if audit else "0"]
+        argv = [
+            *(network_namespace_prefix() if use_netns else ()),
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            CHILD_SOURCE,
+            "program.py",
+            nonce,
+            str(math.ceil(limits.seconds) + 1),
+            str(limits.memory_mb * 2**20),
+            str(limits.output_kb * 1024),
+            str(root),
+            "1" if audit else "0",
+        ]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "TMPDIR": str(root), "LANG": "C.UTF-8"}
         killed = False
         with open(root / "stdout", "wb") as out, open(root / "stderr", "wb") as err:
-            proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+            )
             try:
                 proc.wait(timeout=limits.seconds)
             except subprocess.TimeoutExpired:
                 killed = True
             finally:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)   # the group: nothing the program started survives
+                    os.killpg(proc.pid, signal.SIGKILL)  # the group: nothing the program started survives
                 except ProcessLookupError:
                     pass
                 proc.wait()
-        status, detail = _classify(None if killed else proc.returncode, killed, _tail(root / "stdout"),
-                                   _tail(root / "stderr"), nonce)
+        status, detail = _classify(
+            None if killed else proc.returncode, killed, _tail(root / "stdout"), _tail(root / "stderr"), nonce
+        )
     return Outcome(status, detail, time.perf_counter() - start)
 
 

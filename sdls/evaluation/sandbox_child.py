@@ -5,23 +5,71 @@ and never imports sdls. argv: program path, nonce, cpu seconds, memory bytes, ou
 The program passed iff the child prints the nonce as its last stdout line and exits 0: an early
 `sys.exit(0)` or `os._exit(0)` inside the program cannot fake a pass.
 """
+
 import os
 import resource
 import sys
 import traceback
 
 # Events refused outright: network, new processes, native code, undoing the limits.
-REFUSED_PREFIXES = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                    "os.forkpty", "os.kill", "os.killpg", "pty.", "ctypes.", "resource.setrlimit",
-                    "resource.prlimit", "http.client.", "urllib.", "ftplib.", "smtplib.", "poplib.", "imaplib.",
-                    "nntplib.", "telnetlib.", "webbrowser.", "os.startfile", "_winapi.", "winreg.")
+REFUSED_PREFIXES = (
+    "socket.",
+    "subprocess.",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "pty.",
+    "ctypes.",
+    "resource.setrlimit",
+    "resource.prlimit",
+    "http.client.",
+    "urllib.",
+    "ftplib.",
+    "smtplib.",
+    "poplib.",
+    "imaplib.",
+    "nntplib.",
+    "telnetlib.",
+    "webbrowser.",
+    "os.startfile",
+    "_winapi.",
+    "winreg.",
+)
 # Events whose first argument is a path that must lie inside the root.
-PATH_EVENTS = ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
-               "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr", "shutil.rmtree", "shutil.chown",
-               "sqlite3.connect", "os.mkfifo", "os.mknod")
+PATH_EVENTS = (
+    "os.remove",
+    "os.rmdir",
+    "os.mkdir",
+    "os.chmod",
+    "os.chown",
+    "os.truncate",
+    "os.utime",
+    "os.chflags",
+    "os.lchflags",
+    "os.setxattr",
+    "os.removexattr",
+    "shutil.rmtree",
+    "shutil.chown",
+    "sqlite3.connect",
+    "os.mkfifo",
+    "os.mknod",
+)
 # Events with (source, destination): both must lie inside (a rename out of the root deletes there).
-TWO_PATH_EVENTS = ("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.copymode",
-                   "shutil.copystat", "shutil.copytree", "shutil.move")
+TWO_PATH_EVENTS = (
+    "os.rename",
+    "os.link",
+    "os.symlink",
+    "shutil.copyfile",
+    "shutil.copymode",
+    "shutil.copystat",
+    "shutil.copytree",
+    "shutil.move",
+)
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -30,7 +78,7 @@ def make_guard(root):
 
     def inside(path):
         if isinstance(path, int):
-            return True   # an already-open descriptor was checked when it was opened
+            return True  # an already-open descriptor was checked when it was opened
         if path is None:
             return True
         if isinstance(path, bytes):
@@ -44,7 +92,8 @@ def make_guard(root):
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & WRITE_FLAGS)
+                isinstance(flags, int) and flags & WRITE_FLAGS
+            )
             return None if not writes or inside(path) else f"write to {path!r}"
         if event in PATH_EVENTS:
             return None if inside(args[0]) else f"path {args[0]!r}"
@@ -55,7 +104,7 @@ def make_guard(root):
 
     def guard(event, args):
         if busy:
-            return   # events raised by the guard's own checks
+            return  # events raised by the guard's own checks
         busy.append(1)
         try:
             why = verdict(event, args)
@@ -83,13 +132,13 @@ def main():
     namespace = {"__name__": "__main__", "__file__": program_path}
     try:
         exec(compile(source, program_path, "exec"), namespace)
-    except BaseException as exc:  # noqa: BLE001 - any exception, SystemExit included, is a failure
-        namespace.clear()   # free what the program held (after a MemoryError) before formatting
+    except BaseException as exc:
+        namespace.clear()  # free what the program held (after a MemoryError) before formatting
         os.write(2, f"\nSANDBOX-EXCEPTION {type(exc).__name__}\n".encode())
         try:
             traceback.print_exception(exc, limit=4)
             sys.stderr.flush()
-        except BaseException:  # noqa: BLE001 - the exception's name is already out
+        except BaseException:
             pass
         os._exit(1)
     sys.stdout.flush()

@@ -14,6 +14,7 @@ and asks the fix-up path to revise it. Either way a candidate passes iff
 - repair: the canonical body with one injected bug (see bugs.py) as the region an `EditJob` revises.
 - ci: a fixed CPU-sized mix of the above, spread over the problems (see CI_MIX).
 """
+
 from __future__ import annotations
 
 import random
@@ -33,15 +34,15 @@ CI_MIX = (("single-line", 16), ("multi-line", 6), ("full-body", 4), ("repair", 6
 
 @dataclass(frozen=True)
 class Task:
-    task_id: str           # "single-line/HumanEval/3/L2"
+    task_id: str  # "single-line/HumanEval/3/L2"
     suite: str
     problem: Problem
-    prefix: str            # text before the middle (for infill: what the model sees before the hole)
-    middle: str            # the canonical middle
-    suffix: str            # text after the middle
-    max_new_tokens: int    # infill budget; 0 for repair
-    given: str | None = None   # repair: the buggy middle the fix-up revises
-    bug: str | None = None     # repair: what was injected, e.g. "typo: line 2: numbers -> nubmers"
+    prefix: str  # text before the middle (for infill: what the model sees before the hole)
+    middle: str  # the canonical middle
+    suffix: str  # text after the middle
+    max_new_tokens: int  # infill budget; 0 for repair
+    given: str | None = None  # repair: the buggy middle the fix-up revises
+    bug: str | None = None  # repair: what was injected, e.g. "typo: line 2: numbers -> nubmers"
 
     @property
     def is_repair(self) -> bool:
@@ -49,7 +50,7 @@ class Task:
 
     def body(self, middle: str) -> str:
         """The function body with `middle` in place of the canonical one."""
-        return (self.prefix + middle + self.suffix)[len(self.problem.prompt):]
+        return (self.prefix + middle + self.suffix)[len(self.problem.prompt) :]
 
     def program(self, middle: str) -> str:
         return self.problem.program(self.body(middle))
@@ -62,14 +63,19 @@ def _lines(problem: Problem) -> list[str]:
 def _span_task(suite: str, problem: Problem, first: int, last: int, name: str) -> Task:
     """Mask lines first..last (inclusive) of the canonical body."""
     lines = _lines(problem)
-    return Task(task_id=f"{suite}/{problem.problem_id}/{name}", suite=suite, problem=problem,
-                prefix=problem.prompt + "".join(lines[:first]), middle="".join(lines[first:last + 1]),
-                suffix="".join(lines[last + 1:]), max_new_tokens=MAX_NEW_TOKENS[suite])
+    return Task(
+        task_id=f"{suite}/{problem.problem_id}/{name}",
+        suite=suite,
+        problem=problem,
+        prefix=problem.prompt + "".join(lines[:first]),
+        middle="".join(lines[first : last + 1]),
+        suffix="".join(lines[last + 1 :]),
+        max_new_tokens=MAX_NEW_TOKENS[suite],
+    )
 
 
 def single_line_tasks(problem: Problem) -> list[Task]:
-    return [_span_task("single-line", problem, i, i, f"L{i}")
-            for i, line in enumerate(_lines(problem)) if line.strip()]
+    return [_span_task("single-line", problem, i, i, f"L{i}") for i, line in enumerate(_lines(problem)) if line.strip()]
 
 
 def multi_line_tasks(problem: Problem) -> list[Task]:
@@ -85,15 +91,30 @@ def multi_line_tasks(problem: Problem) -> list[Task]:
 
 
 def full_body_task(problem: Problem) -> Task:
-    return Task(task_id=f"full-body/{problem.problem_id}", suite="full-body", problem=problem,
-                prefix=problem.prompt, middle=problem.solution, suffix="", max_new_tokens=MAX_NEW_TOKENS["full-body"])
+    return Task(
+        task_id=f"full-body/{problem.problem_id}",
+        suite="full-body",
+        problem=problem,
+        prefix=problem.prompt,
+        middle=problem.solution,
+        suffix="",
+        max_new_tokens=MAX_NEW_TOKENS["full-body"],
+    )
 
 
 def repair_task(problem: Problem) -> Task:
     bug = bug_for_problem(problem.problem_id, problem.index, problem.prompt, problem.solution, problem.entry_point)
-    return Task(task_id=f"repair/{problem.problem_id}", suite="repair", problem=problem, prefix=problem.prompt,
-                middle=problem.solution, suffix="", max_new_tokens=0, given=bug.body,
-                bug=f"{bug.kind}: {bug.description}")
+    return Task(
+        task_id=f"repair/{problem.problem_id}",
+        suite="repair",
+        problem=problem,
+        prefix=problem.prompt,
+        middle=problem.solution,
+        suffix="",
+        max_new_tokens=0,
+        given=bug.body,
+        bug=f"{bug.kind}: {bug.description}",
+    )
 
 
 def spread(tasks: list[Task], n: int | None) -> list[Task]:

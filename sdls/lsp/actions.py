@@ -6,12 +6,13 @@ computes when the editor resolves it (the model runs only then).
 "Regenerate function body" infill the body of the function around the cursor
 "Fix this error"           revise the lines of a syntax error with the error span re-masked
 """
+
 from __future__ import annotations
 
 import asyncio
 import difflib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from sdls.syntax import SyntaxDocument, find_holes, plan_blocks, syntax_errors
 from sdls.syntax.diagnostics import Hole, SyntaxIssue
@@ -23,20 +24,28 @@ from .prompt import build_prompt
 from .settings import ActionSettings
 
 REWRITE, QUICKFIX = "refactor.rewrite", "quickfix"
-FILLABLE = ("pass", "ellipsis", "not_implemented", "empty_body")   # TODO comments stay: they are notes
-_FUNCTIONS = {"function_definition", "function_declaration", "method_definition", "function_expression",
-              "arrow_function", "method_declaration", "func_literal", "function_item",
-              "generator_function_declaration"}
+FILLABLE = ("pass", "ellipsis", "not_implemented", "empty_body")  # TODO comments stay: they are notes
+_FUNCTIONS = {
+    "function_definition",
+    "function_declaration",
+    "method_definition",
+    "function_expression",
+    "arrow_function",
+    "method_declaration",
+    "func_literal",
+    "function_item",
+    "generator_function_declaration",
+}
 
 Progress = Callable[[str, int], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
 class Offer:
-    action: str          # "rewrite" | "fill_stubs" | "regenerate" | "fix"
+    action: str  # "rewrite" | "fill_stubs" | "regenerate" | "fix"
     title: str
-    kind: str            # LSP code action kind
-    start: int           # the range it works on (document offsets)
+    kind: str  # LSP code action kind
+    start: int  # the range it works on (document offsets)
     end: int
     issue: SyntaxIssue | None = None
 
@@ -52,15 +61,15 @@ def function_body_at(doc: SyntaxDocument, offset: int) -> tuple[int, int, str] |
     if body is None:
         return None
     start, end = doc.node_range(body)
-    if doc.text[start:start + 1] == "{" and doc.text[end - 1:end] == "}":
-        start, end = start + 1, end - 1        # keep the braces, regenerate what is inside
+    if doc.text[start : start + 1] == "{" and doc.text[end - 1 : end] == "}":
+        start, end = start + 1, end - 1  # keep the braces, regenerate what is inside
     name_node = node.child_by_field_name("name")
     name = name_node.text.decode("utf-8", "replace") if name_node is not None else "<anonymous>"
     return start, end, name
 
 
 def hole_region(doc: SyntaxDocument, hole: Hole) -> tuple[int, int]:
-    if hole.kind == "empty_body" and doc.text[hole.start:hole.start + 1] == "{":
+    if hole.kind == "empty_body" and doc.text[hole.start : hole.start + 1] == "{":
         return hole.start + 1, hole.end - 1
     return hole.start, hole.end
 
@@ -95,16 +104,33 @@ async def _report(progress: Progress | None, message: str, percent: int) -> None
             await maybe
 
 
-async def resolve_offer(doc: SyntaxDocument, offer: Offer, *, backend: Backend, settings: ActionSettings,
-                        decode: DecodeSettings, budget: Budget, validate: bool = True,
-                        progress: Progress | None = None) -> list[TextEdit]:
+async def resolve_offer(
+    doc: SyntaxDocument,
+    offer: Offer,
+    *,
+    backend: Backend,
+    settings: ActionSettings,
+    decode: DecodeSettings,
+    budget: Budget,
+    validate: bool = True,
+    progress: Progress | None = None,
+) -> list[TextEdit]:
     """Run the model for `offer` and return its edits (document offsets); NoChange if nothing usable."""
     if offer.action == "rewrite":
-        edits = await revise_region(doc, offer.start, offer.end, backend=backend, settings=decode, budget=budget,
-                                    edit_threshold=settings.edit_threshold, max_rounds=settings.max_rounds)
+        edits = await revise_region(
+            doc,
+            offer.start,
+            offer.end,
+            backend=backend,
+            settings=decode,
+            budget=budget,
+            edit_threshold=settings.edit_threshold,
+            max_rounds=settings.max_rounds,
+        )
     elif offer.action == "fix":
-        return await fix_issue(doc, offer.issue, backend=backend, settings=settings, decode=decode,
-                               budget=budget, validate=validate)
+        return await fix_issue(
+            doc, offer.issue, backend=backend, settings=settings, decode=decode, budget=budget, validate=validate
+        )
     elif offer.action == "regenerate":
         edits = [await infill_region(doc, offer.start, offer.end, backend=backend, settings=decode, budget=budget)]
     elif offer.action == "fill_stubs":
@@ -120,30 +146,32 @@ async def resolve_offer(doc: SyntaxDocument, offer: Offer, *, backend: Backend, 
     return edits
 
 
-async def fill_stubs(doc: SyntaxDocument, *, backend: Backend, decode: DecodeSettings, budget: Budget,
-                     progress: Progress | None = None) -> list[TextEdit]:
+async def fill_stubs(
+    doc: SyntaxDocument, *, backend: Backend, decode: DecodeSettings, budget: Budget, progress: Progress | None = None
+) -> list[TextEdit]:
     """Fill every stub, one plan_blocks wave at a time: a wave's holes decode together (one batch in
     the worker), and later waves see the code earlier waves wrote."""
     holes = [h for h in find_holes(doc) if h.kind in FILLABLE]
     if not holes:
         raise NoChange("no stubs to fill")
     waves = hole_waves(doc, holes)
-    done: list[TextEdit] = []      # in original document offsets
-    skipped: list[str] = []        # why a stub was left as it is
+    done: list[TextEdit] = []  # in original document offsets
+    skipped: list[str] = []  # why a stub was left as it is
     for number, wave in enumerate(waves):
         await _report(progress, f"wave {number + 1}/{len(waves)}: {len(wave)} stub(s)", 100 * number // len(waves))
         current = with_edits(doc, done)
         shifted = [_shift(hole_region(doc, holes[i]), done) for i in wave]
         version = doc.version
-        results = await asyncio.gather(*[
-            infill_region(current, s, e, backend=backend, settings=decode, budget=budget) for s, e in shifted],
-            return_exceptions=True)
-        if doc.version != version:   # `current` is a copy: check the live document here
+        results = await asyncio.gather(
+            *[infill_region(current, s, e, backend=backend, settings=decode, budget=budget) for s, e in shifted],
+            return_exceptions=True,
+        )
+        if doc.version != version:  # `current` is a copy: check the live document here
             raise DocumentChanged("the document changed while stubs were being filled; nothing applied")
         for i, (s, e), result in zip(wave, shifted, results):
             if isinstance(result, NoChange):
                 skipped.append(f"{holes[i].enclosing_name or 'a stub'}: {result}")
-                continue                       # leave that stub as it is; the others still count
+                continue  # leave that stub as it is; the others still count
             if isinstance(result, BaseException):
                 raise result
             start, end = hole_region(doc, holes[i])
@@ -199,8 +227,16 @@ def issue_region(doc: SyntaxDocument, issue: SyntaxIssue, max_lines: int = 8) ->
     return start, min(end, cap)
 
 
-async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend, settings: ActionSettings,
-                    decode: DecodeSettings, budget: Budget, validate: bool = True) -> list[TextEdit]:
+async def fix_issue(
+    doc: SyntaxDocument,
+    issue: SyntaxIssue,
+    *,
+    backend: Backend,
+    settings: ActionSettings,
+    decode: DecodeSettings,
+    budget: Budget,
+    validate: bool = True,
+) -> list[TextEdit]:
     """Repair one syntax error. A missing token or an unclosed bracket is first tried as a short
     insertion (what is usually missing is a closer); otherwise, or if that does not help, the
     error's lines are revised with the error span re-masked."""
@@ -216,9 +252,20 @@ async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, *, backend: Backend
     # file); the engine re-masks whatever else it doubts in the region by itself.
     first_line_end = doc.text.find("\n", issue.start)
     mark_end = min(issue.end, first_line_end if first_line_end >= 0 else issue.end)
-    mark = (issue.start, mark_end) if mark_end > issue.start else (max(start, issue.start - 1), min(end, issue.start + 1))
-    edits = await revise_region(doc, start, end, backend=backend, settings=decode, budget=budget, marked=[mark],
-                                edit_threshold=settings.edit_threshold, max_rounds=settings.max_rounds)
+    mark = (
+        (issue.start, mark_end) if mark_end > issue.start else (max(start, issue.start - 1), min(end, issue.start + 1))
+    )
+    edits = await revise_region(
+        doc,
+        start,
+        end,
+        backend=backend,
+        settings=decode,
+        budget=budget,
+        marked=[mark],
+        edit_threshold=settings.edit_threshold,
+        max_rounds=settings.max_rounds,
+    )
     if not edits:
         raise NoChange("; ".join(reasons + ["the model proposes no change for this error"]))
     if validate and added_errors(doc, edits) >= 0:
@@ -236,12 +283,13 @@ def insertion_point(doc: SyntaxDocument, issue: SyntaxIssue) -> int | None:
     if "never closed" in issue.message:
         line_end = doc.text.find("\n", issue.start)
         line_end = len(doc.text) if line_end < 0 else line_end
-        return issue.start + len(doc.text[issue.start:line_end].rstrip())
+        return issue.start + len(doc.text[issue.start : line_end].rstrip())
     return None
 
 
-async def _insert_at(doc: SyntaxDocument, at: int, *, backend: Backend, decode: DecodeSettings,
-                     budget: Budget) -> TextEdit | None:
+async def _insert_at(
+    doc: SyntaxDocument, at: int, *, backend: Backend, decode: DecodeSettings, budget: Budget
+) -> TextEdit | None:
     prompt = build_prompt(doc.text, at, budget.before, budget.after)
     job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=decode, single_line=True)
     result = await run_job(backend, job, "rewrite", doc)

@@ -5,12 +5,12 @@ a sample of lines deletes the line's code and types it back at a fixed rate. Lik
 automatic inline completion, every keystroke sends didChange, cancels the in-flight request and sends
 a new one; after each line it pauses so the last request settles.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import statistics
 import sysconfig
 import time
 from dataclasses import dataclass, field
@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
     add_dtype_argument(parser)
-    parser.add_argument("--files", nargs="*", default=None,
-                        help=f"source files to type in (default: {', '.join(DEFAULT_FILES)} from the stdlib)")
+    parser.add_argument(
+        "--files",
+        nargs="*",
+        default=None,
+        help=f"source files to type in (default: {', '.join(DEFAULT_FILES)} from the stdlib)",
+    )
     parser.add_argument("--lines", type=int, default=4, help="lines typed per file")
     parser.add_argument("--rate", type=float, default=10.0, help="keystrokes per second")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of rest after each line")
@@ -49,7 +53,7 @@ class Tally:
     cancelled: int = 0
     stale: int = 0
     failed: int = 0
-    shown: int = 0                               # answered with a non-empty suggestion
+    shown: int = 0  # answered with a non-empty suggestion
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -57,6 +61,7 @@ class Tally:
 def pick_lines(text: str, count: int, language: str | None = "python") -> list[int]:
     """Evenly spaced lines that start a statement (not docstrings, comments or continuations), 12-80 chars."""
     from sdls.syntax import SyntaxDocument
+
     doc = SyntaxDocument(text, language)
     lines = text.split("\n")
     good, offset = [], 0
@@ -110,18 +115,19 @@ async def _settle(tally: Tally, future: asyncio.Future, sent_at: float) -> None:
         tally.shown += 1
 
 
-async def type_line(driver: LspDriver, uri: str, line_no: int, line: str, rate: float, tally: Tally,
-                    pending: list[asyncio.Task]) -> None:
+async def type_line(
+    driver: LspDriver, uri: str, line_no: int, line: str, rate: float, tally: Tally, pending: list[asyncio.Task]
+) -> None:
     indent = len(line) - len(line.lstrip())
     body = line[indent:]
-    driver.change(uri, (line_no, indent), (line_no, len(line)), "")       # the user deletes the line's code
+    driver.change(uri, (line_no, indent), (line_no, len(line)), "")  # the user deletes the line's code
     await asyncio.sleep(0.3)
     in_flight: str | None = None
     for k, ch in enumerate(body):
         tick = time.perf_counter()
         driver.change(uri, (line_no, indent + k), (line_no, indent + k), ch)
         if in_flight is not None:
-            driver.cancel(in_flight)                                       # as editors do on each keystroke
+            driver.cancel(in_flight)  # as editors do on each keystroke
         in_flight, future = driver.inline_request(uri, line_no, indent + k + 1)
         tally.sent += 1
         pending.append(asyncio.ensure_future(_settle(tally, future, time.perf_counter())))
@@ -131,8 +137,11 @@ async def type_line(driver: LspDriver, uri: str, line_no: int, line: str, rate: 
 async def run_bench(args: argparse.Namespace) -> dict:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = [Path(f) for f in args.files] if args.files else [stdlib / f for f in DEFAULT_FILES]
-    options = {"model": {"path": args.model, "device": args.device, "dtype": args.dtype}, "worker": {"inProcess": args.in_process},
-               "completion": {}}
+    options = {
+        "model": {"path": args.model, "device": args.device, "dtype": args.dtype},
+        "worker": {"inProcess": args.in_process},
+        "completion": {},
+    }
     for key, value in (("threshold", args.threshold), ("maxTokens", args.max_tokens)):
         if value is not None:
             options["completion"][key] = value
@@ -143,7 +152,7 @@ async def run_bench(args: argparse.Namespace) -> dict:
     try:
         warm_uri = "file:///bench/warmup.py"
         await driver.open(warm_uri, "def warm(x):\n    return \n")
-        await driver.inline(warm_uri, 1, 11)          # starts the worker and loads the model, untimed
+        await driver.inline(warm_uri, 1, 11)  # starts the worker and loads the model, untimed
         before = await driver.stats()
         started = time.perf_counter()
         keystrokes = 0
@@ -171,7 +180,7 @@ def _lane(stats, key: str) -> float:
 
 
 def _figures(args, files, tally: Tally, before, after, keystrokes: int, wall: float) -> dict:
-    records = [r for r in after.latencies[len(before.latencies):]]
+    records = [r for r in after.latencies[len(before.latencies) :]]
     single = [r.ms for r in records if r.scope == "line"]
     model_calls = [r.ms for r in records if r.source in ("model", "none") and r.forwards]
     forwards = _lane(after, "forwards") - _lane(before, "forwards")
@@ -179,35 +188,68 @@ def _figures(args, files, tally: Tally, before, after, keystrokes: int, wall: fl
     worker = getattr(after, "worker", None)
     model = getattr(getattr(after, "worker_info", None), "model", None)
     return {
-        "model": getattr(model, "model", args.model), "parameters": getattr(model, "parameters", None),
+        "model": getattr(model, "model", args.model),
+        "parameters": getattr(model, "parameters", None),
         "settings": {"threshold": args.threshold, "max_tokens": args.max_tokens, "max_context": args.max_context},
-        "files": [str(f) for f in files], "keystrokes": keystrokes, "rate_per_s": args.rate, "wall_s": round(wall, 1),
-        "requests": {"sent": tally.sent, "answered": tally.answered, "cancelled": tally.cancelled,
-                     "stale": tally.stale, "failed": tally.failed, "shown": tally.shown,
-                     "cancelled_share": round(tally.cancelled / tally.sent, 3) if tally.sent else 0.0},
-        "latency_ms": {"p50": round(percentile(tally.latencies_ms, 50), 1),
-                       "p95": round(percentile(tally.latencies_ms, 95), 1)},
-        "single_line_server_ms": {"n": len(single), "p50": round(percentile(single, 50), 1),
-                                  "p95": round(percentile(single, 95), 1)},
-        "model_call_server_ms": {"n": len(model_calls), "p50": round(percentile(model_calls, 50), 1),
-                                 "p95": round(percentile(model_calls, 95), 1)},
-        "model_steps": {"forwards": forwards, "wasted": wasted,
-                        "wasted_share": round(wasted / forwards, 3) if forwards else 0.0},
-        "context_tokens": {"reused": sum(getattr(r, "reused_tokens", 0) for r in records),
-                           "encoded": sum(getattr(r, "encoded_tokens", 0) for r in records)},
-        "cache": {"hits": after.cache.hits - before.cache.hits,
-                  "typing_along": after.cache.along_hits - before.cache.along_hits},
-        "memory_mb": {"server": round(after.rss_mb, 1),
-                      "worker": round(getattr(worker, "rss_mb", 0.0) if worker else 0.0, 1),
-                      "server_peak": round(after.peak_rss_mb, 1),
-                      "worker_peak": round(getattr(worker, "peak_rss_mb", 0.0) if worker else 0.0, 1)},
+        "files": [str(f) for f in files],
+        "keystrokes": keystrokes,
+        "rate_per_s": args.rate,
+        "wall_s": round(wall, 1),
+        "requests": {
+            "sent": tally.sent,
+            "answered": tally.answered,
+            "cancelled": tally.cancelled,
+            "stale": tally.stale,
+            "failed": tally.failed,
+            "shown": tally.shown,
+            "cancelled_share": round(tally.cancelled / tally.sent, 3) if tally.sent else 0.0,
+        },
+        "latency_ms": {
+            "p50": round(percentile(tally.latencies_ms, 50), 1),
+            "p95": round(percentile(tally.latencies_ms, 95), 1),
+        },
+        "single_line_server_ms": {
+            "n": len(single),
+            "p50": round(percentile(single, 50), 1),
+            "p95": round(percentile(single, 95), 1),
+        },
+        "model_call_server_ms": {
+            "n": len(model_calls),
+            "p50": round(percentile(model_calls, 50), 1),
+            "p95": round(percentile(model_calls, 95), 1),
+        },
+        "model_steps": {
+            "forwards": forwards,
+            "wasted": wasted,
+            "wasted_share": round(wasted / forwards, 3) if forwards else 0.0,
+        },
+        "context_tokens": {
+            "reused": sum(getattr(r, "reused_tokens", 0) for r in records),
+            "encoded": sum(getattr(r, "encoded_tokens", 0) for r in records),
+        },
+        "cache": {
+            "hits": after.cache.hits - before.cache.hits,
+            "typing_along": after.cache.along_hits - before.cache.along_hits,
+        },
+        "memory_mb": {
+            "server": round(after.rss_mb, 1),
+            "worker": round(getattr(worker, "rss_mb", 0.0) if worker else 0.0, 1),
+            "server_peak": round(after.peak_rss_mb, 1),
+            "worker_peak": round(getattr(worker, "peak_rss_mb", 0.0) if worker else 0.0, 1),
+        },
         "errors": sorted(set(tally.errors))[:5],
     }
 
 
 def report(fig: dict) -> str:
-    r, lat, s1, mc, st, mem = (fig["requests"], fig["latency_ms"], fig["single_line_server_ms"],
-                               fig["model_call_server_ms"], fig["model_steps"], fig["memory_mb"])
+    r, lat, s1, mc, st, mem = (
+        fig["requests"],
+        fig["latency_ms"],
+        fig["single_line_server_ms"],
+        fig["model_call_server_ms"],
+        fig["model_steps"],
+        fig["memory_mb"],
+    )
     total = mem["server"] + mem["worker"]
     lines = [
         f"sdls bench lsp — model {fig['model']} ({fig['parameters']} parameters); overrides: "

@@ -5,6 +5,7 @@ prompt gives the same completion. If the user types the first characters of a su
 prefix is the old one plus those characters and the answer is the rest of the suggestion, with no
 model call (Tabby's "forwarding" entries).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CachedCompletion:
-    text: str              # "" = the model had nothing usable for this prompt (see `reason`)
-    replace_len: int       # characters after the cursor the completion replaces (trailing closers)
-    along: int = 0         # characters of the original suggestion the user has typed since
+    text: str  # "" = the model had nothing usable for this prompt (see `reason`)
+    replace_len: int  # characters after the cursor the completion replaces (trailing closers)
+    along: int = 0  # characters of the original suggestion the user has typed since
     reason: str = ""
 
 
@@ -49,10 +50,10 @@ class CompletionCache:
                 break
             if e_suffix != suffix or len(prefix) <= len(e_prefix) or not prefix.startswith(e_prefix):
                 continue
-            typed = prefix[len(e_prefix):]
+            typed = prefix[len(e_prefix) :]
             if entry.text.startswith(typed) and len(typed) < len(entry.text):
                 self.along_hits += 1
-                return CachedCompletion(entry.text[len(typed):], entry.replace_len, entry.along + len(typed))
+                return CachedCompletion(entry.text[len(typed) :], entry.replace_len, entry.along + len(typed))
         self.misses += 1
         return None
 

@@ -1,4 +1,5 @@
 """Core results -> LSP types. The only module besides server.py that imports lsprotocol."""
+
 from __future__ import annotations
 
 from lsprotocol import types as lsp
@@ -20,14 +21,23 @@ def text_edits(doc: OpenDocument, edits: list[TextEdit]) -> list[lsp.TextEdit]:
 
 def versioned_edit(doc: OpenDocument, version: int, edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
     """A WorkspaceEdit the editor applies only if the document is still at `version`."""
-    return lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
-        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=version), edits=edits)])
+    return lsp.WorkspaceEdit(
+        document_changes=[
+            lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=version), edits=edits
+            )
+        ]
+    )
 
 
 def diagnostic(doc: OpenDocument, issue: SyntaxIssue) -> lsp.Diagnostic:
     end = issue.end if issue.end > issue.start else min(len(doc.text), issue.start + 1)
-    if end > issue.start and doc.text[issue.start:end] == "\n":
-        end = issue.start   # a zero-width mark at the end of a line, not one spilling onto the next
-    return lsp.Diagnostic(range=lsp_range(doc, issue.start, end), message=issue.message,
-                          severity=lsp.DiagnosticSeverity.Error, source="sdls",
-                          code="missing" if issue.kind == "missing" else "syntax")
+    if end > issue.start and doc.text[issue.start : end] == "\n":
+        end = issue.start  # a zero-width mark at the end of a line, not one spilling onto the next
+    return lsp.Diagnostic(
+        range=lsp_range(doc, issue.start, end),
+        message=issue.message,
+        severity=lsp.DiagnosticSeverity.Error,
+        source="sdls",
+        code="missing" if issue.kind == "missing" else "syntax",
+    )

@@ -4,6 +4,7 @@ Plain data, no LSP types: the handlers translate didOpen/didChange into these ca
 A document that looks binary, or that is larger than the configured limit, is kept as plain text
 (no parse) and marked so that features can decline politely instead of choking on it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,8 +55,8 @@ class OpenDocument:
     syntax: SyntaxDocument
     binary: bool = False
     oversized: bool = False
-    encoding: str = "utf-16"    # the position encoding negotiated with the client
-    out_of_sync: str | None = None   # why a change could not be applied; features refuse until reopened
+    encoding: str = "utf-16"  # the position encoding negotiated with the client
+    out_of_sync: str | None = None  # why a change could not be applied; features refuse until reopened
     _lines: LineIndex | None = field(default=None, repr=False)
 
     @property
@@ -106,12 +107,13 @@ class DocumentStore:
         binary = looks_binary(text)
         oversized = len(text) > self.max_chars
         language = None if binary or oversized else (language_for(language_id) or language_for(uri))
-        doc = OpenDocument(uri, language_id, version, SyntaxDocument(text, language), binary, oversized,
-                           self.encoding)
+        doc = OpenDocument(uri, language_id, version, SyntaxDocument(text, language), binary, oversized, self.encoding)
         self._docs[uri] = doc
         return doc
 
-    def change(self, uri: str, version: int, changes: list[tuple[tuple[int, int, int, int] | None, str]]) -> OpenDocument:
+    def change(
+        self, uri: str, version: int, changes: list[tuple[tuple[int, int, int, int] | None, str]]
+    ) -> OpenDocument:
         """Apply changes in order; each is ((start line, start col, end line, end col) | None for the
         whole text, new text). A change with a range that does not fit the text resyncs nothing and
         raises PositionError: the client and server disagree and the client must resend."""

@@ -7,6 +7,7 @@ Used by `sdls bench lsp` and `sdls demo`. Example:
     result = await driver.inline("file:///tmp/a.py", 1, 11)
     await driver.stop()
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,9 +35,14 @@ class LspDriver:
         self._stderr_task: asyncio.Task | None = None
 
     @classmethod
-    async def start(cls, model_dir: str | Path | None = None, options: dict | None = None,
-                    server_args: tuple[str, ...] = (), root: Path | None = None,
-                    stderr_to: Any = None) -> "LspDriver":
+    async def start(
+        cls,
+        model_dir: str | Path | None = None,
+        options: dict | None = None,
+        server_args: tuple[str, ...] = (),
+        root: Path | None = None,
+        stderr_to: Any = None,
+    ) -> LspDriver:
         """Start the server (`python -m sdls serve`) and initialize it with `options` as initializationOptions.
         The server's log goes to `stderr_to` (a writable text file), or is discarded."""
         client = LanguageClient("sdls-driver", "1")
@@ -47,9 +53,14 @@ class LspDriver:
         # pygls pipes the server's stderr; drain it, or a chatty server blocks once the pipe is full.
         driver._stderr_task = asyncio.ensure_future(_drain(client._server.stderr, stderr_to))
         caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
-        driver.init_result = await client.initialize_async(lsp.InitializeParams(
-            capabilities=caps, initialization_options=options or {}, root_uri=root.as_uri() if root else None,
-            process_id=None))
+        driver.init_result = await client.initialize_async(
+            lsp.InitializeParams(
+                capabilities=caps,
+                initialization_options=options or {},
+                root_uri=root.as_uri() if root else None,
+                process_id=None,
+            )
+        )
         client.initialized(lsp.InitializedParams())
         return driver
 
@@ -84,15 +95,20 @@ class LspDriver:
     # -- documents ------------------------------------------------------------------------------
     async def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self._versions[uri] = version
-        self.client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, language, version, text)))
+        self.client.text_document_did_open(
+            lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, language, version, text))
+        )
 
     def change(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> int:
         """Replace the range with `text`; returns the new version."""
         version = self._versions[uri] = self._versions[uri] + 1
         rng = lsp.Range(lsp.Position(*start), lsp.Position(*end))
-        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            [lsp.TextDocumentContentChangePartial(range=rng, text=text)]))
+        self.client.text_document_did_change(
+            lsp.DidChangeTextDocumentParams(
+                lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                [lsp.TextDocumentContentChangePartial(range=rng, text=text)],
+            )
+        )
         return version
 
     # -- requests -------------------------------------------------------------------------------
@@ -100,9 +116,11 @@ class LspDriver:
         """Send an inline completion request; returns (id, future) so it can be cancelled."""
         msg_id = f"inline-{next(self._ids)}"
         kind = lsp.InlineCompletionTriggerKind.Invoked if invoked else lsp.InlineCompletionTriggerKind.Automatic
-        params = lsp.InlineCompletionParams(context=lsp.InlineCompletionContext(trigger_kind=kind),
-                                            text_document=lsp.TextDocumentIdentifier(uri),
-                                            position=lsp.Position(line, col))
+        params = lsp.InlineCompletionParams(
+            context=lsp.InlineCompletionContext(trigger_kind=kind),
+            text_document=lsp.TextDocumentIdentifier(uri),
+            position=lsp.Position(line, col),
+        )
         future = self.client.protocol.send_request(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
         return msg_id, asyncio.wrap_future(future) if not isinstance(future, asyncio.Future) else future
 
@@ -113,16 +131,24 @@ class LspDriver:
         return await self.inline_request(uri, line, col, invoked)[1]
 
     async def code_actions(self, uri: str, start: tuple[int, int], end: tuple[int, int]) -> list[lsp.CodeAction]:
-        return await self.client.text_document_code_action_async(lsp.CodeActionParams(
-            lsp.TextDocumentIdentifier(uri), lsp.Range(lsp.Position(*start), lsp.Position(*end)),
-            lsp.CodeActionContext(diagnostics=[]))) or []
+        return (
+            await self.client.text_document_code_action_async(
+                lsp.CodeActionParams(
+                    lsp.TextDocumentIdentifier(uri),
+                    lsp.Range(lsp.Position(*start), lsp.Position(*end)),
+                    lsp.CodeActionContext(diagnostics=[]),
+                )
+            )
+            or []
+        )
 
     async def resolve(self, action: lsp.CodeAction) -> lsp.CodeAction:
         return await self.client.code_action_resolve_async(action)
 
     async def hover(self, uri: str, line: int, col: int) -> lsp.Hover | None:
-        return await self.client.text_document_hover_async(lsp.HoverParams(lsp.TextDocumentIdentifier(uri),
-                                                                           lsp.Position(line, col)))
+        return await self.client.text_document_hover_async(
+            lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(line, col))
+        )
 
     async def execute(self, command: str, arguments: list) -> Any:
         return await self.client.workspace_execute_command_async(lsp.ExecuteCommandParams(command, arguments))

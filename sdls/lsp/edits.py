@@ -3,6 +3,7 @@
 Shared by code actions, hover fix-ups and `sdls fix`. Every function answers in document offsets
 (TextEdit start/end index the text the caller passed), never in LSP positions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,14 +22,14 @@ class NoChange(Exception):
 
 @dataclass(frozen=True)
 class Budget:
-    before: int = 3000       # characters of context before the region
-    after: int = 1000        # characters of context after it
+    before: int = 3000  # characters of context before the region
+    after: int = 1000  # characters of context after it
     max_tokens: int = 256
 
 
 def apply_edits(text: str, edits: list[TextEdit]) -> str:
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
-        text = text[:edit.start] + edit.new_text + text[edit.end:]
+        text = text[: edit.start] + edit.new_text + text[edit.end :]
     return text
 
 
@@ -47,8 +48,17 @@ def added_errors(doc: SyntaxDocument, edits: list[TextEdit]) -> int:
     return len(syntax_errors(with_edits(doc, edits))) - len(syntax_errors(doc))
 
 
-async def infill_region(doc: SyntaxDocument, start: int, end: int, *, backend: Backend, settings: DecodeSettings,
-                        budget: Budget, lane: str = "rewrite", session: str | None = None) -> TextEdit:
+async def infill_region(
+    doc: SyntaxDocument,
+    start: int,
+    end: int,
+    *,
+    backend: Backend,
+    settings: DecodeSettings,
+    budget: Budget,
+    lane: str = "rewrite",
+    session: str | None = None,
+) -> TextEdit:
     """Replace doc[start:end] with what the model writes there, cleaned for the scope at `start`."""
     emptied = doc.with_edit(start, end, "") if end > start else doc
     scope = completion_scope(emptied, start, invoked=True)
@@ -56,8 +66,9 @@ async def infill_region(doc: SyntaxDocument, start: int, end: int, *, backend: B
         line_start, _ = emptied.line_bounds(start)
         scope = CompletionScope(BLOCK, start, f"forced block ({scope.reason})", emptied.text[line_start:start])
     prompt = build_prompt(emptied.text, start, budget.before, budget.after)
-    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens,
-                    settings=settings, session=session)
+    job = InfillJob(
+        prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens, settings=settings, session=session
+    )
     result = await run_job(backend, job, lane, doc)
     cleaned = clean_completion(emptied, start, result.text, scope)
     if cleaned.rejected is not None:
@@ -70,13 +81,29 @@ def edit_window(text: str, start: int, end: int, budget: Budget) -> tuple[int, i
     return prefix_window_start(text, start, budget.before), suffix_window_end(text, end, budget.after)
 
 
-async def revise_region(doc: SyntaxDocument, start: int, end: int, *, backend: Backend, settings: DecodeSettings,
-                        budget: Budget, marked: list[tuple[int, int]] = (), edit_threshold: float = 0.1,
-                        max_rounds: int = 4, lane: str = "rewrite") -> list[TextEdit]:
+async def revise_region(
+    doc: SyntaxDocument,
+    start: int,
+    end: int,
+    *,
+    backend: Backend,
+    settings: DecodeSettings,
+    budget: Budget,
+    marked: list[tuple[int, int]] = (),
+    edit_threshold: float = 0.1,
+    max_rounds: int = 4,
+    lane: str = "rewrite",
+) -> list[TextEdit]:
     """The model's revision of doc[start:end] (re-masking doubted and `marked` tokens), as document edits."""
     w_start, w_end = edit_window(doc.text, start, end, budget)
-    job = EditJob(text=doc.text[w_start:w_end], start=start - w_start, end=end - w_start,
-                  marked=[(s - w_start, e - w_start) for s, e in marked], settings=settings,
-                  edit_threshold=edit_threshold, max_rounds=max_rounds)
+    job = EditJob(
+        text=doc.text[w_start:w_end],
+        start=start - w_start,
+        end=end - w_start,
+        marked=[(s - w_start, e - w_start) for s, e in marked],
+        settings=settings,
+        edit_threshold=edit_threshold,
+        max_rounds=max_rounds,
+    )
     result = await run_job(backend, job, lane, doc)
     return [TextEdit(e.start + w_start, e.end + w_start, e.new_text) for e in result.edits]

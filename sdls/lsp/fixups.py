@@ -1,6 +1,7 @@
 """Hover fix-ups, the core: at a position with a syntax error (or a token the model doubts), the
 repair the model proposes, as edits plus a readable diff. `sdls fix` prints the same thing.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,10 +18,10 @@ from .settings import ActionSettings
 
 @dataclass
 class FixUp:
-    problem: str                     # what is wrong, in words
-    start: int                       # the span the problem covers (the hover range)
+    problem: str  # what is wrong, in words
+    start: int  # the span the problem covers (the hover range)
     end: int
-    edits: list[TextEdit] = field(default_factory=list)   # empty: no usable repair (see `reason`)
+    edits: list[TextEdit] = field(default_factory=list)  # empty: no usable repair (see `reason`)
     reason: str = ""
     diff: str = ""
 
@@ -40,16 +41,26 @@ def render_diff(text: str, edits: list[TextEdit], context_lines: int = 1) -> str
     return "\n".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
 
 
-async def propose_fixup(doc: SyntaxDocument, offset: int, *, backend: Backend, settings: ActionSettings,
-                        decode: DecodeSettings, budget: Budget, validate: bool = True,
-                        use_doubt: bool = True, doubt_threshold: float = 0.05) -> FixUp | None:
+async def propose_fixup(
+    doc: SyntaxDocument,
+    offset: int,
+    *,
+    backend: Backend,
+    settings: ActionSettings,
+    decode: DecodeSettings,
+    budget: Budget,
+    validate: bool = True,
+    use_doubt: bool = True,
+    doubt_threshold: float = 0.05,
+) -> FixUp | None:
     """The fix-up at `offset`, or None when there is nothing to fix there."""
     issue = issue_at(doc, offset)
     if issue is not None:
         fix = FixUp(f"syntax error: {issue.message}", issue.start, max(issue.end, issue.start))
         try:
-            fix.edits = await fix_issue(doc, issue, backend=backend, settings=settings, decode=decode,
-                                        budget=budget, validate=validate)
+            fix.edits = await fix_issue(
+                doc, issue, backend=backend, settings=settings, decode=decode, budget=budget, validate=validate
+            )
         except NoChange as exc:
             fix.reason = str(exc)
     elif use_doubt and doc.text.strip():
@@ -59,20 +70,34 @@ async def propose_fixup(doc: SyntaxDocument, offset: int, *, backend: Backend, s
         spans = await backend.doubt(doc.text[w_start:w_end], start - w_start, end - w_start)
         if doc.version != version:
             raise DocumentChanged("the document changed while the model looked at it")
-        hit = next(((s + w_start, e + w_start, p) for s, e, p in spans
-                    if s + w_start <= offset <= e + w_start and p < doubt_threshold), None)
+        hit = next(
+            (
+                (s + w_start, e + w_start, p)
+                for s, e, p in spans
+                if s + w_start <= offset <= e + w_start and p < doubt_threshold
+            ),
+            None,
+        )
         if hit is None:
             return None
         s, e, p = hit
         fix = FixUp(f"the model doubts `{doc.text[s:e].strip()}` (p={p:.3f})", s, e)
         try:
-            fix.edits = await revise_region(doc, start, end, backend=backend, settings=decode, budget=budget,
-                                            marked=[(s, e)], edit_threshold=settings.edit_threshold,
-                                            max_rounds=settings.max_rounds)
+            fix.edits = await revise_region(
+                doc,
+                start,
+                end,
+                backend=backend,
+                settings=decode,
+                budget=budget,
+                marked=[(s, e)],
+                edit_threshold=settings.edit_threshold,
+                max_rounds=settings.max_rounds,
+            )
         except NoChange as exc:
             fix.reason = str(exc)
         if not fix.edits:
-            return None                # a doubt the model cannot improve on is not worth a hover
+            return None  # a doubt the model cannot improve on is not worth a hover
     else:
         return None
     if fix.edits:
@@ -85,6 +110,7 @@ async def propose_fixup(doc: SyntaxDocument, offset: int, *, backend: Backend, s
 @dataclass(frozen=True)
 class _Point:
     """A zero-width span, for issue_region on a plain position."""
+
     start: int
 
     @property

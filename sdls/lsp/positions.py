@@ -6,6 +6,7 @@ one code point but two UTF-16 units, and a column that lands between those two u
 place in the text: that is a bad request, not a rounding case.
 Lines end at "\\n", "\\r\\n" or a lone "\\r", as the LSP specification says.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,7 +28,7 @@ def _line_end(text: str, starts: list[int], line: int) -> int:
     """Offset of the end of `line`, before its line break."""
     if line + 1 < len(starts):
         end = starts[line + 1]
-        if text[end - 2:end] == "\r\n":
+        if text[end - 2 : end] == "\r\n":
             return end - 2
         return end - 1
     return len(text)
@@ -66,13 +67,11 @@ def column_to_index(line_text: str, column: int, encoding: str = "utf-16") -> in
         units += _units(ch, encoding)
         if units > column:
             inside = "UTF-16 surrogate pair" if encoding == "utf-16" else "UTF-8 sequence"
-            raise PositionError(f"column {column} falls inside the {inside} of {ch!r} "
-                                f"(character {index} of the line)")
+            raise PositionError(f"column {column} falls inside the {inside} of {ch!r} (character {index} of the line)")
     return len(line_text)
 
 
-def to_offset(text: str, line: int, column: int, starts: list[int] | None = None,
-              encoding: str = "utf-16") -> int:
+def to_offset(text: str, line: int, column: int, starts: list[int] | None = None, encoding: str = "utf-16") -> int:
     """String offset of an LSP position.
 
     A line past the last one is an error (the client and server disagree about the text); a column
@@ -87,15 +86,14 @@ def to_offset(text: str, line: int, column: int, starts: list[int] | None = None
     return start + column_to_index(text[start:end], column, encoding)
 
 
-def to_position(text: str, offset: int, starts: list[int] | None = None,
-                encoding: str = "utf-16") -> tuple[int, int]:
+def to_position(text: str, offset: int, starts: list[int] | None = None, encoding: str = "utf-16") -> tuple[int, int]:
     """LSP (line, column) of a string offset."""
     if not 0 <= offset <= len(text):
         raise PositionError(f"offset {offset} is outside the document (length {len(text)})")
     starts = starts if starts is not None else line_starts(text)
     line = bisect_right(starts, offset) - 1
     # An offset between "\r" and "\n" belongs to the line the "\r\n" ends.
-    return line, unit_length(text[starts[line]:offset], encoding)
+    return line, unit_length(text[starts[line] : offset], encoding)
 
 
 class LineIndex:

@@ -5,19 +5,20 @@ crosses the socket (a 5 MB file never does) and keep the prefix's start fixed wh
 so the worker's warm context for the document stays valid: the window start moves in whole
 `step` jumps snapped to a line start, not on every keystroke.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-_COMMENT = {"python": "#", "lua": "--"}   # others use "//"
+_COMMENT = {"python": "#", "lua": "--"}  # others use "//"
 
 
 @dataclass(frozen=True)
 class Prompt:
-    prefix: str        # header + the text before the cursor (windowed)
-    suffix: str        # the text after the cursor (windowed)
-    anchor: int        # document offset where the prefix window starts
-    header: str        # cross-file declarations that were prepended
+    prefix: str  # header + the text before the cursor (windowed)
+    suffix: str  # the text after the cursor (windowed)
+    anchor: int  # document offset where the prefix window starts
+    header: str  # cross-file declarations that were prepended
 
 
 def prefix_window_start(text: str, offset: int, budget: int, step: int | None = None) -> int:

@@ -2,6 +2,7 @@
 
 Command-line options are defaults; the editor's initializationOptions override them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
     add_dtype_argument(parser, default=None)
-    parser.add_argument("--in-process", action="store_true",
-                        help="run the model inside the server instead of a shared worker process")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the model inside the server instead of a shared worker process"
+    )
     parser.add_argument("--worker-socket", default=None, help="connect to (or start) the worker on this socket")
     parser.add_argument("--log-file", default=None, help="write the server log here (stdio carries LSP)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -52,16 +54,20 @@ def server_command(model_dir: str | None = None, *extra: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     where = {"filename": args.log_file} if args.log_file else {"stream": sys.stderr}
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s sdls-serve %(levelname)s %(name)s: %(message)s", **where)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s sdls-serve %(levelname)s %(name)s: %(message)s",
+        **where,
+    )
     if not args.verbose:
         # pygls logs every message it sends at INFO (whole documents included): that floods the
         # editor's log, and a client that does not drain stderr would block the server on it.
         logging.getLogger("pygls").setLevel(logging.WARNING)
     from .server import create_server
+
     server = create_server(defaults_from_args(args))
     if args.tcp is not None:
-        server.start_tcp("127.0.0.1", args.tcp)   # loopback only: the socket serves the user's code
+        server.start_tcp("127.0.0.1", args.tcp)  # loopback only: the socket serves the user's code
     else:
         server.start_io()
     return 0

@@ -8,6 +8,7 @@ Request discipline (every request gets exactly one response):
   worker within one denoising step; the older request is answered RequestCancelled/ServerCancelled;
 - the document changed while the model worked -> ContentModified (the stale result is dropped).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,13 +26,13 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.capabilities import get_capability
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from sdls.syntax import syntax_errors
 from sdls.memory import rss_mb
+from sdls.syntax import syntax_errors
 from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
@@ -58,8 +59,9 @@ def _error(code: lsp.LSPErrorCodes, message: str) -> JsonRpcException:
 
 def request(fn):
     """Map core exceptions to the LSP error each one means (see the module docstring)."""
+
     @functools.wraps(fn)
-    async def handler(ls: "SdlsServer", params):
+    async def handler(ls: SdlsServer, params):
         ls.counters[fn.__name__] += 1
         try:
             return await fn(ls, params)
@@ -77,14 +79,19 @@ def request(fn):
             raise _error(lsp.LSPErrorCodes.ServerCancelled, str(exc)) from None
         except asyncio.TimeoutError:
             raise _error(lsp.LSPErrorCodes.RequestFailed, "the model did not answer in time") from None
+
     return handler
 
 
 class SdlsServer(LanguageServer):
     def __init__(self, defaults: Settings | None = None):
         from sdls import __version__
-        super().__init__("sdls", __version__ if isinstance(__version__, str) else "0",
-                         text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+
+        super().__init__(
+            "sdls",
+            __version__ if isinstance(__version__, str) else "0",
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+        )
         self.defaults = defaults or Settings()
         self.settings = self.defaults
         self.docs = DocumentStore(self.settings.max_document_chars)
@@ -98,7 +105,7 @@ class SdlsServer(LanguageServer):
         self.superseded: set[asyncio.Task] = set()
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
         self.counters: Counter = Counter()
-        self.latencies: list[dict] = []   # per answered inline request: ms, scope, source (for benchmarks)
+        self.latencies: list[dict] = []  # per answered inline request: ms, scope, source (for benchmarks)
         self._announced: set[str] = set()
 
     # -- shared plumbing ----------------------------------------------------------------------
@@ -139,7 +146,7 @@ class SdlsServer(LanguageServer):
         for warning in warnings:
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
         self.docs.max_chars = self.settings.max_document_chars
-        self.set_roots(self.roots)   # completion.crossFile may have changed
+        self.set_roots(self.roots)  # completion.crossFile may have changed
 
     async def pull_settings(self) -> None:
         """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:
@@ -147,9 +154,13 @@ class SdlsServer(LanguageServer):
         if not get_capability(self.client_capabilities, "workspace.configuration", False):
             return
         try:
-            answer = await asyncio.wait_for(self.workspace_configuration_async(lsp.ConfigurationParams(
-                items=[lsp.ConfigurationItem(section="sdls")])), timeout=5.0)
-        except Exception as exc:   # an editor that cannot answer keeps the settings it pushed
+            answer = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="sdls")])
+                ),
+                timeout=5.0,
+            )
+        except Exception as exc:  # an editor that cannot answer keeps the settings it pushed
             log.info("workspace/configuration not answered: %s", exc)
             return
         if answer and isinstance(answer[0], dict) and answer[0]:
@@ -187,8 +198,11 @@ class SdlsServer(LanguageServer):
             return
         doc = self.docs.get(uri)
         issues = syntax_errors(doc.syntax) if self.settings.diagnostics.enabled else []
-        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
-            uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]))
+        self.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(
+                uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]
+            )
+        )
 
     async def newest_wins(self, key: str, work):
         """Run `work` as the one request of its kind for a document (`key`): a newer one cancels it
@@ -216,19 +230,32 @@ class SdlsServer(LanguageServer):
         c = self.settings.completion
         if c.debounce_ms:
             await asyncio.sleep(c.debounce_ms / 1000)
-        return await asyncio.wait_for(complete_at(
-            doc, offset, backend=await self.get_backend(), settings=c, cache=self.cache,
-            invoked=trigger == lsp.InlineCompletionTriggerKind.Invoked, header=self.cross_file_header(doc)),
-            timeout=c.timeout_s)
+        return await asyncio.wait_for(
+            complete_at(
+                doc,
+                offset,
+                backend=await self.get_backend(),
+                settings=c,
+                cache=self.cache,
+                invoked=trigger == lsp.InlineCompletionTriggerKind.Invoked,
+                header=self.cross_file_header(doc),
+            ),
+            timeout=c.timeout_s,
+        )
 
     def record(self, outcome, started: float) -> None:
         """One latency record per answered inline request (read by `sdls/stats`, the bench, editors)."""
-        self.latencies.append({"ms": round((time.perf_counter() - started) * 1e3, 2), "scope": outcome.scope,
-                               "source": outcome.result.source if outcome.result else "none",
-                               "forwards": outcome.stats.get("forwards", 0),
-                             "tokens": outcome.stats.get("tokens", 0),
-                               "reused_tokens": outcome.stats.get("reused_tokens", 0),
-                               "encoded_tokens": outcome.stats.get("encoded_tokens", 0)})
+        self.latencies.append(
+            {
+                "ms": round((time.perf_counter() - started) * 1e3, 2),
+                "scope": outcome.scope,
+                "source": outcome.result.source if outcome.result else "none",
+                "forwards": outcome.stats.get("forwards", 0),
+                "tokens": outcome.stats.get("tokens", 0),
+                "reused_tokens": outcome.stats.get("reused_tokens", 0),
+                "encoded_tokens": outcome.stats.get("encoded_tokens", 0),
+            }
+        )
         del self.latencies[:-5000]
         if outcome.result is not None:
             self.counters[f"completion_{outcome.result.source}"] += 1
@@ -246,6 +273,7 @@ class SdlsServer(LanguageServer):
 
         def report(message: str, percent: int) -> None:
             self.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=message, percentage=percent))
+
         try:
             yield report
         finally:
@@ -258,7 +286,7 @@ def create_server(defaults: Settings | None = None) -> SdlsServer:
     return ls
 
 
-def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per feature
+def _register(server: SdlsServer) -> None:
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: SdlsServer, params: lsp.InitializeParams) -> None:
         ls.settings, warnings = settings_from(params.initialization_options, ls.defaults)
@@ -279,7 +307,7 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: SdlsServer, params: lsp.DidChangeConfigurationParams) -> None:
-        if params.settings:        # pushed; an empty change means "ask me" (the pull model)
+        if params.settings:  # pushed; an empty change means "ask me" (the pull model)
             ls.apply_settings(params.settings)
         else:
             await ls.pull_settings()
@@ -315,8 +343,10 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         try:
             ls.docs.change(params.text_document.uri, params.text_document.version, changes)
         except (UnknownDocument, PositionError) as exc:
-            ls.announce(f"sdls: {params.text_document.uri} is out of sync after a change that did not fit "
-                        f"({exc}); reopen the file")
+            ls.announce(
+                f"sdls: {params.text_document.uri} is out of sync after a change that did not fit "
+                f"({exc}); reopen the file"
+            )
             return
         ls.schedule_diagnostics(params.text_document.uri, 0.15)
 
@@ -342,11 +372,16 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
             log.debug("no inline completion at %s:%d: %s", uri, offset, outcome.reason)
             return lsp.InlineCompletionList(items=[])
         r = outcome.result
-        return lsp.InlineCompletionList(items=[lsp.InlineCompletionItem(
-            insert_text=r.text, range=convert.lsp_range(doc, r.start, r.end))])
+        return lsp.InlineCompletionList(
+            items=[lsp.InlineCompletionItem(insert_text=r.text, range=convert.lsp_range(doc, r.start, r.end))]
+        )
 
-    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
-        code_action_kinds=[lsp.CodeActionKind.RefactorRewrite, lsp.CodeActionKind.QuickFix], resolve_provider=True))
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(
+            code_action_kinds=[lsp.CodeActionKind.RefactorRewrite, lsp.CodeActionKind.QuickFix], resolve_provider=True
+        ),
+    )
     @request
     async def code_action(ls: SdlsServer, params: lsp.CodeActionParams):
         doc = ls.docs.get(params.text_document.uri)
@@ -354,19 +389,37 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         end = doc.offset(params.range.end.line, params.range.end.character)
         if doc.binary or not ls.settings.language_enabled(doc.language_id):
             return []
-        only = [getattr(k, "value", k) for k in (params.context.only or [])]   # str enums: compare values
+        only = [getattr(k, "value", k) for k in (params.context.only or [])]  # str enums: compare values
         actions = []
         for offer in offer_actions(doc.syntax, start, min(max(start, end), len(doc.text)), ls.settings.actions):
             if only and not any(offer.kind.startswith(k) for k in only):
                 continue
-            data = {"uri": doc.uri, "version": doc.version, "action": offer.action, "title": offer.title,
-                    "start": offer.start, "end": offer.end, "kind": offer.kind,
-                    "issue": [offer.issue.start, offer.issue.end, offer.issue.message, offer.issue.kind]
-                    if offer.issue else None}
-            fixes = [d for d in params.context.diagnostics or [] if offer.issue and d.source == "sdls"
-                     and d.range.start.line == doc.position(offer.issue.start)[0]]
-            actions.append(lsp.CodeAction(title=offer.title, kind=offer.kind, data=data, diagnostics=fixes or None,
-                                          is_preferred=True if offer.issue else None))
+            data = {
+                "uri": doc.uri,
+                "version": doc.version,
+                "action": offer.action,
+                "title": offer.title,
+                "start": offer.start,
+                "end": offer.end,
+                "kind": offer.kind,
+                "issue": [offer.issue.start, offer.issue.end, offer.issue.message, offer.issue.kind]
+                if offer.issue
+                else None,
+            }
+            fixes = [
+                d
+                for d in params.context.diagnostics or []
+                if offer.issue and d.source == "sdls" and d.range.start.line == doc.position(offer.issue.start)[0]
+            ]
+            actions.append(
+                lsp.CodeAction(
+                    title=offer.title,
+                    kind=offer.kind,
+                    data=data,
+                    diagnostics=fixes or None,
+                    is_preferred=True if offer.issue else None,
+                )
+            )
         return actions
 
     @server.feature(lsp.CODE_ACTION_RESOLVE)
@@ -382,9 +435,15 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         doc = ls.docs.get(uri)
         async with ls.progress(offer.title) as report:
             edits = await resolve_offer(
-                doc.syntax, offer, backend=await ls.get_backend(), settings=ls.settings.actions,
-                decode=decode_settings(ls.settings.completion), budget=ls.budget(),
-                validate=ls.settings.actions.validate, progress=report)
+                doc.syntax,
+                offer,
+                backend=await ls.get_backend(),
+                settings=ls.settings.actions,
+                decode=decode_settings(ls.settings.completion),
+                budget=ls.budget(),
+                validate=ls.settings.actions.validate,
+                progress=report,
+            )
         ls.check_current(uri, version)
         action.edit = convert.versioned_edit(doc, version, convert.text_edits(doc, edits))
         return action
@@ -397,10 +456,19 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         if not ls.settings.hover.enabled or doc.binary or doc.language is None:
             return None
         version = doc.version
-        fix = await ls.newest_wins(f"hover {doc.uri}", propose_fixup(   # the mouse moved on: drop the old one
-            doc.syntax, offset, backend=await ls.get_backend(), settings=ls.settings.actions,
-            decode=decode_settings(ls.settings.completion), budget=ls.budget(),
-            validate=ls.settings.actions.validate, use_doubt=ls.settings.hover.doubt))
+        fix = await ls.newest_wins(
+            f"hover {doc.uri}",
+            propose_fixup(  # the mouse moved on: drop the old one
+                doc.syntax,
+                offset,
+                backend=await ls.get_backend(),
+                settings=ls.settings.actions,
+                decode=decode_settings(ls.settings.completion),
+                budget=ls.budget(),
+                validate=ls.settings.actions.validate,
+                use_doubt=ls.settings.hover.doubt,
+            ),
+        )
         ls.check_current(doc.uri, version)
         if fix is None:
             return None
@@ -418,8 +486,9 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
         if uri not in ls.docs or ls.docs.get(uri).version != version:
             raise _error(lsp.LSPErrorCodes.ContentModified, f"{uri} changed since the fix was proposed")
         doc = ls.docs.get(uri)
-        result = await ls.workspace_apply_edit_async(lsp.ApplyWorkspaceEditParams(
-            edit=convert.versioned_edit(doc, version, edits), label="sdls fix-up"))
+        result = await ls.workspace_apply_edit_async(
+            lsp.ApplyWorkspaceEditParams(edit=convert.versioned_edit(doc, version, edits), label="sdls fix-up")
+        )
         return {"applied": bool(result and result.applied)}
 
     @server.feature("sdls/stats")
@@ -431,21 +500,30 @@ def _register(server: SdlsServer) -> None:  # noqa: C901 - one short handler per
                 backend_stats = await ls.backend.stats()
             except WorkerError as exc:
                 backend_stats = {"error": str(exc)}
-        return {"counters": dict(ls.counters), "latencies": ls.latencies,
-                "cache": {"hits": ls.cache.hits, "along_hits": ls.cache.along_hits, "misses": ls.cache.misses},
-                "worker": backend_stats, "worker_info": getattr(ls.backend, "info", None),
-                "rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM"),
-                "settings": dataclasses.asdict(ls.settings), "workspace_roots": [str(r) for r in ls.roots],
-                "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules)}
+        return {
+            "counters": dict(ls.counters),
+            "latencies": ls.latencies,
+            "cache": {"hits": ls.cache.hits, "along_hits": ls.cache.along_hits, "misses": ls.cache.misses},
+            "worker": backend_stats,
+            "worker_info": getattr(ls.backend, "info", None),
+            "rss_mb": rss_mb(),
+            "peak_rss_mb": rss_mb("VmHWM"),
+            "settings": dataclasses.asdict(ls.settings),
+            "workspace_roots": [str(r) for r in ls.roots],
+            "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules),
+        }
 
 
 def _offer_from(data: dict) -> Offer:
     issue = None
     if data.get("issue"):
         from sdls.syntax import SyntaxIssue
+
         s, e, message, kind = data["issue"]
         issue = SyntaxIssue(int(s), int(e), str(message), str(kind))
-    return Offer(str(data["action"]), str(data["title"]), str(data["kind"]), int(data["start"]), int(data["end"]), issue)
+    return Offer(
+        str(data["action"]), str(data["title"]), str(data["kind"]), int(data["start"]), int(data["end"]), issue
+    )
 
 
 def _hover_markdown(doc, version: int, fix) -> str:
@@ -453,9 +531,23 @@ def _hover_markdown(doc, version: int, fix) -> str:
     if not fix.edits:
         lines.append(f"\n_No fix-up: {fix.reason}_")
         return "\n".join(lines)
-    edits = [{"range": {"start": {"line": r.range.start.line, "character": r.range.start.character},
-                        "end": {"line": r.range.end.line, "character": r.range.end.character}},
-              "newText": r.new_text} for r in convert.text_edits(doc, fix.edits)]
+    edits = [
+        {
+            "range": {
+                "start": {"line": r.range.start.line, "character": r.range.start.character},
+                "end": {"line": r.range.end.line, "character": r.range.end.character},
+            },
+            "newText": r.new_text,
+        }
+        for r in convert.text_edits(doc, fix.edits)
+    ]
     args = urllib.parse.quote(json.dumps([{"uri": doc.uri, "version": version, "edits": edits}]))
-    lines += ["", "```diff", fix.diff, "```", "", f"[Apply fix-up](command:{APPLY_FIX}?{args} \"Apply the proposed repair\")"]
+    lines += [
+        "",
+        "```diff",
+        fix.diff,
+        "```",
+        "",
+        f'[Apply fix-up](command:{APPLY_FIX}?{args} "Apply the proposed repair")',
+    ]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ Editors send camelCase (`maxTokens`) or snake_case (`max_tokens`); both are acce
 or an unknown key is reported as a warning and the default is kept: a typo in a settings file must
 not take the server down.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,26 +18,26 @@ from sdls_model.precision import DTYPE_CHOICES
 
 @dataclass
 class ModelSettings:
-    path: str | None = None         # checkpoint directory; None = the shipped default model
+    path: str | None = None  # checkpoint directory; None = the shipped default model
     device: str = "cpu"
     # auto: bfloat16 on a GPU or on a CPU that multiplies bfloat16 natively, float32 elsewhere
     dtype: str = field(default="auto", metadata={"choices": DTYPE_CHOICES})
-    max_context: int = 1024         # tokens of context the engine may keep per job
+    max_context: int = 1024  # tokens of context the engine may keep per job
 
 
 @dataclass
 class CompletionSettings:
     enabled: bool = True
-    max_tokens: int = 32            # new tokens for a single-line completion (one 32-token block)
+    max_tokens: int = 32  # new tokens for a single-line completion (one 32-token block)
     max_tokens_multiline: int = 128
-    threshold: float = 0.9          # confidence-threshold parallel commit
-    block_size: int | None = None   # None = the checkpoint's block size
-    debounce_ms: int = 0            # server-side wait before the model call (editors usually debounce)
-    prefix_chars: int = 3000        # prompt window before the cursor
-    suffix_chars: int = 1000        # prompt window after the cursor
-    cross_file: bool = True         # prepend declarations from imported workspace files
+    threshold: float = 0.9  # confidence-threshold parallel commit
+    block_size: int | None = None  # None = the checkpoint's block size
+    debounce_ms: int = 0  # server-side wait before the model call (editors usually debounce)
+    prefix_chars: int = 3000  # prompt window before the cursor
+    suffix_chars: int = 1000  # prompt window after the cursor
+    cross_file: bool = True  # prepend declarations from imported workspace files
     cache_size: int = 256
-    timeout_s: float = 30.0         # a model that has not answered by then gets RequestFailed
+    timeout_s: float = 30.0  # a model that has not answered by then gets RequestFailed
 
 
 @dataclass
@@ -46,16 +47,16 @@ class ActionSettings:
     fill_stubs: bool = True
     regenerate: bool = True
     fix: bool = True
-    edit_threshold: float = 0.1     # re-mask tokens the model gives less than this probability
+    edit_threshold: float = 0.1  # re-mask tokens the model gives less than this probability
     max_rounds: int = 4
     max_tokens: int = 256
-    validate: bool = True           # drop changes that add syntax errors (fixes must remove some)
+    validate: bool = True  # drop changes that add syntax errors (fixes must remove some)
 
 
 @dataclass
 class HoverSettings:
     enabled: bool = True
-    doubt: bool = True              # also offer fix-ups where the model doubts a token (not only syntax errors)
+    doubt: bool = True  # also offer fix-ups where the model doubts a token (not only syntax errors)
 
 
 @dataclass
@@ -65,11 +66,11 @@ class DiagnosticSettings:
 
 @dataclass
 class WorkerSettings:
-    socket: str | None = None       # None = a per-user path derived from model path and device
-    spawn: bool = True              # start a worker when none is running
-    idle_exit_s: float = 600.0      # a spawned worker exits after this long without clients
+    socket: str | None = None  # None = a per-user path derived from model path and device
+    spawn: bool = True  # start a worker when none is running
+    idle_exit_s: float = 600.0  # a spawned worker exits after this long without clients
     start_timeout_s: float = 120.0  # loading a model may take a while on a busy CPU
-    in_process: bool = False        # run the engine inside the server (tests, one-shots)
+    in_process: bool = False  # run the engine inside the server (tests, one-shots)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     # Language ids served; "*" = every language (unknown ones get plain-text behaviour).
     languages: list[str] = field(default_factory=lambda: ["*"])
-    max_document_chars: int = 2_000_000   # larger documents get plain-text behaviour (no parse)
+    max_document_chars: int = 2_000_000  # larger documents get plain-text behaviour (no parse)
 
     def language_enabled(self, language_id: str) -> bool:
         return "*" in self.languages or language_id in self.languages

@@ -6,21 +6,40 @@ virtualenvs, node_modules and caches) drops a changed file's entry after a debou
 stays current without re-parsing on every save burst. Files are parsed only when some open
 document imports them.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sdls.syntax import SyntaxDocument, language_for
 
 log = logging.getLogger(__name__)
 
-IGNORED_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".env", "__pycache__", ".tox",
-                ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", "dist", "build", "target"}
+IGNORED_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    ".venv",
+    "venv",
+    "env",
+    ".env",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "site-packages",
+    "dist",
+    "build",
+    "target",
+}
 MAX_FILE_BYTES = 512 * 1024
 _PY_FROM = re.compile(r"^\s*from\s+(\.*)([\w.]*)\s+import\s+([^#\n]+)", re.M)
 _PY_IMPORT = re.compile(r"^\s*import\s+([\w.]+(?:\s*,\s*[\w.]+)*)", re.M)
@@ -31,8 +50,13 @@ _BODY_FIELDS = ("body", "block")
 _DECLARATIONS = {
     "python": {"function_definition", "class_definition", "decorated_definition"},
     "javascript": {"function_declaration", "class_declaration", "export_statement", "generator_function_declaration"},
-    "typescript": {"function_declaration", "class_declaration", "export_statement", "interface_declaration",
-                   "type_alias_declaration"},
+    "typescript": {
+        "function_declaration",
+        "class_declaration",
+        "export_statement",
+        "interface_declaration",
+        "type_alias_declaration",
+    },
     "go": {"function_declaration", "method_declaration", "type_declaration"},
     "rust": {"function_item", "struct_item", "enum_item", "trait_item", "impl_item"},
     "lua": {"function_declaration"},
@@ -54,7 +78,7 @@ def _head(doc: SyntaxDocument, node) -> str | None:
     body = next((node.child_by_field_name(f) for f in _BODY_FIELDS if node.child_by_field_name(f) is not None), None)
     if body is None:
         return None
-    return doc.text[doc.node_range(node)[0]:doc.node_range(body)[0]].rstrip()
+    return doc.text[doc.node_range(node)[0] : doc.node_range(body)[0]].rstrip()
 
 
 def _stub(head: str, language: str) -> str:
@@ -74,28 +98,32 @@ def declarations(text: str, language: str) -> list[str]:
     kinds = _DECLARATIONS.get(language, set())
     out: list[str] = []
     for node in doc.tree.root_node.children:
-        if language == "python" and (node.type == "assignment" or node.type == "expression_statement"
-                                     and node.named_children and node.named_children[0].type == "assignment"):
+        if language == "python" and (
+            node.type == "assignment"
+            or (node.type == "expression_statement"
+            and node.named_children
+            and node.named_children[0].type == "assignment")
+        ):
             line = doc.text[slice(*doc.node_range(node))]
             if "\n" not in line and len(line) <= 120:
-                out.append(line)          # module constants: `TIMEOUT = 30`, `__all__ = [...]`
+                out.append(line)  # module constants: `TIMEOUT = 30`, `__all__ = [...]`
             continue
         if node.type not in kinds:
             continue
-        start = doc.node_range(node)[0]     # decorators and `export` stay in the signature
+        start = doc.node_range(node)[0]  # decorators and `export` stay in the signature
         inner = node
         if node.type in ("decorated_definition", "export_statement"):
             inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration") or node
         head = _head(doc, inner)
         if head is None:
-            whole = doc.text[start:doc.node_range(node)[1]]
+            whole = doc.text[start : doc.node_range(node)[1]]
             if len(whole) <= 200:
                 out.append(whole)
             continue
-        head = doc.text[start:doc.node_range(inner)[0]] + head
-        whole = doc.text[start:doc.node_range(node)[1]]
+        head = doc.text[start : doc.node_range(inner)[0]] + head
+        whole = doc.text[start : doc.node_range(node)[1]]
         if inner.type not in _CLASSES and inner.type not in _FUNCTION_LIKE and len(whole) <= 400:
-            out.append(whole)           # structs, interfaces, types: their fields are the declaration
+            out.append(whole)  # structs, interfaces, types: their fields are the declaration
             continue
         if inner.type not in _CLASSES:
             out.append(_stub(head, language))
@@ -107,8 +135,10 @@ def declarations(text: str, language: str) -> list[str]:
                 member_head = _head(doc, target)
                 if member_head is not None:
                     members.append("    " + _stub(member_head, language))
-            elif child.type in ("expression_statement", "assignment", "field_definition", "public_field_definition") \
-                    and "\n" not in doc.text[slice(*doc.node_range(child))]:
+            elif (
+                child.type in ("expression_statement", "assignment", "field_definition", "public_field_definition")
+                and "\n" not in doc.text[slice(*doc.node_range(child))]
+            ):
                 members.append("    " + doc.text[slice(*doc.node_range(child))])
         if language == "python":
             out.append("\n".join([head, *(members or ["    ..."])]))
@@ -158,17 +188,18 @@ def imported_paths(text: str, language: str | None, path: Path, roots: list[Path
 
 # -- the index: cached declarations, invalidated by a debounced watcher ----------------------------
 class DeclarationIndex:
-    def __init__(self, roots: list[Path], open_text: Callable[[Path], str | None] | None = None,
-                 debounce_s: float = 0.3):
+    def __init__(
+        self, roots: list[Path], open_text: Callable[[Path], str | None] | None = None, debounce_s: float = 0.3
+    ):
         self.roots = [Path(r).resolve() for r in roots]
-        self.open_text = open_text or (lambda _path: None)   # unsaved editor buffers win over disk
+        self.open_text = open_text or (lambda _path: None)  # unsaved editor buffers win over disk
         self.debounce_s = debounce_s
         self._cache: dict[Path, tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
         self._dirty: set[Path] = set()
         self._timer: threading.Timer | None = None
         self._observer = None
-        self._watch = False            # watching was asked for (the observer may still be starting)
+        self._watch = False  # watching was asked for (the observer may still be starting)
         self.invalidations = 0
 
     def declarations_of(self, path: Path) -> list[str]:
@@ -182,7 +213,7 @@ class DeclarationIndex:
         with self._lock:
             cached = self._cache.get(path)
         if cached is not None and self._observer is not None:
-            return cached[1]           # the watcher drops entries that change: no stat per keystroke
+            return cached[1]  # the watcher drops entries that change: no stat per keystroke
         try:
             stat = path.stat()
             if cached is not None and cached[0] == stat.st_mtime:
@@ -247,11 +278,11 @@ class DeclarationIndex:
                 observer.schedule(Handler(), str(root), recursive=True)
         observer.daemon = True
         observer.start()
-        with self._lock:   # only now: until the watch is up, cached entries are re-checked
+        with self._lock:  # only now: until the watch is up, cached entries are re-checked
             current = self._watch and roots == self.roots and self._observer is None
             if current:
                 self._observer = observer
-        if not current:    # stopped or re-rooted while this one started: it watches the wrong thing
+        if not current:  # stopped or re-rooted while this one started: it watches the wrong thing
             observer.stop()
 
     def _changed(self, path: Path) -> None:

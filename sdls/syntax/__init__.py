@@ -14,6 +14,7 @@ Code map:
 - diagnostics.py syntax_errors, find_holes
 - bench.py      `sdls bench syntax`
 """
+
 from .cleanup import Cleaned, clean_completion
 from .diagnostics import Hole, SyntaxIssue, find_holes, syntax_errors
 from .document import SyntaxDocument, language_for
@@ -21,9 +22,18 @@ from .plan import BlockPlan, BrokenLink, PlannedBlock, plan_blocks
 from .scope import CompletionScope, completion_scope
 
 __all__ = [
-    "SyntaxDocument", "language_for",
-    "CompletionScope", "completion_scope",
-    "Cleaned", "clean_completion",
-    "BlockPlan", "PlannedBlock", "BrokenLink", "plan_blocks",
-    "SyntaxIssue", "syntax_errors", "Hole", "find_holes",
+    "BlockPlan",
+    "BrokenLink",
+    "Cleaned",
+    "CompletionScope",
+    "Hole",
+    "PlannedBlock",
+    "SyntaxDocument",
+    "SyntaxIssue",
+    "clean_completion",
+    "completion_scope",
+    "find_holes",
+    "language_for",
+    "plan_blocks",
+    "syntax_errors",
 ]

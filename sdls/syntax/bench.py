@@ -5,6 +5,7 @@ Prints figures only (no pass/fail). Two parts:
 2. the largest modules of the Python standard library: parse, reparse, completion scope, clean-up,
    block plan, syntax errors and holes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,13 +114,17 @@ def _edit_figures(text: str, repeat: int, rng: random.Random, show_lines: bool) 
     for label, place in (("inside a word", _inside_word), ("at a line start", _line_start)):
         reparse_only, typed = _typing(doc, parser, repeat, lambda: place(doc.text, rng))
         ratio = statistics.median(full) / max(statistics.median(reparse_only), 1e-9)
-        print(f"  reparse, edit {label:<16}     {_ms(reparse_only)}   (max {max(reparse_only) * 1e3:.3f} ms;"
-              f" median {ratio:.1f}x less than a full parse)")
+        print(
+            f"  reparse, edit {label:<16}     {_ms(reparse_only)}   (max {max(reparse_only) * 1e3:.3f} ms;"
+            f" median {ratio:.1f}x less than a full parse)"
+        )
         print(f"  apply_edit total (edit+reparse)    {_ms(typed)}")
     assert doc.text == text, "edits were not undone"
     if show_lines:
-        print(f"  ({len(doc.data)} bytes, {doc.tree.root_node.descendant_count} nodes; CPU time, median of"
-              f" {repeat} full parses / {2 * repeat} edits of each kind)")
+        print(
+            f"  ({len(doc.data)} bytes, {doc.tree.root_node.descendant_count} nodes; CPU time, median of"
+            f" {repeat} full parses / {2 * repeat} edits of each kind)"
+        )
 
 
 def _inside_word(text: str, rng: random.Random) -> int:
@@ -152,9 +157,14 @@ def _typing(doc: SyntaxDocument, parser, repeat: int, pick) -> tuple[list[float]
         typed.append(time.process_time() - t0)
         # the tree-sitter part alone, on a copy of the tree from before the edit
         grow = 1 if inserting else -1
-        before_tree.edit(start_byte=b, old_end_byte=b + max(0, -grow), new_end_byte=b + max(0, grow),
-                         start_point=(row, col), old_end_point=(row, col + max(0, -grow)),
-                         new_end_point=(row, col + max(0, grow)))
+        before_tree.edit(
+            start_byte=b,
+            old_end_byte=b + max(0, -grow),
+            new_end_byte=b + max(0, grow),
+            start_point=(row, col),
+            old_end_point=(row, col + max(0, -grow)),
+            new_end_point=(row, col + max(0, grow)),
+        )
         t0 = time.process_time()
         parser.parse(doc.data, before_tree)
         reparse_only.append(time.process_time() - t0)
@@ -186,19 +196,22 @@ def _feature_figures(text: str, repeat: int, rng: random.Random) -> None:
     whole = [(0, len(text))]
     plan = plan_blocks(doc, whole)
     plan_times = _time(lambda: plan_blocks(doc, whole), max(1, repeat // 3))
-    print(f"  plan_blocks, whole module           {_ms(plan_times)}  "
-          f"({len(plan.blocks)} blocks, {len(plan.waves)} waves, {len(plan.cycles_broken)} cycle links broken)")
+    print(
+        f"  plan_blocks, whole module           {_ms(plan_times)}  "
+        f"({len(plan.blocks)} blocks, {len(plan.waves)} waves, {len(plan.cycles_broken)} cycle links broken)"
+    )
     biggest = _largest_class(doc)
     if biggest is not None:
         region = [biggest]
         cplan = plan_blocks(doc, region)
         ctimes = _time(lambda: plan_blocks(doc, region), repeat)
-        print(f"  plan_blocks, largest class          {_ms(ctimes)}  "
-              f"({len(cplan.blocks)} blocks, {len(cplan.waves)} waves)")
+        print(
+            f"  plan_blocks, largest class          {_ms(ctimes)}  "
+            f"({len(cplan.blocks)} blocks, {len(cplan.waves)} waves)"
+        )
     print(f"  syntax_errors                       {_ms(_time(lambda: syntax_errors(doc), repeat))}")
     holes = find_holes(doc)
-    print(f"  find_holes                          {_ms(_time(lambda: find_holes(doc), repeat))}  "
-          f"({len(holes)} holes)")
+    print(f"  find_holes                          {_ms(_time(lambda: find_holes(doc), repeat))}  ({len(holes)} holes)")
 
 
 def _largest_class(doc: SyntaxDocument) -> tuple[int, int] | None:

@@ -4,6 +4,7 @@ Order matters: re-indent first (so later rules compare lines in the document's f
 what repeats the text after the cursor, then cut where the text leaves its scope, then check
 that the result does not add syntax errors.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
         lines = _reindent_and_cut_dedent(lines, before, scope, doc.language, cuts)
     lines = _cut_at_next_document_line(lines, before, doc.text, line_end, cuts)
     lines = _cut_repeated_lines(lines, cuts)
-    text = _trim_line_suffix("\n".join(lines), doc.text[scope.replace_end:line_end], cuts)
+    text = _trim_line_suffix("\n".join(lines), doc.text[scope.replace_end : line_end], cuts)
 
     replace_end = offset
     if not scope.in_literal:
@@ -51,7 +52,7 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
     if not text.strip():
         why = cuts[-1] if cuts else "empty model output"
         return Cleaned("", offset, f"nothing left after clean-up ({why})")
-    if doc.text[line_end - 1:line_end + 1] == "\r\n" or doc.text[line_start - 2:line_start] == "\r\n":
+    if doc.text[line_end - 1 : line_end + 1] == "\r\n" or doc.text[line_start - 2 : line_start] == "\r\n":
         text = text.replace("\n", "\r\n")  # keep the document's line endings
 
     added = added_errors(doc, offset, replace_end, text)
@@ -62,14 +63,16 @@ def clean_completion(doc: SyntaxDocument, offset: int, model_text: str, scope: C
 
 # ---- indentation ------------------------------------------------------------------------------
 
-def _reindent_and_cut_dedent(lines: list[str], before: str, scope: CompletionScope,
-                             language: str | None, cuts: list[str]) -> list[str]:
+
+def _reindent_and_cut_dedent(
+    lines: list[str], before: str, scope: CompletionScope, language: str | None, cuts: list[str]
+) -> list[str]:
     """Shift lines 1.. from the model's indentation to scope.indent; stop at a dedent past the scope."""
     fresh_line = not before.strip()  # cursor on a blank line: line 0 starts a statement
     out = list(lines)
     if fresh_line and out[0].strip():
         model_base = before + leading_ws(out[0])
-        pad = scope.indent[len(before):] if scope.indent.startswith(before) else ""
+        pad = scope.indent[len(before) :] if scope.indent.startswith(before) else ""
         out[0] = pad + out[0].lstrip(" \t")
     else:
         body = [line for line in out[1:] if line.strip()]
@@ -86,15 +89,15 @@ def _reindent_and_cut_dedent(lines: list[str], before: str, scope: CompletionSco
         if len(ws) < len(model_base):  # shallower than the body (a closing `end`): keep the step back
             out[i] = scope.indent[: max(0, len(scope.indent) - (len(model_base) - len(ws)))] + line.lstrip(" \t")
             continue
-        rest = line[len(model_base):] if line.startswith(model_base) else line.lstrip(" \t")
+        rest = line[len(model_base) :] if line.startswith(model_base) else line.lstrip(" \t")
         out[i] = scope.indent + rest
     return out
 
 
 # ---- repeats ----------------------------------------------------------------------------------
 
-def _cut_at_next_document_line(lines: list[str], before: str, text: str, line_end: int,
-                               cuts: list[str]) -> list[str]:
+
+def _cut_at_next_document_line(lines: list[str], before: str, text: str, line_end: int, cuts: list[str]) -> list[str]:
     """Stop where the completion reaches the first non-blank line below the cursor."""
     pos, following = line_end, None
     while pos < len(text):
@@ -136,8 +139,10 @@ def _trim_line_suffix(text: str, rest_of_line: str, cuts: list[str]) -> str:
 
 # ---- brackets ---------------------------------------------------------------------------------
 
-def _cut_at_foreign_closer(doc: SyntaxDocument, offset: int, text: str, scope: CompletionScope,
-                           cuts: list[str]) -> tuple[str, int]:
+
+def _cut_at_foreign_closer(
+    doc: SyntaxDocument, offset: int, text: str, scope: CompletionScope, cuts: list[str]
+) -> tuple[str, int]:
     """Cut at a closing bracket the completion did not open, unless it closes a bracket the document
     leaves open or one of the replaced closers. Returns (text, replace_end)."""
     outer = _outer_brackets(doc, offset, scope.replace_end)  # innermost first: (closer, allowed, end)
@@ -181,8 +186,18 @@ def _outer_brackets(doc: SyntaxDocument, offset: int, replace_end: int) -> list[
 
 
 # Nodes whose children are statements: the cursor's statement is the child of one of these.
-_STATEMENT_LISTS = {"module", "block", "program", "statement_block", "source_file", "chunk", "class_body",
-                    "declaration_list", "statement_list", "field_declaration_list"}
+_STATEMENT_LISTS = {
+    "module",
+    "block",
+    "program",
+    "statement_block",
+    "source_file",
+    "chunk",
+    "class_body",
+    "declaration_list",
+    "statement_list",
+    "field_declaration_list",
+}
 
 
 def _context_window(doc: SyntaxDocument, offset: int) -> tuple[int, int]:
@@ -195,8 +210,9 @@ def _context_window(doc: SyntaxDocument, offset: int) -> tuple[int, int]:
         return max(lo, para_start + 1), min(hi, len(doc.text) if para_end < 0 else para_end)
     node = doc.node_at(offset)
     # climb to a named child of a statement list (a list's own `{` token does not count)
-    while node is not None and node.parent is not None and (
-            node.parent.type not in _STATEMENT_LISTS or not node.is_named):
+    while (
+        node is not None and node.parent is not None and (node.parent.type not in _STATEMENT_LISTS or not node.is_named)
+    ):
         node = node.parent
     if node is None or node.type in _STATEMENT_LISTS:
         return line_start, line_end  # between statements: only this line

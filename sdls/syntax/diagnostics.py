@@ -1,9 +1,10 @@
 """Finding work in a document: syntax errors (targets of fix-ups) and holes to fill (stubs, TODOs)."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import tree_sitter
 
@@ -87,13 +88,19 @@ _HOLE_QUERIES: dict[str, str] = {
     "tsx": "(comment) @todo (throw_statement) @check_throw (statement_block) @empty_body",
     "go": "(comment) @todo (call_expression function: (identifier) @_f) @check_panic (block) @empty_body",
     "rust": "(line_comment) @todo (block_comment) @todo (macro_invocation macro: (identifier) @_m) @check_macro"
-            " (block) @empty_body",
+    " (block) @empty_body",
     "lua": "(comment) @todo (function_call) @check_error",
 }
 _DEFINITIONS: dict[str, set[str]] = {
     "python": {"function_definition", "class_definition"},
-    "javascript": {"function_declaration", "function_expression", "arrow_function", "method_definition",
-                   "class_declaration", "generator_function_declaration"},
+    "javascript": {
+        "function_declaration",
+        "function_expression",
+        "arrow_function",
+        "method_definition",
+        "class_declaration",
+        "generator_function_declaration",
+    },
     "go": {"function_declaration", "method_declaration", "func_literal"},
     "rust": {"function_item", "impl_item", "trait_item", "closure_expression"},
     "lua": {"function_declaration", "function_definition"},
@@ -102,9 +109,10 @@ _DEFINITIONS["typescript"] = _DEFINITIONS["tsx"] = _DEFINITIONS["javascript"] | 
 _NOT_STUB_PARENTS = {"except_clause", "except_group_clause", "finally_clause"}  # `except: pass` is idiomatic
 
 
-@lru_cache(maxsize=None)
+@cache
 def _query(language: str) -> tree_sitter.Query | None:
     from tree_sitter_language_pack import get_language
+
     source = _HOLE_QUERIES.get(language)
     return tree_sitter.Query(get_language(language), source) if source else None
 
@@ -182,8 +190,14 @@ def _hole(doc: SyntaxDocument, node: tree_sitter.Node, kind: str) -> Hole:
     name_node = enclosing.child_by_field_name("name")
     if name_node is None and enclosing.parent is not None:  # `const f = () => {...}`, `{f: function() {}}`
         holder = enclosing.parent
-        name_node = next((holder.child_by_field_name(f) for f in ("name", "left", "key")
-                          if holder.child_by_field_name(f) is not None), None)
+        name_node = next(
+            (
+                holder.child_by_field_name(f)
+                for f in ("name", "left", "key")
+                if holder.child_by_field_name(f) is not None
+            ),
+            None,
+        )
     name = name_node.text.decode("utf-8", errors="replace") if name_node is not None else None
     e_start, e_end = doc.node_range(enclosing)
     return Hole(start, end, kind, e_start, e_end, name)

@@ -3,12 +3,13 @@
 The public API speaks Python str offsets (characters); tree-sitter speaks UTF-8 bytes and
 (row, byte column) points. All conversion between the two happens here.
 """
+
 from __future__ import annotations
 
 import bisect
 import os
 import threading
-from functools import lru_cache
+from functools import cache
 
 import tree_sitter
 
@@ -25,9 +26,17 @@ _LANGUAGE_IDS: dict[str, str] = {
     "lua": "lua",
 }
 _EXTENSIONS: dict[str, str] = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
+    ".py": "python",
+    ".pyi": "python",
+    ".pyw": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
     ".go": "go",
     ".rs": "rust",
     ".lua": "lua",
@@ -53,11 +62,12 @@ def language_for(language_id_or_path: str | None) -> str | None:
 _THREAD = threading.local()  # a tree-sitter Parser must not be used by two threads at once
 
 
-@lru_cache(maxsize=None)
+@cache
 def _language(name: str) -> tree_sitter.Language | None:
     # The pack is imported lazily: plain-text documents never pay for it.
     try:
         from tree_sitter_language_pack import get_language
+
         return get_language(name)
     except Exception:  # a grammar that cannot load means plain text, never a crash
         return None
@@ -115,13 +125,16 @@ class SyntaxDocument:
             return
         new_end_byte = start_byte + len(inserted)
         self.tree.edit(
-            start_byte=start_byte, old_end_byte=old_end_byte, new_end_byte=new_end_byte,
-            start_point=start_point, old_end_point=old_end_point,
+            start_byte=start_byte,
+            old_end_byte=old_end_byte,
+            new_end_byte=new_end_byte,
+            start_point=start_point,
+            old_end_point=old_end_point,
             new_end_point=self.point_of_byte(new_end_byte),
         )
         self.tree = parser_for(self.language).parse(self.data, self.tree)
 
-    def with_edit(self, start: int, end: int, new_text: str) -> "SyntaxDocument":
+    def with_edit(self, start: int, end: int, new_text: str) -> SyntaxDocument:
         """A new document with one edit applied; this one is untouched (the tree is copied)."""
         other = SyntaxDocument.__new__(SyntaxDocument)
         other.language, other.version = self.language, self.version

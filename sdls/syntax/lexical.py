@@ -3,12 +3,13 @@
 Model output is a fragment that rarely parses on its own, so bracket balance is read with a
 per-language scanner that skips strings and comments instead of with tree-sitter.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
@@ -33,8 +34,7 @@ RULES: dict[str | None, LexRules] = {
     "tsx": LexRules(**_C_LIKE, quotes=('"', "'", "`")),
     "go": LexRules(**_C_LIKE, quotes=('"', "'"), raw_quotes=("`",)),
     "rust": LexRules(**_C_LIKE, quotes=('"',), char_or_lifetime=True),
-    "lua": LexRules(line_comments=("--",), block_comments=(("--[[", "]]"),), quotes=('"', "'"),
-                    long_brackets=True),
+    "lua": LexRules(line_comments=("--",), block_comments=(("--[[", "]]"),), quotes=('"', "'"), long_brackets=True),
 }
 
 
@@ -59,7 +59,7 @@ def bracket_events(text: str, language: str | None) -> list[tuple[int, str]]:
             i += 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _interesting(rules: LexRules) -> re.Pattern:
     """Characters where a bracket, string or comment may start."""
     starts = set("()[]{}")
@@ -142,6 +142,7 @@ def closers_of_outer(text: str, language: str | None) -> list[tuple[int, str]]:
 
 
 # ---- indentation -----------------------------------------------------------------------------
+
 
 def leading_ws(line: str) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]

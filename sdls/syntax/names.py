@@ -4,6 +4,7 @@ Python gets a scope-aware reading: names bound inside a nested function, lambda 
 are not reads of the outer names, `self.x = ...` declares `self.x` and reading `self.x` uses it.
 Other languages get a lighter reading from declaration nodes and identifiers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ class Names:
     defines: set[str] = field(default_factory=set)
     uses: set[str] = field(default_factory=set)
 
-    def update(self, other: "Names") -> None:
+    def update(self, other: Names) -> None:
         self.defines |= other.defines
         self.uses |= other.uses
 
@@ -50,7 +51,8 @@ def header_names(node: Node, language: str) -> Names:
                 _py_reads(child, set(), names.uses)
         if node.parent is not None and node.parent.type == "decorated_definition":
             for deco in node.parent.children_by_field_name("decorator") or [
-                    c for c in node.parent.children if c.type == "decorator"]:
+                c for c in node.parent.children if c.type == "decorator"
+            ]:
                 _py_reads(deco, set(), names.uses)
         return names
     params = node.child_by_field_name("parameters")
@@ -61,11 +63,31 @@ def header_names(node: Node, language: str) -> Names:
 
 # ---- Python ------------------------------------------------------------------------------------
 
-_PY_SCOPES = {"function_definition", "lambda", "list_comprehension", "set_comprehension",
-              "dictionary_comprehension", "generator_expression", "class_definition"}
-_PY_COMPOUND = {"if_statement", "elif_clause", "else_clause", "for_statement", "while_statement",
-                "try_statement", "except_clause", "except_group_clause", "finally_clause",
-                "with_statement", "match_statement", "case_clause", "block", "decorated_definition"}
+_PY_SCOPES = {
+    "function_definition",
+    "lambda",
+    "list_comprehension",
+    "set_comprehension",
+    "dictionary_comprehension",
+    "generator_expression",
+    "class_definition",
+}
+_PY_COMPOUND = {
+    "if_statement",
+    "elif_clause",
+    "else_clause",
+    "for_statement",
+    "while_statement",
+    "try_statement",
+    "except_clause",
+    "except_group_clause",
+    "finally_clause",
+    "with_statement",
+    "match_statement",
+    "case_clause",
+    "block",
+    "decorated_definition",
+}
 
 
 def _py_statement(node: Node, in_class: bool) -> Names:
@@ -153,8 +175,9 @@ def _py_parameter_names(params: Node) -> set[str]:
     return out
 
 
-def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False,
-              self_attributes: set[str] | None = None) -> None:
+def _py_reads(
+    root: Node, local: set[str], uses: set[str], params: bool = False, self_attributes: set[str] | None = None
+) -> None:
     """Add every name read under `root` that is not bound in an enclosing nested scope; with
     `self_attributes`, also collect `self.x` for every `self.x = ...` on the way (one walk, not two).
 
@@ -236,10 +259,17 @@ def _py_reads(root: Node, local: set[str], uses: set[str], params: bool = False,
             stack.extend((c, bound, "load") for c in node.named_children)
 
 
-_PY_NOT_READS = {"import_statement", "import_from_statement", "global_statement", "nonlocal_statement",
-                 "comment", "string_content", "escape_sequence", "as_pattern_target"}
-_PY_COMPREHENSIONS = {"list_comprehension", "set_comprehension", "dictionary_comprehension",
-                      "generator_expression"}
+_PY_NOT_READS = {
+    "import_statement",
+    "import_from_statement",
+    "global_statement",
+    "nonlocal_statement",
+    "comment",
+    "string_content",
+    "escape_sequence",
+    "as_pattern_target",
+}
+_PY_COMPREHENSIONS = {"list_comprehension", "set_comprehension", "dictionary_comprehension", "generator_expression"}
 
 
 def _push_field(stack: list, node: Node, field_name: str, bound: set[str]) -> None:
@@ -250,8 +280,13 @@ def _push_field(stack: list, node: Node, field_name: str, bound: set[str]) -> No
 
 # ---- other languages (lighter) -----------------------------------------------------------------
 
-_IDENTIFIERS = {"identifier", "type_identifier", "shorthand_property_identifier", "field_identifier",
-                "property_identifier"}
+_IDENTIFIERS = {
+    "identifier",
+    "type_identifier",
+    "shorthand_property_identifier",
+    "field_identifier",
+    "property_identifier",
+}
 _FUNCTION_BODIES = {"statement_block", "block", "function_body"}
 _DECLARATION_HINTS = ("declaration", "definition", "declarator", "_item", "_spec", "function")
 _READ_ONLY_IDENTIFIERS = {"property_identifier", "field_identifier"}  # `a.b`: only `a` is a name

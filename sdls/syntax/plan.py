@@ -3,6 +3,7 @@
 Blocks in one wave do not depend on each other and can be decoded together (one batch); waves run
 in order, so a block is generated after the blocks that declare the names it reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,19 +11,32 @@ from dataclasses import dataclass, field
 import tree_sitter
 
 from .document import SyntaxDocument
-from .names import Names, header_names, statement_names
+from .names import header_names, statement_names
 
 # Definitions that a region holding just one of them is split into: header, then body statements.
 _CONTAINERS = {
-    "function_definition", "class_definition",  # python
-    "function_declaration", "class_declaration", "method_definition", "function_expression",  # js/ts
+    "function_definition",
+    "class_definition",  # python
+    "function_declaration",
+    "class_declaration",
+    "method_definition",
+    "function_expression",  # js/ts
     "method_declaration",  # go
-    "function_item", "impl_item", "trait_item", "mod_item",  # rust
+    "function_item",
+    "impl_item",
+    "trait_item",
+    "mod_item",  # rust
 }
 _CLASS_LIKE = {"class_definition", "class_declaration", "impl_item", "trait_item"}
 # Lists of statements: a region holding one is split into its statements.
-_STATEMENT_LISTS = {"block", "statement_block", "statement_list", "class_body", "declaration_list",
-                    "field_declaration_list"}
+_STATEMENT_LISTS = {
+    "block",
+    "statement_block",
+    "statement_list",
+    "class_body",
+    "declaration_list",
+    "field_declaration_list",
+}
 
 
 @dataclass(frozen=True, eq=True)
@@ -36,6 +50,7 @@ class PlannedBlock:
 @dataclass(frozen=True)
 class BrokenLink:
     """A dependency dropped to break a cycle: `block` reads `names` declared by the later `depends_on`."""
+
     block: int
     depends_on: int
     names: tuple[str, ...]
@@ -80,6 +95,7 @@ def _check_regions(doc: SyntaxDocument, regions: list[tuple[int, int]]) -> list[
 
 
 # ---- splitting ---------------------------------------------------------------------------------
+
 
 def _split_region(doc: SyntaxDocument, start: int, end: int) -> list[PlannedBlock]:
     if doc.tree is None:
@@ -143,15 +159,18 @@ def _statements_within(root: tree_sitter.Node, bs: int, be: int) -> list[tree_si
     return out
 
 
-def _block_starts(doc: SyntaxDocument, level_nodes: list[tree_sitter.Node], heads: list[tree_sitter.Node],
-                  region_start: int) -> list[int]:
+def _block_starts(
+    doc: SyntaxDocument, level_nodes: list[tree_sitter.Node], heads: list[tree_sitter.Node], region_start: int
+) -> list[int]:
     """Where each block begins: at the start of its first line, or of the comment lines just above it.
     A head that is not among level_nodes (the header of a split definition) starts the region."""
     first_of: dict[int, tree_sitter.Node] = {}
     pending = None
     for n in level_nodes:
         if "comment" in n.type:
-            own_line = not doc.text[doc.line_bounds(doc.offset_of(n.start_byte))[0]:doc.offset_of(n.start_byte)].strip()
+            own_line = not doc.text[
+                doc.line_bounds(doc.offset_of(n.start_byte))[0] : doc.offset_of(n.start_byte)
+            ].strip()
             if pending is None and own_line:
                 pending = n
             continue
@@ -171,6 +190,7 @@ def _line_start_if_blank_before(doc: SyntaxDocument, offset: int) -> int:
 
 
 # ---- ordering ----------------------------------------------------------------------------------
+
 
 def _dependencies(blocks: list[PlannedBlock]) -> tuple[list[set[int]], dict[tuple[int, int], set[str]]]:
     declarers: dict[str, list[int]] = {}

@@ -1,4 +1,5 @@
 """Where a completion may go at the cursor: nothing, the rest of one line, or a block of lines."""
+
 from __future__ import annotations
 
 import re
@@ -21,9 +22,21 @@ class CompletionScope:
 
 # Python compound statements whose header ends with ':' and opens an indented block.
 _PY_HEADERS = {
-    "function_definition", "class_definition", "if_statement", "elif_clause", "else_clause",
-    "for_statement", "while_statement", "with_statement", "try_statement", "except_clause",
-    "except_group_clause", "finally_clause", "match_statement", "case_clause", "decorated_definition",
+    "function_definition",
+    "class_definition",
+    "if_statement",
+    "elif_clause",
+    "else_clause",
+    "for_statement",
+    "while_statement",
+    "with_statement",
+    "try_statement",
+    "except_clause",
+    "except_group_clause",
+    "finally_clause",
+    "match_statement",
+    "case_clause",
+    "decorated_definition",
 }
 _PY_BLOCK_KEYWORD = re.compile(r"\s*(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b")
 _LUA_OPENER = re.compile(r"(\bthen|\bdo|\belse|\brepeat|\bfunction\b[^()]*\([^()]*\))\s*$")
@@ -115,8 +128,12 @@ def _ends_block_header(doc: SyntaxDocument, offset: int, before: str) -> bool:
         # While typing, a header is often an ERROR node: trust the keyword at the line start.
         return parent is not None and parent.type == "ERROR" and bool(_PY_BLOCK_KEYWORD.match(before))
     if doc.language == "lua":
-        return bool(_LUA_OPENER.search(stripped)) and token is not None and "comment" not in token.type \
+        return (
+            bool(_LUA_OPENER.search(stripped))
+            and token is not None
+            and "comment" not in token.type
             and "string" not in token.type
+        )
     return stripped[-1] == "{" and token is not None and token.type == "{"
 
 

@@ -5,6 +5,7 @@ is already broken (the user is mid-typing) "the same error, just longer" is ambi
 statement around the cursor is parsed on its own, with the brackets it leaves open closed: if some
 reading of it parses cleanly, the remaining error is only incompleteness and the candidate stands.
 """
+
 from __future__ import annotations
 
 import textwrap

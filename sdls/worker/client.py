@@ -5,6 +5,7 @@ request fails at once with WorkerError; a worker this client started is restarte
 background with exponential backoff, and requests that arrive while a restart is pending fail fast
 with the reason instead of queueing behind it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,15 +45,20 @@ def _log_tail(path: Path, limit: int = 2000) -> str:
 
 
 class WorkerClient:
-    def __init__(self, socket_path: str | Path, spawn_args: list[str] | None = None,
-                 start_timeout_s: float = 120.0, max_frame: int = MAX_FRAME_BYTES,
-                 backoff_s: tuple[float, float] = (0.5, 8.0)):
+    def __init__(
+        self,
+        socket_path: str | Path,
+        spawn_args: list[str] | None = None,
+        start_timeout_s: float = 120.0,
+        max_frame: int = MAX_FRAME_BYTES,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+    ):
         self.socket_path = Path(socket_path)
-        self.spawn_args = spawn_args          # `sdls worker` arguments; None = never start one
+        self.spawn_args = spawn_args  # `sdls worker` arguments; None = never start one
         self.start_timeout_s = start_timeout_s
         self.max_frame = max_frame
         self.backoff_min, self.backoff_max = backoff_s
-        self.info: dict[str, Any] = {}        # the worker's hello: pid, model description
+        self.info: dict[str, Any] = {}  # the worker's hello: pid, model description
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self._writer: asyncio.StreamWriter | None = None
@@ -125,19 +131,22 @@ class WorkerClient:
             if await self._open():
                 return
             code = self.process.poll()
-            if code is not None and code != 3:   # 3 = another worker won the race: keep polling its socket
+            if code is not None and code != 3:  # 3 = another worker won the race: keep polling its socket
                 detail = _log_tail(log_path_for(self.socket_path)) or f"exit status {code}"
                 raise ModelUnavailable(f"the model worker failed to start: {detail}")
-        raise ModelUnavailable(f"the model worker did not come up within {self.start_timeout_s:.0f} s "
-                               f"(log: {log_path_for(self.socket_path)})")
+        raise ModelUnavailable(
+            f"the model worker did not come up within {self.start_timeout_s:.0f} s "
+            f"(log: {log_path_for(self.socket_path)})"
+        )
 
     def _spawn(self) -> None:
         log_file = open(log_path_for(self.socket_path), "w")
         cmd = [sys.executable, "-m", "sdls", "worker", "--socket", str(self.socket_path), *self.spawn_args]
         log.info("starting a model worker: %s", " ".join(cmd))
         # Its own session: the worker outlives this server so other windows keep sharing it.
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=log_file, start_new_session=True)
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True
+        )
         log_file.close()
 
     # -- reading ------------------------------------------------------------------------------
@@ -175,8 +184,9 @@ class WorkerClient:
             # Restart in the background after a backoff, so the next request finds a warm worker.
             self._schedule_retry(reason + "; restarting it")
             self.restarts += 1
-            asyncio.get_running_loop().call_later(self._retry_at - time.monotonic() + 0.01,
-                                                  lambda: asyncio.ensure_future(self._quiet_connect()))
+            asyncio.get_running_loop().call_later(
+                self._retry_at - time.monotonic() + 0.01, lambda: asyncio.ensure_future(self._quiet_connect())
+            )
 
     async def _quiet_connect(self) -> None:
         try:

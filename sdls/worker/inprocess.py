@@ -4,6 +4,7 @@ Used by the one-shot commands (`sdls complete`, `sdls fix`), which should not le
 and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
 the worker.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,13 +24,15 @@ class InProcessBackend:
         self.info = {"pid": None, "model": engine.describe()}
 
     @classmethod
-    def from_dir(cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024,
-                 dtype: str = "auto") -> "InProcessBackend":
+    def from_dir(
+        cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024, dtype: str = "auto"
+    ) -> InProcessBackend:
         import torch
 
         from sdls_model.engine import Engine
 
         from .main import default_threads
+
         torch.set_num_threads(default_threads())
         return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context))
 
@@ -45,6 +48,7 @@ class InProcessBackend:
                     future.set_exception(WorkerError(error))
                 else:
                     future.set_result(result)
+
             loop.call_soon_threadsafe(settle)
 
         ticket = self.scheduler.submit(job, lane, done)
@@ -66,8 +70,12 @@ class InProcessBackend:
 
     async def stats(self) -> dict:
         from dataclasses import asdict
-        return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-                "queued": self.scheduler.queued(), "running": self.scheduler.running}
+
+        return {
+            "lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
+            "queued": self.scheduler.queued(),
+            "running": self.scheduler.running,
+        }
 
     async def close(self) -> None:
         self.scheduler.stop()

@@ -1,4 +1,5 @@
 """`sdls worker`: the process that owns the warm model and serves jobs over a Unix socket."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-context", type=int, default=1024)
     parser.add_argument("--max-frame", type=int, default=MAX_FRAME_BYTES, help="largest accepted message, bytes")
-    parser.add_argument("--idle-exit", type=float, default=0.0,
-                        help="exit after this many seconds without clients (0 = never)")
+    parser.add_argument(
+        "--idle-exit", type=float, default=0.0, help="exit after this many seconds without clients (0 = never)"
+    )
     parser.add_argument("--no-watch", action="store_true", help="do not hot-reload the model directory")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0 = half the cores, at least 1: leaves room for the editor and server)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0 = half the cores, at least 1: leaves room for the editor and server)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -41,31 +47,41 @@ def default_threads() -> int:
 
 def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context: int, dtype: str = "auto"):
     from sdls_model.engine import Engine
+
     return Engine.from_dir(model_dir, device=device, dtype=dtype, max_batch=max_batch, max_context=max_context)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s sdls-worker %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s sdls-worker %(levelname)s %(message)s",
+    )
     from .server import SocketInUse, WorkerServer, socket_alive
 
     model_dir = Path(args.model) if args.model else None
-    socket_path = Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context, args.dtype)
-    if socket_alive(socket_path):   # checked before importing torch and loading a model we would not serve
+    socket_path = (
+        Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context, args.dtype)
+    )
+    if socket_alive(socket_path):  # checked before importing torch and loading a model we would not serve
         print(f"sdls worker: a worker is already serving on {socket_path}", file=sys.stderr, flush=True)
         return 3
 
-    if model_dir is not None and not model_dir.is_dir():   # the common mistake, reported without importing torch
-        print(f"sdls worker: cannot load the model: {model_dir}: checkpoint directory does not exist",
-              file=sys.stderr, flush=True)
+    if model_dir is not None and not model_dir.is_dir():  # the common mistake, reported without importing torch
+        print(
+            f"sdls worker: cannot load the model: {model_dir}: checkpoint directory does not exist",
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
+
+    import torch
 
     from sdls_model.checkpoint import CheckpointError, default_model_dir, validate_checkpoint
 
     from .reload import ModelReloader
     from .scheduler import Scheduler
 
-    import torch
     torch.set_num_threads(args.threads or default_threads())
     try:
         engine = load_engine(model_dir, args.device, args.max_batch, args.max_context, args.dtype)
@@ -75,15 +91,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"sdls worker: cannot load the model: {reason}", file=sys.stderr, flush=True)
         return 2
     scheduler = Scheduler(engine, max_batch=args.max_batch)
-    server = WorkerServer(scheduler, describe=lambda: scheduler.engine.describe(), socket_path=socket_path,
-                          max_frame=args.max_frame, idle_exit_s=args.idle_exit or None)
+    server = WorkerServer(
+        scheduler,
+        describe=lambda: scheduler.engine.describe(),
+        socket_path=socket_path,
+        max_frame=args.max_frame,
+        idle_exit_s=args.idle_exit or None,
+    )
     reloader = None
     if not args.no_watch:
         watched = model_dir or Path(default_model_dir())
         if watched.is_dir():
             reloader = ModelReloader(
-                watched, validate=validate_checkpoint, install=scheduler.swap_engine,
-                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context, args.dtype))
+                watched,
+                validate=validate_checkpoint,
+                install=scheduler.swap_engine,
+                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context, args.dtype),
+            )
             reloader.start()
     scheduler.start()
 

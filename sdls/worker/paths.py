@@ -4,6 +4,7 @@ this user can enter.
 Servers that ask for the same model on the same device find the same socket, so several editor
 windows share one warm model.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -12,6 +12,7 @@ Messages (client -> worker):
   describe {id}                                   answered with result {id, result: engine.describe()}
 Messages (worker -> client): hello, result, error; error without id = the connection is being closed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,7 @@ from typing import Any
 import msgpack
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 8 * 1024 * 1024   # a windowed job is a few KB; 8 MB leaves room and bounds memory
+MAX_FRAME_BYTES = 8 * 1024 * 1024  # a windowed job is a few KB; 8 MB leaves room and bounds memory
 _HEADER = struct.Struct(">I")
 LANES = ("inline", "rewrite")
 
@@ -73,5 +74,7 @@ def check_hello(message: dict[str, Any]) -> None:
     if message.get("type") != "hello":
         raise ProtocolError(f"expected a hello message first, got {message.get('type')!r}")
     if message.get("version") != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {message.get('version')!r} is not supported "
-                            f"(this side speaks version {PROTOCOL_VERSION})")
+        raise ProtocolError(
+            f"protocol version {message.get('version')!r} is not supported "
+            f"(this side speaks version {PROTOCOL_VERSION})"
+        )

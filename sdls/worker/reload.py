@@ -8,13 +8,15 @@ Both kinds of update are seen: files rewritten inside the directory, and the dir
 a rename (how `save_checkpoint` publishes atomically). The second needs a watch on the parent, and
 the watch on the directory itself is re-armed after each change because the inode may be new.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
@@ -54,7 +56,7 @@ class _Filter(FileSystemEventHandler):
 
     def on_any_event(self, event) -> None:
         if event.event_type in ("opened", "closed_no_write"):
-            return   # reads (our own loads included) are not changes
+            return  # reads (our own loads included) are not changes
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if raw else ""
             if path == self.target or path.startswith(self.target + os.sep):
@@ -65,8 +67,14 @@ class _Filter(FileSystemEventHandler):
 class ModelReloader:
     """Watches `model_dir`; after changes settle, validates and loads, then calls `install(engine)`."""
 
-    def __init__(self, model_dir: str | Path, load: Callable[[Path], Any], install: Callable[[Any], None],
-                 validate: Callable[[Path], list[str]], delay_s: float = 1.0):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        load: Callable[[Path], Any],
+        install: Callable[[Any], None],
+        validate: Callable[[Path], list[str]],
+        delay_s: float = 1.0,
+    ):
         self.model_dir = Path(model_dir).resolve()
         self.load, self.install, self.validate = load, install, validate
         self.reloads = 0
@@ -92,7 +100,7 @@ class ModelReloader:
         if self.model_dir.is_dir():
             try:
                 self._inner = self._observer.schedule(self._handler, str(self.model_dir), recursive=False)
-            except OSError:   # replaced again while we looked: the parent watch will poke once more
+            except OSError:  # replaced again while we looked: the parent watch will poke once more
                 self._inner = None
 
     def stop(self) -> None:
@@ -102,7 +110,7 @@ class ModelReloader:
     def _reload(self) -> None:
         self._arm_inner()
         try:
-            problems = self.validate(self.model_dir)   # [] = loadable; checked before touching weights
+            problems = self.validate(self.model_dir)  # [] = loadable; checked before touching weights
             if problems:
                 raise ValueError("; ".join(problems))
             engine = self.load(self.model_dir)

@@ -8,6 +8,7 @@ passes. A cancelled job that has not started is answered at once; a running one 
 CancelToken set, which the engine checks between denoising steps. A new engine (hot reload) is
 swapped in between batches, so no job ever sees two models.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,8 +16,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sdls_model.jobs import CancelToken, JobResult, JobStats
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class DoubtRequest:
     """Which spans of text[start:end] the model doubts (for hover fix-ups)."""
+
     text: str
     start: int
     end: int
@@ -35,9 +38,9 @@ class DoubtRequest:
 
 @dataclass
 class Ticket:
-    job: Any                                  # InfillJob | EditJob | DoubtRequest
+    job: Any  # InfillJob | EditJob | DoubtRequest
     lane: str
-    done: Callable[[Any, str | None], None]   # (result, error message); called once, on the engine thread
+    done: Callable[[Any, str | None], None]  # (result, error message); called once, on the engine thread
     cancel: CancelToken = field(default_factory=CancelToken)
     seq: int = 0
     started: bool = False
@@ -50,9 +53,9 @@ class LaneStats:
     cancelled: int = 0
     failed: int = 0
     forwards: int = 0
-    forwards_wasted: int = 0   # forwards spent on jobs that were then cancelled
+    forwards_wasted: int = 0  # forwards spent on jobs that were then cancelled
     batches: int = 0
-    batched_jobs: int = 0      # jobs that shared an engine.run with at least one other
+    batched_jobs: int = 0  # jobs that shared an engine.run with at least one other
     preempted_rewrites: int = 0  # inline batches run between the steps of a running rewrite
 
 
@@ -74,7 +77,7 @@ class Scheduler:
         self._next_engine: Any = None
         self._seq = itertools.count()
         self._stopping = False
-        self.running = 0            # jobs in the batch on the engine now (for stats and tests)
+        self.running = 0  # jobs in the batch on the engine now (for stats and tests)
         self._thread = threading.Thread(target=self._loop, name="sdls-engine", daemon=True)
 
     # -- called from any thread ---------------------------------------------------------------
@@ -114,8 +117,11 @@ class Scheduler:
                 self._lanes[ticket.lane].remove(ticket)
         if queued:
             self.stats[ticket.lane].cancelled += 1
-            self._finish(ticket, cancelled_result() if not isinstance(ticket.job, DoubtRequest) else None,
-                         None if not isinstance(ticket.job, DoubtRequest) else "cancelled")
+            self._finish(
+                ticket,
+                cancelled_result() if not isinstance(ticket.job, DoubtRequest) else None,
+                None if not isinstance(ticket.job, DoubtRequest) else "cancelled",
+            )
 
     def swap_engine(self, engine: Any) -> None:
         """Serve `engine` from the next batch on."""
@@ -142,7 +148,7 @@ class Scheduler:
                 return None
             if self._next_engine is not None:
                 self.engine, self._next_engine = self._next_engine, None
-            for lane in LANES:   # lane order is priority order
+            for lane in LANES:  # lane order is priority order
                 if self._lanes[lane]:
                     return self._pop_batch(self._lanes[lane], self.max_batch)
             return []
@@ -169,7 +175,7 @@ class Scheduler:
                 self._run(batch)
 
     def _run(self, batch: list[Ticket]) -> None:
-        self.running += len(batch)   # counts an inline batch run inside a rewrite's step too
+        self.running += len(batch)  # counts an inline batch run inside a rewrite's step too
         try:
             self._run_batch(batch)
         finally:
@@ -189,8 +195,9 @@ class Scheduler:
                 results = self.engine.run(jobs)
             else:
                 results = self.engine.run(jobs, between_steps=self._inline_meanwhile)
-            log.debug("batch of %d %s jobs in %.1f ms", len(batch), batch[0].lane,
-                      (time.perf_counter() - started) * 1e3)
+            log.debug(
+                "batch of %d %s jobs in %.1f ms", len(batch), batch[0].lane, (time.perf_counter() - started) * 1e3
+            )
         except Exception as exc:  # a bug or a bad job: answer every ticket, keep the thread alive
             log.exception("engine failed on a batch of %d jobs", len(batch))
             stats.failed += len(batch)

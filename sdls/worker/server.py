@@ -4,6 +4,7 @@ Every connection is independent: a client that sends garbage, an oversized frame
 protocol version is dropped alone. A client that disconnects has its queued and running jobs
 cancelled, so a closed editor never keeps the model busy.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,12 @@ import fcntl
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sdls.memory import rss_mb
+
 from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .scheduler import DoubtRequest, Scheduler, Ticket
 from .wire import job_from_wire, result_to_wire
@@ -47,15 +50,21 @@ class _Connection:
 
 
 class WorkerServer:
-    def __init__(self, scheduler: Scheduler, describe: Callable[[], dict], socket_path: str | Path,
-                 max_frame: int = MAX_FRAME_BYTES, idle_exit_s: float | None = None):
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        describe: Callable[[], dict],
+        socket_path: str | Path,
+        max_frame: int = MAX_FRAME_BYTES,
+        idle_exit_s: float | None = None,
+    ):
         self.scheduler = scheduler
         self.describe = describe
         self.socket_path = Path(socket_path)
         self.max_frame = max_frame
         self.idle_exit_s = idle_exit_s
         self.connections: set[_Connection] = set()
-        self.dropped = 0                      # connections closed for protocol errors
+        self.dropped = 0  # connections closed for protocol errors
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._lock_file: Any = None
@@ -72,15 +81,14 @@ class WorkerServer:
         if self.socket_path.exists():
             if socket_alive(self.socket_path):
                 raise SocketInUse(f"a worker is already serving on {self.socket_path}")
-            self.socket_path.unlink()   # left behind by a worker that died
+            self.socket_path.unlink()  # left behind by a worker that died
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._claim_socket()
-        old_umask = os.umask(0o177)     # the socket file is created 0600: only this user may connect
+        old_umask = os.umask(0o177)  # the socket file is created 0600: only this user may connect
         try:
-            server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path),
-                                                     limit=64 * 1024)
+            server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path), limit=64 * 1024)
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
@@ -151,8 +159,12 @@ class WorkerServer:
             self._enqueue(conn, msg_id, job_from_wire(message.get("job")), lane)
         elif kind == "doubt":
             text, start, end = message.get("text"), message.get("start"), message.get("end")
-            if not (isinstance(text, str) and isinstance(start, int) and isinstance(end, int)
-                    and 0 <= start <= end <= len(text)):
+            if not (
+                isinstance(text, str)
+                and isinstance(start, int)
+                and isinstance(end, int)
+                and 0 <= start <= end <= len(text)
+            ):
                 raise ProtocolError("doubt needs text and a region start <= end inside it")
             self._enqueue(conn, msg_id, DoubtRequest(text, start, end), "inline")
         elif kind == "cancel":
@@ -168,14 +180,22 @@ class WorkerServer:
 
     def stats(self) -> dict:
         from dataclasses import asdict
-        return {"lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-                "queued": self.scheduler.queued(), "running": self.scheduler.running,
-                "clients": len(self.connections),
-                "dropped": self.dropped, "pid": os.getpid(), "rss_mb": rss_mb(), "peak_rss_mb": rss_mb("VmHWM")}
+
+        return {
+            "lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
+            "queued": self.scheduler.queued(),
+            "running": self.scheduler.running,
+            "clients": len(self.connections),
+            "dropped": self.dropped,
+            "pid": os.getpid(),
+            "rss_mb": rss_mb(),
+            "peak_rss_mb": rss_mb("VmHWM"),
+        }
 
     def _enqueue(self, conn: _Connection, msg_id: int, job: Any, lane: str) -> None:
-        def done(result: Any, error: str | None) -> None:   # runs on the engine thread
+        def done(result: Any, error: str | None) -> None:  # runs on the engine thread
             self._loop.call_soon_threadsafe(self._deliver, conn, msg_id, result, error)
+
         conn.tickets[msg_id] = self.scheduler.submit(job, lane, done)
 
     def _deliver(self, conn: _Connection, msg_id: int, result: Any, error: str | None) -> None:
@@ -192,7 +212,7 @@ class WorkerServer:
             return
         try:
             conn.writer.write(encode_frame(message, self.max_frame))
-        except ProtocolError as exc:   # a result too big to send: tell the client instead
+        except ProtocolError as exc:  # a result too big to send: tell the client instead
             conn.writer.write(encode_frame({"type": "error", "id": message.get("id"), "message": str(exc)}))
         except (ConnectionError, RuntimeError):
             self._close(conn)

@@ -5,6 +5,7 @@ tokenizer, trains both stages, evaluates, and writes OUT/model (config.json, saf
 tokenizer.json, MODEL_CARD.md) plus training state, curves and logs in OUT. Run it again with the
 same arguments to resume. Several GPUs: `torchrun --nproc-per-node N -m sdls_model.train.cli ...`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,20 @@ from .presets import PRESETS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumes if it holds a run)")
-    parser.add_argument("--data", nargs="+", type=Path, default=None,
-                        help="folders to gather .py files from (default: this Python's stdlib and site-packages)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU; "
-                             "gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="folders to gather .py files from (default: this Python's stdlib and site-packages)",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU; "
+        "gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test",
+    )
     parser.add_argument("--steps", type=int, help="planned optimizer steps (schedule length)")
     parser.add_argument("--time-budget", type=float, help="seconds of training; ends cleanly with a checkpoint")
     parser.add_argument("--batch-size", type=int, help="rows per step per process")
@@ -37,13 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--workers", type=int, help="DataLoader processes building batches")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"],
-                        help="training matmul precision (bfloat16 autocasts; on CPUs with AVX512-BF16 it is ~1.4x faster)")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        help="training matmul precision (bfloat16 autocasts; on CPUs with AVX512-BF16 it is ~1.4x faster)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--eval-tasks", type=int, help="held-out and HumanEval infill tasks at the end (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init-from", type=Path, metavar="MODEL_DIR",
-                        help="warm start: take this checkpoint's tokenizer and weights (fresh optimizer and schedule)")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="warm start: take this checkpoint's tokenizer and weights (fresh optimizer and schedule)",
+    )
     parser.add_argument("--owed", default="", help="a line for the model card saying what is still owed")
 
 
@@ -83,13 +100,23 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     dirs = args.data or default_source_dirs()
     corpus_bytes = args.corpus_bytes if args.corpus_bytes is not None else preset.corpus_bytes
-    corpus = gather(dirs, args.val_permille, corpus_bytes, Decontaminator(humaneval_texts()),
-                    workers=max(1, preset.corpus_workers // world))
+    corpus = gather(
+        dirs,
+        args.val_permille,
+        corpus_bytes,
+        Decontaminator(humaneval_texts()),
+        workers=max(1, preset.corpus_workers // world),
+    )
     if not corpus.train:
         log(f"no usable .py files under {', '.join(map(str, dirs))}")
         return 2
-    corpus_info = {"dirs": [str(d) for d in dirs], "counts": corpus.counts, "train_bytes": corpus.train_bytes,
-                   "val_bytes": sum(len(t) for t in corpus.val), "seconds": round(time.perf_counter() - t0, 1)}
+    corpus_info = {
+        "dirs": [str(d) for d in dirs],
+        "counts": corpus.counts,
+        "train_bytes": corpus.train_bytes,
+        "val_bytes": sum(len(t) for t in corpus.val),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     log(f"corpus: {json.dumps(corpus_info)}")
 
     # -- tokenizer (trained once; a resumed run reuses it) --------------------------------------
@@ -97,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     init = None
     if args.init_from is not None:  # its tokenizer and shape, so that its weights mean the same tokens
         from ..checkpoint import load_checkpoint
+
         init_cfg, init, init_tok = load_checkpoint(args.init_from)
         if rank == 0 and not tok_path.exists():
             init_tok.save(tok_path)
@@ -113,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         log(f"tokenizer: {tok.vocab_size} tokens from {size / 1e6:.1f} MB in {time.perf_counter() - t0:.0f} s")
     if world > 1:
         import torch.distributed as dist
+
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         dist.barrier()
@@ -123,9 +152,21 @@ def run(args: argparse.Namespace) -> int:
 
     # -- model and training ---------------------------------------------------------------------
     model_cfg = ModelConfig(vocab_size=tok.vocab_size, **preset.model)
-    overrides = {k: v for k, v in dict(steps=args.steps, time_budget=args.time_budget, batch_size=args.batch_size,
-                                       lr=args.lr, threads=args.threads, workers=args.workers, dtype=args.dtype,
-                                       compile=args.compile or None, seed=args.seed).items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in dict(
+            steps=args.steps,
+            time_budget=args.time_budget,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            threads=args.threads,
+            workers=args.workers,
+            dtype=args.dtype,
+            compile=args.compile or None,
+            seed=args.seed,
+        ).items()
+        if v is not None
+    }
     train_cfg = replace(TrainConfig(**preset.train), **overrides)
     log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(preset.model)}")
     log(f"training: {json.dumps({k: v for k, v in vars(train_cfg).items()})}")
@@ -145,15 +186,31 @@ def run(args: argparse.Namespace) -> int:
     export = copy.deepcopy(trainer.model).to("cpu", dtype=getattr(torch, preset.export_dtype)).eval()
     model_dir = out / "model"
     from ..checkpoint import save_checkpoint
+
     save_checkpoint(model_dir, export, tok)
     n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
-    evaluation = evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device)) if n_tasks else {}
-    card = model_card(command=command, preset=args.preset, model_cfg=model_cfg, train_cfg=train_cfg,
-                      corpus_info=corpus_info, chars_per_token=chars_per_token, summary=summary,
-                      evaluation=evaluation, device=str(trainer.device), world=world, owed=args.owed,
-                      export_dtype=preset.export_dtype, init_from=args.init_from)
+    evaluation = (
+        evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device)) if n_tasks else {}
+    )
+    card = model_card(
+        command=command,
+        preset=args.preset,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        corpus_info=corpus_info,
+        chars_per_token=chars_per_token,
+        summary=summary,
+        evaluation=evaluation,
+        device=str(trainer.device),
+        world=world,
+        owed=args.owed,
+        export_dtype=preset.export_dtype,
+        init_from=args.init_from,
+    )
     save_checkpoint(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
-    (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "train": summary, "eval": evaluation}, indent=2))
+    (out / "summary.json").write_text(
+        json.dumps({"corpus": corpus_info, "train": summary, "eval": evaluation}, indent=2)
+    )
     log(f"wrote {model_dir} (with MODEL_CARD.md); curves in {out / 'loss_curves.png'}")
     return 0
 
@@ -162,7 +219,14 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
     """Held-out single-line infill exact match and HumanEval single-line infill pass@1 (subset)."""
     import torch
 
-    from .evaluate import engine_infiller, exact_match, heldout_tasks, humaneval_line_tasks, pass_at_1, reference_infiller
+    from .evaluate import (
+        engine_infiller,
+        exact_match,
+        heldout_tasks,
+        humaneval_line_tasks,
+        pass_at_1,
+        reference_infiller,
+    )
 
     float_model = copy.deepcopy(model).float().to(device)
     try:
@@ -184,11 +248,14 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
         result["humaneval_tasks"] = len(he)
         both = predictions + he_predictions  # an empty middle means the model chose to stop at once
         result["empty_completions"] = sum(not p.split("\n", 1)[0].strip() for p in both) / max(1, len(both))
-        result["examples"] = [{"prefix_end": t.prefix[-60:], "answer": t.answer, "prediction": p.split("\n", 1)[0]}
-                              for t, p in list(zip(he, he_predictions))[:5]]
+        result["examples"] = [
+            {"prefix_end": t.prefix[-60:], "answer": t.answer, "prediction": p.split("\n", 1)[0]}
+            for t, p in list(zip(he, he_predictions))[:5]
+        ]
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
     try:  # the language server's view: the engine on the CPU, a first request and the next keystroke
         from .evaluate import measure_latency
+
         result.update(measure_latency(model_dir, heldout_tasks(val_texts, 20, seed=1) or he[:20], device="cpu"))
     except Exception as exc:
         log(f"latency not measured ({type(exc).__name__}: {exc})")
@@ -196,9 +263,22 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
     return result
 
 
-def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: dict, chars_per_token: float,
-               summary: dict, evaluation: dict, device: str, world: int, owed: str, export_dtype: str,
-               init_from: str | None = None) -> str:
+def model_card(
+    *,
+    command: str,
+    preset: str,
+    model_cfg,
+    train_cfg,
+    corpus_info: dict,
+    chars_per_token: float,
+    summary: dict,
+    evaluation: dict,
+    device: str,
+    world: int,
+    owed: str,
+    export_dtype: str,
+    init_from: str | None = None,
+) -> str:
     c = corpus_info["counts"]
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("train", "val"))
     ev = evaluation
@@ -207,8 +287,11 @@ def model_card(*, command: str, preset: str, model_cfg, train_cfg, corpus_info: 
         f"# sdls default model ({preset} preset)",
         "",
         "A small block-causal masked-diffusion code model for Python, "
-        + (f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`." if init_from
-           else "trained from scratch by `sdls train`."),
+        + (
+            f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`."
+            if init_from
+            else "trained from scratch by `sdls train`."
+        ),
         f"Attention `{model_cfg.attention}`, infill layout `{model_cfg.infill_layout}`, block size "
         f"{model_cfg.block_size}, weights {export_dtype}.",
         "",

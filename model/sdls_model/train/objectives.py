@@ -16,6 +16,7 @@ Noise:
   to restore the original block, so the engine can find and fix wrong tokens.
 All sampling is driven by one `random.Random`, so a seed reproduces a batch exactly.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,33 +30,35 @@ from ..layout import attention_mask, fim_context, pad_middle, training_layout
 from ..tokenizer import SPECIAL_TOKENS, Tokenizer
 
 EDIT_FRACTION = 0.25  # at t = 1 a stage-2 block gets ~ a quarter of its tokens edited
-PAD_BID = 10 ** 9     # padding queries see every clean token (never an empty softmax row)
+PAD_BID = 10**9  # padding queries see every clean token (never an empty softmax row)
 ROW_KINDS = ("line", "span", "continue")
 
 
 @dataclass(frozen=True)
 class RowPlan:
     """The shape shared by every row of a batch: one kind, a context budget, a middle length."""
+
     kind: str
-    context: int          # at most this many context tokens (BOS and markers included)
+    context: int  # at most this many context tokens (BOS and markers included)
     middle_blocks: int
 
 
 @dataclass
 class Row:
     context: list[int]
-    middle: list[int]     # a whole number of blocks
-    text_middle: str      # the middle as text ("" for continue rows built from tokens)
+    middle: list[int]  # a whole number of blocks
+    text_middle: str  # the middle as text ("" for continue rows built from tokens)
 
 
 # -- rows -------------------------------------------------------------------------------------
+
 
 def fit_context(cfg: ModelConfig, prefix: list[int], suffix: list[int], budget: int) -> list[int]:
     """Keep the end of the prefix and the start of the suffix (the text nearest the cursor)."""
     room = budget - 4 if cfg.bos_id is not None else budget - 3
     suffix_take = min(len(suffix), max(room // 4, room - len(prefix)))
     prefix_take = min(len(prefix), room - suffix_take)
-    return fim_context(cfg, prefix[len(prefix) - prefix_take:], suffix[:suffix_take])
+    return fim_context(cfg, prefix[len(prefix) - prefix_take :], suffix[:suffix_take])
 
 
 def _line_bounds(text: str, rng: random.Random, tries: int = 8) -> tuple[int, int] | None:
@@ -109,8 +112,8 @@ def _fim_row(cfg: ModelConfig, tok: Tokenizer, text: str, a: int, b: int, plan: 
         middle_text = middle_text[:nl] if nl > 0 else middle_text[: len(middle_text) * capacity // len(middle)]
         middle = tok.encode(middle_text)
     b = a + len(middle_text)
-    prefix = tok.encode(text[max(0, a - window):a])
-    suffix = tok.encode(text[b:b + window])
+    prefix = tok.encode(text[max(0, a - window) : a])
+    suffix = tok.encode(text[b : b + window])
     padded = pad_middle(middle, cfg.block_size, cfg.eos_id)
     padded += [cfg.eos_id] * (plan.middle_blocks * cfg.block_size - len(padded))
     return Row(fit_context(cfg, prefix, suffix, plan.context), padded, middle_text)
@@ -120,8 +123,8 @@ def continue_row(cfg: ModelConfig, tok: Tokenizer, text: str, plan: RowPlan, rng
     """No suffix: the middle is the next whole blocks after a line start; end tokens only at end of file."""
     m = plan.middle_blocks * cfg.block_size
     cut = text.rfind("\n", 0, rng.randrange(len(text))) + 1
-    prefix = tok.encode(text[max(0, cut - plan.context * 6):cut])
-    rest = tok.encode(text[cut:cut + m * 8])
+    prefix = tok.encode(text[max(0, cut - plan.context * 6) : cut])
+    rest = tok.encode(text[cut : cut + m * 8])
     if not rest:
         return None
     if len(rest) >= m:
@@ -137,8 +140,15 @@ def continue_row(cfg: ModelConfig, tok: Tokenizer, text: str, plan: RowPlan, rng
 ROW_BUILDERS = {"line": line_row, "span": span_row, "continue": continue_row}
 
 
-def build_rows(cfg: ModelConfig, tok: Tokenizer, texts: list[str], plan: RowPlan, count: int,
-               rng: random.Random, cum_lengths: list[int] | None = None) -> list[Row]:
+def build_rows(
+    cfg: ModelConfig,
+    tok: Tokenizer,
+    texts: list[str],
+    plan: RowPlan,
+    count: int,
+    rng: random.Random,
+    cum_lengths: list[int] | None = None,
+) -> list[Row]:
     """`count` rows of one plan from random texts (length-weighted: long files give more rows).
     Pass `cum_lengths` (running total of the text lengths) to draw in O(log n) on a large corpus."""
     if cum_lengths is None:
@@ -153,6 +163,7 @@ def build_rows(cfg: ModelConfig, tok: Tokenizer, texts: list[str], plan: RowPlan
 
 
 # -- noise ------------------------------------------------------------------------------------
+
 
 def sample_t(rng: random.Random) -> float:
     return rng.random()
@@ -171,8 +182,9 @@ def mask_noise(block: list[int], t: float, mask_id: int, rng: random.Random) -> 
     return noisy, [weight if i in chosen else 0.0 for i in range(len(block))]
 
 
-def edit_corrupt(block: list[int], n_edits: int, rng: random.Random, draw_token, fill_id: int
-                 ) -> tuple[list[int], list[int]]:
+def edit_corrupt(
+    block: list[int], n_edits: int, rng: random.Random, draw_token, fill_id: int
+) -> tuple[list[int], list[int]]:
     """Apply `n_edits` random insertions, deletions and substitutions to `block`.
 
     Returns (noisy, sources): noisy has len(block) tokens (cut at the end, or filled with
@@ -191,12 +203,13 @@ def edit_corrupt(block: list[int], n_edits: int, rng: random.Random, draw_token,
         elif work:
             j = rng.randrange(len(work))
             work[j] = (draw_token(), -1)
-    work = work[:len(block)] + [(fill_id, -1)] * (len(block) - len(work))
+    work = work[: len(block)] + [(fill_id, -1)] * (len(block) - len(work))
     return [x for x, _ in work], [s for _, s in work]
 
 
-def edit_noise(block: list[int], t: float, cfg: ModelConfig, rng: random.Random, row_tokens: list[int],
-               vocab_size: int) -> tuple[list[int], list[float]]:
+def edit_noise(
+    block: list[int], t: float, cfg: ModelConfig, rng: random.Random, row_tokens: list[int], vocab_size: int
+) -> tuple[list[int], list[float]]:
     """Stage 2: half the blocks are masked as in stage 1; the others are edited (and lightly
     masked) and every position is trained to its original token."""
     if rng.random() < 0.5:
@@ -217,16 +230,17 @@ def edit_noise(block: list[int], t: float, cfg: ModelConfig, rng: random.Random,
 
 # -- batches ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Batch:
-    tokens: torch.Tensor      # (B, T) long
-    positions: torch.Tensor   # (B, T) long
-    bids: torch.Tensor        # (B, T) long, block ids (layout.py)
-    noisy: torch.Tensor       # (B, T) bool, the noisy stream
-    valid: torch.Tensor       # (B, T) bool, False on padding
-    targets: torch.Tensor     # (B, T) long, the clean token at noisy positions (else 0)
-    weights: torch.Tensor     # (B, T) float, loss weight per position (0 where no loss)
-    loss_norm: float          # divide the weighted loss sum by this (noisy middle tokens)
+    tokens: torch.Tensor  # (B, T) long
+    positions: torch.Tensor  # (B, T) long
+    bids: torch.Tensor  # (B, T) long, block ids (layout.py)
+    noisy: torch.Tensor  # (B, T) bool, the noisy stream
+    valid: torch.Tensor  # (B, T) bool, False on padding
+    targets: torch.Tensor  # (B, T) long, the clean token at noisy positions (else 0)
+    weights: torch.Tensor  # (B, T) float, loss weight per position (0 where no loss)
+    loss_norm: float  # divide the weighted loss sum by this (noisy middle tokens)
     bidirectional: bool = False
 
     @property
@@ -235,10 +249,19 @@ class Batch:
         so only (B, T) tensors cross to the GPU."""
         return attention_mask(self.bids, self.noisy, self.bids, self.noisy, self.valid, self.bidirectional)
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         move = lambda x: x.to(device, non_blocking=True)
-        return Batch(move(self.tokens), move(self.positions), move(self.bids), move(self.noisy), move(self.valid),
-                     move(self.targets), move(self.weights), self.loss_norm, self.bidirectional)
+        return Batch(
+            move(self.tokens),
+            move(self.positions),
+            move(self.bids),
+            move(self.noisy),
+            move(self.valid),
+            move(self.targets),
+            move(self.weights),
+            self.loss_norm,
+            self.bidirectional,
+        )
 
     @property
     def n_tokens(self) -> int:
@@ -254,7 +277,7 @@ def collate(cfg: ModelConfig, rows: list[Row], stage: int, rng: random.Random, v
         pos, bid, noisy = training_layout(c, m, bs)
         noisy_middle, w = [], []
         for b0 in range(0, m, bs):
-            block, t = row.middle[b0:b0 + bs], sample_t(rng)
+            block, t = row.middle[b0 : b0 + bs], sample_t(rng)
             if stage == 1:
                 nb, wb = mask_noise(block, t, cfg.mask_id, rng)
             else:
@@ -271,15 +294,23 @@ def collate(cfg: ModelConfig, rows: list[Row], stage: int, rng: random.Random, v
     valid = [[True] * len(t) + [False] * (T - len(t)) for t in tokens]
     pad = lambda seqs, v: [s + [v] * (T - len(s)) for s in seqs]
     noisy_count = sum(len(r.middle) for r in rows)
-    return Batch(torch.tensor(pad(tokens, cfg.eos_id)), torch.tensor(pad(positions, 0)), torch.tensor(pad(bids, PAD_BID)),
-                 torch.tensor(pad(noisy_flags, False)), torch.tensor(valid), torch.tensor(pad(targets, 0)),
-                 torch.tensor(pad(weights, 0.0)), float(noisy_count), cfg.attention == "bidirectional")
+    return Batch(
+        torch.tensor(pad(tokens, cfg.eos_id)),
+        torch.tensor(pad(positions, 0)),
+        torch.tensor(pad(bids, PAD_BID)),
+        torch.tensor(pad(noisy_flags, False)),
+        torch.tensor(valid),
+        torch.tensor(pad(targets, 0)),
+        torch.tensor(pad(weights, 0.0)),
+        float(noisy_count),
+        cfg.attention == "bidirectional",
+    )
 
 
 def diffusion_loss(model, batch: Batch) -> torch.Tensor:
     """Weighted cross-entropy over the positions that carry loss; logits only where needed."""
-    hidden = model(batch.tokens, batch.positions, batch.mask)       # (B, T, d)
-    where = batch.weights > 0                                        # (B, T)
-    logits = model.logits(hidden[where]).float()                     # (N, V)
+    hidden = model(batch.tokens, batch.positions, batch.mask)  # (B, T, d)
+    where = batch.weights > 0  # (B, T)
+    logits = model.logits(hidden[where]).float()  # (N, V)
     ce = torch.nn.functional.cross_entropy(logits, batch.targets[where], reduction="none")  # (N,)
     return (ce * batch.weights[where]).sum() / batch.loss_norm

@@ -6,6 +6,7 @@ planned and time spent / time budget. The learning rate follows it, stage 2 star
 learning rate and a full edit stage, and ends cleanly with a checkpoint.
 Runs on the CPU, one GPU, or several under `torchrun` (DDP, detected from the environment).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -13,7 +14,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,36 +30,38 @@ from .objectives import Batch, RowPlan, build_rows, collate, diffusion_loss
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000                  # planned optimizer steps (the time budget may end sooner)
-    batch_size: int = 16               # rows per step per process
+    steps: int = 1000  # planned optimizer steps (the time budget may end sooner)
+    batch_size: int = 16  # rows per step per process
     lr: float = 2e-3
-    min_lr_ratio: float = 0.1          # cosine floor, as a fraction of lr
+    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
     warmup_steps: int = 50
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
-    stage2_fraction: float = 0.2       # last part of training uses the edit objective
-    context: int = 256                 # most context tokens (BOS, markers, suffix, prefix); each batch
-                                       # of line/span rows draws its budget from [context / 4, context]
-    span_blocks: int = 3               # middle blocks of "span" rows
-    continue_blocks: int = 6           # middle blocks of "continue" rows
-    continue_context: int = 128        # context tokens of "continue" rows
+    stage2_fraction: float = 0.2  # last part of training uses the edit objective
+    context: int = 256  # most context tokens (BOS, markers, suffix, prefix); each batch
+    # of line/span rows draws its budget from [context / 4, context]
+    span_blocks: int = 3  # middle blocks of "span" rows
+    continue_blocks: int = 6  # middle blocks of "continue" rows
+    continue_context: int = 128  # context tokens of "continue" rows
     mix: dict[str, float] = field(default_factory=lambda: {"line": 0.4, "span": 0.25, "continue": 0.35})
-    time_budget: float | None = None   # seconds of training (excluding evaluation at the end)
+    time_budget: float | None = None  # seconds of training (excluding evaluation at the end)
     eval_every: int = 100
-    eval_batches: int = 4              # per row kind and stage
+    eval_batches: int = 4  # per row kind and stage
     checkpoint_every: int = 250
     log_every: int = 10
     seed: int = 0
-    dtype: str = "float32"             # "bfloat16" autocasts matmuls on a GPU
+    dtype: str = "float32"  # "bfloat16" autocasts matmuls on a GPU
     compile: bool = False
-    workers: int = 0                   # DataLoader processes building batches (0: in the training process)
-    threads: int | None = None         # CPU threads (torch.set_num_threads)
+    workers: int = 0  # DataLoader processes building batches (0: in the training process)
+    threads: int | None = None  # CPU threads (torch.set_num_threads)
 
     def plans(self) -> dict[str, RowPlan]:
-        return {"line": RowPlan("line", self.context, 1),
-                "span": RowPlan("span", self.context, self.span_blocks),
-                "continue": RowPlan("continue", self.continue_context, self.continue_blocks)}
+        return {
+            "line": RowPlan("line", self.context, 1),
+            "span": RowPlan("span", self.context, self.span_blocks),
+            "continue": RowPlan("continue", self.continue_context, self.continue_blocks),
+        }
 
 
 def lr_at(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -147,15 +149,18 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield source.next(self.stage.value)
 
 
-def fixed_val_batches(model_cfg: ModelConfig, tok: Tokenizer, texts: list[str], cfg: TrainConfig
-                      ) -> dict[int, list[Batch]]:
+def fixed_val_batches(
+    model_cfg: ModelConfig, tok: Tokenizer, texts: list[str], cfg: TrainConfig
+) -> dict[int, list[Batch]]:
     """The same validation batches at every evaluation (fixed seed), for each stage's objective."""
     out: dict[int, list[Batch]] = {}
     for stage in (1, 2):
         rng = random.Random(1234 + stage)
-        out[stage] = [collate(model_cfg, build_rows(model_cfg, tok, texts, plan, cfg.batch_size, rng), stage, rng,
-                              tok.vocab_size)
-                      for plan in cfg.plans().values() for _ in range(cfg.eval_batches)]
+        out[stage] = [
+            collate(model_cfg, build_rows(model_cfg, tok, texts, plan, cfg.batch_size, rng), stage, rng, tok.vocab_size)
+            for plan in cfg.plans().values()
+            for _ in range(cfg.eval_batches)
+        ]
     return out
 
 
@@ -171,8 +176,17 @@ def evaluate_loss(loss_module: LossModule, batches: list[Batch], device, autocas
 
 
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, tok: Tokenizer, train_texts: list[str], val_texts: list[str],
-                 cfg: TrainConfig, out_dir: Path, device: str | None = None, log=print):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        tok: Tokenizer,
+        train_texts: list[str],
+        val_texts: list[str],
+        cfg: TrainConfig,
+        out_dir: Path,
+        device: str | None = None,
+        log=print,
+    ):
         self.model_cfg, self.tok, self.cfg, self.out_dir, self.log = model_cfg, tok, cfg, Path(out_dir), log
         self.dist = setup_distributed()
         if device is None:
@@ -188,19 +202,23 @@ class Trainer:
             self.forward = torch.compile(self.loss_module, dynamic=True)
         if self.dist.world > 1:
             self.forward = nn.parallel.DistributedDataParallel(
-                self.forward, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
+                self.forward, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None
+            )
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}],
-                                           lr=cfg.lr, betas=cfg.betas, fused=fused)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=cfg.betas,
+            fused=fused,
+        )
         self.source = BatchSource(model_cfg, tok, train_texts, cfg, seed=cfg.seed * 1000 + self.dist.rank)
         self.train_texts = train_texts
         self.stream = None
         self.val = fixed_val_batches(model_cfg, tok, val_texts or train_texts[:8], cfg) if self.dist.main else {}
         self.step, self.elapsed, self.tokens_seen = 0, 0.0, 0
-        self.step_seconds = 0.0            # time inside training steps (throughput), not evaluation
+        self.step_seconds = 0.0  # time inside training steps (throughput), not evaluation
         self.history: dict[str, list] = {"train": [], "val": []}
         self.autocast = self._autocast_factory()
 
@@ -232,16 +250,24 @@ class Trainer:
         if not self.dist.main:
             return None
         from ..checkpoint import save_checkpoint
+
         latest = self.out_dir / "latest"
         save_checkpoint(latest, self.model, self.tok)
         if tag:
             save_checkpoint(self.out_dir / "checkpoints" / tag, self.model, self.tok)
-        state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen,
-                 "step_seconds": self.step_seconds,
-                 "optimizer": self.optimizer.state_dict(), "model": self.model.state_dict(),
-                 "rng": self.source.rng.getstate(), "torch_rng": torch.get_rng_state(),
-                 "history": self.history, "train_config": asdict(self.cfg),
-                 "model_config": self.model_cfg.to_dict()}
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "tokens_seen": self.tokens_seen,
+            "step_seconds": self.step_seconds,
+            "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
+            "rng": self.source.rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "train_config": asdict(self.cfg),
+            "model_config": self.model_cfg.to_dict(),
+        }
         tmp = self.state_path().with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.state_path())  # atomic: a crash mid-save leaves the previous state
@@ -275,8 +301,7 @@ class Trainer:
             return {}
         row = {"step": self.step, "tokens": self.tokens_seen}
         for stage, batches in self.val.items():
-            row[f"val_stage{stage}"] = evaluate_loss(self.loss_module, [b for b in batches], self.device,
-                                                     self.autocast)
+            row[f"val_stage{stage}"] = evaluate_loss(self.loss_module, [b for b in batches], self.device, self.autocast)
         self.history["val"].append(row)
         return row
 
@@ -284,13 +309,26 @@ class Trainer:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if cfg.workers > 0:  # seeded by the step too, so a resumed run does not replay its data
-            self.stream = BatchStream(self.model_cfg, self.tok, self.train_texts, cfg,
-                                      seed=cfg.seed * 1000 + self.dist.rank + 7919 * self.step)
+            self.stream = BatchStream(
+                self.model_cfg,
+                self.tok,
+                self.train_texts,
+                cfg,
+                seed=cfg.seed * 1000 + self.dist.rank + 7919 * self.step,
+            )
             import multiprocessing
+
             context = "fork" if "fork" in multiprocessing.get_all_start_methods() else None  # share the texts
-            self.loader = iter(torch.utils.data.DataLoader(
-                self.stream, batch_size=None, num_workers=cfg.workers, prefetch_factor=4,
-                pin_memory=self.device.type == "cuda", multiprocessing_context=context))
+            self.loader = iter(
+                torch.utils.data.DataLoader(
+                    self.stream,
+                    batch_size=None,
+                    num_workers=cfg.workers,
+                    prefetch_factor=4,
+                    pin_memory=self.device.type == "cuda",
+                    multiprocessing_context=context,
+                )
+            )
         self.model.train()
         window_tokens, window_start, last_loss = 0, time.perf_counter(), float("nan")
         # Wall-clock time counts against the budget, evaluation and checkpoints included.
@@ -328,25 +366,35 @@ class Trainer:
             if self.dist.main and (self.step % cfg.log_every == 0 or self.step == 1):
                 rate = window_tokens / max(1e-9, time.perf_counter() - window_start)
                 window_tokens, window_start = 0, time.perf_counter()
-                self.log(f"step {self.step:6d} stage {stage} loss {last_loss:7.4f} lr {lr:.2e} "
-                         f"gnorm {grad_norm:6.2f} {rate:8.0f} tok/s  {self.tokens_seen / 1e6:7.2f}M tok  "
-                         f"{100 * min(1.0, progress):5.1f}%")  # progress() is a collective: never on one rank only
+                self.log(
+                    f"step {self.step:6d} stage {stage} loss {last_loss:7.4f} lr {lr:.2e} "
+                    f"gnorm {grad_norm:6.2f} {rate:8.0f} tok/s  {self.tokens_seen / 1e6:7.2f}M tok  "
+                    f"{100 * min(1.0, progress):5.1f}%"
+                )  # progress() is a collective: never on one rank only
             if self.step % cfg.eval_every == 0:
                 row = self.evaluate()
                 if row:
-                    self.log("eval " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in row.items()))
+                    self.log(
+                        "eval "
+                        + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+                    )
             if self.step % cfg.checkpoint_every == 0:
                 self.save(tag=f"step{self.step:06d}")
         final = self.evaluate()
         self.save(tag=f"step{self.step:06d}")
         if self.dist.main:
             plot_curves(self.history, self.out_dir / "loss_curves.png", cfg.stage2_fraction)
-        return {"steps": self.step, "tokens_seen": self.tokens_seen, "wall_seconds": self.elapsed,
-                "step_seconds": self.step_seconds,
-                "tokens_per_second": self.tokens_seen / max(1e-9, self.step_seconds), "final_train_loss": last_loss,
-                "train_loss_last50": sum(r[2] for r in self.history["train"][-50:]) / max(1, len(self.history["train"][-50:])),
-                **{k: v for k, v in final.items() if k.startswith("val")}}
+        return {
+            "steps": self.step,
+            "tokens_seen": self.tokens_seen,
+            "wall_seconds": self.elapsed,
+            "step_seconds": self.step_seconds,
+            "tokens_per_second": self.tokens_seen / max(1e-9, self.step_seconds),
+            "final_train_loss": last_loss,
+            "train_loss_last50": sum(r[2] for r in self.history["train"][-50:])
+            / max(1, len(self.history["train"][-50:])),
+            **{k: v for k, v in final.items() if k.startswith("val")},
+        }
 
 
 def smooth(values: list[float], width: int) -> list[float]:
@@ -362,6 +410,7 @@ def smooth(values: list[float], width: int) -> list[float]:
 def plot_curves(history: dict, path: Path, stage2_fraction: float) -> None:
     """Training loss (smoothed, coloured by stage) and both validation losses."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
