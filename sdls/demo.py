@@ -37,7 +37,7 @@ class Circle:
 def total_area(shapes):
     total = 0
     for shape in shapes:
-        total += 
+        total +=
     return total
 
 

@@ -134,7 +134,7 @@ def render(capture: str, path: Path, columns: int, font_size: int = 16, cursor: 
     from PIL import Image, ImageDraw
 
     regular, bold, oblique = (_font(style, font_size) for style in ("", "-Bold", "-Oblique"))
-    left, top, right, bottom = regular.getbbox("M")
+    _left, top, _right, bottom = regular.getbbox("M")
     cell_w, cell_h = regular.getlength("M"), int(font_size * 1.35)
     rows = parse(capture)
     pad = 10

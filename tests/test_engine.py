@@ -196,7 +196,7 @@ def test_long_context_is_windowed_with_a_stable_cut(engine):
     a = infill(engine, long_prefix, n=8)
     b = infill(engine, long_prefix + "v", n=8)
     assert a.stats.context_tokens <= engine.max_context
-    head = lambda p: engine._window(engine.tokenizer.encode(p), [])[0][:50]  # noqa: E731
+    head = lambda p: engine._window(engine.tokenizer.encode(p), [])[0][:50]
     assert head(long_prefix) == head(long_prefix + "v")
     assert b.stats.context_tokens <= engine.max_context
 

@@ -75,7 +75,7 @@ def test_spread_covers_the_suite_and_respects_limits(suites):
 
 def test_canonical_middles_pass_and_wrong_ones_fail(suites):
     sample = [t for name in ("single-line", "multi-line", "full-body", "repair") for t in spread(suites[name], 6)]
-    wrong = [t for t in spread(suites["full-body"], 6)]
+    wrong = list(spread(suites["full-body"], 6))
     outcomes = run_programs(
         [t.program(t.middle) for t in sample] + [t.program("    return None\n") for t in wrong], Limits(seconds=10)
     )

@@ -93,7 +93,7 @@ def test_bad_inputs_are_clear_errors():
     kv = torch.randn(1, 2, 8, 16, device=DEVICE)
     new = torch.randn(1, 2, 65, 16, device=DEVICE)
     lens = torch.zeros(1, dtype=torch.int32, device=DEVICE)
-    with pytest.raises(ValueError, match="1..64"):
+    with pytest.raises(ValueError, match=r"1\.\.64"):
         block_attention(q, kv, kv, new, new, lens)
     q, new = q[:, :, :4], new[:, :, :4]
     with pytest.raises(TypeError, match="float16"):

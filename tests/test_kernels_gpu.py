@@ -48,7 +48,7 @@ def test_norm_and_rope_at_7b_width():
     gen, seed = fresh_generator()
     x, r = randn(gen, 32, 3584, dtype=BF16), randn(gen, 32, 3584, dtype=BF16)
     w = 1 + randn(gen, 3584, dtype=BF16, scale=0.1)
-    y, h = add_rmsnorm(x, r, w, 1e-6)
+    y, _h = add_rmsnorm(x, r, w, 1e-6)
     exact, _ = add_rmsnorm_ref((x.double() + r.double()), None, w.double(), 1e-6, compute_dtype=torch.float64)
     check_rule("rmsnorm", y, add_rmsnorm_ref(x, r, w, 1e-6)[0], exact, atol=1e-3, seed=seed)
     qkv = randn(gen, 1, 32, 36 * 128, dtype=BF16)

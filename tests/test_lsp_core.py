@@ -145,7 +145,7 @@ def test_bad_changes_and_unknown_documents_are_errors():
     store.open(URI, "python", 1, "x\n")
     with pytest.raises(PositionError):
         store.change(URI, 2, [((5, 0, 5, 1), "y")])
-    with pytest.raises(UnknownDocument, match="out of sync .*line 5 is past the end"):
+    with pytest.raises(UnknownDocument, match=r"out of sync .*line 5 is past the end"):
         store.get(URI)  # refused until the editor reopens it
     assert store.open(URI, "python", 3, "x\n").text == "x\n" and store.get(URI).version == 3
     with pytest.raises(UnknownDocument, match="not open"):

@@ -26,7 +26,7 @@ def test_auto_is_bfloat16_on_gpus_and_on_cpus_only_with_native_bfloat16(monkeypa
 
 
 def test_unknown_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown dtype 'fp8'.*auto, float32, bfloat16, float16"):
+    with pytest.raises(ValueError, match=r"unknown dtype 'fp8'.*auto, float32, bfloat16, float16"):
         resolve_dtype("fp8", "cpu")
 
 

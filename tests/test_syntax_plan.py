@@ -19,7 +19,7 @@ def block_text(doc, block) -> str:
 
 
 def test_module_functions_ordered_by_use():
-    doc, plan = whole("def f(x):\n    return g(x)\n\ndef g(y):\n    return y\n\nX = f(1)\n")
+    _doc, plan = whole("def f(x):\n    return g(x)\n\ndef g(y):\n    return y\n\nX = f(1)\n")
     assert [b.defines for b in plan.blocks] == [{"f"}, {"g"}, {"X"}]
     assert plan.waves == [[1], [0], [2]]
     assert plan.cycles_broken == []
@@ -35,13 +35,13 @@ def test_blocks_cover_the_region_exactly():
 
 
 def test_independent_blocks_share_a_wave():
-    doc, plan = whole("a = 1\nb = 2\nc = a + b\nd = 4\n")
+    _doc, plan = whole("a = 1\nb = 2\nc = a + b\nd = 4\n")
     assert plan.waves == [[0, 1, 3], [2]]
 
 
 def test_function_body_region_parameters_come_from_the_header():
     text = "def area(w, h):\n    s = w * h\n    t = s / 2\n    return t\n"
-    doc, plan = whole(text)
+    _doc, plan = whole(text)
     header, *body = plan.blocks
     assert header.defines == {"area", "w", "h"}
     assert [b.defines for b in body] == [{"s"}, {"t"}, set()]
@@ -65,8 +65,8 @@ def test_class_methods_linked_through_self_attributes():
         "    def bump(self):\n        self.n += 1\n        return self.double()\n\n"
         "    def double(self):\n        return self.n * 2\n"
     )
-    doc, plan = whole(text)
-    header, init, bump, double = plan.blocks
+    _doc, plan = whole(text)
+    header, init, bump, _double = plan.blocks
     assert header.defines == {"Counter"} and "Base" in header.uses
     assert init.defines == {"self.__init__", "self.n"}
     assert {"self.n", "self.double"} <= bump.uses
@@ -79,30 +79,30 @@ def bump_index(plan) -> int:
 
 
 def test_locals_of_nested_functions_are_not_outer_reads():
-    doc, plan = whole("x = 1\ndef f(x):\n    y = x\n    return [z for z in y]\n")
+    _doc, plan = whole("x = 1\ndef f(x):\n    y = x\n    return [z for z in y]\n")
     assert plan.blocks[1].uses.isdisjoint({"x", "y", "z"})
     assert plan.waves == [[0, 1]]
 
 
 def test_lambda_and_comprehension_scopes():
-    doc, plan = whole("k = 3\nf = lambda k: k + 1\ng = [k for k in range(2)]\nh = k\n")
+    _doc, plan = whole("k = 3\nf = lambda k: k + 1\ng = [k for k in range(2)]\nh = k\n")
     assert "k" not in plan.blocks[1].uses and "k" not in plan.blocks[2].uses
     assert plan.depends_on[3] == {0}
 
 
 def test_imports_bind_their_alias():
-    doc, plan = whole("import numpy as np\nfrom os import path as p, sep\nimport a.b\nx = np.zeros(p, sep, a)\n")
+    _doc, plan = whole("import numpy as np\nfrom os import path as p, sep\nimport a.b\nx = np.zeros(p, sep, a)\n")
     assert [b.defines for b in plan.blocks[:3]] == [{"np"}, {"p", "sep"}, {"a"}]
     assert plan.depends_on[3] == {0, 1, 2}
 
 
 def test_redefinition_links_to_the_declaration_in_force():
-    doc, plan = whole("v = 1\nprint(v)\nv = 2\nprint(v)\n")
+    _doc, plan = whole("v = 1\nprint(v)\nv = 2\nprint(v)\n")
     assert plan.depends_on == [set(), {0}, set(), {2}]
 
 
 def test_mutual_recursion_is_broken_by_source_order():
-    doc, plan = whole("def even(n):\n    return n == 0 or odd(n - 1)\n\ndef odd(n):\n    return even(n - 1)\n")
+    _doc, plan = whole("def even(n):\n    return n == 0 or odd(n - 1)\n\ndef odd(n):\n    return even(n - 1)\n")
     assert len(plan.cycles_broken) == 1
     link = plan.cycles_broken[0]
     assert (link.block, link.depends_on, link.names) == (0, 1, ("odd",))
@@ -133,12 +133,12 @@ def test_plain_text_is_one_block():
 
 
 def test_broken_code_still_plans():
-    doc, plan = whole("def f(:\n    return g(\n\ndef g():\n    pass\n")
+    _doc, plan = whole("def f(:\n    return g(\n\ndef g():\n    pass\n")
     assert plan.blocks and sum(len(w) for w in plan.waves) == len(plan.blocks)
 
 
 def test_javascript_declarations():
-    doc, plan = whole(
+    _doc, plan = whole(
         "function f(a) { return helper(a) + K; }\nconst K = 2;\nfunction helper(x) { return x; }\n", "javascript"
     )
     assert [b.defines for b in plan.blocks] == [{"f"}, {"K"}, {"helper"}]
@@ -147,7 +147,7 @@ def test_javascript_declarations():
 
 
 def test_go_declarations():
-    doc, plan = whole("package main\n\nfunc f() int { return g() }\n\nfunc g() int { return 1 }\n", "go")
+    _doc, plan = whole("package main\n\nfunc f() int { return g() }\n\nfunc g() int { return 1 }\n", "go")
     assert {"f"} in [b.defines for b in plan.blocks] and {"g"} in [b.defines for b in plan.blocks]
     f_index = next(i for i, b in enumerate(plan.blocks) if b.defines == {"f"})
     g_index = next(i for i, b in enumerate(plan.blocks) if b.defines == {"g"})
@@ -183,7 +183,7 @@ def modules(draw):
 @given(modules())
 def test_no_block_uses_a_name_declared_in_the_same_or_a_later_wave(blocks):
     text = "\n".join(blocks)
-    doc, plan = whole(text)
+    _doc, plan = whole(text)
     assert [b.defines for b in plan.blocks] == [{f"n{i}"} for i in range(len(blocks))]  # the reading is right
     assert sorted(i for w in plan.waves for i in w) == list(range(len(plan.blocks)))
     wave = plan.wave_of()
@@ -218,5 +218,5 @@ def _has_cycle(graph: list[set[int]]) -> bool:
 
 def test_deeply_nested_code_does_not_overflow_the_stack():
     deep = "x = " + "(" * 400 + "1" + ")" * 400 + "\n" + "y = " + " + ".join(["x"] * 3000) + "\n"
-    doc, plan = whole(deep)
+    _doc, plan = whole(deep)
     assert [b.defines for b in plan.blocks] == [{"x"}, {"y"}] and plan.depends_on[1] == {0}

@@ -4,6 +4,7 @@ Plus a smoke run of the benchmark and concurrent parsing from threads."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import threading
 
 from hypothesis import given, settings
@@ -90,7 +91,7 @@ def test_finding_work_and_planning_never_fail_on_junk(source, cuts, language):
     for hole in find_holes(doc):
         assert hole.enclosing_start <= hole.start <= hole.end <= hole.enclosing_end
     points = sorted({int(c * len(source)) for c in cuts} | {0, len(source)})
-    regions = list(zip(points, points[1:]))
+    regions = list(itertools.pairwise(points))
     plan = plan_blocks(doc, regions)
     covered = sum(b.end - b.start for b in plan.blocks)
     assert covered == len(source)  # blocks tile the regions exactly

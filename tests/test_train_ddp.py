@@ -51,6 +51,6 @@ def test_two_process_ddp_run_writes_one_loadable_model(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     log = (out / "train.log").read_text()
     assert "torchrun --nproc-per-node 2" in log and 'trained: {"steps": 6,' in log
-    cfg, model, tok = load_checkpoint(out / "model")
+    cfg, _model, tok = load_checkpoint(out / "model")
     assert cfg.attention == "block_causal" and tok.vocab_size == cfg.vocab_size
     assert "cpu x 2" in (out / "model" / "MODEL_CARD.md").read_text()

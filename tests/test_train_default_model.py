@@ -38,7 +38,7 @@ def test_card_documents_data_training_quality_and_what_is_owed():
 
 @pytest.fixture(scope="module")
 def engine():
-    cfg, model, tokenizer = load_checkpoint(DEFAULT)
+    _cfg, model, tokenizer = load_checkpoint(DEFAULT)
     return Engine(model, tokenizer, max_context=512, max_new_tokens=32, max_batch=4, n_sessions=1)
 
 

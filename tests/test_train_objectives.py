@@ -1,5 +1,6 @@
 """Training rows, noise and batches: the layout the engine decodes, and the alignment stage 2 promises."""
 
+import itertools
 import random
 
 import pytest
@@ -51,14 +52,14 @@ def cfg(tok):
 
 def test_edit_corrupt_keeps_its_alignment_promise():
     rng = random.Random(0)
-    for trial in range(500):
+    for _ in range(500):
         block = [rng.randrange(6, 50) for _ in range(rng.randint(1, 40))]
         n_edits = rng.randint(0, 12)
         noisy, sources = edit_corrupt(block, n_edits, rng, lambda: rng.randrange(1000, 2000), fill_id=0)
         assert len(noisy) == len(sources) == len(block)
         copied = [(j, s) for j, s in enumerate(sources) if s >= 0]
         assert all(noisy[j] == block[s] for j, s in copied), "a copied token differs from its source"
-        assert all(a < b for (_, a), (_, b) in zip(copied, copied[1:])), "copied tokens changed order"
+        assert all(a < b for (_, a), (_, b) in itertools.pairwise(copied)), "copied tokens changed order"
         new = [j for j, s in enumerate(sources) if s < 0]
         assert all(noisy[j] >= 1000 or noisy[j] == 0 for j in new), "a token marked new is an original"
         assert len(new) <= n_edits and len(block) - len(copied) <= n_edits

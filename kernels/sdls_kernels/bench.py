@@ -79,7 +79,7 @@ def bench_shape(label: str, dims, device, dtype, contexts=(1024, 4096), block: i
     d, H, Hkv, vocab, ffn = dims
     D = d // H
     g = torch.Generator(device=device).manual_seed(0)
-    rnd = lambda *s, scale=1.0: (torch.randn(*s, device=device, generator=g) * scale).to(dtype)  # noqa: E731
+    rnd = lambda *s, scale=1.0: (torch.randn(*s, device=device, generator=g) * scale).to(dtype)
     rows = []
 
     logits = rnd(block, vocab, scale=3.0)
@@ -162,7 +162,7 @@ def tune_attention(device, dims, ctx: int = 4096, block: int = 32) -> list[tuple
     """Microseconds of block attention for a few tile sizes and split counts (GPU only), fastest first."""
     d, H, Hkv = dims[:3]
     D = d // H
-    rnd = lambda *s: torch.randn(*s, device=device, dtype=torch.bfloat16)  # noqa: E731
+    rnd = lambda *s: torch.randn(*s, device=device, dtype=torch.bfloat16)
     cache_k, cache_v = rnd(1, Hkv, ctx, D), rnd(1, Hkv, ctx, D)
     q, kn, vn = rnd(1, H, block, D), rnd(1, Hkv, block, D), rnd(1, Hkv, block, D)
     lens = torch.tensor([ctx], device=device, dtype=torch.int32)

@@ -303,7 +303,8 @@ def block_attention(
     m_blocks = -(-(G * T) // block_m)
     ns = splits if splits is not None else pick_splits(B * Hkv * m_blocks, read_len, device, block_n)
     ns = min(ns, -(-read_len // block_n)) if read_len else 0
-    chunk = -(-(-(-read_len // max(ns, 1))) // block_n) * block_n if ns else block_n
+    per_split = -(-read_len // max(ns, 1))  # ceil division, twice: keys per split, rounded up to tiles
+    chunk = -(-per_split // block_n) * block_n if ns else block_n
     ns = -(-read_len // chunk) if read_len else 0
     lens = torch.clamp(cache_lens, max=read_len).to(torch.int32)  # (B,)
 

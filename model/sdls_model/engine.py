@@ -134,7 +134,7 @@ class Engine:
         if isinstance(dtype, str):
             dtype = resolve_dtype(dtype, device)
         path = Path(path) if path is not None else default_model_dir()
-        cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
+        _cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
         return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), **kwargs)
 
     def describe(self) -> dict:

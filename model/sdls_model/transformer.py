@@ -11,6 +11,7 @@ checkpoints and Dream / Open-dCoder weights one rename apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class CacheIO:
 
     def __post_init__(self) -> None:
         s = self.slots
-        self.contiguous = all(b - a == 1 for a, b in zip(s, s[1:]))
+        self.contiguous = all(b - a == 1 for a, b in itertools.pairwise(s))
         self.slot_index = None if self.contiguous else torch.tensor(s, device=self.cache.k.device)
 
     def read(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

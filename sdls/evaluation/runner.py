@@ -147,13 +147,14 @@ def evaluate(
     configs: list[RunConfig],
     suite: str = "",
     batch: int = 1,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
     workers: int | None = None,
     max_new_tokens: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     if not tasks:
         raise ValueError("no tasks to evaluate")
+    limits = limits or Limits()
     say = progress or (lambda _msg: None)
     warm = tasks[0]  # warm-up, untimed: a short infill under the cheapest setting
     engine.run([InfillJob(prefix=warm.prefix, suffix=warm.suffix, max_new_tokens=8, settings=configs[-1].settings)])

@@ -168,7 +168,7 @@ async def fill_stubs(
         )
         if doc.version != version:  # `current` is a copy: check the live document here
             raise DocumentChanged("the document changed while stubs were being filled; nothing applied")
-        for i, (s, e), result in zip(wave, shifted, results):
+        for i, (_, e), result in zip(wave, shifted, results):
             if isinstance(result, NoChange):
                 skipped.append(f"{holes[i].enclosing_name or 'a stub'}: {result}")
                 continue  # leave that stub as it is; the others still count

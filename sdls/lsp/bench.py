@@ -94,7 +94,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def _settle(tally: Tally, future: asyncio.Future, sent_at: float) -> None:
@@ -180,7 +180,7 @@ def _lane(stats, key: str) -> float:
 
 
 def _figures(args, files, tally: Tally, before, after, keystrokes: int, wall: float) -> dict:
-    records = [r for r in after.latencies[len(before.latencies) :]]
+    records = list(after.latencies[len(before.latencies) :])
     single = [r.ms for r in records if r.scope == "line"]
     model_calls = [r.ms for r in records if r.source in ("model", "none") and r.forwards]
     forwards = _lane(after, "forwards") - _lane(before, "forwards")

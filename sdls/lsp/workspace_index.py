@@ -100,9 +100,11 @@ def declarations(text: str, language: str) -> list[str]:
     for node in doc.tree.root_node.children:
         if language == "python" and (
             node.type == "assignment"
-            or (node.type == "expression_statement"
-            and node.named_children
-            and node.named_children[0].type == "assignment")
+            or (
+                node.type == "expression_statement"
+                and node.named_children
+                and node.named_children[0].type == "assignment"
+            )
         ):
             line = doc.text[slice(*doc.node_range(node))]
             if "\n" not in line and len(line) <= 120:

@@ -218,7 +218,7 @@ def _largest_class(doc: SyntaxDocument) -> tuple[int, int] | None:
     best = None
     for node in doc.tree.root_node.named_children:
         target = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
-        if target is not None and target.type == "class_definition":
-            if best is None or node.end_byte - node.start_byte > best.end_byte - best.start_byte:
-                best = node
+        is_class = target is not None and target.type == "class_definition"
+        if is_class and (best is None or node.end_byte - node.start_byte > best.end_byte - best.start_byte):
+            best = node
     return doc.node_range(best) if best is not None else None

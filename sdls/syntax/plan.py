@@ -6,6 +6,7 @@ in order, so a block is generated after the blocks that declare the names it rea
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import tree_sitter
@@ -88,7 +89,7 @@ def _check_regions(doc: SyntaxDocument, regions: list[tuple[int, int]]) -> list[
         if not 0 <= s <= e <= len(doc.text):
             raise ValueError(f"region [{s}, {e}) is outside the document (length {len(doc.text)})")
     ordered = [(s, e) for s, e in ordered if e > s]
-    for (s1, e1), (s2, e2) in zip(ordered, ordered[1:]):
+    for (s1, e1), (s2, e2) in itertools.pairwise(ordered):
         if s2 < e1:
             raise ValueError(f"regions [{s1}, {e1}) and [{s2}, {e2}) overlap")
     return ordered
@@ -108,7 +109,7 @@ def _split_region(doc: SyntaxDocument, start: int, end: int) -> list[PlannedBloc
     if len(statements) == 1 and _definition(statements[0]).type in _CONTAINERS:
         definition = _definition(statements[0])
         body = definition.child_by_field_name("body")
-        members = [c for c in body.named_children] if body is not None else []
+        members = list(body.named_children) if body is not None else []
         if members:
             pieces.append((statements[0], "header", False))
             in_class = definition.type in _CLASS_LIKE

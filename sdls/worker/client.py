@@ -140,7 +140,7 @@ class WorkerClient:
         )
 
     def _spawn(self) -> None:
-        log_file = open(log_path_for(self.socket_path), "w")
+        log_file = open(log_path_for(self.socket_path), "w")  # noqa: SIM115 - the worker's stderr, closed below
         cmd = [sys.executable, "-m", "sdls", "worker", "--socket", str(self.socket_path), *self.spawn_args]
         log.info("starting a model worker: %s", " ".join(cmd))
         # Its own session: the worker outlives this server so other windows keep sharing it.

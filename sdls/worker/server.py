@@ -73,7 +73,7 @@ class WorkerServer:
     def _claim_socket(self) -> None:
         """Take the per-socket lock, so two workers racing to start cannot both bind."""
         self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_file = open(str(self.socket_path) + ".lock", "w")
+        self._lock_file = open(str(self.socket_path) + ".lock", "w")  # noqa: SIM115 - held while the worker lives
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     }
     train_cfg = replace(TrainConfig(**preset.train), **overrides)
     log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(preset.model)}")
-    log(f"training: {json.dumps({k: v for k, v in vars(train_cfg).items()})}")
+    log(f"training: {json.dumps(dict(vars(train_cfg).items()))}")
     trainer = Trainer(model_cfg, tok, corpus.train, corpus.val, train_cfg, out, device=args.device, log=log)
     if not trainer.resume() and init is not None:
         if init_cfg != model_cfg:

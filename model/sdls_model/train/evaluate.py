@@ -185,16 +185,12 @@ def measure_latency(checkpoint_dir, tasks: list[InfillTask], device: str = "cpu"
     first, typed, per_forward, context = [], [], [], []
     for i, task in enumerate(tasks):
         session = f"latency-{i}"
-        job = lambda prefix: InfillJob(
-            prefix=prefix,
-            suffix=task.suffix,
-            max_new_tokens=32,
-            settings=DecodeSettings(),
-            session=session,
-            single_line=True,
-        )
-        a = engine.run([job(task.prefix)])[0].stats
-        b = engine.run([job(task.prefix + task.answer[:1])])[0].stats
+        jobs = [
+            InfillJob(prefix, task.suffix, 32, DecodeSettings(), session=session, single_line=True)
+            for prefix in (task.prefix, task.prefix + task.answer[:1])
+        ]
+        a = engine.run([jobs[0]])[0].stats
+        b = engine.run([jobs[1]])[0].stats
         first.append(a.ms)
         typed.append(b.ms)
         per_forward.append(b.ms / max(1, b.forwards))

@@ -301,7 +301,7 @@ class Trainer:
             return {}
         row = {"step": self.step, "tokens": self.tokens_seen}
         for stage, batches in self.val.items():
-            row[f"val_stage{stage}"] = evaluate_loss(self.loss_module, [b for b in batches], self.device, self.autocast)
+            row[f"val_stage{stage}"] = evaluate_loss(self.loss_module, list(batches), self.device, self.autocast)
         self.history["val"].append(row)
         return row
 
