@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,12 @@ from pathlib import Path
 import pytest
 
 from sdls_model.checkpoint import load_checkpoint
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -27,6 +34,8 @@ def test_two_process_ddp_run_writes_one_loadable_model(tmp_path):
             str(torchrun),
             "--nproc-per-node",
             "2",
+            "--master-port",
+            str(free_port()),  # the default 29500 collides with any other torchrun on the machine
             "-m",
             "sdls_model.train.cli",
             "--preset",
