@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         log(f"initialised from {args.init_from}")
     summary = trainer.train()
     log(f"trained: {json.dumps(summary)}")
+    if world > 1:  # every rank leaves the group together: a rank exiting under live gloo threads aborts
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     if rank != 0:
         return 0
 
