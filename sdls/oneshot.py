@@ -113,8 +113,8 @@ def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
 
 
 async def complete_file(args: argparse.Namespace) -> dict:
-    from sdls.lsp.cache import CompletionCache
     from sdls.lsp.completion import complete_at
+    from sdls.lsp.completion_cache import CompletionCache
 
     settings = one_shot_settings(args)
     doc = load_document(args.file, args.language, settings)

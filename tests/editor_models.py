@@ -49,9 +49,9 @@ def find_offer(model: Path, source: Path | None = None, tries: int = 40) -> tupl
 
 
 async def _probe(model: Path, text: str, tries: int) -> tuple[Offer | None, str]:
-    from sdls.lsp.bench import pick_lines
-    from sdls.lsp.cache import CompletionCache
+    from sdls.lsp.bench_lsp import pick_lines
     from sdls.lsp.completion import complete_at
+    from sdls.lsp.completion_cache import CompletionCache
     from sdls.lsp.documents import DocumentStore
     from sdls.lsp.settings import settings_from
     from sdls.oneshot import model_backend

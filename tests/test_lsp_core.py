@@ -10,8 +10,8 @@ import pytest
 from lsp_fakes import ScriptedBackend
 
 from sdls.lsp.actions import fill_stubs, hole_waves, offer_actions, resolve_offer
-from sdls.lsp.cache import CachedCompletion, CompletionCache
 from sdls.lsp.completion import complete_at
+from sdls.lsp.completion_cache import CachedCompletion, CompletionCache
 from sdls.lsp.documents import DocumentStore, UnknownDocument
 from sdls.lsp.edits import Budget, NoChange, apply_edits
 from sdls.lsp.fixups import propose_fixup, render_diff

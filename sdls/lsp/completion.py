@@ -15,7 +15,7 @@ from sdls.syntax.cleanup import clean_completion
 from sdls.syntax.scope import BLOCK, NONE, completion_scope
 from sdls_model.jobs import DecodeSettings, InfillJob, JobResult
 
-from .cache import CachedCompletion, CompletionCache
+from .completion_cache import CachedCompletion, CompletionCache
 from .documents import OpenDocument
 from .prompt import build_prompt
 from .settings import CompletionSettings

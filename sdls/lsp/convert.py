@@ -1,4 +1,4 @@
-"""Core results -> LSP types. The only module besides server.py that imports lsprotocol."""
+"""Core results -> LSP types. The handlers build LSP results here, from plain core values."""
 
 from __future__ import annotations
 

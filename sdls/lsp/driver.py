@@ -19,7 +19,7 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 
-from .serve import server_command
+from .serve_command import server_command
 
 
 class LspDriver:

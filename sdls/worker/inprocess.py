@@ -31,7 +31,7 @@ class InProcessBackend:
 
         from sdls_model.engine import Engine
 
-        from .main import default_threads
+        from .worker_command import default_threads
 
         torch.set_num_threads(default_threads())
         return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context))

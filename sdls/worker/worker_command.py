@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s sdls-worker %(levelname)s %(message)s",
     )
-    from .server import SocketInUse, WorkerServer, socket_alive
+    from .socket_server import SocketInUse, WorkerServer, socket_alive
 
     model_dir = Path(args.model) if args.model else None
     socket_path = (

@@ -38,8 +38,8 @@ from sdls.worker.client import ModelUnavailable, WorkerError
 from . import convert
 from .actions import Offer, offer_actions, resolve_offer
 from .backends import open_backend
-from .cache import CompletionCache
 from .completion import DocumentChanged, JobCancelled, complete_at, decode_settings
+from .completion_cache import CompletionCache
 from .documents import DocumentStore, UnknownDocument
 from .edits import Budget, NoChange
 from .fixups import propose_fixup
