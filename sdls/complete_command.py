@@ -1,0 +1,72 @@
+"""`sdls complete FILE --line L --col C`: one inline completion, through the server's own code path.
+
+Same core call (`complete_at`), same settings defaults, same prompt and cross-file context as
+`sdls serve`. Positions are LSP's: 0-based line, UTF-16 column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from sdls.lsp.positions import PositionError
+from sdls.oneshot import (
+    OneShotError,
+    add_common_arguments,
+    cross_file_header,
+    load_document,
+    model_backend,
+    one_shot_settings,
+    run_one_shot,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file")
+    parser.add_argument("--line", type=int, required=True, help="0-based line")
+    parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
+    add_common_arguments(parser)
+
+
+async def complete_file(args: argparse.Namespace) -> dict:
+    from sdls.lsp.completion import complete_at
+    from sdls.lsp.completion_cache import CompletionCache
+
+    settings = one_shot_settings(args)
+    doc = load_document(args.file, args.language, settings)
+    try:
+        offset = doc.offset(args.line, args.col)
+    except PositionError as exc:
+        raise OneShotError(f"{args.file}: {exc}") from None
+    async with model_backend(settings) as backend:
+        started = time.perf_counter()
+        outcome = await complete_at(
+            doc,
+            offset,
+            backend=backend,
+            settings=settings.completion,
+            cache=CompletionCache(),
+            invoked=True,
+            header=cross_file_header(doc, settings),
+        )
+        ms = (time.perf_counter() - started) * 1e3
+    result = outcome.result
+    return {
+        "text": result.text if result else "",
+        "forwards": outcome.stats.get("forwards", 0),
+        "tokens": outcome.stats.get("tokens", 0),
+        "ms": round(ms, 1),
+        "scope": outcome.scope,
+        "replace_end": doc.position(result.end) if result else None,
+        "reason": outcome.reason if result is None else "",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    # No completion is a normal answer here (exit 0): editors' scripts call this at every position.
+    status = run_one_shot(
+        complete_file,
+        args,
+        lambda out: (out["text"], True) if out["text"] else (f"sdls: no completion: {out['reason']}", False),
+    )
+    return 0 if status == 1 else status
