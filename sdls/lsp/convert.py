@@ -7,6 +7,7 @@ from lsprotocol import types as lsp
 from sdls.syntax import SyntaxIssue
 from sdls_model.jobs import TextEdit
 
+from .actions import Offer
 from .documents import OpenDocument
 
 
@@ -40,4 +41,27 @@ def diagnostic(doc: OpenDocument, issue: SyntaxIssue) -> lsp.Diagnostic:
         severity=lsp.DiagnosticSeverity.Error,
         source="sdls",
         code="missing" if issue.kind == "missing" else "syntax",
+    )
+
+
+def content_change(change: lsp.TextDocumentContentChangeEvent) -> tuple[tuple[int, int, int, int] | None, str]:
+    """A didChange entry as DocumentStore.change takes it: ((start line, col, end line, col) | None, text)."""
+    rng = getattr(change, "range", None)
+    return ((rng.start.line, rng.start.character, rng.end.line, rng.end.character) if rng else None), change.text
+
+
+def code_action(doc: OpenDocument, offer: Offer, data: object, diagnostics: list[lsp.Diagnostic]) -> lsp.CodeAction:
+    """The unresolved action for an offer (the edit comes with codeAction/resolve); it names the
+    editor's sdls diagnostics on the line of the error it fixes."""
+    fixes = [
+        d
+        for d in diagnostics
+        if offer.issue and d.source == "sdls" and d.range.start.line == doc.position(offer.issue.start)[0]
+    ]
+    return lsp.CodeAction(
+        title=offer.title,
+        kind=offer.kind,
+        data=data,
+        diagnostics=fixes or None,
+        is_preferred=True if offer.issue else None,
     )
