@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def complete_file(args: argparse.Namespace) -> dict:
     from sdls.lsp.completion import complete_at
     from sdls.lsp.completion_cache import CompletionCache
+    from sdls.lsp.model_call import ModelCall
 
     settings = one_shot_settings(args)
     doc = load_document(args.file, args.language, settings)
@@ -40,15 +41,9 @@ async def complete_file(args: argparse.Namespace) -> dict:
         raise OneShotError(f"{args.file}: {exc}") from None
     async with model_backend(settings) as backend:
         started = time.perf_counter()
-        outcome = await complete_at(
-            doc,
-            offset,
-            backend=backend,
-            settings=settings.completion,
-            cache=CompletionCache(),
-            invoked=True,
-            header=cross_file_header(doc, settings),
-        )
+        call = ModelCall.from_settings(settings, backend)
+        header = cross_file_header(doc, settings)
+        outcome = await complete_at(doc, offset, call, cache=CompletionCache(), invoked=True, header=header)
         ms = (time.perf_counter() - started) * 1e3
     result = outcome.result
     return {

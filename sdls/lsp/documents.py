@@ -99,6 +99,10 @@ class DocumentStore:
             raise DocumentOutOfSync(uri, doc.out_of_sync)
         return doc
 
+    def find(self, uri: str) -> OpenDocument | None:
+        """The document open at `uri`, or None if it is not (closed meanwhile); one out of sync raises as in get."""
+        return self.get(uri) if uri in self._docs else None
+
     def all(self) -> list[OpenDocument]:
         return list(self._docs.values())
 

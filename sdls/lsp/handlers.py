@@ -36,12 +36,13 @@ from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
 from .actions import Offer, offer_actions, resolve_offer
-from .completion import DocumentChanged, JobCancelled, complete_at, decode_settings
+from .completion import complete_at
 from .completion_cache import CompletionCache
 from .documents import DocumentStore, UnknownDocument
 from .edits import NoChange
 from .fixups import propose_fixup
 from .language_server import SdlsServer  # at run time: pygls reads the handlers' annotations
+from .model_call import DocumentChanged, JobCancelled, ensure_current
 from .positions import PositionError
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,10 @@ def request(fn):
     """Map core exceptions to the LSP error each one means (see the module docstring)."""
 
     @functools.wraps(fn)
-    async def handler(ls: SdlsServer, params):
+    async def handler(ls: SdlsServer, *params):
         ls.counters[fn.__name__] += 1
         try:
-            return await fn(ls, params)
+            return await fn(ls, *params)
         except (UnknownDocument, PositionError) as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
         except ModelUnavailable as exc:
@@ -188,7 +189,7 @@ async def inline_completion(ls: SdlsServer, params: lsp.InlineCompletionParams):
     started, version = time.perf_counter(), doc.version
     invoked = params.context.trigger_kind == lsp.InlineCompletionTriggerKind.Invoked
     outcome = await ls.newest_wins(doc.uri, _complete(ls, doc, offset, invoked))
-    ls.check_current(doc.uri, version)
+    ensure_current(ls.docs.find(doc.uri), version)
     ls.record(outcome, started)
     if outcome.result is None:
         log.debug("no inline completion at %s:%d: %s", doc.uri, offset, outcome.reason)
@@ -203,10 +204,8 @@ async def _complete(ls: SdlsServer, doc, offset: int, invoked: bool):
     c = ls.settings.completion
     if c.debounce_ms:
         await asyncio.sleep(c.debounce_ms / 1000)
-    backend = await ls.get_backend()
-    work = complete_at(
-        doc, offset, backend=backend, settings=c, cache=ls.cache, invoked=invoked, header=ls.cross_file_header(doc)
-    )
+    call = await ls.model_call()
+    work = complete_at(doc, offset, call, cache=ls.cache, invoked=invoked, header=ls.cross_file_header(doc))
     return await asyncio.wait_for(work, timeout=c.timeout_s)
 
 
@@ -241,20 +240,11 @@ async def code_action_resolve(ls: SdlsServer, action: lsp.CodeAction):
         uri, version = data["uri"], int(data["version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise JsonRpcInvalidParams(f"code action data is not one sdls made: {exc}") from None
-    ls.check_current(uri, version)
-    doc = ls.docs.get(uri)
+    doc = ls.docs.find(uri)
+    ensure_current(doc, version)
     async with ls.progress(offer.title) as report:
-        edits = await resolve_offer(
-            doc.syntax,
-            offer,
-            backend=await ls.get_backend(),
-            settings=ls.settings.actions,
-            decode=decode_settings(ls.settings.completion),
-            budget=ls.budget(),
-            validate=ls.settings.actions.validate,
-            progress=report,
-        )
-    ls.check_current(uri, version)
+        edits = await resolve_offer(doc.syntax, offer, await ls.model_call(), progress=report)
+    ensure_current(ls.docs.find(uri), version)
     action.edit = convert.versioned_edit(doc, version, convert.text_edits(doc, edits))
     return action
 
@@ -267,20 +257,9 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
     if not ls.settings.hover.enabled or doc.binary or doc.language is None:
         return None
     version = doc.version
-    fix = await ls.newest_wins(
-        f"hover {doc.uri}",
-        propose_fixup(  # the mouse moved on: drop the old one
-            doc.syntax,
-            offset,
-            backend=await ls.get_backend(),
-            settings=ls.settings.actions,
-            decode=decode_settings(ls.settings.completion),
-            budget=ls.budget(),
-            validate=ls.settings.actions.validate,
-            use_doubt=ls.settings.hover.doubt,
-        ),
-    )
-    ls.check_current(doc.uri, version)
+    work = propose_fixup(doc.syntax, offset, await ls.model_call(), use_doubt=ls.settings.hover.doubt)
+    fix = await ls.newest_wins(f"hover {doc.uri}", work)  # the mouse moved on: drop the old one
+    ensure_current(ls.docs.find(doc.uri), version)
     if fix is None:
         return None
     markdown = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=_hover_markdown(doc, version, fix))
@@ -288,6 +267,7 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
 
 
 @command(APPLY_FIX)
+@request
 async def apply_fix(ls: SdlsServer, *args):
     try:
         spec = args[0]
@@ -295,9 +275,8 @@ async def apply_fix(ls: SdlsServer, *args):
         edits = [_converter.structure(e, lsp.TextEdit) for e in spec["edits"]]
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise JsonRpcInvalidParams(f"{APPLY_FIX} needs [{{uri, version, edits}}]: {exc}") from None
-    if uri not in ls.docs or ls.docs.get(uri).version != version:
-        raise _error(lsp.LSPErrorCodes.ContentModified, f"{uri} changed since the fix was proposed")
-    doc = ls.docs.get(uri)
+    doc = ls.docs.find(uri)
+    ensure_current(doc, version)  # the fix was proposed for that version
     result = await ls.workspace_apply_edit_async(
         lsp.ApplyWorkspaceEditParams(edit=convert.versioned_edit(doc, version, edits), label="sdls fix-up")
     )

@@ -23,10 +23,9 @@ from sdls.syntax import syntax_errors
 
 from . import convert
 from .backends import open_backend
-from .completion import DocumentChanged, JobCancelled
 from .completion_cache import CompletionCache
 from .documents import DocumentStore
-from .edits import Budget
+from .model_call import JobCancelled, ModelCall
 from .prompt import declarations_header
 from .settings import Settings, settings_from
 from .workspace_index import DeclarationIndex
@@ -77,13 +76,9 @@ class SdlsServer(LanguageServer):
                 self._backend_key = key
         return self.backend
 
-    def budget(self) -> Budget:
-        c = self.settings.completion
-        return Budget(before=c.prefix_chars, after=c.suffix_chars, max_tokens=self.settings.actions.max_tokens)
-
-    def check_current(self, uri: str, version: int) -> None:
-        if uri not in self.docs or self.docs.get(uri).version != version:
-            raise DocumentChanged(f"{uri} changed (version {version} is outdated); result dropped")
+    async def model_call(self) -> ModelCall:
+        """What one model call needs under the current settings (opening the backend if need be)."""
+        return ModelCall.from_settings(self.settings, await self.get_backend())
 
     def cross_file_header(self, doc) -> str:
         if self.index is None or not self.settings.completion.cross_file or not doc.uri.startswith("file:"):
