@@ -20,7 +20,7 @@ from typing import Any
 
 from .paths import log_path_for
 from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
-from .wire import Job, job_to_wire, result_from_wire
+from .wire import Job, doubt_from_wire, job_to_wire, result_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +218,7 @@ class WorkerClient:
         return result_from_wire(await self._request({"type": "submit", "lane": lane, "job": job_to_wire(job)}))
 
     async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]:
-        result = await self._request({"type": "doubt", "text": text, "start": start, "end": end})
-        return [tuple(span) for span in result["spans"]]
+        return doubt_from_wire(await self._request({"type": "doubt", "text": text, "start": start, "end": end}))
 
     async def describe(self) -> dict:
         return await self._request({"type": "describe"})

@@ -11,6 +11,7 @@ swapped in between batches, so no job ever sees two models.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 from sdls_model.jobs import CancelToken, JobResult, JobStats
 
 from .protocol import LANES
+from .wire import doubt_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,14 @@ class Scheduler:
         with self._cond:
             return {lane: len(q) for lane, q in self._lanes.items()}
 
+    def lane_stats(self) -> dict:
+        """Per-lane counters, queue lengths and jobs on the engine now, as plain data (the `stats` answer)."""
+        return {
+            "lanes": {lane: dataclasses.asdict(s) for lane, s in self.stats.items()},
+            "queued": self.queued(),
+            "running": self.running,
+        }
+
     # -- the engine thread ----------------------------------------------------------------------
     def _take_batch(self) -> list[Ticket] | None:
         with self._cond:
@@ -187,7 +197,7 @@ class Scheduler:
             if isinstance(batch[0].job, DoubtRequest):
                 req = batch[0].job
                 spans = self.engine.doubt(req.text, req.start, req.end)
-                self._finish(batch[0], {"spans": [list(s) for s in spans]}, None)
+                self._finish(batch[0], doubt_to_wire(spans), None)
                 return
             started = time.perf_counter()
             jobs = [t.job for t in batch]

@@ -90,6 +90,15 @@ def job_from_wire(data: Any) -> Job:
     raise ProtocolError(f"unknown job kind {data.get('kind')!r}")
 
 
+def doubt_to_wire(spans: list[tuple[int, int, float]]) -> dict[str, Any]:
+    return {"spans": [list(span) for span in spans]}
+
+
+def doubt_from_wire(data: dict[str, Any]) -> list[tuple[int, int, float]]:
+    """(start, end, probability) of each doubted span, as the engine's `doubt` gives them."""
+    return [(int(s), int(e), float(p)) for s, e, p in data["spans"]]
+
+
 def result_to_wire(result: JobResult) -> dict[str, Any]:
     return {
         "text": result.text,
