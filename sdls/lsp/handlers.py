@@ -4,7 +4,8 @@ Each `@feature` / `@command` marks a function; `register(server)` attaches them 
 tests and tools may build several servers in one process).
 
 Request discipline (every request gets exactly one response):
-- a bad request (unknown URI, a position past the end or inside a surrogate pair) -> InvalidParams;
+- a bad request (unknown URI, a position past the end or inside a surrogate pair, data or command
+  arguments sdls did not make) -> InvalidParams;
 - no model (missing/corrupt checkpoint, dead worker) -> RequestFailed with the reason, shown once
   with window/showMessage; the server keeps running and retries later;
 - `$/cancelRequest`, or a newer inline request for the same document -> the job stops in the
@@ -17,17 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 import sys
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
-from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
@@ -35,9 +33,10 @@ from sdls.memory import rss_mb
 from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
-from .actions import Offer, offer_actions, resolve_offer
+from .actions import offer_actions, resolve_offer
 from .completion import complete_at
 from .completion_cache import CompletionCache
+from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
 from .documents import DocumentStore, UnknownDocument
 from .edits import NoChange
 from .fixups import propose_fixup
@@ -46,8 +45,6 @@ from .model_call import DocumentChanged, JobCancelled, ensure_current
 from .positions import PositionError
 
 log = logging.getLogger(__name__)
-APPLY_FIX = "sdls.applyFix"
-_converter = get_converter()
 _FEATURES: list[tuple[str, Any, Callable]] = []
 _COMMANDS: list[tuple[str, Callable]] = []
 
@@ -91,7 +88,7 @@ def request(fn):
         ls.counters[fn.__name__] += 1
         try:
             return await fn(ls, *params)
-        except (UnknownDocument, PositionError) as exc:
+        except (UnknownDocument, PositionError, BadPayload) as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
         except ModelUnavailable as exc:
             ls.announce(f"sdls: the model is unavailable: {exc}")
@@ -193,11 +190,7 @@ async def inline_completion(ls: SdlsServer, params: lsp.InlineCompletionParams):
     ls.record(outcome, started)
     if outcome.result is None:
         log.debug("no inline completion at %s:%d: %s", doc.uri, offset, outcome.reason)
-        return lsp.InlineCompletionList(items=[])
-    r = outcome.result
-    return lsp.InlineCompletionList(
-        items=[lsp.InlineCompletionItem(insert_text=r.text, range=convert.lsp_range(doc, r.start, r.end))]
-    )
+    return convert.inline_completions(doc, outcome.result)
 
 
 async def _complete(ls: SdlsServer, doc, offset: int, invoked: bool):
@@ -225,7 +218,7 @@ async def code_action(ls: SdlsServer, params: lsp.CodeActionParams):
     only = [getattr(k, "value", k) for k in (params.context.only or [])]  # str enums: compare values
     offers = offer_actions(doc.syntax, start, min(max(start, end), len(doc.text)), ls.settings.actions)
     return [
-        convert.code_action(doc, offer, _offer_data(doc, offer), params.context.diagnostics or [])
+        convert.code_action(doc, offer, params.context.diagnostics or [])
         for offer in offers
         if not only or any(offer.kind.startswith(k) for k in only)
     ]
@@ -234,18 +227,13 @@ async def code_action(ls: SdlsServer, params: lsp.CodeActionParams):
 @feature(lsp.CODE_ACTION_RESOLVE)
 @request
 async def code_action_resolve(ls: SdlsServer, action: lsp.CodeAction):
-    data = action.data if isinstance(action.data, dict) else {}
-    try:
-        offer = _offer_from(data)
-        uri, version = data["uri"], int(data["version"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JsonRpcInvalidParams(f"code action data is not one sdls made: {exc}") from None
-    doc = ls.docs.find(uri)
-    ensure_current(doc, version)
-    async with ls.progress(offer.title) as report:
-        edits = await resolve_offer(doc.syntax, offer, await ls.model_call(), progress=report)
-    ensure_current(ls.docs.find(uri), version)
-    action.edit = convert.versioned_edit(doc, version, convert.text_edits(doc, edits))
+    data = from_json(action.data, OfferData, "code action data is not one sdls made")
+    doc = ls.docs.find(data.uri)
+    ensure_current(doc, data.version)
+    async with ls.progress(data.offer.title) as report:
+        edits = await resolve_offer(doc.syntax, data.offer, await ls.model_call(), progress=report)
+    ensure_current(ls.docs.find(data.uri), data.version)
+    action.edit = convert.versioned_edit(doc, data.version, convert.text_edits(doc, edits))
     return action
 
 
@@ -260,26 +248,18 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
     work = propose_fixup(doc.syntax, offset, await ls.model_call(), use_doubt=ls.settings.hover.doubt)
     fix = await ls.newest_wins(f"hover {doc.uri}", work)  # the mouse moved on: drop the old one
     ensure_current(ls.docs.find(doc.uri), version)
-    if fix is None:
-        return None
-    markdown = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=_hover_markdown(doc, version, fix))
-    return lsp.Hover(contents=markdown, range=convert.lsp_range(doc, fix.start, fix.end))
+    return convert.hover(doc, version, fix) if fix is not None else None
 
 
 @command(APPLY_FIX)
 @request
 async def apply_fix(ls: SdlsServer, *args):
-    try:
-        spec = args[0]
-        uri, version = spec["uri"], int(spec["version"])
-        edits = [_converter.structure(e, lsp.TextEdit) for e in spec["edits"]]
-    except (IndexError, KeyError, TypeError, ValueError) as exc:
-        raise JsonRpcInvalidParams(f"{APPLY_FIX} needs [{{uri, version, edits}}]: {exc}") from None
-    doc = ls.docs.find(uri)
-    ensure_current(doc, version)  # the fix was proposed for that version
-    result = await ls.workspace_apply_edit_async(
-        lsp.ApplyWorkspaceEditParams(edit=convert.versioned_edit(doc, version, edits), label="sdls fix-up")
-    )
+    spec = args[0] if len(args) == 1 else None
+    fix = from_json(spec, FixArguments, f"{APPLY_FIX} needs [{{uri, version, edits}}]")
+    doc = ls.docs.find(fix.uri)
+    ensure_current(doc, fix.version)  # the fix was proposed for that version
+    edit = convert.versioned_edit(doc, fix.version, fix.edits)
+    result = await ls.workspace_apply_edit_async(lsp.ApplyWorkspaceEditParams(edit=edit, label="sdls fix-up"))
     return {"applied": bool(result and result.applied)}
 
 
@@ -304,56 +284,3 @@ async def stats(ls: SdlsServer, _params=None):
         "workspace_roots": [str(r) for r in ls.roots],
         "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules),
     }
-
-
-# -- payloads the client echoes back ----------------------------------------------------------
-def _offer_data(doc, offer: Offer) -> dict:
-    return {
-        "uri": doc.uri,
-        "version": doc.version,
-        "action": offer.action,
-        "title": offer.title,
-        "start": offer.start,
-        "end": offer.end,
-        "kind": offer.kind,
-        "issue": [offer.issue.start, offer.issue.end, offer.issue.message, offer.issue.kind] if offer.issue else None,
-    }
-
-
-def _offer_from(data: dict) -> Offer:
-    issue = None
-    if data.get("issue"):
-        from sdls.syntax import SyntaxIssue
-
-        s, e, message, kind = data["issue"]
-        issue = SyntaxIssue(int(s), int(e), str(message), str(kind))
-    return Offer(
-        str(data["action"]), str(data["title"]), str(data["kind"]), int(data["start"]), int(data["end"]), issue
-    )
-
-
-def _hover_markdown(doc, version: int, fix) -> str:
-    lines = [f"**sdls** — {fix.problem}"]
-    if not fix.edits:
-        lines.append(f"\n_No fix-up: {fix.reason}_")
-        return "\n".join(lines)
-    edits = [
-        {
-            "range": {
-                "start": {"line": r.range.start.line, "character": r.range.start.character},
-                "end": {"line": r.range.end.line, "character": r.range.end.character},
-            },
-            "newText": r.new_text,
-        }
-        for r in convert.text_edits(doc, fix.edits)
-    ]
-    args = urllib.parse.quote(json.dumps([{"uri": doc.uri, "version": version, "edits": edits}]))
-    lines += [
-        "",
-        "```diff",
-        fix.diff,
-        "```",
-        "",
-        f'[Apply fix-up](command:{APPLY_FIX}?{args} "Apply the proposed repair")',
-    ]
-    return "\n".join(lines)

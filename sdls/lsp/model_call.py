@@ -72,7 +72,7 @@ def ensure_current(document: Any, version: int) -> None:
     """Refuse a result computed for `version` of `document` (anything with a `.version`; None: closed)
     once the document has moved on: its offsets index a text that is gone."""
     if document is None:
-        raise DocumentChanged("the document was closed while the model worked; result dropped")
+        raise DocumentChanged("the document is not open any more; result dropped")
     if document.version != version:
         raise DocumentChanged(
             f"the document changed while the model worked (version {version} is gone); result dropped"
