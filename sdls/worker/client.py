@@ -60,7 +60,6 @@ class WorkerClient:
         self.backoff_min, self.backoff_max = backoff_s
         self.info: dict[str, Any] = {}  # the worker's hello: pid, model description
         self.process: subprocess.Popen | None = None
-        self.restarts = 0
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task | None = None
         self._pending: dict[int, asyncio.Future] = {}
@@ -183,7 +182,6 @@ class WorkerClient:
         if self.spawn_args is not None:
             # Restart in the background after a backoff, so the next request finds a warm worker.
             self._schedule_retry(reason + "; restarting it")
-            self.restarts += 1
             asyncio.get_running_loop().call_later(
                 self._retry_at - time.monotonic() + 0.01, lambda: asyncio.ensure_future(self._quiet_connect())
             )

@@ -12,7 +12,6 @@ swapped in between batches, so no job ever sees two models.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import threading
 import time
@@ -44,7 +43,6 @@ class Ticket:
     lane: str
     done: Callable[[Any, str | None], None]  # (result, error message); called once, on the engine thread
     cancel: CancelToken = field(default_factory=CancelToken)
-    seq: int = 0
     started: bool = False
     finished: bool = False
 
@@ -77,7 +75,6 @@ class Scheduler:
         self._lanes: dict[str, deque[Ticket]] = {lane: deque() for lane in LANES}
         self._cond = threading.Condition()
         self._next_engine: Any = None
-        self._seq = itertools.count()
         self._stopping = False
         self.running = 0  # jobs in the batch on the engine now (for stats and tests)
         self._thread = threading.Thread(target=self._loop, name="sdls-engine", daemon=True)
@@ -101,7 +98,7 @@ class Scheduler:
     def submit(self, job: Any, lane: str, done: Callable[[Any, str | None], None]) -> Ticket:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}; lanes are {LANES}")
-        ticket = Ticket(job=job, lane=lane, done=done, seq=next(self._seq))
+        ticket = Ticket(job=job, lane=lane, done=done)
         if hasattr(job, "cancel"):
             job.cancel = ticket.cancel
         with self._cond:
