@@ -12,7 +12,7 @@ import time
 from sdls.lsp.positions import PositionError
 from sdls.oneshot import (
     OneShotError,
-    add_common_arguments,
+    add_arguments_for,
     cross_file_header,
     load_document,
     model_backend,
@@ -22,10 +22,7 @@ from sdls.oneshot import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
-    parser.add_argument("--line", type=int, required=True, help="0-based line")
-    parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
-    add_common_arguments(parser)
+    add_arguments_for(parser, column=True)
 
 
 async def complete_file(args: argparse.Namespace) -> dict:

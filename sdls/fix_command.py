@@ -7,7 +7,7 @@ import time
 
 from sdls.oneshot import (
     OneShotError,
-    add_common_arguments,
+    add_arguments_for,
     load_document,
     model_backend,
     one_shot_settings,
@@ -16,9 +16,7 @@ from sdls.oneshot import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
-    parser.add_argument("--line", type=int, required=True, help="0-based line")
-    add_common_arguments(parser)
+    add_arguments_for(parser, column=False)
 
 
 def target_offset(doc, line: int) -> int:

@@ -24,7 +24,12 @@ class OneShotError(Exception):
     """A bad file, position or model: printed as `sdls: ...`, exit status 2."""
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments_for(parser: argparse.ArgumentParser, *, column: bool) -> None:
+    """FILE --line L [--col C] and the model options (both commands take the same)."""
+    parser.add_argument("file")
+    parser.add_argument("--line", type=int, required=True, help="0-based line")
+    if column:
+        parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
     add_dtype_argument(parser)
