@@ -39,16 +39,8 @@ def added_errors(doc: SyntaxDocument, edits: list[TextEdit]) -> int:
     return len(syntax_errors(with_edits(doc, edits))) - len(syntax_errors(doc))
 
 
-async def infill_region(
-    doc: SyntaxDocument,
-    start: int,
-    end: int,
-    call: ModelCall,
-    *,
-    lane: str = "rewrite",
-    session: str | None = None,
-) -> TextEdit:
-    """Replace doc[start:end] with what the model writes there, cleaned for the scope at `start`."""
+async def infill_region(doc: SyntaxDocument, start: int, end: int, call: ModelCall) -> TextEdit:
+    """Replace doc[start:end] with what the model writes there, cleaned for the scope at `start` (rewrite lane)."""
     emptied = doc.with_edit(start, end, "") if end > start else doc
     scope = completion_scope(emptied, start, invoked=True)
     if scope.kind == NONE:
@@ -56,14 +48,8 @@ async def infill_region(
         scope = CompletionScope(BLOCK, start, f"forced block ({scope.reason})", emptied.text[line_start:start])
     budget = call.budget
     prompt = build_prompt(emptied.text, start, budget.before, budget.after)
-    job = InfillJob(
-        prefix=prompt.prefix,
-        suffix=prompt.suffix,
-        max_new_tokens=budget.max_tokens,
-        settings=call.decode,
-        session=session,
-    )
-    result = await run_job(call, job, lane, doc)
+    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens, settings=call.decode)
+    result = await run_job(call, job, "rewrite", doc)
     cleaned = clean_completion(emptied, start, result.text, scope)
     if cleaned.rejected is not None:
         raise NoChange(f"the model's text was rejected: {cleaned.rejected}")
@@ -82,9 +68,9 @@ async def revise_region(
     call: ModelCall,
     *,
     marked: list[tuple[int, int]] = (),
-    lane: str = "rewrite",
 ) -> list[TextEdit]:
-    """The model's revision of doc[start:end] (re-masking doubted and `marked` tokens), as document edits."""
+    """The model's revision of doc[start:end] (re-masking doubted and `marked` tokens), as document edits
+    (rewrite lane)."""
     w_start, w_end = edit_window(doc.text, start, end, call.budget)
     job = EditJob(
         text=doc.text[w_start:w_end],
@@ -95,5 +81,5 @@ async def revise_region(
         edit_threshold=call.edit_threshold,
         max_rounds=call.budget.max_rounds,
     )
-    result = await run_job(call, job, lane, doc)
+    result = await run_job(call, job, "rewrite", doc)
     return [TextEdit(e.start + w_start, e.end + w_start, e.new_text) for e in result.edits]
