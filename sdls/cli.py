@@ -11,17 +11,17 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdls.demo", "open a sample file through a real LSP client and show what an editor would"),
-    "serve": ("sdls.lsp.serve", "run the language server (stdio, or --tcp PORT on 127.0.0.1)"),
-    "worker": ("sdls.worker.main", "run the model worker that owns the warm model"),
-    "complete": ("sdls.oneshot", "one-shot infill at a position of a file"),
-    "fix": ("sdls.oneshot_fix", "the fix-up a hover would offer for a line"),
+    "serve": ("sdls.lsp.serve_command", "run the language server (stdio, or --tcp PORT on 127.0.0.1)"),
+    "worker": ("sdls.worker.worker_command", "run the model worker that owns the warm model"),
+    "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
+    "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
     "train": ("sdls_model.train.cli", "train a model (corpus, tokenizer, mask then edit stage)"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("sdls_model.bench", "reference rule vs threshold decoding: tokens/forward, forwards/s, tokens/s"),
-    "syntax": ("sdls.syntax.bench", "parse, reparse, scope and plan times on large files"),
-    "lsp": ("sdls.lsp.bench", "replay typing through the real server: latency, cancellations, memory"),
-    "eval": ("sdls.evaluation.cli", "HumanEval infill / repair, side by side over decoding settings"),
+    "syntax": ("sdls.syntax.bench_syntax", "parse, reparse, scope and plan times on large files"),
+    "lsp": ("sdls.lsp.bench_lsp", "replay typing through the real server: latency, cancellations, memory"),
+    "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
 }
 

@@ -1,8 +1,8 @@
-"""`sdls complete FILE --line L --col C`: one inline completion, through the server's own code path.
+"""What the one-shot commands (`sdls complete`, `sdls fix`) share: arguments, loading a file, the backend,
+printing the answer.
 
-Same core call (`complete_at`), same settings defaults, same prompt and cross-file context as
-`sdls serve`; only the backend differs: the engine runs in this process unless --worker asks for
-the shared worker. Positions are LSP's: 0-based line, UTF-16 column.
+They make the same core calls with the same settings defaults as `sdls serve`; only the backend
+differs: the engine runs in this process unless --worker asks for the shared worker.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sdls.lsp.documents import DocumentStore, OpenDocument, looks_binary
-from sdls.lsp.positions import PositionError
 from sdls.lsp.settings import Settings, settings_from
 from sdls.syntax import language_for
 from sdls_model.precision import add_dtype_argument
@@ -26,14 +24,12 @@ class OneShotError(Exception):
     """A bad file, position or model: printed as `sdls: ...`, exit status 2."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments_for(parser: argparse.ArgumentParser, *, column: bool) -> None:
+    """FILE --line L [--col C] and the model options (both commands take the same)."""
     parser.add_argument("file")
     parser.add_argument("--line", type=int, required=True, help="0-based line")
-    parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
-    add_common_arguments(parser)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    if column:
+        parser.add_argument("--col", type=int, required=True, help="0-based UTF-16 column (as in LSP)")
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
     add_dtype_argument(parser)
@@ -110,47 +106,3 @@ def cross_file_header(doc: OpenDocument, settings: Settings) -> str:
     path = Path(doc.uri.removeprefix("file://"))
     files = DeclarationIndex([path.parent]).context_for(doc.text, path, doc.language)
     return declarations_header(doc.language, files, settings.completion.prefix_chars // 3)
-
-
-async def complete_file(args: argparse.Namespace) -> dict:
-    from sdls.lsp.cache import CompletionCache
-    from sdls.lsp.completion import complete_at
-
-    settings = one_shot_settings(args)
-    doc = load_document(args.file, args.language, settings)
-    try:
-        offset = doc.offset(args.line, args.col)
-    except PositionError as exc:
-        raise OneShotError(f"{args.file}: {exc}") from None
-    async with model_backend(settings) as backend:
-        started = time.perf_counter()
-        outcome = await complete_at(
-            doc,
-            offset,
-            backend=backend,
-            settings=settings.completion,
-            cache=CompletionCache(),
-            invoked=True,
-            header=cross_file_header(doc, settings),
-        )
-        ms = (time.perf_counter() - started) * 1e3
-    result = outcome.result
-    return {
-        "text": result.text if result else "",
-        "forwards": outcome.stats.get("forwards", 0),
-        "tokens": outcome.stats.get("tokens", 0),
-        "ms": round(ms, 1),
-        "scope": outcome.scope,
-        "replace_end": doc.position(result.end) if result else None,
-        "reason": outcome.reason if result is None else "",
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    # No completion is a normal answer here (exit 0): editors' scripts call this at every position.
-    status = run_one_shot(
-        complete_file,
-        args,
-        lambda out: (out["text"], True) if out["text"] else (f"sdls: no completion: {out['reason']}", False),
-    )
-    return 0 if status == 1 else status

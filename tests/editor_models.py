@@ -49,10 +49,11 @@ def find_offer(model: Path, source: Path | None = None, tries: int = 40) -> tupl
 
 
 async def _probe(model: Path, text: str, tries: int) -> tuple[Offer | None, str]:
-    from sdls.lsp.bench import pick_lines
-    from sdls.lsp.cache import CompletionCache
+    from sdls.lsp.bench_lsp import pick_lines
     from sdls.lsp.completion import complete_at
+    from sdls.lsp.completion_cache import CompletionCache
     from sdls.lsp.documents import DocumentStore
+    from sdls.lsp.model_call import ModelCall
     from sdls.lsp.settings import settings_from
     from sdls.oneshot import model_backend
 
@@ -71,8 +72,7 @@ async def _probe(model: Path, text: str, tries: int) -> tuple[Offer | None, str]
             outcome = await complete_at(
                 doc,
                 doc.offset(row, indent + len(typed)),
-                backend=backend,
-                settings=settings.completion,
+                ModelCall.from_settings(settings, backend),
                 cache=CompletionCache(),
             )
             if outcome.result is not None and outcome.result.text.strip():

@@ -13,7 +13,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig
 
-from sdls.lsp.serve import server_command
+from sdls.lsp.serve_command import server_command
 
 PY = "python"
 

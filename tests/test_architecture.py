@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,74 @@ def test_built_wheels_install_and_import(tmp_path):
     assert all(f.startswith(str(target)) for f in files), files
     assert Path(files[-1]).is_file()  # the shipped model travels inside the sdls-model wheel
     assert not (target / "tests").exists() and not (target / "model").exists()
+
+
+def parsed(folder: str) -> dict[str, ast.Module]:
+    """The syntax trees of the sources under a folder (build outputs skipped)."""
+    paths = [p for p in (ROOT / folder).rglob("*.py") if "build" not in p.relative_to(ROOT).parts]
+    return {str(p.relative_to(ROOT)): ast.parse(p.read_text(encoding="utf-8")) for p in paths}
+
+
+def test_attention_masks_are_built_only_by_the_shared_layout():
+    """Training and decoding share one attention rule: no module but layout.py defines an attention
+    mask builder, and the engine and the trainer both build theirs with layout.attention_mask."""
+    trees = parsed("model")
+    builders = [
+        path
+        for path, tree in trees.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and "attention" in node.name and "mask" in node.name
+    ]
+    assert builders == ["model/sdls_model/layout.py"]
+    callers = {
+        path
+        for path, tree in trees.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "attention_mask"
+    }
+    assert {"model/sdls_model/engine.py", "model/sdls_model/train/objectives.py"} <= callers
+
+
+FILE_WRITERS = {"write_text", "write_bytes", "unlink", "rename", "rmdir", "touch"}  # pathlib
+OS_WRITERS = {"os": {"remove", "unlink", "rename", "replace", "rmdir", "removedirs"}, "shutil": None}  # None: all
+
+
+def writes_files(call: ast.Call) -> bool:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+    if name == "open":  # open(path, mode) or Path.open(mode): a mode string that writes
+        modes = [*call.args[:2], *(k.value for k in call.keywords if k.arg == "mode")]
+        return any(isinstance(m, ast.Constant) and re.fullmatch(r"[rbt]*[wax+][rwaxbt+]*", str(m.value)) for m in modes)
+    if owner in OS_WRITERS:
+        return OS_WRITERS[owner] is None or name in OS_WRITERS[owner]
+    return isinstance(func, ast.Attribute) and name in FILE_WRITERS
+
+
+def test_the_language_server_never_writes_a_file():
+    """The server proposes, the editor disposes: nothing in sdls/lsp or sdls/syntax writes, moves or
+    deletes a file; edits reach the user's files only as WorkspaceEdits the editor applies."""
+    found = [
+        f"{path}:{node.lineno}"
+        for folder in ("sdls/lsp", "sdls/syntax")
+        for path, tree in parsed(folder).items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and writes_files(node)
+    ]
+    assert found == []
+
+
+def test_the_worker_and_the_syntax_layer_never_import_the_language_server():
+    """sdls.lsp imports the worker's client; the other way round would make a cycle of layers."""
+    found = [
+        f"{path}:{node.lineno}"
+        for folder in ("sdls/worker", "sdls/syntax")
+        for path, tree in parsed(folder).items()
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("sdls.lsp" if node.level == 0 else "lsp")
+        )
+        or (isinstance(node, ast.Import) and any(a.name.startswith("sdls.lsp") for a in node.names))
+    ]
+    assert found == []

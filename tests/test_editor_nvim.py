@@ -329,7 +329,7 @@ def test_hover_fixup_command_is_read_from_the_markdown(scripted):
             ],
         }
     ]
-    # The shape sdls/lsp/server.py's hover writes: a diff, then a command link with URL-encoded JSON.
+    # The shape sdls/lsp/language_server.py's hover writes: a diff, then a command link with URL-encoded JSON.
     markdown = (
         "**sdls** - cannot parse\n\n```diff\n-def f()\n+def f():\n```\n\n"
         f'[Apply fix-up](command:sdls.applyFix?{urllib.parse.quote(json.dumps(spec))} "Apply the proposed repair")'

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from fixtures_checkpoints import write_sdls
 
-from sdls.lsp.bench import add_arguments, percentile, pick_lines, report, run_bench
+from sdls.lsp.bench_lsp import add_arguments, percentile, pick_lines, report, run_bench
 
 SOURCE = '''import os
 

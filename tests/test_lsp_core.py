@@ -10,19 +10,19 @@ import pytest
 from lsp_fakes import ScriptedBackend
 
 from sdls.lsp.actions import fill_stubs, hole_waves, offer_actions, resolve_offer
-from sdls.lsp.cache import CachedCompletion, CompletionCache
 from sdls.lsp.completion import complete_at
+from sdls.lsp.completion_cache import CachedCompletion, CompletionCache
 from sdls.lsp.documents import DocumentStore, UnknownDocument
-from sdls.lsp.edits import Budget, NoChange, apply_edits
+from sdls.lsp.edits import NoChange, apply_edits
 from sdls.lsp.fixups import propose_fixup, render_diff
+from sdls.lsp.model_call import ModelCall
 from sdls.lsp.positions import PositionError
 from sdls.lsp.prompt import build_prompt, declarations_header, prefix_window_start
-from sdls.lsp.settings import ActionSettings, CompletionSettings
+from sdls.lsp.settings import ActionSettings
 from sdls.syntax import SyntaxDocument, find_holes, syntax_errors
-from sdls_model.jobs import DecodeSettings, TextEdit
+from sdls_model.jobs import TextEdit
 
 URI = "file:///w/a.py"
-SETTINGS = CompletionSettings()
 
 
 def opened(text_with_cursor: str, language: str = "python", uri: str = URI):
@@ -35,7 +35,7 @@ def opened(text_with_cursor: str, language: str = "python", uri: str = URI):
 async def complete(text_with_cursor, answer, cache=None, language="python", uri=URI, **kw):
     doc, offset = opened(text_with_cursor, language, uri)
     backend = ScriptedBackend(answer=lambda job: answer)
-    outcome = await complete_at(doc, offset, backend=backend, settings=SETTINGS, cache=cache, invoked=True, **kw)
+    outcome = await complete_at(doc, offset, ModelCall(backend), cache=cache, invoked=True, **kw)
     return outcome, backend, doc, offset
 
 
@@ -70,7 +70,7 @@ async def test_output_that_breaks_the_syntax_is_rejected_and_the_rejection_cache
     cache = CompletionCache()
     outcome, backend, doc, offset = await complete("def f(x):\n    return |\n", ")))) ((", cache=cache)
     assert outcome.result is None and "rejected" in outcome.reason
-    again = await complete_at(doc, offset, backend=backend, settings=SETTINGS, cache=cache, invoked=True)
+    again = await complete_at(doc, offset, ModelCall(backend), cache=cache, invoked=True)
     assert again.result is None and again.reason.startswith("cached") and len(backend.jobs) == 1
 
 
@@ -78,20 +78,20 @@ async def test_cache_serves_repeat_and_typing_along_without_model_calls():
     cache = CompletionCache()
     outcome, backend, doc, offset = await complete("def add(a, b):\n    return |\n", "a + b", cache=cache)
     assert outcome.result.text == "a + b"
-    repeat = await complete_at(doc, offset, backend=backend, settings=SETTINGS, cache=cache)
+    repeat = await complete_at(doc, offset, ModelCall(backend), cache=cache)
     assert repeat.result.text == "a + b" and repeat.result.source == "cache"
     doc.syntax.apply_edit(offset, offset, "a +")  # the user types the first characters shown
-    along = await complete_at(doc, offset + 3, backend=backend, settings=SETTINGS, cache=cache)
+    along = await complete_at(doc, offset + 3, ModelCall(backend), cache=cache)
     assert along.result.text == " b" and along.result.source == "along"
     doc.syntax.apply_edit(offset + 3, offset + 3, "-")  # typing something else: a real miss
-    await complete_at(doc, offset + 4, backend=backend, settings=SETTINGS, cache=cache)
+    await complete_at(doc, offset + 4, ModelCall(backend), cache=cache)
     assert len(backend.jobs) == 2
 
 
 async def test_binary_document_gets_no_completion():
     doc = DocumentStore().open("file:///w/blob.bin", "plaintext", 1, "ab\x00\x01cd\n")
     backend = ScriptedBackend(answer=lambda job: "x")
-    outcome = await complete_at(doc, 2, backend=backend, settings=SETTINGS)
+    outcome = await complete_at(doc, 2, ModelCall(backend))
     assert outcome.result is None and "binary" in outcome.reason and backend.jobs == []
 
 
@@ -206,9 +206,7 @@ async def test_fill_stubs_runs_waves_in_order_and_later_waves_see_earlier_fills(
     reports = []
     edits = await fill_stubs(
         doc,
-        backend=backend,
-        decode=DecodeSettings(),
-        budget=Budget(),
+        ModelCall(backend),
         progress=lambda message, percent: reports.append(message),
     )
     result = apply_edits(STUBS, edits)
@@ -232,9 +230,7 @@ async def test_rewrite_selection_maps_window_edits_to_document_offsets():
     backend = ScriptedBackend(edits=edits)
     doc = SyntaxDocument(text, "python")
     offer = next(o for o in offer_actions(doc, start, end, ActionSettings()) if o.action == "rewrite")
-    result = await resolve_offer(
-        doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    result = await resolve_offer(doc, offer, ModelCall(backend))
     assert apply_edits(text, result).endswith("total = a1 + a2\n")
     assert len(backend.jobs[0].text) < len(text)  # only a window crossed the socket
 
@@ -245,12 +241,8 @@ async def test_rewrite_that_breaks_syntax_is_refused_unless_validation_is_off():
     doc = SyntaxDocument(text, "python")
     offer = next(o for o in offer_actions(doc, 0, 5, ActionSettings()) if o.action == "rewrite")
     with pytest.raises(NoChange, match="syntax errors"):
-        await resolve_offer(
-            doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-        )
-    edits = await resolve_offer(
-        doc, offer, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget(), validate=False
-    )
+        await resolve_offer(doc, offer, ModelCall(backend))
+    edits = await resolve_offer(doc, offer, ModelCall(backend, validate=False))
     assert apply_edits(text, edits) == "((( = 1\n"
 
 
@@ -265,9 +257,7 @@ async def test_fixup_proposes_a_repair_with_a_diff():
 
     backend = ScriptedBackend(edits=edits)
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(
-        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), ModelCall(backend))
     assert fix.edits and apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert "-    return g(x" in fix.diff and "+    return g(x)" in fix.diff
     assert backend.lanes == ["rewrite", "rewrite"]  # an insertion was tried first (it wrote nothing)
@@ -280,9 +270,7 @@ async def test_fixup_proposes_a_repair_with_a_diff():
 async def test_fixup_that_does_not_fix_says_why():
     backend = ScriptedBackend(edits=lambda job: [TextEdit(job.text.index("f(1)") + 2, job.text.index("f(1)") + 3, "2")])
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(
-        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), ModelCall(backend))
     assert fix.edits == [] and "does not reduce" in fix.reason
 
 
@@ -294,18 +282,11 @@ async def test_fixup_on_a_doubted_token():
         edits=lambda job: [TextEdit(job.text.index("-"), job.text.index("-") + 2, "")],
     )
     doc = SyntaxDocument(text, "python")
-    fix = await propose_fixup(
-        doc, minus, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    fix = await propose_fixup(doc, minus, ModelCall(backend))
     assert "doubts `-`" in fix.problem and apply_edits(text, fix.edits) == "x = 1\ny = x + 2\n"
     assert backend.jobs[0].marked == [(minus, minus + 1)]
     # Hovering where the model has no doubt offers nothing.
-    assert (
-        await propose_fixup(
-            doc, 0, backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-        )
-        is None
-    )
+    assert await propose_fixup(doc, 0, ModelCall(backend)) is None
 
 
 def test_render_diff_shows_only_touched_lines():
@@ -315,7 +296,7 @@ def test_render_diff_shows_only_touched_lines():
 
 
 async def test_a_change_during_the_model_call_drops_the_result():
-    from sdls.lsp.completion import DocumentChanged
+    from sdls.lsp.model_call import DocumentChanged
 
     doc, offset = opened("def add(a, b):\n    return |\n")
 
@@ -324,22 +305,18 @@ async def test_a_change_during_the_model_call_drops_the_result():
         return "a + b"
 
     with pytest.raises(DocumentChanged):
-        await complete_at(
-            doc, offset, backend=ScriptedBackend(answer=answer_while_the_user_types), settings=SETTINGS, invoked=True
-        )
+        await complete_at(doc, offset, ModelCall(ScriptedBackend(answer=answer_while_the_user_types)), invoked=True)
     live = SyntaxDocument(STUBS, "python")
     backend = ScriptedBackend(answer=lambda job: (live.apply_edit(0, 0, "\n"), "x = 1")[1])
     with pytest.raises(DocumentChanged):
-        await fill_stubs(live, backend=backend, decode=DecodeSettings(), budget=Budget())
+        await fill_stubs(live, ModelCall(backend))
 
 
 async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
     region_start = BROKEN.index("    return g(x")
     backend = ScriptedBackend(edits=lambda job: [TextEdit(job.start, job.end, "")])
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(
-        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), ModelCall(backend))
     assert fix.edits == [] and "deletes the code" in fix.reason
     assert region_start == backend.jobs[-1].start
 
@@ -347,9 +324,7 @@ async def test_a_fix_that_deletes_the_broken_code_is_not_a_fix():
 async def test_an_unclosed_bracket_is_first_tried_as_an_insertion():
     backend = ScriptedBackend(answer=lambda job: ")\n\nprint(f(1))")
     doc = SyntaxDocument(BROKEN, "python")
-    fix = await propose_fixup(
-        doc, BROKEN.index("g(x"), backend=backend, settings=ActionSettings(), decode=DecodeSettings(), budget=Budget()
-    )
+    fix = await propose_fixup(doc, BROKEN.index("g(x"), ModelCall(backend))
     assert apply_edits(BROKEN, fix.edits) == BROKEN.replace("g(x", "g(x)")
     assert len(backend.jobs) == 1 and backend.jobs[0].prefix.endswith("return g(x")
     assert fix.diff.splitlines()[-1] == "+    return g(x)"
@@ -358,4 +333,4 @@ async def test_an_unclosed_bracket_is_first_tried_as_an_insertion():
 async def test_fill_stubs_says_why_nothing_was_filled():
     backend = ScriptedBackend(answer=lambda job: ")))")
     with pytest.raises(NoChange, match=r"no stub was filled \(Shape: the model's text was rejected"):
-        await fill_stubs(SyntaxDocument(STUBS, "python"), backend=backend, decode=DecodeSettings(), budget=Budget())
+        await fill_stubs(SyntaxDocument(STUBS, "python"), ModelCall(backend))

@@ -10,7 +10,7 @@ import pytest
 from lsp_harness import sdls_session, stats
 from lsprotocol import types as lsp
 
-from sdls.lsp.server import create_server
+from sdls.lsp.language_server import create_server
 
 
 async def wait_stats(client, ok, timeout=10.0):

@@ -103,7 +103,7 @@ def test_watcher_invalidates_changed_files_after_a_debounce_and_ignores_node_mod
 
 
 def test_server_builds_the_header_from_the_document_imports(workspace):
-    from sdls.lsp.server import create_server
+    from sdls.lsp.language_server import create_server
 
     server = create_server()
     server.index = DeclarationIndex([workspace])

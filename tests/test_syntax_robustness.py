@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sdls.syntax import (
     SyntaxDocument,
-    bench,
+    bench_syntax,
     clean_completion,
     completion_scope,
     find_holes,
@@ -123,9 +123,9 @@ def test_parsing_from_several_threads_at_once():
 def test_benchmark_runs_on_small_inputs(tmp_path, capsys):
     (tmp_path / "small.py").write_text("class A:\n    def f(self):\n        pass\n\nx = A()\n" * 20)
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    bench_syntax.add_arguments(parser)
     args = parser.parse_args(["--lines", "200", "--files", "1", "--repeat", "2", "--stdlib", str(tmp_path)])
-    assert bench.run(args) == 0
+    assert bench_syntax.run(args) == 0
     out = capsys.readouterr().out
     assert (
         "reparse, edit inside a word" in out
@@ -133,7 +133,7 @@ def test_benchmark_runs_on_small_inputs(tmp_path, capsys):
         and "small.py" in out
         and "plan_blocks, largest class" in out
     )
-    assert bench.generated_python(200).count("\n") == 200
+    assert bench_syntax.generated_python(200).count("\n") == 200
 
 
 _VALID = [

@@ -17,7 +17,7 @@ from lsp_fakes import SteppingEngine
 from sdls.worker.client import ModelUnavailable, WorkerClient, WorkerError
 from sdls.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode_payload, encode_frame, hello, read_frame
 from sdls.worker.scheduler import Scheduler
-from sdls.worker.server import SocketInUse, WorkerServer
+from sdls.worker.socket_server import SocketInUse, WorkerServer
 from sdls.worker.wire import job_from_wire, job_to_wire, result_from_wire, result_to_wire
 from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit
 

@@ -28,24 +28,6 @@ class KVCache:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.n_slots, self.max_len = n_slots, max_len
 
-    @classmethod
-    def setup(
-        cls, existing: KVCache | None, cfg: ModelConfig, n_slots: int, max_len: int, dtype: torch.dtype, device
-    ) -> KVCache:
-        """Idempotent: returns `existing` if it already has this shape, dtype and device."""
-        if (
-            existing is not None
-            and existing.n_slots >= n_slots
-            and existing.max_len >= max_len
-            and existing.k.dtype == dtype
-            and existing.k.device == torch.device(device)
-            and existing.k.shape[0] == cfg.n_layers
-            and existing.k.shape[2] == cfg.n_kv_heads
-            and existing.k.shape[4] == cfg.head_dim
-        ):
-            return existing
-        return cls(cfg, n_slots, max_len, dtype, device)
-
     def nbytes(self) -> int:
         return self.k.numel() * self.k.element_size() * 2
 

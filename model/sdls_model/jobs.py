@@ -94,18 +94,6 @@ class JobStats:
     def tokens_per_forward(self) -> float:
         return self.tokens_committed / self.forwards if self.forwards else 0.0
 
-    def as_dict(self) -> dict:
-        return {
-            "forwards": self.forwards,
-            "tokens_committed": self.tokens_committed,
-            "tokens_per_forward": round(self.tokens_per_forward, 3),
-            "ms": round(self.ms, 2),
-            "context_tokens": self.context_tokens,
-            "reused_tokens": self.reused_tokens,
-            "encoded_tokens": self.encoded_tokens,
-            "rounds": self.rounds,
-        }
-
 
 @dataclass(frozen=True)
 class TextEdit:

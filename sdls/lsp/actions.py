@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from sdls.syntax import SyntaxDocument, find_holes, plan_blocks, syntax_errors
 from sdls.syntax.diagnostics import Hole, SyntaxIssue
-from sdls_model.jobs import DecodeSettings, InfillJob, TextEdit
+from sdls_model.jobs import InfillJob, TextEdit
 
-from .completion import Backend, DocumentChanged, run_job
-from .edits import Budget, NoChange, added_errors, apply_edits, infill_region, revise_region, with_edits
+from .edits import NoChange, added_errors, apply_edits, infill_region, revise_region, with_edits
+from .model_call import ModelCall, ensure_current, run_job
 from .prompt import build_prompt
 from .settings import ActionSettings
 
@@ -74,23 +74,24 @@ def hole_region(doc: SyntaxDocument, hole: Hole) -> tuple[int, int]:
     return hole.start, hole.end
 
 
-def offer_actions(doc: SyntaxDocument, start: int, end: int, settings: ActionSettings) -> list[Offer]:
-    if not settings.enabled:
+def offer_actions(doc: SyntaxDocument, start: int, end: int, actions: ActionSettings) -> list[Offer]:
+    """The actions `actions` switches on that apply to doc[start:end] (no model call)."""
+    if not actions.enabled:
         return []
     offers: list[Offer] = []
-    if settings.fix:
+    if actions.fix:
         for issue in syntax_errors(doc):
             if issue.start <= end and max(issue.end, issue.start + 1) >= start:
                 offers.append(Offer("fix", f"Fix this error: {issue.message}", QUICKFIX, issue.start, issue.end, issue))
                 break
-    if settings.rewrite and end > start:
+    if actions.rewrite and end > start:
         offers.append(Offer("rewrite", "Rewrite selection", REWRITE, start, end))
-    if settings.fill_stubs:
+    if actions.fill_stubs:
         holes = [h for h in find_holes(doc) if h.kind in FILLABLE]
         if holes:
             title = "Fill in stub" if len(holes) == 1 else f"Fill in {len(holes)} stubs"
             offers.append(Offer("fill_stubs", title, REWRITE, holes[0].start, holes[-1].end))
-    if settings.regenerate:
+    if actions.regenerate:
         body = function_body_at(doc, start)
         if body is not None:
             offers.append(Offer("regenerate", f"Regenerate body of {body[2]}", REWRITE, body[0], body[1]))
@@ -105,50 +106,29 @@ async def _report(progress: Progress | None, message: str, percent: int) -> None
 
 
 async def resolve_offer(
-    doc: SyntaxDocument,
-    offer: Offer,
-    *,
-    backend: Backend,
-    settings: ActionSettings,
-    decode: DecodeSettings,
-    budget: Budget,
-    validate: bool = True,
-    progress: Progress | None = None,
+    doc: SyntaxDocument, offer: Offer, call: ModelCall, *, progress: Progress | None = None
 ) -> list[TextEdit]:
     """Run the model for `offer` and return its edits (document offsets); NoChange if nothing usable."""
     if offer.action == "rewrite":
-        edits = await revise_region(
-            doc,
-            offer.start,
-            offer.end,
-            backend=backend,
-            settings=decode,
-            budget=budget,
-            edit_threshold=settings.edit_threshold,
-            max_rounds=settings.max_rounds,
-        )
+        edits = await revise_region(doc, offer.start, offer.end, call)
     elif offer.action == "fix":
-        return await fix_issue(
-            doc, offer.issue, backend=backend, settings=settings, decode=decode, budget=budget, validate=validate
-        )
+        return await fix_issue(doc, offer.issue, call)
     elif offer.action == "regenerate":
-        edits = [await infill_region(doc, offer.start, offer.end, backend=backend, settings=decode, budget=budget)]
+        edits = [await infill_region(doc, offer.start, offer.end, call)]
     elif offer.action == "fill_stubs":
-        edits = await fill_stubs(doc, backend=backend, decode=decode, budget=budget, progress=progress)
+        edits = await fill_stubs(doc, call, progress=progress)
     else:
         raise ValueError(f"unknown action {offer.action!r}")
     if not edits:
         raise NoChange("the model proposes no change here")
-    if validate and added_errors(doc, edits) > 0:
+    if call.validate and added_errors(doc, edits) > 0:
         raise NoChange("the model's change would add syntax errors; nothing applied")
-    if validate and offer.action == "rewrite" and not keeps_the_code(doc.text, offer.start, offer.end, edits, 0.0):
+    if call.validate and offer.action == "rewrite" and not keeps_the_code(doc.text, offer.start, offer.end, edits, 0.0):
         raise NoChange("the model's rewrite would delete the selection; nothing applied")
     return edits
 
 
-async def fill_stubs(
-    doc: SyntaxDocument, *, backend: Backend, decode: DecodeSettings, budget: Budget, progress: Progress | None = None
-) -> list[TextEdit]:
+async def fill_stubs(doc: SyntaxDocument, call: ModelCall, *, progress: Progress | None = None) -> list[TextEdit]:
     """Fill every stub, one plan_blocks wave at a time: a wave's holes decode together (one batch in
     the worker), and later waves see the code earlier waves wrote."""
     holes = [h for h in find_holes(doc) if h.kind in FILLABLE]
@@ -163,11 +143,10 @@ async def fill_stubs(
         shifted = [_shift(hole_region(doc, holes[i]), done) for i in wave]
         version = doc.version
         results = await asyncio.gather(
-            *[infill_region(current, s, e, backend=backend, settings=decode, budget=budget) for s, e in shifted],
+            *[infill_region(current, s, e, call) for s, e in shifted],
             return_exceptions=True,
         )
-        if doc.version != version:  # `current` is a copy: check the live document here
-            raise DocumentChanged("the document changed while stubs were being filled; nothing applied")
+        ensure_current(doc, version)  # `current` is a copy: check the live document here
         for i, (_, e), result in zip(wave, shifted, results):
             if isinstance(result, NoChange):
                 skipped.append(f"{holes[i].enclosing_name or 'a stub'}: {result}")
@@ -227,16 +206,7 @@ def issue_region(doc: SyntaxDocument, issue: SyntaxIssue, max_lines: int = 8) ->
     return start, min(end, cap)
 
 
-async def fix_issue(
-    doc: SyntaxDocument,
-    issue: SyntaxIssue,
-    *,
-    backend: Backend,
-    settings: ActionSettings,
-    decode: DecodeSettings,
-    budget: Budget,
-    validate: bool = True,
-) -> list[TextEdit]:
+async def fix_issue(doc: SyntaxDocument, issue: SyntaxIssue, call: ModelCall) -> list[TextEdit]:
     """Repair one syntax error. A missing token or an unclosed bracket is first tried as a short
     insertion (what is usually missing is a closer); otherwise, or if that does not help, the
     error's lines are revised with the error span re-masked."""
@@ -244,8 +214,8 @@ async def fix_issue(
     reasons = []
     at = insertion_point(doc, issue)
     if at is not None:
-        insert = await _insert_at(doc, at, backend=backend, decode=decode, budget=budget)
-        if insert is not None and (not validate or added_errors(doc, [insert]) < 0):
+        insert = await _insert_at(doc, at, call)
+        if insert is not None and (not call.validate or added_errors(doc, [insert]) < 0):
             return [insert]
         reasons.append("an insertion did not close it")
     # Re-mask the error's first line (an unclosed bracket's ERROR node can run to the end of the
@@ -255,22 +225,12 @@ async def fix_issue(
     mark = (
         (issue.start, mark_end) if mark_end > issue.start else (max(start, issue.start - 1), min(end, issue.start + 1))
     )
-    edits = await revise_region(
-        doc,
-        start,
-        end,
-        backend=backend,
-        settings=decode,
-        budget=budget,
-        marked=[mark],
-        edit_threshold=settings.edit_threshold,
-        max_rounds=settings.max_rounds,
-    )
+    edits = await revise_region(doc, start, end, call, marked=[mark])
     if not edits:
         raise NoChange("; ".join(reasons + ["the model proposes no change for this error"]))
-    if validate and added_errors(doc, edits) >= 0:
+    if call.validate and added_errors(doc, edits) >= 0:
         raise NoChange("; ".join(reasons + ["the model's proposal does not reduce the syntax errors"]))
-    if validate and not keeps_the_code(doc.text, start, end, edits):
+    if call.validate and not keeps_the_code(doc.text, start, end, edits):
         raise NoChange("; ".join(reasons + ["the model's proposal deletes the code instead of repairing it"]))
     return edits
 
@@ -287,12 +247,12 @@ def insertion_point(doc: SyntaxDocument, issue: SyntaxIssue) -> int | None:
     return None
 
 
-async def _insert_at(
-    doc: SyntaxDocument, at: int, *, backend: Backend, decode: DecodeSettings, budget: Budget
-) -> TextEdit | None:
-    prompt = build_prompt(doc.text, at, budget.before, budget.after)
-    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=decode, single_line=True)
-    result = await run_job(backend, job, "rewrite", doc)
+async def _insert_at(doc: SyntaxDocument, at: int, call: ModelCall) -> TextEdit | None:
+    prompt = build_prompt(doc.text, at, call.budget.before, call.budget.after)
+    job = InfillJob(
+        prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=8, settings=call.decode, single_line=True
+    )
+    result = await run_job(call, job, "rewrite", doc)
     text = result.text.split("\n", 1)[0].rstrip()
     return TextEdit(at, at, text) if text.strip() else None
 

@@ -8,43 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from sdls.syntax import SyntaxDocument
 from sdls.syntax.cleanup import clean_completion
 from sdls.syntax.scope import BLOCK, NONE, completion_scope
-from sdls_model.jobs import DecodeSettings, InfillJob, JobResult
+from sdls_model.jobs import InfillJob
 
-from .cache import CachedCompletion, CompletionCache
+from .completion_cache import CachedCompletion, CompletionCache
 from .documents import OpenDocument
+from .model_call import ModelCall, run_job
 from .prompt import build_prompt
-from .settings import CompletionSettings
-
-
-class Backend(Protocol):
-    """What runs jobs: WorkerClient (a worker process) or InProcessBackend (the engine in this process)."""
-
-    async def run(self, job: Any, lane: str = "inline") -> JobResult: ...
-    async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]: ...
-
-
-class JobCancelled(Exception):
-    """The engine stopped the job because its token fired."""
-
-
-class DocumentChanged(Exception):
-    """The document changed while the model worked: the result belongs to a text that is gone."""
-
-
-async def run_job(backend: Backend, job: Any, lane: str, doc: SyntaxDocument) -> JobResult:
-    """backend.run, refusing a result for a document that changed meanwhile (its offsets are stale)."""
-    version = doc.version
-    result = await backend.run(job, lane)
-    if doc.version != version:
-        raise DocumentChanged("the document changed while the model worked; result dropped")
-    if result.cancelled:
-        raise JobCancelled(f"the {lane} job was cancelled")
-    return result
 
 
 @dataclass
@@ -64,16 +36,11 @@ class CompletionOutcome:
     stats: dict = field(default_factory=dict)  # model work done, even when the output was rejected
 
 
-def decode_settings(settings: CompletionSettings) -> DecodeSettings:
-    return DecodeSettings(rule="threshold", threshold=settings.threshold, block_size=settings.block_size)
-
-
 async def complete_at(
     doc: OpenDocument,
     offset: int,
+    call: ModelCall,
     *,
-    backend: Backend,
-    settings: CompletionSettings,
     cache: CompletionCache | None = None,
     invoked: bool = False,
     header: str = "",
@@ -84,7 +51,7 @@ async def complete_at(
     scope = completion_scope(doc.syntax, offset, invoked)
     if scope.kind == NONE:
         return CompletionOutcome(None, scope.reason)
-    prompt = build_prompt(doc.text, offset, settings.prefix_chars, settings.suffix_chars, header)
+    prompt = build_prompt(doc.text, offset, call.budget.before, call.budget.after, header)
     if cache is not None:
         hit = cache.get(doc.uri, prompt.prefix, prompt.suffix)
         if hit is not None:
@@ -98,12 +65,12 @@ async def complete_at(
     job = InfillJob(
         prefix=prompt.prefix,
         suffix=prompt.suffix,
-        max_new_tokens=settings.max_tokens_multiline if scope.kind == BLOCK else settings.max_tokens,
-        settings=decode_settings(settings),
+        max_new_tokens=call.budget.block_tokens if scope.kind == BLOCK else call.budget.line_tokens,
+        settings=call.decode,
         session=doc.uri,
         single_line=scope.kind != BLOCK,
     )  # the engine stops at the line break: no wasted forwards
-    result = await run_job(backend, job, "inline", doc.syntax)
+    result = await run_job(call, job, "inline", doc.syntax)
     stats = {
         "forwards": result.stats.forwards,
         "tokens": len(result.tokens),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sdls.syntax.document import SyntaxDocument, language_for
+from sdls.text import without_lone_surrogates
 
 from .positions import LineIndex, PositionError
 
@@ -26,20 +27,6 @@ class DocumentOutOfSync(UnknownDocument):
 
     def __str__(self) -> str:
         return f"document {self.args[0]} is out of sync ({self.args[1]}); close and reopen it"
-
-
-def without_lone_surrogates(text: str) -> str:
-    """U+FFFD for each lone surrogate (how JSON carries bytes that were not UTF-8).
-
-    One code point for one, and one UTF-16 unit for one, so every position stays where it was,
-    while tree-sitter, the tokenizer and msgpack get text they can encode."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 def looks_binary(text: str) -> bool:
@@ -98,6 +85,10 @@ class DocumentStore:
         if doc.out_of_sync:
             raise DocumentOutOfSync(uri, doc.out_of_sync)
         return doc
+
+    def find(self, uri: str) -> OpenDocument | None:
+        """The document open at `uri`, or None if it is not (closed meanwhile); one out of sync raises as in get."""
+        return self.get(uri) if uri in self._docs else None
 
     def all(self) -> list[OpenDocument]:
         return list(self._docs.values())

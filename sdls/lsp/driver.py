@@ -19,13 +19,12 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 
-from .serve import server_command
+from .serve_command import server_command
 
 
 class LspDriver:
     def __init__(self, client: LanguageClient):
         self.client = client
-        self.init_result: lsp.InitializeResult | None = None
         self.diagnostics: dict[str, list[lsp.Diagnostic]] = {}
         self.messages: list[str] = []
         self.applied_edits: list[lsp.WorkspaceEdit] = []
@@ -53,7 +52,7 @@ class LspDriver:
         # pygls pipes the server's stderr; drain it, or a chatty server blocks once the pipe is full.
         driver._stderr_task = asyncio.ensure_future(_drain(client._server.stderr, stderr_to))
         caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
-        driver.init_result = await client.initialize_async(
+        await client.initialize_async(
             lsp.InitializeParams(
                 capabilities=caps,
                 initialization_options=options or {},
@@ -149,9 +148,6 @@ class LspDriver:
         return await self.client.text_document_hover_async(
             lsp.HoverParams(lsp.TextDocumentIdentifier(uri), lsp.Position(line, col))
         )
-
-    async def execute(self, command: str, arguments: list) -> Any:
-        return await self.client.workspace_execute_command_async(lsp.ExecuteCommandParams(command, arguments))
 
     async def stats(self) -> Any:
         """The server's counters (`sdls/stats`): requests, cancellations, cache, worker lanes, memory."""

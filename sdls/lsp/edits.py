@@ -6,25 +6,16 @@ Shared by code actions, hover fix-ups and `sdls fix`. Every function answers in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sdls.syntax import CompletionScope, SyntaxDocument, clean_completion, completion_scope, syntax_errors
 from sdls.syntax.scope import BLOCK, NONE
-from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, TextEdit
+from sdls_model.jobs import EditJob, InfillJob, TextEdit
 
-from .completion import Backend, run_job
+from .model_call import Budget, ModelCall, run_job
 from .prompt import build_prompt, prefix_window_start, suffix_window_end
 
 
 class NoChange(Exception):
     """The model offered nothing usable; the message says why (shown to the user)."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    before: int = 3000  # characters of context before the region
-    after: int = 1000  # characters of context after it
-    max_tokens: int = 256
 
 
 def apply_edits(text: str, edits: list[TextEdit]) -> str:
@@ -48,28 +39,17 @@ def added_errors(doc: SyntaxDocument, edits: list[TextEdit]) -> int:
     return len(syntax_errors(with_edits(doc, edits))) - len(syntax_errors(doc))
 
 
-async def infill_region(
-    doc: SyntaxDocument,
-    start: int,
-    end: int,
-    *,
-    backend: Backend,
-    settings: DecodeSettings,
-    budget: Budget,
-    lane: str = "rewrite",
-    session: str | None = None,
-) -> TextEdit:
-    """Replace doc[start:end] with what the model writes there, cleaned for the scope at `start`."""
+async def infill_region(doc: SyntaxDocument, start: int, end: int, call: ModelCall) -> TextEdit:
+    """Replace doc[start:end] with what the model writes there, cleaned for the scope at `start` (rewrite lane)."""
     emptied = doc.with_edit(start, end, "") if end > start else doc
     scope = completion_scope(emptied, start, invoked=True)
     if scope.kind == NONE:
         line_start, _ = emptied.line_bounds(start)
         scope = CompletionScope(BLOCK, start, f"forced block ({scope.reason})", emptied.text[line_start:start])
+    budget = call.budget
     prompt = build_prompt(emptied.text, start, budget.before, budget.after)
-    job = InfillJob(
-        prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens, settings=settings, session=session
-    )
-    result = await run_job(backend, job, lane, doc)
+    job = InfillJob(prefix=prompt.prefix, suffix=prompt.suffix, max_new_tokens=budget.max_tokens, settings=call.decode)
+    result = await run_job(call, job, "rewrite", doc)
     cleaned = clean_completion(emptied, start, result.text, scope)
     if cleaned.rejected is not None:
         raise NoChange(f"the model's text was rejected: {cleaned.rejected}")
@@ -85,25 +65,21 @@ async def revise_region(
     doc: SyntaxDocument,
     start: int,
     end: int,
+    call: ModelCall,
     *,
-    backend: Backend,
-    settings: DecodeSettings,
-    budget: Budget,
     marked: list[tuple[int, int]] = (),
-    edit_threshold: float = 0.1,
-    max_rounds: int = 4,
-    lane: str = "rewrite",
 ) -> list[TextEdit]:
-    """The model's revision of doc[start:end] (re-masking doubted and `marked` tokens), as document edits."""
-    w_start, w_end = edit_window(doc.text, start, end, budget)
+    """The model's revision of doc[start:end] (re-masking doubted and `marked` tokens), as document edits
+    (rewrite lane)."""
+    w_start, w_end = edit_window(doc.text, start, end, call.budget)
     job = EditJob(
         text=doc.text[w_start:w_end],
         start=start - w_start,
         end=end - w_start,
         marked=[(s - w_start, e - w_start) for s, e in marked],
-        settings=settings,
-        edit_threshold=edit_threshold,
-        max_rounds=max_rounds,
+        settings=call.decode,
+        edit_threshold=call.edit_threshold,
+        max_rounds=call.budget.max_rounds,
     )
-    result = await run_job(backend, job, lane, doc)
+    result = await run_job(call, job, "rewrite", doc)
     return [TextEdit(e.start + w_start, e.end + w_start, e.new_text) for e in result.edits]

@@ -8,12 +8,11 @@ import difflib
 from dataclasses import dataclass, field
 
 from sdls.syntax import SyntaxDocument
-from sdls_model.jobs import DecodeSettings, TextEdit
+from sdls_model.jobs import TextEdit
 
 from .actions import fix_issue, issue_at, issue_region
-from .completion import Backend, DocumentChanged
-from .edits import Budget, NoChange, apply_edits, edit_window, revise_region
-from .settings import ActionSettings
+from .edits import NoChange, apply_edits, edit_window, revise_region
+from .model_call import ModelCall, ensure_current
 
 
 @dataclass
@@ -44,12 +43,8 @@ def render_diff(text: str, edits: list[TextEdit], context_lines: int = 1) -> str
 async def propose_fixup(
     doc: SyntaxDocument,
     offset: int,
+    call: ModelCall,
     *,
-    backend: Backend,
-    settings: ActionSettings,
-    decode: DecodeSettings,
-    budget: Budget,
-    validate: bool = True,
     use_doubt: bool = True,
     doubt_threshold: float = 0.05,
 ) -> FixUp | None:
@@ -58,18 +53,15 @@ async def propose_fixup(
     if issue is not None:
         fix = FixUp(f"syntax error: {issue.message}", issue.start, max(issue.end, issue.start))
         try:
-            fix.edits = await fix_issue(
-                doc, issue, backend=backend, settings=settings, decode=decode, budget=budget, validate=validate
-            )
+            fix.edits = await fix_issue(doc, issue, call)
         except NoChange as exc:
             fix.reason = str(exc)
     elif use_doubt and doc.text.strip():
         start, end = issue_region(doc, _Point(offset))
-        w_start, w_end = edit_window(doc.text, start, end, budget)
+        w_start, w_end = edit_window(doc.text, start, end, call.budget)
         version = doc.version
-        spans = await backend.doubt(doc.text[w_start:w_end], start - w_start, end - w_start)
-        if doc.version != version:
-            raise DocumentChanged("the document changed while the model looked at it")
+        spans = await call.backend.doubt(doc.text[w_start:w_end], start - w_start, end - w_start)
+        ensure_current(doc, version)
         hit = next(
             (
                 (s + w_start, e + w_start, p)
@@ -83,17 +75,7 @@ async def propose_fixup(
         s, e, p = hit
         fix = FixUp(f"the model doubts `{doc.text[s:e].strip()}` (p={p:.3f})", s, e)
         try:
-            fix.edits = await revise_region(
-                doc,
-                start,
-                end,
-                backend=backend,
-                settings=decode,
-                budget=budget,
-                marked=[(s, e)],
-                edit_threshold=settings.edit_threshold,
-                max_rounds=settings.max_rounds,
-            )
+            fix.edits = await revise_region(doc, start, end, call, marked=[(s, e)])
         except NoChange as exc:
             fix.reason = str(exc)
         if not fix.edits:

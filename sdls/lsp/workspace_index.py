@@ -10,13 +10,13 @@ document imports them.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from sdls.syntax import SyntaxDocument, language_for
+from sdls.watching import Debouncer, changed_paths
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +195,10 @@ class DeclarationIndex:
     ):
         self.roots = [Path(r).resolve() for r in roots]
         self.open_text = open_text or (lambda _path: None)  # unsaved editor buffers win over disk
-        self.debounce_s = debounce_s
         self._cache: dict[Path, tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
         self._dirty: set[Path] = set()
-        self._timer: threading.Timer | None = None
+        self._debouncer = Debouncer(debounce_s, self._flush)
         self._observer = None
         self._watch = False  # watching was asked for (the observer may still be starting)
         self.invalidations = 0
@@ -267,11 +266,9 @@ class DeclarationIndex:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event) -> None:
-                if event.event_type in ("opened", "closed_no_write") or event.is_directory:
-                    return
-                for raw in (event.src_path, getattr(event, "dest_path", "")):
-                    if raw:
-                        index._changed(Path(os.fsdecode(raw)))
+                if not event.is_directory:
+                    for path in changed_paths(event):
+                        index._changed(Path(path))
 
         roots = list(self.roots)
         observer = Observer()
@@ -292,11 +289,7 @@ class DeclarationIndex:
             return
         with self._lock:
             self._dirty.add(path.resolve())
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(self.debounce_s, self._flush)
-            self._timer.daemon = True
-            self._timer.start()
+        self._debouncer.poke()
 
     def _flush(self) -> None:
         with self._lock:
@@ -323,7 +316,6 @@ class DeclarationIndex:
         with self._lock:
             self._watch = False
             old, self._observer = self._observer, None
-            if self._timer is not None:
-                self._timer.cancel()
+        self._debouncer.cancel()
         if old is not None:
             old.stop()

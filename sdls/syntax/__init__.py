@@ -12,7 +12,7 @@ Code map:
 - plan.py       plan_blocks: blocks, def-use links, waves, cycle breaking
 - names.py      declared / read names per statement (scope-aware for Python)
 - diagnostics.py syntax_errors, find_holes
-- bench.py      `sdls bench syntax`
+- bench_syntax.py  `sdls bench syntax`
 """
 
 from .cleanup import Cleaned, clean_completion

@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .document import SyntaxDocument
-from .lexical import CLOSERS, OPENERS, bracket_events, closers_of_outer, leading_ws, unclosed_openers
+from .lexical import (
+    CLOSERS,
+    OPENERS,
+    bracket_events,
+    closers_of_outer,
+    leading_ws,
+    next_nonblank_line,
+    unclosed_openers,
+)
 from .scope import BLOCK, LINE, NONE, CompletionScope
 from .verify import added_errors
 
@@ -99,17 +107,10 @@ def _reindent_and_cut_dedent(
 
 def _cut_at_next_document_line(lines: list[str], before: str, text: str, line_end: int, cuts: list[str]) -> list[str]:
     """Stop where the completion reaches the first non-blank line below the cursor."""
-    pos, following = line_end, None
-    while pos < len(text):
-        start = pos + 1
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end
-        if text[start:end].strip():
-            following = text[start:end].rstrip()
-            break
-        pos = end
+    following = next_nonblank_line(text, line_end)
     if following is None:
         return lines
+    following = following.rstrip()
     for i, line in enumerate(lines):
         candidate = (before + line) if i == 0 else line
         if (i > 0 or not before.strip()) and line.strip() and candidate.rstrip() == following:

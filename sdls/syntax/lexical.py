@@ -168,3 +168,15 @@ def indent_unit(text: str, max_lines: int = 4000) -> str:
     if tabs > spaces:
         return "\t"
     return " " * steps.most_common(1)[0][0] if steps else "    "
+
+
+def next_nonblank_line(text: str, pos: int) -> str | None:
+    """The first non-blank line after the line ending at `pos`, or None at end of file."""
+    while pos < len(text):
+        start = pos + 1
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip():
+            return text[start:end]
+        pos = end
+    return None

@@ -19,10 +19,6 @@ class Names:
     defines: set[str] = field(default_factory=set)
     uses: set[str] = field(default_factory=set)
 
-    def update(self, other: Names) -> None:
-        self.defines |= other.defines
-        self.uses |= other.uses
-
 
 def _text(node: Node | None) -> str:
     return "" if node is None else (node.text or b"").decode("utf-8", errors="replace")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .document import SyntaxDocument
-from .lexical import CLOSERS, indent_unit, leading_ws
+from .lexical import CLOSERS, indent_unit, leading_ws, next_nonblank_line
 
 NONE, LINE, BLOCK = "none", "line", "block"
 
@@ -152,7 +152,7 @@ def _empty_body_header(doc: SyntaxDocument, line_start: int, line_end: int) -> s
     if not _ends_block_header(doc, prev_end, prev_line):
         return None
     header_indent = leading_ws(prev_line)
-    next_line = _next_nonblank_line(text, line_end)
+    next_line = next_nonblank_line(text, line_end)
     if next_line is None:
         return header_indent
     stripped = next_line.strip()
@@ -163,15 +163,3 @@ def _empty_body_header(doc: SyntaxDocument, line_start: int, line_end: int) -> s
     else:
         body_empty = stripped.startswith("}")
     return header_indent if body_empty else None
-
-
-def _next_nonblank_line(text: str, pos: int) -> str | None:
-    """The first non-blank line after the line ending at `pos`, or None at end of file."""
-    while pos < len(text):
-        start = pos + 1
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end
-        if text[start:end].strip():
-            return text[start:end]
-        pos = end
-    return None

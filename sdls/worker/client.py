@@ -20,7 +20,7 @@ from typing import Any
 
 from .paths import log_path_for
 from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
-from .wire import Job, job_to_wire, result_from_wire
+from .wire import Job, doubt_from_wire, job_to_wire, result_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class WorkerClient:
         self.backoff_min, self.backoff_max = backoff_s
         self.info: dict[str, Any] = {}  # the worker's hello: pid, model description
         self.process: subprocess.Popen | None = None
-        self.restarts = 0
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task | None = None
         self._pending: dict[int, asyncio.Future] = {}
@@ -183,7 +182,6 @@ class WorkerClient:
         if self.spawn_args is not None:
             # Restart in the background after a backoff, so the next request finds a warm worker.
             self._schedule_retry(reason + "; restarting it")
-            self.restarts += 1
             asyncio.get_running_loop().call_later(
                 self._retry_at - time.monotonic() + 0.01, lambda: asyncio.ensure_future(self._quiet_connect())
             )
@@ -218,8 +216,7 @@ class WorkerClient:
         return result_from_wire(await self._request({"type": "submit", "lane": lane, "job": job_to_wire(job)}))
 
     async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]:
-        result = await self._request({"type": "doubt", "text": text, "start": start, "end": end})
-        return [tuple(span) for span in result["spans"]]
+        return doubt_from_wire(await self._request({"type": "doubt", "text": text, "start": start, "end": end}))
 
     async def describe(self) -> dict:
         return await self._request({"type": "describe"})

@@ -1,7 +1,7 @@
 """The engine inside the calling process, behind the same interface as WorkerClient.
 
 Used by the one-shot commands (`sdls complete`, `sdls fix`), which should not leave a daemon behind,
-and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
+by `sdls serve --in-process` (settings: worker.inProcess) and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
 the worker.
 """
 
@@ -14,7 +14,7 @@ from sdls_model.jobs import JobResult
 
 from .client import WorkerError
 from .scheduler import DoubtRequest, Scheduler
-from .wire import Job
+from .wire import Job, doubt_from_wire
 
 
 class InProcessBackend:
@@ -31,7 +31,7 @@ class InProcessBackend:
 
         from sdls_model.engine import Engine
 
-        from .main import default_threads
+        from .worker_command import default_threads
 
         torch.set_num_threads(default_threads())
         return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context))
@@ -62,20 +62,13 @@ class InProcessBackend:
         return await self._submit(job, lane)
 
     async def doubt(self, text: str, start: int, end: int) -> list[tuple[int, int, float]]:
-        result = await self._submit(DoubtRequest(text, start, end), "inline")
-        return [tuple(span) for span in result["spans"]]
+        return doubt_from_wire(await self._submit(DoubtRequest(text, start, end), "inline"))
 
     async def describe(self) -> dict:
         return self.scheduler.engine.describe()
 
     async def stats(self) -> dict:
-        from dataclasses import asdict
-
-        return {
-            "lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-            "queued": self.scheduler.queued(),
-            "running": self.scheduler.running,
-        }
+        return self.scheduler.lane_stats()
 
     async def close(self) -> None:
         self.scheduler.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,9 @@ from typing import Any
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+from sdls.watching import Debouncer, changed_paths
+
 log = logging.getLogger(__name__)
-
-
-class Debouncer:
-    """Calls `action` once, `delay_s` after the last `poke()`."""
-
-    def __init__(self, delay_s: float, action: Callable[[], None]):
-        self.delay_s = delay_s
-        self.action = action
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
-
-    def poke(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(self.delay_s, self.action)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
 
 
 class _Filter(FileSystemEventHandler):
@@ -55,13 +33,8 @@ class _Filter(FileSystemEventHandler):
         self.poke = poke
 
     def on_any_event(self, event) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return  # reads (our own loads included) are not changes
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            path = os.fsdecode(raw) if raw else ""
-            if path == self.target or path.startswith(self.target + os.sep):
-                self.poke()
-                return
+        if any(path == self.target or path.startswith(self.target + os.sep) for path in changed_paths(event)):
+            self.poke()
 
 
 class ModelReloader:

@@ -11,7 +11,7 @@ swapped in between batches, so no job ever sees two models.
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import logging
 import threading
 import time
@@ -23,6 +23,7 @@ from typing import Any
 from sdls_model.jobs import CancelToken, JobResult, JobStats
 
 from .protocol import LANES
+from .wire import doubt_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ class Ticket:
     lane: str
     done: Callable[[Any, str | None], None]  # (result, error message); called once, on the engine thread
     cancel: CancelToken = field(default_factory=CancelToken)
-    seq: int = 0
     started: bool = False
     finished: bool = False
 
@@ -75,7 +75,6 @@ class Scheduler:
         self._lanes: dict[str, deque[Ticket]] = {lane: deque() for lane in LANES}
         self._cond = threading.Condition()
         self._next_engine: Any = None
-        self._seq = itertools.count()
         self._stopping = False
         self.running = 0  # jobs in the batch on the engine now (for stats and tests)
         self._thread = threading.Thread(target=self._loop, name="sdls-engine", daemon=True)
@@ -99,7 +98,7 @@ class Scheduler:
     def submit(self, job: Any, lane: str, done: Callable[[Any, str | None], None]) -> Ticket:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}; lanes are {LANES}")
-        ticket = Ticket(job=job, lane=lane, done=done, seq=next(self._seq))
+        ticket = Ticket(job=job, lane=lane, done=done)
         if hasattr(job, "cancel"):
             job.cancel = ticket.cancel
         with self._cond:
@@ -132,6 +131,14 @@ class Scheduler:
     def queued(self) -> dict[str, int]:
         with self._cond:
             return {lane: len(q) for lane, q in self._lanes.items()}
+
+    def lane_stats(self) -> dict:
+        """Per-lane counters, queue lengths and jobs on the engine now, as plain data (the `stats` answer)."""
+        return {
+            "lanes": {lane: dataclasses.asdict(s) for lane, s in self.stats.items()},
+            "queued": self.queued(),
+            "running": self.running,
+        }
 
     # -- the engine thread ----------------------------------------------------------------------
     def _take_batch(self) -> list[Ticket] | None:
@@ -187,7 +194,7 @@ class Scheduler:
             if isinstance(batch[0].job, DoubtRequest):
                 req = batch[0].job
                 spans = self.engine.doubt(req.text, req.start, req.end)
-                self._finish(batch[0], {"spans": [list(s) for s in spans]}, None)
+                self._finish(batch[0], doubt_to_wire(spans), None)
                 return
             started = time.perf_counter()
             jobs = [t.job for t in batch]

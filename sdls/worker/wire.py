@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from sdls.text import without_lone_surrogates
 from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit
 
 from .protocol import ProtocolError
@@ -16,20 +17,13 @@ from .protocol import ProtocolError
 Job = InfillJob | EditJob
 
 
-def _safe_text(s: str) -> str:
-    """Lone surrogates (how a client may render invalid UTF-8) cannot be encoded; U+FFFD keeps offsets."""
-    if s.isascii():
-        return s
-    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-
-
 def job_to_wire(job: Job) -> dict[str, Any]:
     settings = dataclasses.asdict(job.settings)
     if isinstance(job, InfillJob):
         return {
             "kind": "infill",
-            "prefix": _safe_text(job.prefix),
-            "suffix": _safe_text(job.suffix),
+            "prefix": without_lone_surrogates(job.prefix),
+            "suffix": without_lone_surrogates(job.suffix),
             "max_new_tokens": job.max_new_tokens,
             "settings": settings,
             "session": job.session,
@@ -37,7 +31,7 @@ def job_to_wire(job: Job) -> dict[str, Any]:
         }
     return {
         "kind": "edit",
-        "text": _safe_text(job.text),
+        "text": without_lone_surrogates(job.text),
         "start": job.start,
         "end": job.end,
         "marked": [list(span) for span in job.marked],
@@ -94,6 +88,15 @@ def job_from_wire(data: Any) -> Job:
             session=session,
         )
     raise ProtocolError(f"unknown job kind {data.get('kind')!r}")
+
+
+def doubt_to_wire(spans: list[tuple[int, int, float]]) -> dict[str, Any]:
+    return {"spans": [list(span) for span in spans]}
+
+
+def doubt_from_wire(data: dict[str, Any]) -> list[tuple[int, int, float]]:
+    """(start, end, probability) of each doubted span, as the engine's `doubt` gives them."""
+    return [(int(s), int(e), float(p)) for s, e, p in data["spans"]]
 
 
 def result_to_wire(result: JobResult) -> dict[str, Any]:

@@ -179,12 +179,8 @@ class WorkerServer:
             raise ProtocolError(f"unknown message type {kind!r}")
 
     def stats(self) -> dict:
-        from dataclasses import asdict
-
         return {
-            "lanes": {lane: asdict(s) for lane, s in self.scheduler.stats.items()},
-            "queued": self.scheduler.queued(),
-            "running": self.scheduler.running,
+            **self.scheduler.lane_stats(),
             "clients": len(self.connections),
             "dropped": self.dropped,
             "pid": os.getpid(),

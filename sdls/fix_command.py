@@ -7,7 +7,7 @@ import time
 
 from sdls.oneshot import (
     OneShotError,
-    add_common_arguments,
+    add_arguments_for,
     load_document,
     model_backend,
     one_shot_settings,
@@ -16,9 +16,7 @@ from sdls.oneshot import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
-    parser.add_argument("--line", type=int, required=True, help="0-based line")
-    add_common_arguments(parser)
+    add_arguments_for(parser, column=False)
 
 
 def target_offset(doc, line: int) -> int:
@@ -36,9 +34,8 @@ def target_offset(doc, line: int) -> int:
 
 
 async def fix_file(args: argparse.Namespace) -> dict:
-    from sdls.lsp.completion import decode_settings
-    from sdls.lsp.edits import Budget
     from sdls.lsp.fixups import propose_fixup
+    from sdls.lsp.model_call import ModelCall
     from sdls.lsp.positions import PositionError
 
     settings = one_shot_settings(args)
@@ -47,19 +44,10 @@ async def fix_file(args: argparse.Namespace) -> dict:
         offset = target_offset(doc, args.line)
     except PositionError as exc:
         raise OneShotError(f"{args.file}: {exc}") from None
-    c = settings.completion
     async with model_backend(settings) as backend:
         started = time.perf_counter()
-        fix = await propose_fixup(
-            doc.syntax,
-            offset,
-            backend=backend,
-            settings=settings.actions,
-            decode=decode_settings(c),
-            budget=Budget(c.prefix_chars, c.suffix_chars, settings.actions.max_tokens),
-            validate=settings.actions.validate,
-            use_doubt=settings.hover.doubt,
-        )
+        call = ModelCall.from_settings(settings, backend)
+        fix = await propose_fixup(doc.syntax, offset, call, use_doubt=settings.hover.doubt)
         ms = (time.perf_counter() - started) * 1e3
     if fix is None:
         return {"problem": None, "edits": [], "diff": "", "reason": "nothing to fix on this line", "ms": round(ms, 1)}

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         # pygls logs every message it sends at INFO (whole documents included): that floods the
         # editor's log, and a client that does not drain stderr would block the server on it.
         logging.getLogger("pygls").setLevel(logging.WARNING)
-    from .server import create_server
+    from .language_server import create_server
 
     server = create_server(defaults_from_args(args))
     if args.tcp is not None:

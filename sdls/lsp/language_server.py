@@ -1,0 +1,219 @@
+"""The language server's state: settings, open documents, the backend, the workspace index, and the
+plumbing the handlers share (newest-wins requests, diagnostics, progress, latency records).
+
+The handlers themselves are module-level functions in handlers.py; `create_server` attaches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pygls.capabilities import get_capability
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from sdls.syntax import syntax_errors
+
+from . import convert
+from .backends import open_backend
+from .completion_cache import CompletionCache
+from .documents import DocumentStore
+from .model_call import JobCancelled, ModelCall
+from .prompt import declarations_header
+from .settings import Settings, settings_from
+from .workspace_index import DeclarationIndex
+
+log = logging.getLogger(__name__)
+
+
+class SdlsServer(LanguageServer):
+    def __init__(self, defaults: Settings | None = None):
+        from sdls import __version__
+
+        super().__init__(
+            "sdls",
+            __version__ if isinstance(__version__, str) else "0",
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+        )
+        self.defaults = defaults or Settings()
+        self.settings = self.defaults
+        self.docs = DocumentStore(self.settings.max_document_chars)
+        self.cache = CompletionCache(self.settings.completion.cache_size)
+        self.backend = None
+        self._backend_key = None
+        self._backend_lock = asyncio.Lock()
+        self.index: DeclarationIndex | None = None
+        self.roots: list[Path] = []
+        self.latest_tasks: dict[str, asyncio.Task] = {}
+        self.superseded: set[asyncio.Task] = set()
+        self.diagnostic_tasks: dict[str, asyncio.Task] = {}
+        self.counters: Counter = Counter()
+        self.latencies: list[dict] = []  # per answered inline request: ms, scope, source (for benchmarks)
+        self._announced: set[str] = set()
+
+    # -- shared plumbing ----------------------------------------------------------------------
+    def announce(self, message: str) -> None:
+        """Show an error to the user once (not on every keystroke)."""
+        if message not in self._announced:
+            self._announced.add(message)
+            self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+
+    async def get_backend(self):
+        s = self.settings
+        key = (s.model.path, s.model.device, s.model.dtype, s.model.max_context, s.worker.in_process, s.worker.socket)
+        async with self._backend_lock:
+            if self.backend is None or self._backend_key != key:
+                if self.backend is not None:
+                    await self.backend.close()
+                self.backend = await open_backend(s)
+                self._backend_key = key
+        return self.backend
+
+    async def model_call(self) -> ModelCall:
+        """What one model call needs under the current settings (opening the backend if need be)."""
+        return ModelCall.from_settings(self.settings, await self.get_backend())
+
+    def cross_file_header(self, doc) -> str:
+        if self.index is None or not self.settings.completion.cross_file or not doc.uri.startswith("file:"):
+            return ""
+        path = Path(to_fs_path(doc.uri))
+        files = self.index.context_for(doc.text, path, doc.language)
+        return declarations_header(doc.language, files, self.settings.completion.prefix_chars // 3)
+
+    def apply_settings(self, data, base: Settings | None = None) -> None:
+        """Settings from the editor's JSON over `base` (default: the current ones); warnings go to its log."""
+        self.settings, warnings = settings_from(data, self.settings if base is None else base)
+        for warning in warnings:
+            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
+        self.docs.max_chars = self.settings.max_document_chars
+        self.set_roots(self.roots)  # completion.crossFile may have changed
+
+    async def pull_settings(self) -> None:
+        """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:
+        editors that keep settings per workspace answer here rather than push them."""
+        if not get_capability(self.client_capabilities, "workspace.configuration", False):
+            return
+        try:
+            answer = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="sdls")])
+                ),
+                timeout=5.0,
+            )
+        except Exception as exc:  # an editor that cannot answer keeps the settings it pushed
+            log.info("workspace/configuration not answered: %s", exc)
+            return
+        if answer and isinstance(answer[0], dict) and answer[0]:
+            self.apply_settings(answer[0])
+
+    def set_roots(self, roots: list[Path]) -> None:
+        """The workspace folders whose files feed cross-file context (initialize, folder changes)."""
+        self.roots = roots
+        if not self.settings.completion.cross_file or not roots:
+            if self.index is not None:
+                self.index.stop()
+                self.index = None
+            return
+        if self.index is None:
+            self.index = DeclarationIndex(roots, open_text=self.open_text)
+            self.index.start_watching(background=True)
+        else:
+            self.index.set_roots(roots)
+
+    def open_text(self, path: Path) -> str | None:
+        for doc in self.docs.all():
+            if doc.uri.startswith("file:") and Path(to_fs_path(doc.uri)).resolve() == path:
+                return doc.text
+        return None
+
+    def schedule_diagnostics(self, uri: str, delay_s: float) -> None:
+        old = self.diagnostic_tasks.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        self.diagnostic_tasks[uri] = asyncio.ensure_future(self._publish_diagnostics(uri, delay_s))
+
+    async def _publish_diagnostics(self, uri: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if uri not in self.docs:
+            return
+        doc = self.docs.get(uri)
+        issues = syntax_errors(doc.syntax) if self.settings.diagnostics.enabled else []
+        self.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(
+                uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]
+            )
+        )
+
+    async def newest_wins(self, key: str, work):
+        """Run `work` as the one request of its kind for a document (`key`): a newer one cancels it
+        (the engine stops within one denoising step) and it answers ServerCancelled; a client
+        $/cancelRequest answers RequestCancelled."""
+        task = asyncio.current_task()
+        if (older := self.latest_tasks.get(key)) is not None and not older.done():
+            self.superseded.add(older)
+            older.cancel()
+        self.latest_tasks[key] = task
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if task in self.superseded:
+                self.superseded.discard(task)
+                self.counters["superseded"] += 1
+                raise JobCancelled("superseded by a newer request for this document") from None
+            self.counters["cancelled"] += 1
+            raise
+        finally:
+            if self.latest_tasks.get(key) is task:
+                del self.latest_tasks[key]
+
+    def record(self, outcome, started: float) -> None:
+        """One latency record per answered inline request (read by `sdls/stats`, the bench, editors)."""
+        self.latencies.append(
+            {
+                "ms": round((time.perf_counter() - started) * 1e3, 2),
+                "scope": outcome.scope,
+                "source": outcome.result.source if outcome.result else "none",
+                "forwards": outcome.stats.get("forwards", 0),
+                "tokens": outcome.stats.get("tokens", 0),
+                "reused_tokens": outcome.stats.get("reused_tokens", 0),
+                "encoded_tokens": outcome.stats.get("encoded_tokens", 0),
+            }
+        )
+        del self.latencies[:-5000]
+        if outcome.result is not None:
+            self.counters[f"completion_{outcome.result.source}"] += 1
+
+    @asynccontextmanager
+    async def progress(self, title: str):
+        """$/progress around a long job, when the client accepts server-initiated progress."""
+        window = self.client_capabilities.window if self.client_capabilities else None
+        if not (window and window.work_done_progress):
+            yield None
+            return
+        token = str(uuid.uuid4())
+        await self.work_done_progress.create_async(token)
+        self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title=title, percentage=0))
+
+        def report(message: str, percent: int) -> None:
+            self.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=message, percentage=percent))
+
+        try:
+            yield report
+        finally:
+            self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done"))
+
+
+def create_server(defaults: Settings | None = None) -> SdlsServer:
+    """A server with every handler of handlers.py attached; `defaults` are what initializationOptions override."""
+    from .handlers import register  # handlers.py imports this module: reach it at call time
+
+    server = SdlsServer(defaults)
+    register(server)
+    return server
