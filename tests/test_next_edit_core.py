@@ -10,7 +10,7 @@ from lsp_fakes import ScriptedBackend
 
 from sdls.lsp.edit_history import EditHistory, changed_span
 from sdls.lsp.model_call import ModelCall
-from sdls.lsp.next_edit import NextEditOptions, minimal_edit, suggest_next_edit
+from sdls.lsp.next_edit import NextEditOptions, minimal_edit, rejection_key, suggest_next_edit
 from sdls.lsp.next_edit_rules import rule_candidates
 from sdls.syntax import SyntaxDocument
 from sdls_model.jobs import TextEdit
@@ -250,8 +250,10 @@ def test_never_an_edit_of_the_text_just_typed():
 def test_a_dismissed_change_is_not_offered_again():
     doc, h = renamed()
     first = suggest(doc, h, None)
-    out = asyncio.run(suggest_next_edit(doc, h, None, NextEditOptions(), {("width", "size")}))
-    assert first.edit is not None and out.edit is None and "no rule's proposal fits" in out.reason
+    key = rejection_key(doc.text, TextEdit(first.edit.start, first.edit.end, first.edit.text))
+    assert key == ("    w = width * 2", "    w = size * 2")
+    out = asyncio.run(suggest_next_edit(doc, h, None, NextEditOptions(), {key}))
+    assert first.edit is not None and out.edit.start > first.edit.start  # the next use instead
 
 
 def test_plain_text_and_no_history_give_a_reason_not_an_edit():

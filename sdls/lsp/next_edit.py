@@ -78,6 +78,13 @@ def minimal_edit(old: str, new: str, offset: int) -> TextEdit | None:
     return TextEdit(offset + p, offset + len(old) - s, new[p : len(new) - s])
 
 
+def rejection_key(text: str, edit: TextEdit) -> tuple[str, str]:
+    """What a dismissal remembers: the lines the edit changes, before and after (not offsets, which move)."""
+    l_start, l_end = _line_span(text, edit.start, edit.end)
+    line = text[l_start:l_end]
+    return line, line[: edit.start - l_start] + edit.new_text + line[edit.end - l_start :]
+
+
 def _touches_typed(edit: TextEdit, event: EditEvent) -> bool:
     """Would `edit` change the text the user just typed (replace or delete any of it)?"""
     return edit.start < event.end and edit.end > event.start
@@ -89,7 +96,7 @@ def check(doc: SyntaxDocument, edit: TextEdit | None, event: EditEvent, rejected
         return "no change"
     if _touches_typed(edit, event):
         return "it would change the text just typed"
-    if (doc.text[edit.start : edit.end], edit.new_text) in rejected:
+    if rejection_key(doc.text, edit) in rejected:
         return "dismissed before"
     if added_errors(doc, [edit]) > 0:
         return "it adds a syntax error"

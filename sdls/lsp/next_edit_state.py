@@ -19,11 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sdls.worker.client import ModelUnavailable, WorkerError
+from sdls_model.jobs import TextEdit
 
 from .documents import OpenDocument
 from .edit_history import EditHistory, changed_span
 from .model_call import DocumentChanged, JobCancelled, ModelCall
-from .next_edit import NextEdit, NextEditOptions, NextEditOutcome, suggest_next_edit
+from .next_edit import NextEdit, NextEditOptions, NextEditOutcome, rejection_key, suggest_next_edit
 from .positions import LineIndex, PositionError
 from .settings import NextEditSettings
 
@@ -38,7 +39,7 @@ class Suggestion:
     uri: str
     version: int
     edit: NextEdit
-    old: str  # the text the edit replaces, in that version
+    key: tuple[str, str]  # its lines before and after (what a dismissal remembers)
     shown: bool = False
     outcome: str = ""  # "" | "accepted" | "rejected"
 
@@ -54,8 +55,9 @@ def change_hint(lines: LineIndex, first: tuple[tuple[int, int, int, int] | None,
 
 
 class NextEdits:
-    def __init__(self, settings: Callable[[], NextEditSettings] = NextEditSettings):
+    def __init__(self, settings: Callable[[], NextEditSettings] = NextEditSettings, call_later=None):
         self.settings = settings
+        self.call_later = call_later  # (delay_s, callback) -> handle with cancel(); default: the event loop's
         self.histories: dict[str, EditHistory] = {}
         self.current: dict[str, Suggestion] = {}  # uri -> the suggestion for the document's current version
         self.recent: OrderedDict[str, Suggestion] = OrderedDict()
@@ -117,9 +119,9 @@ class NextEdits:
             self.recent.popitem(last=False)
 
     def _schedule(self, doc: OpenDocument, delay_s: float) -> None:
-        loop = asyncio.get_running_loop()
+        call_later = self.call_later or asyncio.get_running_loop().call_later
         version = doc.version
-        self.timers[doc.uri] = loop.call_later(delay_s, lambda: self._computation(doc, version, prefetch=True))
+        self.timers[doc.uri] = call_later(delay_s, lambda: self._computation(doc, version, prefetch=True))
 
     # -- requests ----------------------------------------------------------------------------------
     async def request(self, doc: OpenDocument, version: int | None) -> tuple[Suggestion | None, str]:
@@ -198,7 +200,8 @@ class NextEdits:
             self.counters["none"] += 1
             return None, outcome.reason
         edit = outcome.edit
-        suggestion = Suggestion(f"nes-{next(self._ids)}", doc.uri, version, edit, doc.text[edit.start : edit.end])
+        key = rejection_key(doc.text, TextEdit(edit.start, edit.end, edit.text))
+        suggestion = Suggestion(f"nes-{next(self._ids)}", doc.uri, version, edit, key)
         self.current[doc.uri] = suggestion
         self._remember(suggestion)
         self.counters[f"suggested_{outcome.edit.source}"] += 1
@@ -232,7 +235,7 @@ class NextEdits:
         s.outcome = "rejected"
         self.counters["rejected"] += 1
         pairs = self.rejected.setdefault(s.uri, OrderedDict())
-        pairs[(s.old, s.edit.text)] = None
+        pairs[s.key] = None
         while len(pairs) > REJECTED:
             pairs.popitem(last=False)
         if self.current.get(s.uri) is s:
