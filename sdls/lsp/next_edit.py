@@ -181,9 +181,7 @@ async def _rank(doc, event, sites, call, options, stats) -> list[tuple[Candidate
         ensure_current(doc, version)
         stats["doubt_calls"] += 1
         spans = [(s + w_start, e + w_start, p) for s, e, p in raw]
-        focus = [(s, e, p) for s, e, p in spans if s < max(cand.end, cand.start + 1) and e > cand.start]
-        if not focus and cand.start == cand.end:
-            focus = spans
+        focus = [(s, e, p) for s, e, p in spans if s <= cand.end and e >= cand.start]  # touching counts
         score = min((p for _, _, p in focus), default=1.0)
         if score >= options.doubt_threshold and cand.proposal is None:
             continue

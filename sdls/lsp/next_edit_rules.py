@@ -59,8 +59,19 @@ def rename_candidates(doc: SyntaxDocument, old_doc: SyntaxDocument, event: EditE
     if new is None or old is None or new.name == old.name or new.start != old.start or new.kind != old.kind:
         return []
     lo, hi = rename_scope(doc, new, (old.name, new.name))
-    sites = name_occurrences(doc, old.name, new.kind, lo, hi)
-    cands = [Candidate(i.start, i.end, "rename", TextEdit(i.start, i.end, new.name)) for i in sites]
+    sites = [
+        i for i in name_occurrences(doc, old.name, new.kind, lo, hi) if i.end <= event.start or i.start >= event.end
+    ]
+    by_line: dict[int, list] = {}
+    for i in sites:  # one candidate per line: `text = text.strip()` is renamed in one go
+        by_line.setdefault(doc.text.count("\n", 0, i.start), []).append(i)
+    cands = []
+    for group in by_line.values():
+        first, last = group[0], group[-1]
+        piece = doc.text[first.start : last.end]
+        for i in reversed(group):
+            piece = piece[: i.start - first.start] + new.name + piece[i.end - first.start :]
+        cands.append(Candidate(first.start, last.end, "rename", TextEdit(first.start, last.end, piece)))
     return _ordered([c for c in cands if _outside(c, event)], event)
 
 
@@ -176,10 +187,24 @@ def nearby_candidates(doc: SyntaxDocument, event: EditEvent, lines: int) -> list
 
 
 def name_candidates(doc: SyntaxDocument, event: EditEvent, limit: int) -> list[Candidate]:
-    """Other uses of the identifiers the edit touched (for the model: a name changed, its uses may follow)."""
-    ident = identifier_at(doc, event.start, event.end) if doc.tree is not None else None
-    if ident is None:
+    """Other uses of the names the edit touched, before and after it, and other calls of the function
+    whose call it changed (for the model: a name changed, its uses may follow)."""
+    if doc.tree is None or event.large or not event.holds(doc.text):
         return []
-    sites = name_occurrences(doc, ident.name, ident.kind)
-    cands = [Candidate(i.start, i.end, "name") for i in sites if i.end <= event.start or i.start >= event.end]
+    old_doc = doc.with_edit(event.start, event.end, event.old)
+    names = {}
+    for d, end in ((doc, event.end), (old_doc, event.start + len(event.old))):
+        ident = identifier_at(d, event.start, end)
+        if ident is not None:
+            names[ident.name] = ident.kind
+        call = call_around(d, event.start, end)
+        if call is not None:
+            names.setdefault(call.callee, "name")
+    cands = []
+    for name, kind in names.items():
+        for i in name_occurrences(doc, name, kind):
+            if i.end <= event.start or i.start >= event.end:
+                call = call_around(doc, i.end, i.end + 1)
+                end = call.args_end if call is not None and call.callee == name else i.end
+                cands.append(Candidate(i.start, end, "name"))
     return _ordered(cands, event)[:limit]
