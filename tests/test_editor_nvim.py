@@ -770,3 +770,35 @@ require('sdls').setup{{ {server} }}""",
         if nv is not None:
             nv.close()
         subprocess.run([TMUX, "-L", name, "kill-server"], capture_output=True)
+
+
+@pytest.mark.slow
+def test_real_server_next_edit_after_a_rename_is_drawn_and_applied(trained_real):
+    nv, folder = trained_real
+    open_and_attach(nv, folder / "rename.py", RENAME_SRC)
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 20")
+    before = nv.lua("return require('sdls.next_edit').stats.requests")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 9})")
+    nv.input("ciwsize<Esc>")
+    nv.wait_for(
+        "local ne, n = require('sdls.next_edit'), ...; return ne.current() ~= nil or "
+        "(ne.stats.requests > n and ne.stats.last_reason ~= nil)",
+        before,
+        timeout=180,
+        interval=0.2,
+    )
+    shown = nv.lua(NES)
+    if shown is None:
+        reason = nv.lua("return require('sdls.next_edit').stats.last_reason")
+        pytest.skip(f"the server offers no next edit here: {reason}")
+    row = nv.lua("return vim.api.nvim_buf_get_lines(0, ..., ... + 1, false)[1]", shown["srow"])
+    expected = row[: shown["scol"]] + shown["text"] + row[shown["ecol"] :]  # single-line edit (a rename site)
+    nv.input("<Tab>")
+    nv.wait_for("return vim.api.nvim_win_get_cursor(0)[1] == ...", shown["srow"] + 1, timeout=5)
+    nv.input("<Tab>")
+    nv.wait_for(
+        "return vim.api.nvim_buf_get_lines(0, ..., ... + 1, false)[1] == select(2, ...)",
+        shown["srow"],
+        expected,
+        timeout=5,
+    )
