@@ -10,6 +10,12 @@ the tokens before it, so an encoded context is exact and reusable, and what chan
 blocks. The middle ends with at least one end token and is padded with end tokens to whole blocks,
 so the model learns where an infill stops.
 
+Checkpoints trained elsewhere lay blocks out their own way (`cfg.block_align`): "sequence" (SDAR,
+Stable-DiffCoder, Fast-dLLM v2) cuts the whole sequence into blocks from position 0, so the context
+is block-causal too and its tail shares a block with the first masks; "generation" (Tiny-A2D's
+BD3LM sampler) counts blocks from the start of the middle, backwards through the context. Either
+way a block id is the position where its block starts (`block_start`).
+
 Every token carries a block id (`bid`) and a stream flag (`noisy`):
 - clean token q sees clean token k when bid[k] <= bid[q]  (a context token is a block of its own);
 - noisy token q (a block being denoised) sees clean tokens of earlier blocks, bid[k] < bid[q],
@@ -44,6 +50,16 @@ def pad_middle(middle: list[int], block_size: int, eos_id: int) -> list[int]:
 def context_block_ids(start: int, count: int) -> list[int]:
     """Causal context: each token is its own block (its position)."""
     return list(range(start, start + count))
+
+
+def block_origin(cfg: ModelConfig, ctx_len: int) -> int:
+    """A position where a block starts: 0 for "sequence" alignment, the end of the context otherwise."""
+    return 0 if cfg.block_align == "sequence" else ctx_len
+
+
+def block_start(position: int, block_size: int, origin: int) -> int:
+    """Start of the block holding `position` when blocks of block_size start at `origin` (and at 0)."""
+    return max(0, origin + (position - origin) // block_size * block_size)
 
 
 def attention_mask(
