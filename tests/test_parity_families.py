@@ -1,0 +1,178 @@
+"""Forward parity of the 2026 families with their transformers backbone class, under each family's own mask.
+
+Each checkpoint is written in the family's on-disk format (tests/fixtures_families.py) with random
+weights of the real layer shapes scaled down, loaded through sdls's loader, and run over a sequence
+several blocks long. The reference is transformers' LlamaForCausalLM (Stable-DiffCoder),
+Qwen3ForCausalLM (SDAR, Tiny-A2D on Qwen3) or Qwen2ForCausalLM (Fast-dLLM v2, Tiny-A2D on Qwen2)
+holding the same tensors, given a 4D mask built here from each family's published rule:
+- Stable-DiffCoder: `tril(ones(nb, nb)).kron(ones(B, B))[:L, :L]` (modeling_stable_diffcoder);
+- SDAR: the same staircase via repeat_interleave (generate.py block_diffusion_generate);
+- Fast-dLLM v2: `q_idx // B >= kv_idx // B` (eval_block_diff_mask);
+- Tiny-A2D BD3LM: the prompt left-padded to whole blocks, `block(k) <= block(q)` on padded positions,
+  padding invisible, RoPE positions skipping the padding (dllm's BD3LM sampler);
+- Tiny-A2D MDLM: every token sees every other.
+sdls builds its mask from layout.block_start, the rule its engine decodes with. float32, max relative
+error <= 1e-5, for an additive float mask under eager attention and a bool mask under sdpa.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+from fixtures_families import write_family
+
+from sdls_model.checkpoint import load_checkpoint
+from sdls_model.layout import attention_mask, block_origin, block_start
+
+transformers = pytest.importorskip("transformers")
+torch.set_num_threads(1)
+MAX_REL_ERR = 1e-5
+
+
+def staircase_kron(length: int, block: int) -> torch.Tensor:
+    nb = -(-length // block)
+    return torch.tril(torch.ones(nb, nb)).kron(torch.ones(block, block))[:length, :length].bool()
+
+
+def staircase_repeat(length: int, block: int) -> torch.Tensor:
+    nb = -(-length // block)
+    full = torch.tril(torch.ones(nb, nb)).repeat_interleave(block, 0).repeat_interleave(block, 1)
+    return full[:length, :length].bool()
+
+
+def block_diff_eval(length: int, block: int) -> torch.Tensor:
+    q, k = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    return q // block >= k // block
+
+
+RULES = {"stable-diffcoder": staircase_kron, "sdar": staircase_repeat, "fast-dllm-v2": block_diff_eval}
+
+
+def hf_model(config: dict, backbone: str, tensors: dict, attn: str):
+    kwargs = dict(
+        vocab_size=config["vocab_size"],
+        hidden_size=config["hidden_size"],
+        intermediate_size=config["intermediate_size"],
+        num_hidden_layers=config["num_hidden_layers"],
+        num_attention_heads=config["num_attention_heads"],
+        num_key_value_heads=config["num_key_value_heads"],
+        rope_theta=config["rope_theta"],
+        rms_norm_eps=config["rms_norm_eps"],
+        tie_word_embeddings=config["tie_word_embeddings"],
+        max_position_embeddings=config["max_position_embeddings"],
+    )
+    if "head_dim" in config:
+        kwargs["head_dim"] = config["head_dim"]
+    classes = {
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+        "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM),
+    }
+    config_class, model_class = classes[backbone]
+    hf_config = config_class(**kwargs)
+    hf_config._attn_implementation = attn
+    model = model_class(hf_config).eval()
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    if config["tie_word_embeddings"]:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    return model
+
+
+def as_hf_mask(allow: torch.Tensor, attn: str) -> torch.Tensor:
+    """(T, T) True = may attend -> the 4D mask transformers takes as is (eager needs an additive float)."""
+    if attn == "sdpa":
+        return allow[None, None]
+    return torch.zeros(1, 1, *allow.shape).masked_fill(~allow, torch.finfo(torch.float32).min)
+
+
+def sdls_logits(model, cfg, tokens: torch.Tensor, ctx_len: int) -> torch.Tensor:
+    """Our forward over the whole sequence under the engine's block rule (all tokens clean)."""
+    T = tokens.shape[1]
+    positions = torch.arange(T)[None]
+    if cfg.attention == "bidirectional":
+        mask = None
+    else:
+        origin = block_origin(cfg, ctx_len)
+        bids = torch.tensor([[block_start(p, cfg.block_size, origin) for p in range(T)]])
+        clean = torch.zeros(1, T, dtype=torch.bool)
+        mask = attention_mask(bids, clean, bids, clean, torch.ones(1, T, dtype=torch.bool))
+    with torch.no_grad():
+        return model.logits(model(tokens, positions, mask))
+
+
+def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((ours - ref).abs().max() / ref.abs().max()).item()
+
+
+def sample_tokens(length: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 280, (1, length), generator=torch.Generator().manual_seed(seed))
+
+
+CASES = [  # (id, fixture family, config options, backbone, sequence length, context length)
+    ("stable-diffcoder", "stable-diffcoder", {}, "llama", 14, 6),
+    ("stable-diffcoder older revision", "stable-diffcoder", {"revision": "older"}, "llama", 14, 6),
+    ("sdar b4", "sdar", {}, "qwen3", 14, 5),
+    ("sdar b8", "sdar", {"block_size": 8}, "qwen3", 21, 5),
+    ("fast-dllm-v2 7b (untied)", "fast-dllm-v2", {}, "qwen2", 80, 45),
+    ("fast-dllm-v2 1.5b (tied)", "fast-dllm-v2", {"tie": True}, "qwen2", 80, 45),
+    ("tiny-a2d qwen3 mdlm", "a2d-qwen3", {}, "qwen3", 20, 8),
+    ("tiny-a2d qwen2 mdlm", "a2d-qwen2", {}, "qwen2", 20, 8),
+    ("tiny-a2d qwen3 bd3lm", "a2d-qwen3", {"sdls_objective": "bd3lm"}, "qwen3", 80, 45),
+    ("tiny-a2d qwen2 bd3lm", "a2d-qwen2", {"sdls_objective": "bd3lm"}, "qwen2", 80, 45),
+]
+
+
+def reference_logits(family: str, config: dict, model, tokens: torch.Tensor, ctx_len: int, attn: str):
+    T = tokens.shape[1]
+    with torch.no_grad():
+        if family.startswith("a2d") and config.get("sdls_objective") == "bd3lm":
+            B = 32
+            pad = -ctx_len % B  # dllm's sampler left-pads the prompt to whole blocks
+            padded = torch.cat([torch.zeros(1, pad, dtype=torch.long), tokens], 1)
+            physical = torch.arange(pad + T)
+            real = physical >= pad
+            allow = (physical[None, :] // B <= physical[:, None] // B) & real[None, :]
+            allow |= torch.eye(pad + T, dtype=torch.bool)  # padding queries see themselves (no empty rows)
+            positions = (physical - pad).clamp(min=0)[None]
+            out = model(padded, attention_mask=as_hf_mask(allow, attn), position_ids=positions).logits
+            return out[:, pad:]
+        if family.startswith("a2d"):
+            allow = torch.ones(T, T, dtype=torch.bool)
+        else:
+            block = config.get("block_size") or config.get("bd_size") or 4
+            allow = RULES[family](T, block)
+        return model(tokens, attention_mask=as_hf_mask(allow, attn)).logits
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("name,family,options,backbone,length,ctx_len", CASES, ids=[c[0] for c in CASES])
+def test_logits_match_transformers_under_the_familys_mask(
+    tmp_path, name, family, options, backbone, length, ctx_len, attn
+):
+    config = write_family(tmp_path / "ck", family, shards=2 if "older" in name else 1, **options)
+    cfg, ours, _ = load_checkpoint(tmp_path / "ck")
+    from safetensors.torch import load_file
+
+    stored = {}
+    for f in sorted((tmp_path / "ck").glob("*.safetensors")):
+        stored |= load_file(str(f))
+    reference = hf_model(config, backbone, stored, attn)
+    tokens = sample_tokens(length, seed=len(name))
+    ref = reference_logits(family, config, reference, tokens, ctx_len, attn)
+    got = sdls_logits(ours, cfg, tokens, ctx_len)
+    assert rel_err(got, ref) <= MAX_REL_ERR, rel_err(got, ref)
+
+
+def test_the_block_rule_matters_here():
+    """The sequences are long enough that a wrong alignment shows: the bd3lm rule differs from the
+    sequence-aligned one, and both differ from bidirectional, on these very lengths."""
+    T, P, B = 80, 45, 32
+    seq = block_diff_eval(T, B)
+    gen = torch.tensor([[block_start(k, B, P) <= block_start(q, B, P) for k in range(T)] for q in range(T)])
+    assert not torch.equal(seq, gen) and not seq.all() and not gen.all()
+    assert torch.equal(staircase_kron(14, 4), staircase_repeat(14, 4)) and not staircase_kron(14, 4).all()
