@@ -211,7 +211,7 @@ def _family_config(
     return ModelConfig(
         **arch,
         attention=family.attention,
-        block_size=_int(raw, "sdls_block_size", block_size or family.block_size),
+        block_size=_int(raw, "sdls_block_size", family.block_size if block_size is None else block_size),
         block_align=family.block_align,
         sub_block_size=family.sub_block_size,
         infill_layout=infill_strategy(family.attention, fim_ids),
