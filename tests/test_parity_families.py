@@ -24,70 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 from fixtures_families import write_family
+from hf_reference import block_diff_eval, hf_model, reference_logits, staircase_kron, staircase_repeat
 
 from sdls_model.checkpoint import load_checkpoint
 from sdls_model.layout import attention_mask, block_origin, block_start
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 torch.set_num_threads(1)
 MAX_REL_ERR = 1e-5
-
-
-def staircase_kron(length: int, block: int) -> torch.Tensor:
-    nb = -(-length // block)
-    return torch.tril(torch.ones(nb, nb)).kron(torch.ones(block, block))[:length, :length].bool()
-
-
-def staircase_repeat(length: int, block: int) -> torch.Tensor:
-    nb = -(-length // block)
-    full = torch.tril(torch.ones(nb, nb)).repeat_interleave(block, 0).repeat_interleave(block, 1)
-    return full[:length, :length].bool()
-
-
-def block_diff_eval(length: int, block: int) -> torch.Tensor:
-    q, k = torch.arange(length)[:, None], torch.arange(length)[None, :]
-    return q // block >= k // block
-
-
-RULES = {"stable-diffcoder": staircase_kron, "sdar": staircase_repeat, "fast-dllm-v2": block_diff_eval}
-
-
-def hf_model(config: dict, backbone: str, tensors: dict, attn: str):
-    kwargs = dict(
-        vocab_size=config["vocab_size"],
-        hidden_size=config["hidden_size"],
-        intermediate_size=config["intermediate_size"],
-        num_hidden_layers=config["num_hidden_layers"],
-        num_attention_heads=config["num_attention_heads"],
-        num_key_value_heads=config["num_key_value_heads"],
-        rope_theta=config["rope_theta"],
-        rms_norm_eps=config["rms_norm_eps"],
-        tie_word_embeddings=config["tie_word_embeddings"],
-        max_position_embeddings=config["max_position_embeddings"],
-    )
-    if "head_dim" in config:
-        kwargs["head_dim"] = config["head_dim"]
-    classes = {
-        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
-        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
-        "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM),
-    }
-    config_class, model_class = classes[backbone]
-    hf_config = config_class(**kwargs)
-    hf_config._attn_implementation = attn
-    model = model_class(hf_config).eval()
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-    if config["tie_word_embeddings"]:
-        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    return model
-
-
-def as_hf_mask(allow: torch.Tensor, attn: str) -> torch.Tensor:
-    """(T, T) True = may attend -> the 4D mask transformers takes as is (eager needs an additive float)."""
-    if attn == "sdpa":
-        return allow[None, None]
-    return torch.zeros(1, 1, *allow.shape).masked_fill(~allow, torch.finfo(torch.float32).min)
 
 
 def sdls_logits(model, cfg, tokens: torch.Tensor, ctx_len: int) -> torch.Tensor:
@@ -125,28 +69,6 @@ CASES = [  # (id, fixture family, config options, backbone, sequence length, con
     ("tiny-a2d qwen3 bd3lm", "a2d-qwen3", {"sdls_objective": "bd3lm"}, "qwen3", 80, 45),
     ("tiny-a2d qwen2 bd3lm", "a2d-qwen2", {"sdls_objective": "bd3lm"}, "qwen2", 80, 45),
 ]
-
-
-def reference_logits(family: str, config: dict, model, tokens: torch.Tensor, ctx_len: int, attn: str):
-    T = tokens.shape[1]
-    with torch.no_grad():
-        if family.startswith("a2d") and config.get("sdls_objective") == "bd3lm":
-            B = 32
-            pad = -ctx_len % B  # dllm's sampler left-pads the prompt to whole blocks
-            padded = torch.cat([torch.zeros(1, pad, dtype=torch.long), tokens], 1)
-            physical = torch.arange(pad + T)
-            real = physical >= pad
-            allow = (physical[None, :] // B <= physical[:, None] // B) & real[None, :]
-            allow |= torch.eye(pad + T, dtype=torch.bool)  # padding queries see themselves (no empty rows)
-            positions = (physical - pad).clamp(min=0)[None]
-            out = model(padded, attention_mask=as_hf_mask(allow, attn), position_ids=positions).logits
-            return out[:, pad:]
-        if family.startswith("a2d"):
-            allow = torch.ones(T, T, dtype=torch.bool)
-        else:
-            block = config.get("block_size") or config.get("bd_size") or 4
-            allow = RULES[family](T, block)
-        return model(tokens, attention_mask=as_hf_mask(allow, attn)).logits
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])

@@ -57,6 +57,7 @@ class SlotState:
     owner: object = None
     tokens: list[int] = field(default_factory=list)
     exact_len: int = 0  # leading tokens encoded causally (the context): reusable by a later job
+    block_origin: int = 0  # where the blocks of those tokens were counted from (layout.block_origin)
 
     @property
     def length(self) -> int:
