@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import sampling
-from .cache import KVCache, SlotState
+from .cache import KVCache, SlotState, cache_plan
 from .config import ModelConfig
 from .families import INFILL_DESCRIPTIONS
 from .jobs import CancelToken, DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit, minimal_edits
@@ -111,8 +111,7 @@ class Engine:
         cfg = self.cfg
         if tokenizer.vocab_size > cfg.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {cfg.vocab_size}")
-        n_slots = max_batch + n_sessions
-        self.cache_len = max_context + max_new_tokens + 2 * cfg.block_size + 8
+        n_slots, self.cache_len = cache_plan(cfg, max_batch, n_sessions, max_context, max_new_tokens)
         self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
         self.slots = [SlotState() for _ in range(n_slots)]
         self.busy: set[int] = set()  # slots of rows being decoded (a nested run must not take them)
