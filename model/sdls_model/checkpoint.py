@@ -1,4 +1,4 @@
-"""Checkpoints: save sdls's own, load sdls / Dream / DiffuCoder / Open-dCoder / LLaDA, validate any.
+"""Checkpoints: save sdls's own, load any format of checkpoint_formats.py, validate any.
 
 A checkpoint is a Hugging Face style directory: config.json, model.safetensors (or shards
 model-0000N-of-0000M.safetensors plus model.safetensors.index.json) and tokenizer.json.

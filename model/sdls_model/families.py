@@ -104,8 +104,8 @@ FAMILIES: dict[str, Family] = {
             threshold=0.95,
             fim=("<[fim-prefix]>", "<[fim-suffix]>", "<[fim-middle]>"),
             mask_tokens=("<[MASK_TOKEN]>",),
-            detected_by="architectures StableDiffcoderForCausalLM, or an auto_map into modeling_stable_diffcoder"
-            " / modeling_seed_diffcoder (older revision: LlamaForCausalLM)",
+            detected_by='model_type "llama" with architectures StableDiffcoderForCausalLM or an auto_map into'
+            " modeling_stable_diffcoder / modeling_seed_diffcoder (older revision)",
             source="Stable-DiffCoder report (block 4, no logit shift); modeling_stable_diffcoder generate_block"
             " (blocks from position 0, mask 5, threshold 0.95); Seed-Coder report (SPM fill-in-the-middle)",
             unconfirmed="the exact config.json; the FIM token texts in the released tokenizer.json; whether BOS is"
@@ -146,8 +146,8 @@ FAMILIES: dict[str, Family] = {
             block_align="generation",
             mask_tokens=("<|mask|>",),
             stop_tokens=("<|im_end|>", "<|endoftext|>"),
-            detected_by='model_type "a2d-qwen2" / "a2d-qwen3" with "sdls_objective": "bd3lm" in config.json'
-            " (the published config.json does not record the objective)",
+            detected_by='model_type "a2d-qwen2" / "a2d-qwen3" plus "sdls_objective": "bd3lm", which you add'
+            " (the exported config.json does not record the objective)",
             source="ZHZisZZ/dllm core/samplers/bd3lm.py (prompt left-padded to whole blocks: blocks start at the"
             " generation), examples/a2d (block 32)",
             unconfirmed="the mask id of the published tokenizer",
@@ -186,3 +186,29 @@ INFILL_DESCRIPTIONS = {
     "in_place": "in place (masks between prefix and suffix)",
     "prefix_only": "prefix only (no fill-in-the-middle tokens: the suffix is not seen)",
 }
+
+
+_WHERE = {"context": "after the context", "sequence": "from position 0", "generation": "from the cursor"}
+
+
+def markdown_table() -> str:
+    """The README's model table, made from FAMILIES (tests/test_families.py keeps the README equal to it)."""
+    rows = [
+        "| family | detected from config.json | attention | infill | threshold | logits | ends on |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in FAMILIES.values():
+        if f.attention == "block_causal":
+            attention = f"block-causal, blocks of {f.block_size} {_WHERE[f.block_align]}"
+            attention += f", committed {f.sub_block_size} at a time" if f.sub_block_size else ""
+            infill = "fill-in-the-middle tokens" if f.fim else "prefix only"
+        else:
+            attention, infill = f"bidirectional, commits in windows of {f.block_size}", "in place"
+        ends = ", ".join(["eos", *(f"`{t}`".replace("|", "\\|") for t in f.stop_tokens)])
+        logits = "shifted (row i-1)" if f.logit_shift else "row i"
+        rows.append(f"| {f.title} | {f.detected_by} | {attention} | {infill} | {f.threshold} | {logits} | {ends} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
