@@ -65,7 +65,8 @@ def _notes(cfg: ModelConfig, raw: dict, stored: Counter, compute: str) -> list[s
         notes.append(f"not confirmed against the published files: {family.unconfirmed}")
     if cfg.attention == "block_causal" and cfg.infill_layout == "prefix_only":
         notes.append("completions see the text before the cursor only (block-causal, no fill-in-the-middle tokens)")
-    if stored and all(FLOAT_DTYPES[d][1] < FLOAT_DTYPES[SAFETENSORS_CODE[compute]][1] for d in stored):
+    wide = FLOAT_DTYPES[SAFETENSORS_CODE[compute]][1]
+    if stored and all(FLOAT_DTYPES.get(code, (None, 0))[1] < wide for code in stored):  # quantised: smaller
         notes.append(
             f"stored in {', '.join(sorted(stored))} but computes in {compute} here: more memory than the files"
         )
