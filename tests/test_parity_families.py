@@ -4,13 +4,7 @@ Each checkpoint is written in the family's on-disk format (tests/fixtures_famili
 weights of the real layer shapes scaled down, loaded through sdls's loader, and run over a sequence
 several blocks long. The reference is transformers' LlamaForCausalLM (Stable-DiffCoder),
 Qwen3ForCausalLM (SDAR, Tiny-A2D on Qwen3) or Qwen2ForCausalLM (Fast-dLLM v2, Tiny-A2D on Qwen2)
-holding the same tensors, given a 4D mask built here from each family's published rule:
-- Stable-DiffCoder: `tril(ones(nb, nb)).kron(ones(B, B))[:L, :L]` (modeling_stable_diffcoder);
-- SDAR: the same staircase via repeat_interleave (generate.py block_diffusion_generate);
-- Fast-dLLM v2: `q_idx // B >= kv_idx // B` (eval_block_diff_mask);
-- Tiny-A2D BD3LM: the prompt left-padded to whole blocks, `block(k) <= block(q)` on padded positions,
-  padding invisible, RoPE positions skipping the padding (dllm's BD3LM sampler);
-- Tiny-A2D MDLM: every token sees every other.
+holding the same tensors, given a 4D mask built from each family's published rule (tests/hf_reference.py).
 sdls builds its mask from layout.block_start, the rule its engine decodes with. float32, max relative
 error <= 1e-5, for an additive float mask under eager attention and a bool mask under sdpa.
 """
