@@ -200,3 +200,22 @@ def test_edits_and_doubts_stay_inside_their_region(tmp_path, family, options):
     assert all(start <= e.start <= e.end <= end for e in result.edits), result.edits
     spans = engine.doubt(text, start, end, threshold=0.9)
     assert spans and all(start <= s < e <= end for s, e, _ in spans), spans
+
+
+@pytest.mark.parametrize(
+    "family,options",
+    [("stable-diffcoder", {}), ("a2d-qwen2", {"sdls_objective": "bd3lm"})],
+    ids=["stable-diffcoder (blocks from 0)", "tiny-a2d qwen2 bd3lm (blocks from the cursor)"],
+)
+def test_the_fast_path_decodes_the_aligned_blocks_as_the_plain_path(tmp_path, family, options):
+    """FastDecoder (its torch references here; the same code path as on CUDA) runs the block steps of
+    families without q/k norms or a logit shift, the prompt tail of a sequence-aligned block included."""
+    _, _, model, tokenizer, _ = load(tmp_path, family, options)
+    fast, plain = engine_for(model, tokenizer, fast_path=True), engine_for(model, tokenizer, fast_path=False)
+    assert fast.fast is not None and plain.fast is None
+    fast_steps, real = [], fast._fast_forward
+    fast._fast_forward = lambda rows, wanted: fast_steps.append(len(rows)) or real(rows, wanted)
+    for settings in (ONE_PER_STEP, DecodeSettings(threshold=0.3)):
+        jobs = [InfillJob(LONG_PREFIX, SUFFIX, 40, settings, session="doc")]
+        assert [r.tokens for r in fast.run(jobs)] == [r.tokens for r in plain.run(jobs)]
+    assert len(fast_steps) > 10
