@@ -198,3 +198,10 @@ def test_a_missing_mask_token_is_named(tmp_path):
 def test_fixture_tokenizers_carry_the_family_tokens():
     assert tokenizer_of("stable-diffcoder").token_to_id("<[fim-middle]>") is not None
     assert tokenizer_of("sdar").token_to_id("<|MASK|>") is not None
+
+
+def test_tiny_a2d_backbone_comes_from_architectures_without_its_model_type(tmp_path):
+    write_family(tmp_path / "a2d", "a2d-qwen3")
+    edit_json_file(tmp_path / "a2d" / "config.json", lambda c: c.update(model_type="qwen3"))
+    cfg, _, _ = load_checkpoint(tmp_path / "a2d")
+    assert (cfg.family, cfg.qk_norm, cfg.head_dim) == ("a2d-mdlm", True, 32)

@@ -320,12 +320,13 @@ def _a2d_config(raw: dict, lookup: TokenLookup, tokenizer_config: dict) -> Model
     # does not write into config.json, so the user says which with "sdls_objective".
     objective = raw.get("sdls_objective", "mdlm")
     _reject_if(
-        objective not in A2D_OBJECTIVES,
+        not isinstance(objective, str) or objective not in A2D_OBJECTIVES,
         f"sdls_objective {objective!r} is not one of {', '.join(map(repr, A2D_OBJECTIVES))}",
     )
-    backbone = _model_type(raw).removeprefix("a2d-") or (
-        "qwen3" if "Qwen3" in "".join(_architectures(raw)) else "qwen2"
-    )
+    if _model_type(raw) in ("a2d-qwen2", "a2d-qwen3"):
+        backbone = _model_type(raw).removeprefix("a2d-")
+    else:  # detected by its architectures
+        backbone = "qwen3" if "A2DQwen3LMHeadModel" in _architectures(raw) else "qwen2"
     return _family_config(raw, lookup, tokenizer_config, FAMILIES[A2D_OBJECTIVES[objective]], backbone)
 
 
