@@ -189,7 +189,18 @@ def test_status_summary_reads_the_servers_stats(scripted):
     nv = scripted()
     summary = "return require('sdls.status').summary(...)"
     stats = {
-        "worker_info": {"model": {"model": "/m/default", "device": "cpu", "dtype": "float32", "parameters": 94528}},
+        "worker_info": {
+            "model": {
+                "model": "/m/default",
+                "device": "cpu",
+                "dtype": "float32",
+                "parameters": 94528,
+                "family": "sdar",
+                "attention": "block_causal",
+                "infill": "prefix only (no fill-in-the-middle tokens: the suffix is not seen)",
+                "context_reuse": "exact",
+            }
+        },
         "counters": {"inline_completion": 5, "cancelled": 1, "superseded": 2},
         "latencies": [{"ms": 90.0, "forwards": 8, "tokens": 8}, {"ms": 75.5, "forwards": 4, "tokens": 12}],
         "rss_mb": 45.5,
@@ -201,6 +212,10 @@ def test_status_summary_reads_the_servers_stats(scripted):
         "device": "cpu",
         "dtype": "float32",
         "parameters": 94528,
+        "family": "sdar",
+        "attention": "block_causal",
+        "infill": "prefix only (no fill-in-the-middle tokens: the suffix is not seen)",
+        "context_reuse": "exact",
         "server_latency_ms": 75.5,
         "tokens_per_forward": 3,
         "completions": 5,
@@ -211,6 +226,35 @@ def test_status_summary_reads_the_servers_stats(scripted):
     # Before the first completion the worker has not loaded a model; explicit tokens_per_forward wins.
     early = nv.lua(summary, {"counters": {}, "latencies": [{"ms": 5, "tokens_per_forward": 2.5}]})
     assert early == {"model_loaded": False, "cancelled": 0, "server_latency_ms": 5, "tokens_per_forward": 2.5}
+
+
+@pytest.mark.parametrize(
+    "infill,level",
+    [
+        ("prefix only (no fill-in-the-middle tokens: the suffix is not seen)", "WARNING"),
+        ("fill-in-the-middle tokens (suffix, then prefix)", "OK"),
+    ],
+)
+def test_checkhealth_says_how_the_model_fills_in(scripted, infill, level):
+    """A block-causal checkpoint without fill-in-the-middle tokens completes from the prefix alone:
+    :checkhealth says so (with a warning), from the model description the worker's hello carries."""
+    nv = scripted()
+    model = {"model": "/m/sdar", "device": "cpu", "family": "sdar", "attention": "block_causal", "infill": infill}
+    model["context_reuse"] = "exact"
+    nv.lua(
+        "local stats = ...; local sdls, status = require('sdls'), require('sdls.status'); "
+        "_G.sdls_saved = { sdls.clients, status.server_stats }; "
+        "sdls.clients = function() return { { id = 7 } } end; status.server_stats = function() return stats end",
+        {"worker_info": {"model": model}, "counters": {}, "latencies": []},
+    )
+    try:
+        nv.request("nvim_command", "checkhealth sdls")
+        report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
+        nv.request("nvim_command", "bwipeout")
+    finally:
+        nv.lua("require('sdls').clients, require('sdls.status').server_stats = unpack(_G.sdls_saved)")
+    expected = f"{level} model family sdar, block-causal attention; infill: {infill}; context reuse while typing: exact"
+    assert expected in report, report
 
 
 def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
@@ -460,6 +504,8 @@ def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
         "OK `sdls serve` is available",
         "OK model folder (settings.model.path)",
         "running: model ",
+        "model family sdls, block-causal attention; infill: fill-in-the-middle tokens (suffix, then prefix); "
+        "context reuse while typing: exact",
     ]:
         assert expected in report, report
     assert "ERROR" not in report, report
@@ -475,6 +521,8 @@ def test_real_server_status_shows_model_device_and_latency(tiny_real):
     assert lines["device"].startswith("cpu"), out
     assert float(lines["last server latency"].split()[0]) > 0, (out, nv.lua(STATS))
     assert int(lines["parameters"]) > 0, out
+    assert lines["family"] == "sdls (block-causal)", out
+    assert lines["infill"] == "fill-in-the-middle tokens (suffix, then prefix)", out
     assert "client: last latency" in out
 
 

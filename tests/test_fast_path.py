@@ -132,3 +132,17 @@ def test_helpers_and_errors():
     if DEVICE.type != "cuda":
         with pytest.raises(RuntimeError, match="CUDA graphs"):
             CapturedStep(lambda x: x, (torch.zeros(1),))
+
+
+def test_qk_norm_models_are_refused_and_the_engine_takes_the_plain_path():
+    """FastDecoder does not fuse Qwen3's q/k norms: it refuses them, and the engine runs without it."""
+    from sdls_model.engine import Engine
+    from sdls_model.tokenizer import train_tokenizer
+
+    cfg = ModelConfig.from_name("test-tiny", qk_norm=True, head_dim=24)
+    model = Transformer(cfg).init_weights(seed=0).to(DEVICE)
+    with pytest.raises(ValueError, match="q/k norms"):
+        FastDecoder(model, kernels=False)
+    tokenizer = train_tokenizer(["def f(x):\n    return x\n"] * 4, vocab_size=300)
+    engine = Engine(model, tokenizer, device=DEVICE, max_context=64, max_new_tokens=8, fast_path=True)
+    assert engine.fast is None

@@ -230,3 +230,30 @@ async def test_no_worker_and_no_spawn_is_a_clear_error(sock_dir):
     # Asked again at once: fails fast with the same reason instead of retrying in a loop.
     with pytest.raises(WorkerError, match="retrying in"):
         await client.run(InfillJob(prefix="x"), "inline")
+
+
+async def test_the_hello_says_how_the_model_fills_in(sock_dir, tmp_path):
+    """The worker's hello carries the engine's description: family, attention and infill strategy."""
+    from fixtures_families import write_family
+
+    from sdls_model.engine import Engine
+
+    write_family(tmp_path / "sdar", "sdar")
+    engine = Engine.from_dir(tmp_path / "sdar", max_context=64, max_new_tokens=8, max_batch=1, n_sessions=1)
+    scheduler = Scheduler(engine)
+    scheduler.start()
+    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock")
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 5)
+    client = WorkerClient(server.socket_path)
+    try:
+        await client.run(InfillJob(prefix="def f(x):\n    return", max_new_tokens=4), "inline")
+        model = client.info["model"]
+        assert (model["family"], model["attention"], model["context_reuse"]) == ("sdar", "block_causal", "exact")
+        assert model["infill"] == "prefix only (no fill-in-the-middle tokens: the suffix is not seen)"
+    finally:
+        await client.close()
+        server.stop()
+        await asyncio.wait_for(task, 5)
+        scheduler.stop()

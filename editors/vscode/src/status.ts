@@ -1,4 +1,4 @@
-// What the status-bar item says: model, device and the last completion latency.
+// What the status-bar item says: model, device, the last completion latency, and how the model fills in.
 
 export interface StatusState {
   running: boolean;
@@ -6,6 +6,10 @@ export interface StatusState {
   model?: string;
   parameters?: number;
   device?: string;
+  family?: string;
+  attention?: string;
+  /** How completions are laid out: fill-in-the-middle tokens, in place, or the prefix alone. */
+  infill?: string;
   latencyMs?: number;
   tokensPerForward?: number;
   error?: string;
@@ -34,8 +38,18 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   if (s.latencyMs !== undefined) {
     parts.push(`${Math.round(s.latencyMs)} ms`);
   }
+  // A block-causal checkpoint without fill-in-the-middle tokens never sees the text after the cursor.
+  if (s.infill?.startsWith('prefix only')) {
+    parts.push('prefix only');
+  }
   const lines = [`model: ${s.model ?? 'unknown'}${s.parameters !== undefined ? ` (${s.parameters.toLocaleString('en-US')} parameters)` : ''}`,
     `device: ${s.device ?? 'unknown'}`];
+  if (s.family !== undefined) {
+    lines.push(`family: ${s.family}${s.attention !== undefined ? ` (${s.attention.replace('_', '-')} attention)` : ''}`);
+  }
+  if (s.infill !== undefined) {
+    lines.push(`infill: ${s.infill}`);
+  }
   if (s.latencyMs !== undefined) {
     lines.push(`last completion: ${Math.round(s.latencyMs)} ms`);
   }
@@ -46,7 +60,7 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   return { text: `$(sparkle) sdls ${parts.join(' · ')}`, tooltip: lines.join('\n') };
 }
 
-/** Model, device and tokens per forward from the server's `sdls/stats` answer (unknown shapes ignored). */
+/** Model, device, family, infill and tokens per forward from the server's `sdls/stats` answer (unknown shapes ignored). */
 export function fromServerStats(answer: unknown): Partial<StatusState> {
   const obj = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -65,6 +79,9 @@ export function fromServerStats(answer: unknown): Partial<StatusState> {
     model: path?.split(/[\\/]/).filter(Boolean).pop(),
     parameters: num(model.parameters),
     device: text(model.device),
+    family: text(model.family),
+    attention: text(model.attention),
+    infill: text(model.infill),
     tokensPerForward,
   };
 }

@@ -36,6 +36,11 @@ function M.summary(stats)
     device = model.device,
     dtype = model.dtype,
     parameters = model.parameters,
+    family = model.family,
+    attention = model.attention,
+    -- How completions are laid out: fill-in-the-middle tokens, in place, or the prefix alone.
+    infill = model.infill,
+    context_reuse = model.context_reuse,
     server_latency_ms = last.ms,
     tokens_per_forward = tpf,
     completions = counters.inline_completion,
@@ -71,6 +76,8 @@ function M.lines()
       add("model", sum.model_loaded and sum.model or "not loaded yet (loads on the first request)", "")
       add("device", sum.device, sum.dtype and (" (" .. sum.dtype .. ")") or "")
       add("parameters", sum.parameters, "")
+      add("family", sum.family, sum.attention and (" (" .. sum.attention:gsub("_", "-") .. ")") or "")
+      add("infill", sum.infill, "")
       add("last server latency", sum.server_latency_ms, " ms")
       add("tokens per forward", sum.tokens_per_forward, "")
       add("completions", sum.completions, "")
