@@ -11,11 +11,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from fixtures_checkpoints import write_sdls
+from waiting import eventually
 
 from sdls.worker.client import WorkerClient
 from sdls_model.jobs import InfillJob
@@ -28,13 +28,6 @@ def model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny"
     write_sdls(path)
     return path
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def start_worker(sock: Path, model_dir: Path, *extra: str) -> subprocess.Popen:
@@ -61,7 +54,7 @@ def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(model_di
     sock = sock_dir / "w.sock"
     worker = start_worker(sock, model_dir, "--idle-exit", "2")
     try:
-        wait_for(sock.exists)
+        eventually(sock.exists, "the worker's socket", interval=0.05)
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
         # A second worker on the same socket refuses before loading anything.
         second = start_worker(sock, model_dir)
@@ -110,7 +103,7 @@ def test_serve_tcp_binds_loopback_only_and_speaks_lsp():
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "sdls", "serve", "--tcp", str(port)], stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _listening_addresses(port), timeout=30)
+        eventually(lambda: _listening_addresses(port), "the server to listen", interval=0.05)
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
             body = json.dumps(
