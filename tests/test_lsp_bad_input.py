@@ -51,7 +51,7 @@ async def started_worker(client):
 
 async def alive(client) -> None:
     """The server still answers (and the worker, if one is up)."""
-    assert (await asyncio.wait_for(stats(client), 10)).counters is not None
+    assert (await asyncio.wait_for(stats(client), SAFETY_S)).counters is not None
 
 
 async def test_unknown_uri_is_invalid_params(client):
@@ -150,7 +150,7 @@ async def test_garbage_on_the_worker_socket_drops_only_that_connection(client):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
             raw.connect(sock_path)
             raw.sendall(junk)
-            raw.settimeout(5)
+            raw.settimeout(SAFETY_S)
             data = raw.recv(4096)
             assert b"protocol error" in data
     assert isinstance(await inline(client, uri, 1, 11), lsp.InlineCompletionList)

@@ -103,11 +103,11 @@ async def live_worker(sock_dir):
     server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock", max_frame=64 * 1024)
     ready = asyncio.Event()
     task = asyncio.ensure_future(server.serve(ready=ready.set))
-    await asyncio.wait_for(ready.wait(), 5)
+    await asyncio.wait_for(ready.wait(), SAFETY_S)
     yield server
     engine.gate.open()
     server.stop()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, SAFETY_S)
     scheduler.stop()
 
 
@@ -149,9 +149,9 @@ async def test_bad_frames_drop_only_that_connection(live_worker, junk):
     try:
         reader, writer = await raw_client(live_worker.socket_path)
         writer.write(junk)
-        reply = await asyncio.wait_for(read_frame(reader), 5)
+        reply = await asyncio.wait_for(read_frame(reader), SAFETY_S)
         assert reply["type"] == "error" and "protocol error" in reply["message"]
-        assert await asyncio.wait_for(read_frame(reader), 5) is None  # then closed
+        assert await asyncio.wait_for(read_frame(reader), SAFETY_S) is None  # then closed
         # Another client is served as before.
         assert (await good.run(InfillJob(prefix="still"), "inline")).text == "<ill>"
         assert live_worker.dropped == 1
@@ -162,7 +162,7 @@ async def test_bad_frames_drop_only_that_connection(live_worker, junk):
 async def test_wrong_protocol_version_is_refused(live_worker):
     reader, writer = await asyncio.open_unix_connection(str(live_worker.socket_path))
     writer.write(encode_frame({"type": "hello", "version": PROTOCOL_VERSION + 1}))
-    reply = await asyncio.wait_for(read_frame(reader), 5)
+    reply = await asyncio.wait_for(read_frame(reader), SAFETY_S)
     assert reply["type"] == "error" and "version" in reply["message"]
 
 
