@@ -11,7 +11,6 @@ import struct
 
 import pytest
 import pytest_asyncio
-from fixtures_checkpoints import write_sdls
 from lsp_harness import change_doc, configure, inline, open_doc, sdls_session, stats, wait_for_message
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
@@ -21,17 +20,10 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 EMOJI = "\U0001f600"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    write_sdls(path)
-    return path
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(model_dir):
+async def client(tiny_model_dir):
     async with sdls_session(
-        model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}, "maxDocumentChars": 2_000_000}
+        tiny_model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}, "maxDocumentChars": 2_000_000}
     ) as c:
         yield c
 
@@ -171,12 +163,12 @@ def _worker_sockets(pid: int):
                 yield parts[7]
 
 
-async def test_a_second_server_shares_the_running_worker(client, model_dir):
+async def test_a_second_server_shares_the_running_worker(client, tiny_model_dir):
     info = await started_worker(client)
     sock_dir = next(iter(_worker_sockets(info.pid))).rsplit("/", 1)[0]
     from pathlib import Path
 
-    async with sdls_session(model_dir, socket_dir=Path(sock_dir)) as second:
+    async with sdls_session(tiny_model_dir, socket_dir=Path(sock_dir)) as second:
         open_doc(second, "file:///bad/second.py", "def g(y):\n    return \n")
         assert isinstance(await inline(second, "file:///bad/second.py", 1, 11), lsp.InlineCompletionList)
         assert (await stats(second)).worker_info.pid == info.pid  # one warm model for both windows

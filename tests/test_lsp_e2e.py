@@ -15,7 +15,6 @@ import urllib.parse
 import pytest
 import pytest_asyncio
 from editor_models import find_offer
-from fixtures_checkpoints import write_sdls
 from lsp_harness import (
     change_doc,
     configure,
@@ -36,16 +35,9 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 SOURCE = "def add(a, b):\n    return \n\n\ndef area(r):\n    pass\n\n\nprint(add(1, 2)\n"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    write_sdls(path)
-    return path
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(model_dir):
-    async with sdls_session(model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}}) as c:
+async def client(tiny_model_dir):
+    async with sdls_session(tiny_model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}}) as c:
         open_doc(c, "file:///e2e/warm.py", "def warm(x):\n    return \n")
         await inline(c, "file:///e2e/warm.py", 1, 11)  # every test starts with the worker up
         yield c
@@ -92,10 +84,10 @@ async def test_syntax_errors_become_diagnostics(client):
     assert [d.range.start.line for d in diags] == [8] and diags[0].source == "sdls"
 
 
-async def test_inline_completion_runs_the_model_and_only_offers_text_that_parses(client, model_dir):
+async def test_inline_completion_runs_the_model_and_only_offers_text_that_parses(client, tiny_model_dir):
     # Where the tiny model offers text (found in this process through the same core call), the
     # server must offer it too: random weights offer nothing at most places, so the place is looked up.
-    offer, why = await asyncio.to_thread(find_offer, model_dir)
+    offer, why = await asyncio.to_thread(find_offer, tiny_model_dir)
     assert offer is not None, why
     lines = offer.text.split("\n")
     lines[offer.row] += offer.typed
@@ -276,7 +268,7 @@ async def test_every_request_got_exactly_one_response(client):
     assert {msg_id: n for msg_id in client.sent_ids if (n := client.responses[msg_id]) != 1} == {}
 
 
-async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, tmp_path, capsys):
+async def test_one_shot_complete_gives_what_the_server_gives(client, tiny_model_dir, tmp_path, capsys):
     from sdls.cli import main
 
     path = tmp_path / "same.py"
@@ -285,7 +277,7 @@ async def test_one_shot_complete_gives_what_the_server_gives(client, model_dir, 
     open_doc(client, path.as_uri(), text)
     served = await inline(client, path.as_uri(), 1, 11)
     record = (await stats(client)).latencies[-1]
-    argv = ["complete", str(path), "--line", "1", "--col", "11", "--model", str(model_dir), "--json"]
+    argv = ["complete", str(path), "--line", "1", "--col", "11", "--model", str(tiny_model_dir), "--json"]
     assert await asyncio.to_thread(main, argv) == 0  # its own event loop, in a thread
     one_shot = json.loads(capsys.readouterr().out)
     assert one_shot["forwards"] == record.forwards > 0

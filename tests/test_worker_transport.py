@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import stat
 import struct
-import tempfile
-from pathlib import Path
 
 import msgpack
 import pytest
@@ -89,18 +86,13 @@ def test_oversized_message_is_refused_before_sending():
 
 # -- a live worker socket with a stepping engine ----------------------------------------------
 @pytest.fixture
-def sock_dir():
-    path = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))  # short: Unix socket paths max ~107 bytes
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def live_worker(sock_dir):
+async def live_worker(short_tmp_dir):
     engine = SteppingEngine(steps=5)
     scheduler = Scheduler(engine)
     scheduler.start()
-    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock", max_frame=64 * 1024)
+    server = WorkerServer(
+        scheduler, describe=engine.describe, socket_path=short_tmp_dir / "w.sock", max_frame=64 * 1024
+    )
     ready = asyncio.Event()
     task = asyncio.ensure_future(server.serve(ready=ready.set))
     await asyncio.wait_for(ready.wait(), SAFETY_S)
@@ -244,10 +236,10 @@ class FakeClock:
         return self.now
 
 
-async def test_no_worker_and_no_spawn_is_a_clear_error_then_retried_after_the_backoff(sock_dir, monkeypatch):
+async def test_no_worker_and_no_spawn_is_a_clear_error_then_retried_after_the_backoff(short_tmp_dir, monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(client_module, "time", clock)
-    client = WorkerClient(sock_dir / "nobody.sock", backoff_s=(0.5, 8.0))
+    client = WorkerClient(short_tmp_dir / "nobody.sock", backoff_s=(0.5, 8.0))
     with pytest.raises(ModelUnavailable, match="no model worker is listening"):
         await client.run(InfillJob(prefix="x"), "inline")
     # Asked again within the backoff: the same reason at once, no new attempt (no retry storm).
