@@ -1,14 +1,15 @@
 // What the status-bar item says: model, device and the last completion latency.
 
+/** What the status bar shows; a field set to undefined in an update is cleared. */
 export interface StatusState {
   running: boolean;
   enabled: boolean;
-  model?: string;
-  parameters?: number;
-  device?: string;
-  latencyMs?: number;
-  tokensPerForward?: number;
-  error?: string;
+  model?: string | undefined;
+  parameters?: number | undefined;
+  device?: string | undefined;
+  latencyMs?: number | undefined;
+  tokensPerForward?: number | undefined;
+  error?: string | undefined;
 }
 
 /** 94528 -> "95k", 42_000_000 -> "42M", 1.5e9 -> "1.5B". */
