@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         seed = int(os.environ.get(SEED_ENV) or int.from_bytes(os.urandom(4), "little"))
     config.sdls_seed = seed  # type: ignore[attr-defined]
     os.environ[SEED_ENV] = str(seed)  # subprocesses a test starts see the same run seed
-    if config.getoption("hypothesis_seed") is None and not settings.default.derandomize:
+    if config.getoption("hypothesis_seed", default=None) is None and not settings.default.derandomize:
         config.option.hypothesis_seed = seed
 
 
