@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from kernel_checks import DEVICE, fresh_generator  # first: sets up Triton (interpreter on the CPU)
+from kernel_checks import DEVICE
 
 from sdls_model.cache import KVCache
 from sdls_model.config import ModelConfig
@@ -39,8 +39,7 @@ def model_forward(model, tokens, positions, cache, slots, cache_lens, new_lens, 
 
 
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "kernels"])
-def test_fast_forward_equals_the_model(kernels):
-    gen, seed = fresh_generator()
+def test_fast_forward_equals_the_model(kernels, gen, seed):
     model = tiny_model(seed % 1000)
     cache = filled_cache(model, gen, n_slots=3, max_len=40)
     B, T, read_len = 2, 5, 24
@@ -69,8 +68,7 @@ def test_fast_forward_equals_the_model(kernels):
 
 
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "kernels"])
-def test_write_stores_the_same_keys_as_cacheio(kernels):
-    gen, seed = fresh_generator()
+def test_write_stores_the_same_keys_as_cacheio(kernels, gen, seed):
     model = tiny_model(seed % 1000)
     ours, theirs = filled_cache(model, gen, 2, 32), None
     theirs = KVCache(model.cfg, 2, 32, device=DEVICE)
@@ -92,8 +90,7 @@ def test_write_stores_the_same_keys_as_cacheio(kernels):
     assert torch.equal(ours.k[:, 0, :, untouched], theirs.k[:, 0, :, untouched])
 
 
-def test_threshold_step_commits_on_the_device():
-    gen, seed = fresh_generator()
+def test_threshold_step_commits_on_the_device(gen, seed):
     model = tiny_model(seed % 1000)
     cfg = model.cfg
     cache = filled_cache(model, gen, 1, 16)

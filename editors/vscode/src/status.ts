@@ -1,18 +1,19 @@
 // What the status-bar item says: model, device, the last completion latency, and how the model fills in.
 
+/** What the status bar shows; a field set to undefined in an update is cleared. */
 export interface StatusState {
   running: boolean;
   enabled: boolean;
-  model?: string;
-  parameters?: number;
-  device?: string;
-  family?: string;
-  attention?: string;
+  model?: string | undefined;
+  parameters?: number | undefined;
+  device?: string | undefined;
+  family?: string | undefined;
+  attention?: string | undefined;
   /** How completions are laid out: fill-in-the-middle tokens, in place, or the prefix alone. */
-  infill?: string;
-  latencyMs?: number;
-  tokensPerForward?: number;
-  error?: string;
+  infill?: string | undefined;
+  latencyMs?: number | undefined;
+  tokensPerForward?: number | undefined;
+  error?: string | undefined;
 }
 
 /** 94528 -> "95k", 42_000_000 -> "42M", 1.5e9 -> "1.5B". */
