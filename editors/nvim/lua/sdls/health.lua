@@ -110,9 +110,15 @@ function M.check()
         health.ok(("server %d running: model %s on %s"):format(client.id, sum.model, tostring(sum.device)))
         if sum.infill then
           local line = ("model family %s, %s attention; infill: %s; context reuse while typing: %s"):format(
-            tostring(sum.family), tostring(sum.attention):gsub("_", "-"), sum.infill, tostring(sum.context_reuse))
+            tostring(sum.family),
+            tostring(sum.attention):gsub("_", "-"),
+            sum.infill,
+            tostring(sum.context_reuse)
+          )
           if sum.infill:find("prefix only", 1, true) then
-            health.warn(line, { "This checkpoint cannot see the text after the cursor; a model with fill-in-the-middle tokens (or a bidirectional one) can" })
+            health.warn(line, {
+              "This checkpoint cannot see the text after the cursor; a model with fill-in-the-middle tokens (or a bidirectional one) can",
+            })
           else
             health.ok(line)
           end
