@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("sdls.worker.worker_command", "run the model worker that owns the warm model"),
     "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
     "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
+    "models": ("sdls.models_command", "validate checkpoint directories and show what sdls will do with each"),
     "train": ("sdls_model.train.cli", "train a model (corpus, tokenizer, mask then edit stage)"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {

@@ -51,6 +51,13 @@ from .cache import KVCache
 from .transformer import Transformer, apply_rope, rope_cos_sin
 
 
+def unsupported_reason(cfg) -> str | None:
+    """Why FastDecoder cannot run this model (the engine then takes the plain path), or None."""
+    if cfg.qk_norm:
+        return "per-head q/k norms (Qwen3) are not fused"
+    return None
+
+
 def length_bucket(length: int, granularity: int = 256) -> int:
     """The read_len to capture for a context of `length` tokens (a multiple of `granularity`)."""
     return max(granularity, -(-length // granularity) * granularity)
@@ -94,6 +101,8 @@ class _LayerWeights:
 class FastDecoder:
     def __init__(self, model: Transformer, kernels: bool | None = None):
         self.model, self.cfg = model, model.cfg
+        if unsupported_reason(self.cfg):
+            raise ValueError(f"FastDecoder cannot run this model: {unsupported_reason(self.cfg)}")
         device = model.embed_tokens.weight.device
         self.kernels = use_kernels(device) if kernels is None else kernels
         with torch.no_grad():
