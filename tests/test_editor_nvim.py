@@ -409,10 +409,7 @@ def log_lines(session) -> list[str]:
 
 
 def wait_log(session, line: str) -> None:
-    deadline = time.monotonic() + 10
-    while line not in log_lines(session) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert line in log_lines(session), log_lines(session)
+    eventually(lambda: line in log_lines(session), f"{line!r} in the server log")
 
 
 def rename_in_normal_mode(nv: Nvim) -> dict:
@@ -457,9 +454,7 @@ def test_a_next_edit_answer_for_a_version_that_is_gone_is_not_shown(scripted, se
     stale = nv.lua("return require('sdls.next_edit').stats.stale")
     nv.lua("vim.api.nvim_win_set_cursor(0, {1, 9})")
     nv.input("ciwsize<Esc>")
-    deadline = time.monotonic() + 10
-    while not any(line.startswith("nextEdit request") for line in log_lines(session)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: any(line.startswith("nextEdit request") for line in log_lines(session)), "the request logged")
     nv.lua("require('sdls').config.next_edit.debounce_ms = 5000")  # no new request during the test
     nv.input("Ax<Esc>")  # the user edits again while the server works
     nv.wait_for("return require('sdls.next_edit').stats.stale > ...", stale, timeout=10)

@@ -58,14 +58,23 @@ local function span(buf, edit, encoding)
   local function line(row)
     return vim.api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ""
   end
-  return s.line, compat.byte_col(line(s.line), s.character, encoding), e.line, compat.byte_col(line(e.line), e.character, encoding)
+  return s.line,
+    compat.byte_col(line(s.line), s.character, encoding),
+    e.line,
+    compat.byte_col(line(e.line), e.character, encoding)
 end
 
 local function render(buf, st)
   local d = st.edit
   local added = vim.split(d.text, "\n", { plain = true })
   if d.erow > d.srow or d.ecol > d.scol then
-    vim.api.nvim_buf_set_extmark(buf, M.ns, d.srow, d.scol, { end_row = d.erow, end_col = d.ecol, hl_group = "SdlsNextEditDelete" })
+    vim.api.nvim_buf_set_extmark(
+      buf,
+      M.ns,
+      d.srow,
+      d.scol,
+      { end_row = d.erow, end_col = d.ecol, hl_group = "SdlsNextEditDelete" }
+    )
   end
   local mark = { virt_text_pos = "inline", hl_mode = "combine" }
   if added[1] ~= "" then
@@ -93,7 +102,17 @@ local function show(buf, st, client, edit, version)
   if not srow then
     return
   end
-  st.edit = { id = edit.id, text = edit.text, srow = srow, scol = scol, erow = erow, ecol = ecol, version = version, command = edit.command, source = edit.source }
+  st.edit = {
+    id = edit.id,
+    text = edit.text,
+    srow = srow,
+    scol = scol,
+    erow = erow,
+    ecol = ecol,
+    version = version,
+    command = edit.command,
+    source = edit.source,
+  }
   render(buf, st)
   M.stats.shown = M.stats.shown + 1
   compat.notify(client, SHOWN, { id = edit.id })
@@ -133,11 +152,15 @@ end
 local function schedule(buf, st)
   st.timer = st.timer or compat.uv.new_timer()
   st.timer:stop()
-  st.timer:start(cfg.next_edit.debounce_ms, 0, vim.schedule_wrap(function()
-    if vim.api.nvim_get_current_buf() == buf and vim.api.nvim_get_mode().mode == "n" then
-      M.request(buf)
-    end
-  end))
+  st.timer:start(
+    cfg.next_edit.debounce_ms,
+    0,
+    vim.schedule_wrap(function()
+      if vim.api.nvim_get_current_buf() == buf and vim.api.nvim_get_mode().mode == "n" then
+        M.request(buf)
+      end
+    end)
+  )
 end
 
 --- Apply the shown suggestion (it must still match the buffer's version) and tell the server.
