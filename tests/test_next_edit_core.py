@@ -10,7 +10,7 @@ from lsp_fakes import ScriptedBackend
 
 from sdls.lsp.edit_history import EditHistory, changed_span
 from sdls.lsp.model_call import ModelCall
-from sdls.lsp.next_edit import NextEditOptions, minimal_edit, rejection_key, suggest_next_edit
+from sdls.lsp.next_edit import NextEditOptions, check, minimal_edit, rejection_key, suggest_next_edit
 from sdls.lsp.next_edit_rules import rule_candidates
 from sdls.syntax import SyntaxDocument
 from sdls_model.jobs import TextEdit
@@ -272,3 +272,11 @@ def test_a_history_that_references_vanished_text_gives_nothing(vanish):
         text = "completely = 'different'\n"
     out = suggest(SyntaxDocument(text, "python"), h, ScriptedBackend())
     assert out.edit is None and "text has gone" in out.reason
+
+
+def test_the_check_refuses_any_edit_of_the_text_just_typed():
+    doc, h = renamed()
+    event = h.user_event(doc.text)  # "size" at 9..13
+    for start, end, text in ((9, 13, "width"), (11, 12, ""), (8, 10, "x")):
+        assert check(doc, TextEdit(start, end, text), event, set()) == "it would change the text just typed"
+    assert check(doc, TextEdit(13, 13, "_v"), event, set()) is None  # beside it: the user's text stays

@@ -112,12 +112,23 @@ def test_an_edit_while_the_suggestion_is_computed_cancels_it_and_the_request_get
 
 def test_requests_for_one_version_share_one_computation():
     async def go():
-        h = Harness(ScriptedBackend(delay_s=0.01))
+        gate = asyncio.Event()
+
+        class Held(ScriptedBackend):
+            async def doubt(self, text, start, end):
+                await gate.wait()  # both requests are waiting on the model now
+                return []
+
+        h = Harness(Held())
         h.rename_width()
         v = h.doc.version
-        a, b = await asyncio.gather(h.ne.request(h.doc, v), h.ne.request(h.doc, v))
-        assert a[0] is b[0] is not None
-        assert len(h.backend.jobs) == 1
+        a = asyncio.ensure_future(h.ne.request(h.doc, v))
+        b = asyncio.ensure_future(h.ne.request(h.doc, v))
+        await asyncio.sleep(0)  # let both reach the model (no time passes: one turn of the loop)
+        gate.set()
+        (sa, _), (sb, _) = await asyncio.gather(a, b)
+        assert sa is sb is not None
+        assert len(h.backend.jobs) == 1 and h.ne.counters["served_ready"] == 0
 
     run(go())
 
