@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("sdls_model.bench", "reference rule vs threshold decoding: tokens/forward, forwards/s, tokens/s"),
     "syntax": ("sdls.syntax.bench_syntax", "parse, reparse, scope and plan times on large files"),
     "lsp": ("sdls.lsp.bench_lsp", "replay typing through the real server: latency, cancellations, memory"),
+    "nextedit": ("sdls.lsp.bench_nextedit", "replay real multi-site edits: right next edit, latency, forwards"),
     "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
 }

@@ -7,6 +7,10 @@ Answers: when the text before the cursor ends with "ret", the item replaces that
 after inserting it; otherwise it inserts SUGGESTION at the cursor. The file named by SCRIPTED_DELAY_FILE (read on every request) holds a delay in ms for the
 answers; SCRIPTED_LOG names a file that gets one line per request, answer and cancellation.
 
+Next edits (sdls/nextEdit, advertised as the real server does): once the document holds "size", the
+first "width" after line 0 is proposed to become "size" (the delay file applies too); shown, accept
+and reject are logged.
+
 Code actions: on a line holding `pass`, "Fill in stub" (refactor.rewrite), whose edit, computed only
 on codeAction/resolve like the real server's, replaces `pass` with `return a + b`.
 """
@@ -19,8 +23,11 @@ import os
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
+from sdls.lsp.next_edit_handlers import NextEditProtocol
+
 SUGGESTION = "total = a + b\nreturn total"
-server = LanguageServer("sdls-scripted", "0")
+server = LanguageServer("sdls-scripted", "0", protocol_cls=NextEditProtocol)
+_next_ids = iter(range(1, 10**6))
 
 
 def delay_s() -> float:
@@ -93,6 +100,48 @@ def resolve_code_action(ls: LanguageServer, action: lsp.CodeAction):
     action.edit = lsp.WorkspaceEdit(changes={uri: [edit]})
     log(f"resolved {line}")
     return action
+
+
+def _plain(value):
+    return {k: _plain(v) for k, v in value._asdict().items()} if hasattr(value, "_asdict") else value
+
+
+@server.feature("sdls/nextEdit")
+async def next_edit(ls: LanguageServer, params):
+    p = _plain(params)
+    uri, version = p["textDocument"]["uri"], p["textDocument"].get("version")
+    log(f"nextEdit request {version}")
+    await asyncio.sleep(delay_s())
+    doc = ls.workspace.get_text_document(uri)
+    if "size" not in doc.source:
+        return {"edits": [], "reason": "nothing renamed"}
+    for row, line in enumerate(doc.lines):
+        col = line.find("width")
+        if row > 0 and col >= 0:
+            sid = f"nes-{next(_next_ids)}"
+            rng = {"start": {"line": row, "character": col}, "end": {"line": row, "character": col + 5}}
+            command = {"title": "Accept next edit", "command": "sdls.acceptNextEdit", "arguments": [sid]}
+            log(f"nextEdit answer {sid} {row}:{col}")
+            edit = {"text": "size", "range": rng, "textDocument": {"uri": uri, "version": version}}
+            return {"edits": [{**edit, "command": command, "id": sid, "source": "rule"}]}
+    return {"edits": [], "reason": "no width left"}
+
+
+@server.feature("sdls/didShowNextEdit")
+def did_show_next_edit(ls: LanguageServer, params):
+    log(f"shown {_plain(params).get('id')}")
+
+
+@server.command("sdls.acceptNextEdit")
+def accept_next_edit(ls: LanguageServer, *args):
+    log(f"command accept {args[0] if args else ''}")
+    return {"accepted": True}
+
+
+@server.command("sdls.rejectNextEdit")
+def reject_next_edit(ls: LanguageServer, *args):
+    log(f"command reject {args[0] if args else ''}")
+    return {"rejected": True}
 
 
 if __name__ == "__main__":

@@ -399,6 +399,80 @@ def test_hover_fixup_command_is_read_from_the_markdown(scripted):
     )
 
 
+# -- next edits (scripted server) ----------------------------------------------------------------------
+NES = "return require('sdls.next_edit').current()"
+RENAME_SRC = "def area(width, height):\n    w = width * 2\n    return w * height\n"
+
+
+def log_lines(session) -> list[str]:
+    return session.log.read_text().splitlines()
+
+
+def wait_log(session, line: str) -> None:
+    eventually(lambda: line in log_lines(session), f"{line!r} in the server log")
+
+
+def rename_in_normal_mode(nv: Nvim) -> dict:
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 20")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 9})")
+    nv.input("ciwsize<Esc>")
+    return nv.wait_for(NES, timeout=10)
+
+
+def test_next_edit_is_shown_as_an_inline_diff_then_tab_jumps_and_applies_it(scripted, session):
+    nv = scripted(text=RENAME_SRC)
+    shown = rename_in_normal_mode(nv)
+    assert (shown["srow"], shown["scol"], shown["erow"], shown["ecol"], shown["text"]) == (1, 8, 1, 13, "size")
+    marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.next_edit').ns, 0, -1, {details = true})")
+    details = {(m[1], m[2]): m[3] for m in marks}
+    assert details[(1, 8)]["hl_group"] == "SdlsNextEditDelete" and details[(1, 8)]["end_col"] == 13
+    assert details[(1, 13)]["virt_text"] == [["size", "SdlsNextEditAdd"]]
+    assert nv.lua("return vim.api.nvim_get_hl(0, {name = 'SdlsNextEditDelete'}).strikethrough") is True
+    wait_log(session, f"shown {shown['id']}")
+    assert nv.lua(LINES)[1] == "    w = width * 2"  # shown, not applied
+    nv.input("<Tab>")  # first press: jump there
+    nv.wait_for("return vim.api.nvim_win_get_cursor(0)[1] == 2", timeout=5)
+    assert nv.lua(LINES)[1] == "    w = width * 2"
+    nv.input("<Tab>")  # second press: apply
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    w = size * 2'", timeout=5)
+    wait_log(session, f"command accept {shown['id']}")
+
+
+def test_next_edit_dismissed_with_esc_tells_the_server_and_changes_nothing(scripted, session):
+    nv = scripted(text=RENAME_SRC)
+    shown = rename_in_normal_mode(nv)
+    nv.input("<Esc>")
+    nv.wait_for("return require('sdls.next_edit').current() == nil", timeout=5)
+    wait_log(session, f"command reject {shown['id']}")
+    assert nv.lua(LINES)[1] == "    w = width * 2"
+    assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.next_edit').ns, 0, -1, {})") == 0
+
+
+def test_a_next_edit_answer_for_a_version_that_is_gone_is_not_shown(scripted, session):
+    nv = scripted(text=RENAME_SRC, delay_ms=600)
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 0")
+    stale = nv.lua("return require('sdls.next_edit').stats.stale")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 9})")
+    nv.input("ciwsize<Esc>")
+    eventually(lambda: any(line.startswith("nextEdit request") for line in log_lines(session)), "the request logged")
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 5000")  # no new request during the test
+    nv.input("Ax<Esc>")  # the user edits again while the server works
+    nv.wait_for("return require('sdls.next_edit').stats.stale > ...", stale, timeout=10)
+    assert nv.lua(NES) is None
+    assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.next_edit').ns, 0, -1, {})") == 0
+
+
+def test_setup_validates_next_edit_options(scripted):
+    nv = scripted()
+    check_setup_error(nv, "{ next_edit = { enabled = false, debounce_ms = 100 } }", None)
+    check_setup_error(nv, "{ next_edit = { delay = 1 } }", "sdls.setup: unknown option next_edit.delay")
+    check_setup_error(
+        nv,
+        "{ next_edit = { debounce_ms = 'x' } }",
+        "sdls.setup: next_edit.debounce_ms: expected milliseconds in 0..10000, got x",
+    )
+
+
 # -- the real server ------------------------------------------------------------------------------
 # Ghost text and code-action edits need a model that writes code (editor_models.trained_model).
 # Health and status only need a server, so a tiny random checkpoint does.
@@ -762,3 +836,35 @@ require('sdls').setup{{ {server} }}""",
         if nv is not None:
             nv.close()
         subprocess.run([TMUX, "-L", name, "kill-server"], capture_output=True)
+
+
+@pytest.mark.slow
+def test_real_server_next_edit_after_a_rename_is_drawn_and_applied(trained_real):
+    nv, folder = trained_real
+    open_and_attach(nv, folder / "rename.py", RENAME_SRC)
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 20")
+    before = nv.lua("return require('sdls.next_edit').stats.requests")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 9})")
+    nv.input("ciwsize<Esc>")
+    nv.wait_for(
+        "local ne, n = require('sdls.next_edit'), ...; return ne.current() ~= nil or "
+        "(ne.stats.requests > n and ne.stats.last_reason ~= nil)",
+        before,
+        timeout=180,
+        interval=0.2,
+    )
+    shown = nv.lua(NES)
+    if shown is None:
+        reason = nv.lua("return require('sdls.next_edit').stats.last_reason")
+        pytest.skip(f"the server offers no next edit here: {reason}")
+    row = nv.lua("return vim.api.nvim_buf_get_lines(0, ..., ... + 1, false)[1]", shown["srow"])
+    expected = row[: shown["scol"]] + shown["text"] + row[shown["ecol"] :]  # single-line edit (a rename site)
+    nv.input("<Tab>")
+    nv.wait_for("return vim.api.nvim_win_get_cursor(0)[1] == ...", shown["srow"] + 1, timeout=5)
+    nv.input("<Tab>")
+    nv.wait_for(
+        "return vim.api.nvim_buf_get_lines(0, ..., ... + 1, false)[1] == select(2, ...)",
+        shown["srow"],
+        expected,
+        timeout=5,
+    )

@@ -1,7 +1,8 @@
 """The VS Code extension in a real VS Code workbench (code-server in Debian's chromium, Playwright),
 via editors/vscode/e2e/e2e.mjs: install the .vsix, open a Python file, type, see the ghost text,
 accept it with Tab, find it in the editor; toggle and restart from the command palette; apply a
-code action from the lightbulb menu.
+code action from the lightbulb menu; rename a parameter and take the next edit from its code lens
+with Tab, Tab.
 
 Twice: against the scripted server (tests/editor_scripted_server.py, exact text known), and against
 the real `sdls serve` with the shipped model (or SDLS_EDITOR_TEST_MODEL), typing in a real file at a
@@ -78,6 +79,7 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
         stand_in.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'tests' / 'editor_scripted_server.py'}\n")
         stand_in.chmod(0o755)
         args += ["--python", str(stand_in), "--model", str(tmp_path)]
+    args.append("--next-edit")  # rename a parameter, then the next-edit code lens, Tab, Tab
     env = dict(os.environ, PATH=f"{NODE24.parent}:{os.environ['PATH']}")
     run = subprocess.run(
         [str(NODE24), str(E2E / "e2e.mjs"), *args], capture_output=True, text=True, timeout=420, env=env, cwd=E2E
@@ -98,6 +100,9 @@ def test_vscode_workbench_shows_and_accepts_ghost_text(tmp_path, server):
         assert 'code action applied: the file now reads "def add(a, b):\\n    return a + b\\n"' in run.stdout, (
             run.stdout
         )
+        # ...and its next edit after the rename: the other use of `width` becomes `size`.
+        renamed = "def area(size, height):\\n    w = size * 2\\n    return w * height\\n"
+        assert f'next edit applied: the file now reads "{renamed}"' in run.stdout, run.stdout
     assert (tmp_path / "ghost-text.png").stat().st_size > 10_000
     if os.environ.get("SDLS_UPDATE_SCREENSHOTS") == "1":  # the model's run goes last: its picture wins
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

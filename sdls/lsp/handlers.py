@@ -42,6 +42,7 @@ from .edits import NoChange
 from .fixups import propose_fixup
 from .language_server import SdlsServer  # at run time: pygls reads the handlers' annotations
 from .model_call import DocumentChanged, JobCancelled, ensure_current
+from .next_edit_state import change_hint
 from .positions import PositionError
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,16 @@ def did_open(ls: SdlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
 @feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
+    changes = [convert.content_change(c) for c in params.content_changes]
     try:
-        ls.docs.change(uri, params.text_document.version, [convert.content_change(c) for c in params.content_changes])
+        old = ls.docs.get(uri)
+        before, lines = old.text, old.lines
+        doc = ls.docs.change(uri, params.text_document.version, changes)
     except (UnknownDocument, PositionError) as exc:
+        ls.next_edits.close(uri)
         ls.announce(f"sdls: {uri} is out of sync after a change that did not fit ({exc}); reopen the file")
         return
+    ls.next_edits.observe(doc, before, change_hint(lines, changes[0] if changes else None))
     ls.schedule_diagnostics(uri, 0.15)
 
 
@@ -172,6 +178,7 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
 def did_close(ls: SdlsServer, params: lsp.DidCloseTextDocumentParams) -> None:
     ls.docs.close(params.text_document.uri)
     ls.cache.forget(params.text_document.uri)
+    ls.next_edits.close(params.text_document.uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
 
@@ -282,5 +289,6 @@ async def stats(ls: SdlsServer, _params=None):
         "peak_rss_mb": rss_mb("VmHWM"),
         "settings": dataclasses.asdict(ls.settings),
         "workspace_roots": [str(r) for r in ls.roots],
+        "next_edit": ls.next_edits.stats(),
         "heavy_modules": sorted(m for m in ("torch", "numpy", "transformers") if m in sys.modules),
     }

@@ -26,6 +26,7 @@ from .backends import open_backend
 from .completion_cache import CompletionCache
 from .documents import DocumentStore
 from .model_call import JobCancelled, ModelCall
+from .next_edit_state import NextEdits
 from .prompt import declarations_header
 from .settings import Settings, settings_from
 from .workspace_index import DeclarationIndex
@@ -41,6 +42,7 @@ class SdlsServer(LanguageServer):
             "sdls",
             __version__ if isinstance(__version__, str) else "0",
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            protocol_cls=_protocol_cls(),
         )
         self.defaults = defaults or Settings()
         self.settings = self.defaults
@@ -57,6 +59,8 @@ class SdlsServer(LanguageServer):
         self.counters: Counter = Counter()
         self.latencies: list[dict] = []  # per answered inline request: ms, scope, source (for benchmarks)
         self._announced: set[str] = set()
+        self.next_edits = NextEdits(lambda: self.settings.next_edit)
+        self.next_edits.model_call = self.model_call
 
     # -- shared plumbing ----------------------------------------------------------------------
     def announce(self, message: str) -> None:
@@ -210,8 +214,16 @@ class SdlsServer(LanguageServer):
             self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done"))
 
 
+def _protocol_cls():
+    from .next_edit_handlers import NextEditProtocol  # it imports this module: reach it at call time
+
+    return NextEditProtocol
+
+
 def create_server(defaults: Settings | None = None) -> SdlsServer:
-    """A server with every handler of handlers.py attached; `defaults` are what initializationOptions override."""
+    """A server with every handler of handlers.py and next_edit_handlers.py attached; `defaults` are
+    what initializationOptions override."""
+    from . import next_edit_handlers  # noqa: F401 (its handlers join handlers.py's on import)
     from .handlers import register  # handlers.py imports this module: reach it at call time
 
     server = SdlsServer(defaults)

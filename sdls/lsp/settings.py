@@ -60,6 +60,19 @@ class HoverSettings:
 
 
 @dataclass
+class NextEditSettings:
+    enabled: bool = True  # answer textDocument/copilotInlineEdit and sdls/nextEdit
+    rules: bool = True  # deterministic candidates (renames, call sites) that the model then checks
+    model: bool = True  # the model ranks sites by its doubt and re-checks or writes the edit
+    debounce_ms: int = 300  # compute ahead this long after an edit settles (for clients that asked once); 0: off
+    max_sites: int = 4  # candidate sites the model scores per suggestion
+    max_jobs: int = 2  # edit jobs tried per suggestion
+    timeout_s: float = 20.0
+    history_events: int = 16  # edit history kept per document
+    history_chars: int = 65536
+
+
+@dataclass
 class DiagnosticSettings:
     enabled: bool = True
 
@@ -79,6 +92,7 @@ class Settings:
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     actions: ActionSettings = field(default_factory=ActionSettings)
     hover: HoverSettings = field(default_factory=HoverSettings)
+    next_edit: NextEditSettings = field(default_factory=NextEditSettings)
     diagnostics: DiagnosticSettings = field(default_factory=DiagnosticSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     # Language ids served; "*" = every language (unknown ones get plain-text behaviour).

@@ -3,7 +3,9 @@
 // the ghost text the real `sdls serve` sends, screenshots it, accepts it with Tab and checks the text.
 //
 // Usage: node e2e.mjs [--model DIR] [--screenshot PATH] [--python PATH] [--no-action]
-//                     [--file PATH --line N --typed TEXT]          (node 24: code-server needs it)
+//                     [--file PATH --line N --typed TEXT] [--next-edit]   (node 24: code-server needs it)
+// --next-edit: in rename.py rename the parameter `width` to `size` on line 1, wait for the next-edit
+// code lens, press Tab (jump) and Tab (apply), and check line 2 changed as the lens said.
 // --file opens that text as add.py and types TEXT at the end of its 0-based line N (default: the body
 // of a second function, typing "return ").
 // Exit code 0 = passed; 77 = skipped (a prerequisite is missing, reason printed); other = failed.
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     timeout: { type: 'string', default: '180' },
     'no-action': { type: 'boolean', default: false },
+    'next-edit': { type: 'boolean', default: false },
     file: { type: 'string' },
     line: { type: 'string', default: '5' },
     typed: { type: 'string', default: 'return ' },
@@ -117,6 +120,7 @@ const LINE = Number(args.line);
 writeFileSync(join(workspace, 'add.py'), args.file ? readFileSync(args.file, 'utf8')
   : 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \n');
 writeFileSync(join(workspace, 'stub.py'), 'def add(a, b):\n    pass\n');
+writeFileSync(join(workspace, 'rename.py'), 'def area(width, height):\n    w = width * 2\n    return w * height\n');
 
 const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
 log(`installing ${vsix}`);
@@ -265,6 +269,32 @@ try {
       throw new Error(`the code action's edit did not reach the file:\n${filled}`);
     }
     log(`code action applied: the file now reads ${JSON.stringify(filled)}`);
+  }
+  if (args['next-edit']) {
+    await pick('Control+P', 'rename.py');
+    await page.waitForSelector('.editor-instance .monaco-editor .view-line:has-text("def area")', { timeout: 30_000 });
+    const renameEditor = page.locator('.editor-instance .monaco-editor').first();
+    await renameEditor.locator('.view-line:has-text("def area")').click();
+    await page.keyboard.press('Control+G');
+    await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input', { timeout: 20_000 });
+    await page.keyboard.type('1:10');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Control+Shift+ArrowRight');
+    await page.keyboard.type('size', { delay: 60 });
+    const lens = page.locator('.codelens-decoration:has-text("sdls: next edit")').first();
+    await lens.waitFor({ timeout: TIMEOUT_MS });
+    const lensText = (await lens.innerText()).trim();
+    log(`next edit lens: ${JSON.stringify(lensText)}`);
+    await page.keyboard.press('Tab'); // jump to it
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Tab'); // apply it
+    const renamed = await saveAndRead(join(workspace, 'rename.py'));
+    const line2 = renamed.split('\n')[1];
+    const proposed = JSON.parse(lensText.match(/→ (".*?") \(Tab/)?.[1] ?? '""');
+    if (line2 === '    w = width * 2' || !line2.includes(proposed)) {
+      throw new Error(`after Tab, Tab line 2 should hold ${JSON.stringify(proposed)}; it reads ${JSON.stringify(line2)}`);
+    }
+    log(`next edit applied: the file now reads ${JSON.stringify(renamed)}`);
   }
   console.log('PASS');
 } catch (err) {

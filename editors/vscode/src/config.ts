@@ -7,7 +7,7 @@ export interface Section {
 }
 
 /** Top-level keys of the server's settings (sdls/lsp/settings.py); everything else is client-only. */
-export const SERVER_KEYS = ['model', 'completion', 'actions', 'hover', 'diagnostics', 'worker', 'languages', 'maxDocumentChars'];
+export const SERVER_KEYS = ['model', 'completion', 'actions', 'hover', 'nextEdit', 'diagnostics', 'worker', 'languages', 'maxDocumentChars'];
 
 /** Languages the extension activates on; the selector when the server serves every language ("*"). */
 export const DEFAULT_LANGUAGES = ['python', 'javascript', 'typescript', 'rust', 'go', 'lua'];

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { LanguageClient } from 'vscode-languageclient/node';
 import { documentSelector, serverCommand, serverSettings } from './config';
 import { inlineCompletionMiddleware, Toggle } from './middleware';
+import { registerNextEdits } from './nextEditUi';
 import { fromServerStats, StatusState, statusText } from './status';
 
 const STATS_REQUEST = 'sdls/stats';
@@ -75,6 +76,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     }),
   );
+  registerNextEdits(context, () => client, () => vscode.workspace.getConfiguration('sdls').get<boolean>('nextEdit.enabled') !== false);
   await start();
 }
 

@@ -44,7 +44,18 @@ test('every contributed setting is a server key or a known client-only key', () 
     assert.ok(SERVER_KEYS.includes(top) || clientOnly.includes(key), `${key} is neither a server nor a client key`);
   }
   // Each contributed command has a handler registered in extension.ts (checked in extension.test.ts).
-  assert.deepEqual(pkg.contributes.commands.map((c: { command: string }) => c.command).sort(), ['sdls.restart', 'sdls.showLog', 'sdls.toggle']);
+  assert.deepEqual(pkg.contributes.commands.map((c: { command: string }) => c.command).sort(), [
+    'sdls.nextEdit.apply',
+    'sdls.nextEdit.dismiss',
+    'sdls.nextEdit.request',
+    'sdls.restart',
+    'sdls.showLog',
+    'sdls.toggle',
+  ]);
+  // Tab and Esc act on a next edit only while one is shown.
+  for (const binding of pkg.contributes.keybindings) {
+    assert.match(binding.when, /sdls\.nextEditVisible/);
+  }
   // Activation covers the default selector's languages.
   assert.deepEqual(pkg.activationEvents, DEFAULT_LANGUAGES.map((l) => `onLanguage:${l}`));
 });

@@ -36,7 +36,17 @@ test('activate starts `<python> -m sdls serve` with the server settings as initi
   assert.deepEqual(c.clientOptions.initializationOptions, { model: { device: 'cpu' }, completion: { maxTokens: 16 }, languages: ['python'] });
   assert.deepEqual(c.clientOptions.documentSelector.map((s: any) => s.language), ['python', 'python']);
   assert.deepEqual(c.clientOptions.markdown, { isTrusted: { enabledCommands: ['sdls.applyFix'] } });
-  assert.deepEqual([...vscode.recorded.commands.keys()].sort(), ['sdls.restart', 'sdls.showLog', 'sdls.toggle']);
+  assert.deepEqual([...vscode.recorded.commands.keys()].sort(), [
+    'sdls.nextEdit.accepted',
+    'sdls.nextEdit.apply',
+    'sdls.nextEdit.dismiss',
+    'sdls.nextEdit.request',
+    'sdls.restart',
+    'sdls.showLog',
+    'sdls.toggle',
+  ]);
+  assert.equal(vscode.providers.codeLens.length, 1);
+  assert.equal(vscode.providers.inlineCompletion.length, 1);
   await extension.deactivate();
   assert.ok(c.stopped);
 });

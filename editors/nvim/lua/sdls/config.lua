@@ -23,8 +23,18 @@ M.defaults = {
     -- "auto": Neovim's own vim.lsp.inline_completion on 0.12+, extmarks before that.
     native = "auto",
   },
-  -- Insert-mode keys; false turns one off. Tab falls back to a plain Tab when no ghost text is shown.
+  -- Next-edit suggestions: after an edit settles in normal mode, the next change as an inline diff.
+  next_edit = {
+    enabled = true,
+    -- Wait this long after the last change (in normal mode, or after leaving insert mode) before asking.
+    debounce_ms = 250,
+  },
+  -- Keys; false turns one off. Insert mode: accept .. prev (ghost text); normal mode: next_edit (jump to
+  -- the suggestion, then apply it) and next_edit_dismiss. Each falls back to its usual meaning when
+  -- nothing is shown.
   keys = {
+    next_edit = "<Tab>",
+    next_edit_dismiss = "<Esc>",
     accept = "<Tab>",
     accept_word = "<M-Right>",
     accept_line = "<M-Down>",
@@ -65,9 +75,10 @@ end
 
 -- Every option a user may set, including those whose default is nil (so typos fail loudly).
 local KNOWN = {
-  [""] = { "cmd", "python", "filetypes", "root_markers", "settings", "ghost", "keys" },
+  [""] = { "cmd", "python", "filetypes", "root_markers", "settings", "ghost", "next_edit", "keys" },
   ghost = { "enabled", "debounce_ms", "hl_group", "native" },
-  keys = { "accept", "accept_word", "accept_line", "dismiss", "next", "prev" },
+  next_edit = { "enabled", "debounce_ms" },
+  keys = { "accept", "accept_word", "accept_line", "dismiss", "next", "prev", "next_edit", "next_edit_dismiss" },
 }
 
 local function check_known(section, given)
@@ -103,6 +114,9 @@ local SETTINGS = {
   ["completion.debounceMs"] = { in_range(0, 10000), "milliseconds in 0..10000" },
   ["actions.enabled"] = { "boolean" },
   ["hover.enabled"] = { "boolean" },
+  ["nextEdit.enabled"] = { "boolean" },
+  ["nextEdit.rules"] = { "boolean" },
+  ["nextEdit.model"] = { "boolean" },
   ["languages"] = { is_list_of_strings, "list of strings" },
 }
 
@@ -114,7 +128,7 @@ function M.resolve(opts)
   check("opts", opts, "table")
   check_known("", opts)
   check("settings", opts.settings, "table", true)
-  for _, section in ipairs({ "ghost", "keys" }) do
+  for _, section in ipairs({ "ghost", "next_edit", "keys" }) do
     check(section, opts[section], "table", true)
     check_known(section, opts[section])
   end
@@ -133,6 +147,8 @@ function M.resolve(opts)
   check("ghost.enabled", g.enabled, "boolean")
   check("ghost.debounce_ms", g.debounce_ms, in_range(0, 10000), false, "milliseconds in 0..10000")
   check("ghost.hl_group", g.hl_group, "string")
+  check("next_edit.enabled", cfg.next_edit.enabled, "boolean")
+  check("next_edit.debounce_ms", cfg.next_edit.debounce_ms, in_range(0, 10000), false, "milliseconds in 0..10000")
   check("ghost.native", g.native, function(v)
     return v == "auto" or type(v) == "boolean"
   end, false, '"auto" or a boolean')

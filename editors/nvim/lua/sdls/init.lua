@@ -1,5 +1,6 @@
 -- sdls for Neovim: starts `sdls serve` for the configured filetypes and shows its inline completions
--- as ghost text. Code actions and hover go through Neovim's standard LSP UI (gra, K).
+-- as ghost text, and its next-edit suggestions as inline diffs (sdls.next_edit). Code actions and
+-- hover go through Neovim's standard LSP UI (gra, K).
 local compat = require("sdls.compat")
 local config = require("sdls.config")
 
@@ -62,6 +63,9 @@ function M.start(buf)
 end
 
 local function on_attach(buf, client)
+  if M.config.next_edit.enabled and require("sdls.next_edit").supported(client) then
+    require("sdls.next_edit").attach(buf, client)
+  end
   if not M.config.ghost.enabled or not compat.supports_method(client, "textDocument/inlineCompletion", buf) then
     return
   end
@@ -78,6 +82,7 @@ end
 function M.setup(opts)
   M.config = config.resolve(opts)
   require("sdls.inline").configure(M.config)
+  require("sdls.next_edit").configure(M.config)
   vim.api.nvim_set_hl(0, M.config.ghost.hl_group, { link = "Comment", default = true })
 
   local group = vim.api.nvim_create_augroup("sdls", { clear = true })

@@ -7,6 +7,9 @@ export class EventEmitter<T> {
     this.listeners.push(listener);
     return { dispose: () => (this.listeners = this.listeners.filter((l) => l !== listener)) };
   };
+  dispose(): void {
+    this.listeners = [];
+  }
   async fire(e: T): Promise<void> {
     for (const l of this.listeners) {
       await l(e);
@@ -34,9 +37,39 @@ export function reset(): void {
   recorded.statusItems.length = 0;
   recorded.outputShown = 0;
   settings.clear();
+  providers.codeLens.length = 0;
+  providers.inlineCompletion.length = 0;
 }
 
+export class ThemeColor {
+  constructor(public id: string) {}
+}
+
+export class Position {
+  constructor(public line: number, public character: number) {}
+}
+
+export class Range {
+  start: Position;
+  end: Position;
+  constructor(a: number | Position, b: number | Position, c?: number, d?: number) {
+    this.start = typeof a === 'number' ? new Position(a, b as number) : a;
+    this.end = typeof a === 'number' ? new Position(c as number, d as number) : (b as Position);
+  }
+}
+
+export const providers = { codeLens: [] as unknown[], inlineCompletion: [] as unknown[] };
+const disposable = { dispose() {} };
+
+export const languages = {
+  registerCodeLensProvider: (_selector: unknown, provider: unknown) => (providers.codeLens.push(provider), disposable),
+  registerInlineCompletionItemProvider: (_selector: unknown, provider: unknown) => (providers.inlineCompletion.push(provider), disposable),
+};
+
 export const window = {
+  visibleTextEditors: [] as unknown[],
+  activeTextEditor: undefined as unknown,
+  createTextEditorDecorationType: (options: unknown) => ({ options, dispose() {} }),
   createOutputChannel: (name: string) => ({ name, show: () => recorded.outputShown++, dispose() {}, appendLine() {} }),
   createStatusBarItem: (id: string) => {
     const item: Record<string, unknown> = { id, text: '', tooltip: '', visible: false, dispose() {} };
@@ -55,6 +88,9 @@ export const commands = {
     return { dispose: () => recorded.commands.delete(name) };
   },
   executeCommand: async (name: string, ...args: unknown[]) => {
+    if (name === 'setContext') {
+      return undefined;
+    }
     const fn = recorded.commands.get(name);
     if (!fn) {
       throw new Error(`no command ${name}`);
@@ -82,4 +118,5 @@ export const workspace = {
     section,
   }),
   onDidChangeConfiguration: configurationChanged.event,
+  onDidChangeTextDocument: () => disposable,
 };
