@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdls.demo", "open a sample file through a real LSP client and show what an editor would"),
     "serve": ("sdls.lsp.serve_command", "run the language server (stdio, or --tcp PORT on 127.0.0.1)"),
     "worker": ("sdls.worker.worker_command", "run the model worker that owns the warm model"),
+    "service": ("sdls.service.service_command", "serve the model over HTTP (/infill, /v1/completions, sdls jobs)"),
     "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
     "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
     "train": ("sdls_model.train.cli", "train a model (corpus, tokenizer, mask then edit stage)"),
