@@ -67,6 +67,7 @@ class GatedEngine:
         self.holding = threading.Event()  # a job is waiting at the gate
         self.cancel_seen = threading.Event()
         self.batches: list[int] = []
+        self.sessions: list[str | None] = []
 
     def describe(self) -> dict:
         return {"model": "gated", "device": "cpu", "block_size": 3}
@@ -76,6 +77,7 @@ class GatedEngine:
 
     def run(self, jobs, between_steps=None):
         self.batches.append(len(jobs))
+        self.sessions += [job.session for job in jobs]
         texts = [""] * len(jobs)
         steps = [0] * len(jobs)
         for block in range(self.blocks):
