@@ -9,6 +9,7 @@ JSON body `{"error": {"code", "message", "type"}}`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -134,8 +135,8 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
         return CompactJSONResponse({**model.describe(), "models": models.names()})
 
     async def stats(request: Request) -> Response:
-        loaded = [await models.get(name) for name in models.names()]
-        return CompactJSONResponse({"models": {m.name: m.stats() for m in loaded}, "in_flight": admission.active})
+        by_name = {m.name: m.stats() for m in models.loaded()}
+        return CompactJSONResponse({"models": by_name, "in_flight": admission.active, "pid": os.getpid()})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -32,6 +32,9 @@ class LoadedModels:
     def ready(self) -> bool:
         return True
 
+    def loaded(self) -> list[ServedModel]:
+        return list(self.by_name.values())
+
     def close(self) -> None:
         for model in self.by_name.values():
             model.close()
@@ -43,3 +46,4 @@ class ModelSource(Protocol):
     async def get(self, name: str) -> ServedModel: ...  # may load a model; ApiError(404) for unknown names
     def names(self) -> list[str]: ...
     def ready(self) -> bool: ...
+    def loaded(self) -> list[ServedModel]: ...  # the models warm in this process (for stats)

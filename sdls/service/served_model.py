@@ -54,3 +54,9 @@ class ServedModel:
 
     def close(self) -> None:
         self.backend.scheduler.stop()
+
+    def __del__(self) -> None:  # Ray Serve unloads a multiplexed model by dropping it
+        try:
+            self.backend.scheduler.stop(timeout=1.0)
+        except Exception:
+            pass

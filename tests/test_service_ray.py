@@ -1,0 +1,89 @@
+"""The service on Ray Serve: a local Ray instance on the CPU (2 CPUs), two replicas of the shipped model,
+two multiplexed model ids, the same HTTP API through Ray's proxy, real clients (openai, llama.vim's body)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+openai = pytest.importorskip("openai")
+
+pytestmark = pytest.mark.slow
+TOKEN = "ray-" + "r" * 28
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FIM_BODY = (Path(__file__).parent / "data" / "llama_vim" / "fim_request.json").read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    from sdls.service.ray_app import build
+
+    port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="ray-sdls-"))
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        app = build(
+            {
+                "models": {"a": None, "b": None},  # two ids (here the same checkpoint), multiplexed
+                "num_replicas": 2,
+                "num_cpus": 0.5,
+                "threads": 1,
+                "max_context": 512,
+                "token": TOKEN,
+            }
+        )
+        serve.run(app, name="sdls", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def test_the_openai_client_through_rays_proxy(url):
+    with openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0) as client:
+        completion = client.completions.create(
+            model="a", prompt="def add(a, b):\n    return ", suffix="\n", max_tokens=16
+        )
+    assert completion.object == "text_completion" and isinstance(completion.choices[0].text, str)
+
+
+def test_llama_vims_request_and_a_missing_token(url):
+    answer = httpx.post(url + "/infill", content=FIM_BODY, headers=AUTH, timeout=60)
+    assert answer.status_code == 200 and '"content":"' in answer.text
+    assert set(answer.json()) <= set(json.loads(FIM_BODY)["response_fields"])
+    refused = httpx.post(url + "/infill", content=FIM_BODY, timeout=60)
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_the_multiplex_header_picks_the_model(url):
+    for model in ("a", "b"):
+        headers = {**AUTH, "serve_multiplexed_model_id": model}
+        assert httpx.get(url + "/sdls/v1/model", headers=headers, timeout=60).json()["id"] == model
+
+
+def test_concurrent_editors_are_answered_by_both_replicas(url):
+    body = {"input_prefix": "def add(a, b):\n", "prompt": "    return ", "input_suffix": "\n", "n_predict": 16}
+
+    def one(i: int) -> tuple[int, int]:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
+            status = http.post("/infill", json={**body, "id_slot": i}).status_code
+            return status, http.get("/sdls/v1/stats").json()["pid"]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(24)))
+    assert all(status == 200 for status, _ in answers)
+    assert len({pid for _, pid in answers}) == 2  # Ray spread the requests over both replicas
