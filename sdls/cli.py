@@ -22,6 +22,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("sdls_model.bench", "reference rule vs threshold decoding: tokens/forward, forwards/s, tokens/s"),
     "syntax": ("sdls.syntax.bench_syntax", "parse, reparse, scope and plan times on large files"),
     "lsp": ("sdls.lsp.bench_lsp", "replay typing through the real server: latency, cancellations, memory"),
+    "service": (
+        "sdls.service.bench_service",
+        "editors typing against the worker, the HTTP service and Ray Serve replicas",
+    ),
     "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
 }

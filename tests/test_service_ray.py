@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ray = pytest.importorskip("ray")
-serve = pytest.importorskip("ray.serve")
+pytest.importorskip("ray.serve")
 openai = pytest.importorskip("openai")
 
 pytestmark = pytest.mark.slow
@@ -30,13 +29,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def url():
-    from sdls.service.ray_app import build
+    from sdls.service import ray_app
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="ray-sdls-"))
+    ray_app.start("127.0.0.1", port, num_cpus=2, _temp_dir=tempfile.mkdtemp(prefix="ray-sdls-"))
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        app = build(
+        ray_app.deploy(
             {
                 "models": {"a": None, "b": None},  # two ids (here the same checkpoint), multiplexed
                 "num_replicas": 2,
@@ -46,11 +44,9 @@ def url():
                 "token": TOKEN,
             }
         )
-        serve.run(app, name="sdls", route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        ray_app.stop()
 
 
 def test_the_openai_client_through_rays_proxy(url):

@@ -153,18 +153,32 @@ def builder_args(ns: Any, specs: list[tuple[str, str | None]], token: str, requi
     return args
 
 
-def run_on_ray(ns: Any, specs: list[tuple[str, str | None]], token: str, required: bool) -> int:
+def start(host: str, port: int, address: str | None = None, **init: Any) -> None:
+    """Join (or start) a Ray cluster and start Ray Serve's HTTP proxy on host:port."""
     import ray
 
-    ray.init(address=ns.ray_address, include_dashboard=False)
-    serve.start(http_options={"host": ns.host, "port": ns.port})
-    app = build(builder_args(ns, specs, token, required))
+    ray.init(address=address, include_dashboard=False, **init)
+    serve.start(http_options={"host": host, "port": port})
+
+
+def deploy(args: dict, blocking: bool = False) -> None:
+    serve.run(build(args), name="sdls", route_prefix="/", blocking=blocking)
+
+
+def stop() -> None:
+    import ray
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+def run_on_ray(ns: Any, specs: list[tuple[str, str | None]], token: str, required: bool) -> int:
+    start(ns.host, ns.port, ns.ray_address)
     print(f"sdls service on Ray Serve at http://{ns.host}:{ns.port} ({ns.num_replicas} replicas)", flush=True)
     try:
-        serve.run(app, name="sdls", route_prefix="/", blocking=True)
+        deploy(builder_args(ns, specs, token, required), blocking=True)
     except KeyboardInterrupt:
         pass
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        stop()
     return 0

@@ -50,7 +50,12 @@ class ServedModel:
         lanes = self.backend.scheduler.lane_stats()
         runs = sum(s["batches"] for s in lanes["lanes"].values())
         jobs = sum(s["jobs"] for s in lanes["lanes"].values())
-        return {**lanes, "jobs_per_engine_call": round(jobs / runs, 3) if runs else 0.0, "rss_mb": rss_mb()}
+        return {
+            **lanes,
+            "jobs_per_engine_call": round(jobs / runs, 3) if runs else 0.0,
+            "rss_mb": rss_mb(),
+            "peak_rss_mb": rss_mb("VmHWM"),
+        }
 
     def close(self) -> None:
         self.backend.scheduler.stop()
