@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "service": ("sdls.service.service_command", "serve the model over HTTP (/infill, /v1/completions, sdls jobs)"),
     "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
     "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
+    "models": ("sdls.models_command", "validate checkpoint directories and show what sdls will do with each"),
     "train": ("sdls_model.train.cli", "train a model (corpus, tokenizer, mask then edit stage)"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {

@@ -37,13 +37,14 @@ class Circle:
 def total_area(shapes):
     total = 0
     for shape in shapes:
-        total +=
+        total +=\x20
     return total
 
 
 def describe(shape):
     print("shape with area", shape.area()
 """
+# The completion point ends in a space, written \x20 above so that formatters keep it.
 COMPLETE_AT = ("        total += ", 0)  # end of this line: an inline completion
 STUB_LINE = "        pass"  # "Fill in stubs"
 BROKEN_LINE = '    print("shape with area", shape.area()'  # hover fix-up: the call is never closed

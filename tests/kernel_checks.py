@@ -1,29 +1,18 @@
-"""Shared by the kernel tests: where the kernels run, fresh random inputs, and the tolerance rule.
+"""Shared by the kernel tests: where the kernels run, random inputs, and the tolerance rule.
 
-Import this module before anything that imports triton. On a machine without CUDA it switches
-Triton to its interpreter (the only way Triton runs on a CPU; nothing compiled can be poisoned
-there); on a CUDA machine it leaves Triton compiled and the same checks run on the GPU.
+tests/conftest.py has already chosen Triton's mode (its interpreter on a machine without CUDA,
+where nothing compiled can be poisoned; compiled kernels on a CUDA machine, where the same checks
+run on the GPU) and gives each test a seeded generator (the `gen` and `seed` fixtures).
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # The interpreter computes bf16 dots wrongly and truncates float32 -> bf16 casts (the GPU rounds
 # to nearest), so bf16 is checked on the GPU only; fp32/fp16 run everywhere.
 DTYPES = (torch.float32, torch.float16) + ((torch.bfloat16,) if DEVICE.type == "cuda" else ())
-
-
-def fresh_generator() -> tuple[torch.Generator, int]:
-    """A generator with a new seed each run (printed in failures so a run can be replayed)."""
-    seed = int.from_bytes(os.urandom(4), "little")
-    return torch.Generator().manual_seed(seed), seed
 
 
 def randn(gen: torch.Generator, *shape, dtype=torch.float32, scale: float = 1.0) -> torch.Tensor:

@@ -7,11 +7,14 @@ import os
 import shutil
 import signal
 import tempfile
+import uuid
+from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig
+from waiting import SAFETY_S
 
 from sdls.lsp.serve_command import server_command
 
@@ -43,6 +46,7 @@ async def sdls_session(
         init["worker"] = {"socket": str(sock_dir / "w.sock"), "idleExitS": 60, **options["worker"]}
     cmd = server_command(str(model_dir) if model_dir else None, *extra_args)
     client = await ClientServerConfig(server_command=cmd).start()
+    count_responses(client)
     client.applied_edits = []
 
     @client.feature(lsp.WORKSPACE_APPLY_EDIT)
@@ -75,6 +79,26 @@ async def sdls_session(
                     pass
             if owns_worker:
                 shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def count_responses(client) -> None:
+    """Record the id of every request the client sends (`client.sent_ids`) and how many responses
+    each id gets (`client.responses`), through pygls' public send_request / handle_message."""
+    protocol = client.protocol
+    client.sent_ids, client.responses = [], Counter()
+    send_request, handle_message = protocol.send_request, protocol.handle_message
+
+    def counting_send(method, params=None, callback=None, msg_id=None):
+        msg_id = str(uuid.uuid4()) if msg_id is None else msg_id  # as pygls names them
+        client.sent_ids.append(msg_id)
+        return send_request(method, params, callback, msg_id)
+
+    def counting_handle(message):
+        if getattr(message, "method", None) is None and getattr(message, "id", None) is not None:
+            client.responses[message.id] += 1
+        return handle_message(message)
+
+    protocol.send_request, protocol.handle_message = counting_send, counting_handle
 
 
 async def stats(client) -> dict:
@@ -114,6 +138,27 @@ def inline_params(uri: str, line: int, col: int, invoked: bool = True) -> lsp.In
 
 async def inline(client, uri: str, line: int, col: int, invoked: bool = True):
     return await client.text_document_inline_completion_async(inline_params(uri, line, col, invoked))
+
+
+def send_inline(client, uri: str, line: int, col: int, msg_id: str | None = None) -> asyncio.Future:
+    """Write an inline request now (before anything sent after this call) and return its answer's
+    future; `inline()` only writes once the event loop runs it, so it cannot order messages."""
+    params = inline_params(uri, line, col)
+    return asyncio.wrap_future(client.protocol.send_request(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
+
+
+async def wait_for_diagnostics(client, uri: str) -> list:
+    """The diagnostics published for `uri` (waits for the first publication)."""
+    while uri not in client.diagnostics:
+        await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), SAFETY_S)
+    return client.diagnostics[uri]
+
+
+async def wait_for_message(client) -> lsp.ShowMessageParams:
+    """The first window/showMessage the server sent (waits for it)."""
+    while not client.messages:
+        await asyncio.wait_for(client.wait_for_notification(lsp.WINDOW_SHOW_MESSAGE), SAFETY_S)
+    return client.messages[0]
 
 
 async def configure(client, settings: dict) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import msgpack
+from waiting import SAFETY_S
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "editors" / "nvim"
@@ -80,7 +81,7 @@ class Nvim:
                     raise
                 time.sleep(0.1)
 
-    def request(self, method: str, *args, timeout: float = 30):
+    def request(self, method: str, *args, timeout: float = SAFETY_S):
         self._next_id += 1
         msg_id = self._next_id
         self._write(msgpack.packb([0, msg_id, method, list(args)]))
@@ -108,8 +109,8 @@ class Nvim:
         """Keys as typed (queued like a user's keystrokes; <Tab>, <Esc> notation)."""
         self.request("nvim_input", keys)
 
-    def wait_for(self, code: str, *args, timeout: float = 30, interval: float = 0.05):
-        """Poll a Lua chunk until it returns something truthy; return that value."""
+    def wait_for(self, code: str, *args, timeout: float = SAFETY_S, interval: float = 0.05):
+        """Poll a Lua chunk until it returns something truthy; return that value (`timeout` only stops a hang)."""
         deadline = time.monotonic() + timeout
         while True:
             value = self.lua(code, *args)

@@ -193,3 +193,19 @@ def test_the_language_server_never_writes_a_file():
         if isinstance(node, ast.Call) and writes_files(node)
     ]
     assert found == []
+
+
+def test_the_worker_and_the_syntax_layer_never_import_the_language_server():
+    """sdls.lsp imports the worker's client; the other way round would make a cycle of layers."""
+    found = [
+        f"{path}:{node.lineno}"
+        for folder in ("sdls/worker", "sdls/syntax")
+        for path, tree in parsed(folder).items()
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("sdls.lsp" if node.level == 0 else "lsp")
+        )
+        or (isinstance(node, ast.Import) and any(a.name.startswith("sdls.lsp") for a in node.names))
+    ]
+    assert found == []

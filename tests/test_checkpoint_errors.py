@@ -305,3 +305,115 @@ def test_junk_config_values_never_crash(tmp_path, writer):
                 rejected += 1  # (junk that still describes a model may fail on the tensors instead)
             (ck / "config.json").write_text(original)
     assert rejected > 20
+
+
+# -- the same refusals for the Hugging Face style families (their own tensor names) ---------------------
+def _family_shard_missing(ck: Path) -> list[str]:
+    return _shard_missing_holding(ck, "model.norm.weight")
+
+
+def _shard_missing_holding(ck: Path, name: str) -> list[str]:
+    shard = shard_holding(ck, name)
+    shard.unlink()
+    return [f"{shard}: shard listed in model.safetensors.index.json is missing"]
+
+
+def _family_wrong_shape(ck: Path) -> list[str]:
+    name = "model.layers.1.self_attn.k_proj.weight"
+    shard = shard_holding(ck, name)
+    right = header(shard)[name]["shape"]
+    edit_tensors(shard, lambda t: t.update({name: torch.zeros(right[0] + 8, right[1])}))
+    return [f"{shard}: tensor {name!r} has shape [{right[0] + 8}, {right[1]}], config.json implies {right}"]
+
+
+def _family_head_dim_changed(ck: Path) -> list[str]:
+    # head_dim decides q/k/v/o (and Qwen3's q/k norms): a config.json that disagrees names each tensor.
+    config = json.loads((ck / "config.json").read_text())
+    wrong = (config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]) * 2
+    edit_json(ck / "config.json", lambda c: c.update(head_dim=wrong))
+    if config["model_type"] in ("Fast_dLLM_Qwen", "a2d-qwen2"):  # Qwen2 fixes head_dim = hidden / heads
+        return [f"{ck / 'config.json'}: head_dim {wrong} != hidden_size / num_attention_heads"]
+    return [
+        "tensor 'model.layers.0.self_attn.q_proj.weight' has shape",
+        "tensor 'model.layers.1.self_attn.o_proj.weight'",
+    ]
+
+
+def _family_missing_tensor(ck: Path) -> list[str]:
+    name = "model.layers.1.mlp.up_proj.weight"
+    edit_tensors(shard_holding(ck, name), lambda t: t.pop(name))
+    return [f"{shard_holding(ck, name)}: tensor {name!r} is listed for this shard"]
+
+
+def _family_unexpected_tensor(ck: Path) -> list[str]:
+    shard = shard_holding(ck, "model.norm.weight")
+    edit_tensors(shard, lambda t: t.update({"model.layers.0.self_attn.sinks": torch.zeros(4)}))
+    return [f"{shard}: tensor 'model.layers.0.self_attn.sinks' is not listed for this shard"]
+
+
+def _family_integer_weights(ck: Path) -> list[str]:
+    name = "model.layers.0.input_layernorm.weight"
+    shard = shard_holding(ck, name)
+    size = header(shard)[name]["shape"][0]
+    edit_tensors(shard, lambda t: t.update({name: torch.ones(size, dtype=torch.int8)}))
+    return [f"{shard}: tensor {name!r} has dtype I8"]
+
+
+def _family_truncated(ck: Path) -> list[str]:
+    shard = shard_holding(ck, "model.embed_tokens.weight")
+    victim = last_tensor(shard)
+    truncate(shard, 3)
+    return [f"{shard}: tensor {victim!r} is cut short"]
+
+
+FAMILY_CASES: list[tuple[str, Callable[[Path], list[str]]]] = [
+    ("shard missing", _family_shard_missing),
+    ("wrong shape", _family_wrong_shape),
+    ("head_dim disagrees", _family_head_dim_changed),
+    ("missing tensor", _family_missing_tensor),
+    ("unexpected tensor", _family_unexpected_tensor),
+    ("integer weights", _family_integer_weights),
+    ("truncated shard", _family_truncated),
+]
+FAMILY_NAMES = ["stable-diffcoder", "sdar", "fast-dllm-v2", "a2d-qwen3", "a2d-qwen2"]
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("name,breaker", FAMILY_CASES, ids=[c[0] for c in FAMILY_CASES])
+def test_broken_family_checkpoint_is_rejected(tmp_path, no_weight_reads, family, name, breaker):
+    from fixtures_families import write_family
+
+    ck = tmp_path / "ck"
+    write_family(ck, family, shards=3)
+    assert validate_checkpoint(ck) == []
+    check(ck, breaker(ck))
+
+
+def test_family_q_norm_of_the_wrong_size_is_named(tmp_path, no_weight_reads):
+    from fixtures_families import write_family
+
+    ck = tmp_path / "ck"
+    write_family(ck, "sdar")
+    name = "model.layers.0.self_attn.q_norm.weight"
+    edit_tensors(ck / "model.safetensors", lambda t: t.update({name: torch.ones(16)}))
+    check(ck, [f"{ck / 'model.safetensors'}: tensor {name!r} has shape [16], config.json implies [32]"])
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_junk_family_config_values_never_crash(tmp_path, family):
+    """Every config.json field of each family set to junk: a clean load or a CheckpointError, nothing else."""
+    from fixtures_families import write_family
+
+    ck = tmp_path / "ck"
+    write_family(ck, family)
+    original = (ck / "config.json").read_text()
+    rejected = 0
+    for key in json.loads(original):
+        for value in JUNK:
+            edit_json(ck / "config.json", lambda c: c.update({key: value}))
+            try:
+                load_checkpoint(ck)
+            except CheckpointError:
+                rejected += 1
+            (ck / "config.json").write_text(original)
+    assert rejected > 20

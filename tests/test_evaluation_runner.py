@@ -20,7 +20,8 @@ LIMITS = Limits(seconds=10)
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
+def eval_model_dir(tmp_path_factory):
+    """A tiny random model whose tokenizer was trained on the HumanEval problems it is evaluated on."""
     from sdls.evaluation.problems import load_problems
     from sdls_model.checkpoint import save_checkpoint
     from sdls_model.config import ModelConfig
@@ -127,9 +128,9 @@ def test_pass_at_1_comes_from_executing_the_candidates(tasks):
 
 
 # -- end to end on a real (tiny, random) model ------------------------------------------------
-def test_side_by_side_on_a_tiny_model_writes_table_plot_and_json(tiny_model_dir, tasks, tmp_path):
+def test_side_by_side_on_a_tiny_model_writes_table_plot_and_json(eval_model_dir, tasks, tmp_path):
     torch.set_num_threads(1)
-    engine = Engine.from_dir(tiny_model_dir)
+    engine = Engine.from_dir(eval_model_dir)
     configs = standard_configs(thresholds=(0.9, 0.5))
     report = evaluate(engine, tasks, configs, "mix", limits=LIMITS, max_new_tokens=16)
 
@@ -183,7 +184,7 @@ def _tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
-def test_cli_json_on_a_tiny_model(tiny_model_dir, tmp_path):
+def test_cli_json_on_a_tiny_model(eval_model_dir, tmp_path):
     from sdls.cli import main
 
     out = io.StringIO()
@@ -193,7 +194,7 @@ def test_cli_json_on_a_tiny_model(tiny_model_dir, tmp_path):
                 "bench",
                 "eval",
                 "--model",
-                str(tiny_model_dir),
+                str(eval_model_dir),
                 "--suite",
                 "single-line",
                 "--limit",
@@ -228,10 +229,10 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_a_job_the_engine_refuses_is_an_error_record_not_a_crash(tiny_model_dir, tasks):
+def test_a_job_the_engine_refuses_is_an_error_record_not_a_crash(eval_model_dir, tasks):
     from sdls_model.checkpoint import load_checkpoint
 
-    _cfg, model, tokenizer = load_checkpoint(tiny_model_dir)
+    _cfg, model, tokenizer = load_checkpoint(eval_model_dir)
     engine = Engine(model, tokenizer, max_new_tokens=16)  # the repair body is longer than 16 tokens
     report = evaluate(
         engine, tasks, standard_configs(thresholds=(), reference=False), "mix", batch=3, limits=LIMITS, max_new_tokens=8

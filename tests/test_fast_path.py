@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from kernel_checks import DEVICE, fresh_generator  # first: sets up Triton (interpreter on the CPU)
+from kernel_checks import DEVICE
 
 from sdls_model.cache import KVCache
 from sdls_model.config import ModelConfig
@@ -39,8 +39,7 @@ def model_forward(model, tokens, positions, cache, slots, cache_lens, new_lens, 
 
 
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "kernels"])
-def test_fast_forward_equals_the_model(kernels):
-    gen, seed = fresh_generator()
+def test_fast_forward_equals_the_model(kernels, gen, seed):
     model = tiny_model(seed % 1000)
     cache = filled_cache(model, gen, n_slots=3, max_len=40)
     B, T, read_len = 2, 5, 24
@@ -69,8 +68,7 @@ def test_fast_forward_equals_the_model(kernels):
 
 
 @pytest.mark.parametrize("kernels", [False, True], ids=["torch", "kernels"])
-def test_write_stores_the_same_keys_as_cacheio(kernels):
-    gen, seed = fresh_generator()
+def test_write_stores_the_same_keys_as_cacheio(kernels, gen, seed):
     model = tiny_model(seed % 1000)
     ours, theirs = filled_cache(model, gen, 2, 32), None
     theirs = KVCache(model.cfg, 2, 32, device=DEVICE)
@@ -92,8 +90,7 @@ def test_write_stores_the_same_keys_as_cacheio(kernels):
     assert torch.equal(ours.k[:, 0, :, untouched], theirs.k[:, 0, :, untouched])
 
 
-def test_threshold_step_commits_on_the_device():
-    gen, seed = fresh_generator()
+def test_threshold_step_commits_on_the_device(gen, seed):
     model = tiny_model(seed % 1000)
     cfg = model.cfg
     cache = filled_cache(model, gen, 1, 16)
@@ -132,3 +129,17 @@ def test_helpers_and_errors():
     if DEVICE.type != "cuda":
         with pytest.raises(RuntimeError, match="CUDA graphs"):
             CapturedStep(lambda x: x, (torch.zeros(1),))
+
+
+def test_qk_norm_models_are_refused_and_the_engine_takes_the_plain_path():
+    """FastDecoder does not fuse Qwen3's q/k norms: it refuses them, and the engine runs without it."""
+    from sdls_model.engine import Engine
+    from sdls_model.tokenizer import train_tokenizer
+
+    cfg = ModelConfig.from_name("test-tiny", qk_norm=True, head_dim=24)
+    model = Transformer(cfg).init_weights(seed=0).to(DEVICE)
+    with pytest.raises(ValueError, match="q/k norms"):
+        FastDecoder(model, kernels=False)
+    tokenizer = train_tokenizer(["def f(x):\n    return x\n"] * 4, vocab_size=300)
+    engine = Engine(model, tokenizer, device=DEVICE, max_context=64, max_new_tokens=8, fast_path=True)
+    assert engine.fast is None

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
+from kernel_checks import DEVICE, DTYPES, check_rule, poisoned, randn
 
 from sdls_kernels.block_attention import block_attention, block_attention_ref
 
@@ -26,8 +26,7 @@ def lengths(gen, B, S, T, read_len):
     return cache.to(DEVICE), new.to(DEVICE)
 
 
-def run_case(B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype, use_new_lens=True):
-    gen, seed = fresh_generator()
+def run_case(gen, seed, B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype, use_new_lens=True):
     q = randn(gen, B, H, T, D, dtype=dtype)
     k_cache, v_cache = randn(gen, n_slots, Hkv, S, D, dtype=dtype), randn(gen, n_slots, Hkv, S, D, dtype=dtype)
     k_new, v_new = randn(gen, B, Hkv, T, D, dtype=dtype), randn(gen, B, Hkv, T, D, dtype=dtype)
@@ -49,15 +48,15 @@ def run_case(B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype, use_new_lens=
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:6])))
-def test_matches_fp64_reference(case, dtype):
+def test_matches_fp64_reference(case, dtype, gen, seed):
     B, H, Hkv, T, D, S, n_slots, splits, read_len = case
     if read_len is None:
         read_len = S
-    run_case(B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype)
+    run_case(gen, seed, B, H, Hkv, T, D, S, n_slots, splits, read_len, dtype)
 
 
-def test_all_new_tokens_valid_by_default():
-    run_case(2, 4, 2, 7, 16, 20, 2, 2, 20, torch.float32, use_new_lens=False)
+def test_all_new_tokens_valid_by_default(gen, seed):
+    run_case(gen, seed, 2, 4, 2, 7, 16, 20, 2, 2, 20, torch.float32, use_new_lens=False)
 
 
 def test_row_without_any_key_is_zero():
@@ -69,9 +68,8 @@ def test_row_without_any_key_is_zero():
     assert torch.equal(out.cpu(), torch.zeros(1, 2, 3, 16))
 
 
-def test_reference_agrees_with_sdpa():
+def test_reference_agrees_with_sdpa(gen):
     """The reference itself: same as torch's SDPA with a boolean mask built from the lengths."""
-    gen, _ = fresh_generator()
     B, H, Hkv, T, D, S = 2, 6, 3, 5, 8, 12
     q = torch.randn(B, H, T, D, generator=gen)
     kc, vc, kn, vn = (torch.randn(B, Hkv, n, D, generator=gen) for n in (S, S, T, T))

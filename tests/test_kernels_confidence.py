@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
+from kernel_checks import DEVICE, DTYPES, check_rule, poisoned, randn
 
 from sdls_kernels.confidence import Confidence, confidence, confidence_ref
 
@@ -35,22 +35,19 @@ def check(logits: torch.Tensor, rows, splits, seed: int) -> Confidence:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("n, vocab, splits, pad", SHAPES)
-def test_matches_fp64_reference(n, vocab, splits, pad, dtype):
-    gen, seed = fresh_generator()
+def test_matches_fp64_reference(n, vocab, splits, pad, dtype, gen, seed):
     logits = randn(gen, n, vocab + pad, dtype=dtype, scale=4.0)[:, :vocab]
     check(logits, None, splits, seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_selected_rows_any_order_with_repeats(dtype):
-    gen, seed = fresh_generator()
+def test_selected_rows_any_order_with_repeats(dtype, gen, seed):
     logits = randn(gen, 9, 700, dtype=dtype, scale=3.0)
     rows = torch.tensor([8, 0, 3, 3, 5], device=DEVICE)
     check(logits, rows, 2, seed)
 
 
-def test_ties_take_the_first_index_and_have_zero_margin():
-    gen, seed = fresh_generator()
+def test_ties_take_the_first_index_and_have_zero_margin(gen, seed):
     logits = randn(gen, 3, 600, scale=1.0)
     logits[0, [17, 400]] = 20.0  # tie in different chunks
     logits[1, [3, 5]] = 20.0  # tie in the same chunk
@@ -61,8 +58,7 @@ def test_ties_take_the_first_index_and_have_zero_margin():
     assert abs(out.entropy[2].item() - torch.log(torch.tensor(600.0)).item()) < 1e-4
 
 
-def test_suppressed_tokens_at_minus_infinity_contribute_nothing():
-    gen, seed = fresh_generator()
+def test_suppressed_tokens_at_minus_infinity_contribute_nothing(gen, seed):
     logits = randn(gen, 3, 1200, scale=2.0)
     logits[0, :900] = float("-inf")  # whole leading chunks are -inf
     logits[1, 1:] = float("-inf")  # a single live token: certain

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from kernel_checks import DEVICE, check_rule, fresh_generator, randn  # first: sets up Triton
+from kernel_checks import DEVICE, check_rule, randn
 
 from sdls_kernels.block_attention import block_attention, block_attention_ref
 from sdls_kernels.confidence import confidence, confidence_ref
@@ -14,8 +14,7 @@ BF16 = torch.bfloat16
 
 
 @pytest.mark.parametrize("vocab", [151936, 152064])
-def test_confidence_full_vocabulary(vocab):
-    gen, seed = fresh_generator()
+def test_confidence_full_vocabulary(vocab, gen, seed):
     logits = randn(gen, 40, vocab, dtype=BF16, scale=4.0)
     rows = torch.randperm(40, generator=gen)[:32].to(DEVICE)
     got = confidence(logits, rows)
@@ -30,8 +29,7 @@ def test_confidence_full_vocabulary(vocab):
 @pytest.mark.parametrize(
     "B, H, Hkv, D, ctx", [(1, 14, 2, 64, 4096), (1, 12, 2, 128, 1024), (1, 28, 4, 128, 4096), (3, 28, 4, 128, 1500)]
 )
-def test_block_attention_decode_shapes(B, H, Hkv, D, ctx):
-    gen, seed = fresh_generator()
+def test_block_attention_decode_shapes(B, H, Hkv, D, ctx, gen, seed):
     T, S = 32, ctx + 64
     q = randn(gen, B, H, T, D, dtype=BF16)
     kc, vc = randn(gen, B + 1, Hkv, S, D, dtype=BF16), randn(gen, B + 1, Hkv, S, D, dtype=BF16)
@@ -44,8 +42,7 @@ def test_block_attention_decode_shapes(B, H, Hkv, D, ctx):
     check_rule("attention", got, block_attention_ref(*args), exact, atol=1e-3, seed=seed)
 
 
-def test_norm_and_rope_at_7b_width():
-    gen, seed = fresh_generator()
+def test_norm_and_rope_at_7b_width(gen, seed):
     x, r = randn(gen, 32, 3584, dtype=BF16), randn(gen, 32, 3584, dtype=BF16)
     w = 1 + randn(gen, 3584, dtype=BF16, scale=0.1)
     y, _h = add_rmsnorm(x, r, w, 1e-6)

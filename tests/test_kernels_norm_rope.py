@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from kernel_checks import DEVICE, DTYPES, check_rule, fresh_generator, poisoned, randn  # first: sets up Triton
+from kernel_checks import DEVICE, DTYPES, check_rule, poisoned, randn
 
 from sdls_kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref
 from sdls_kernels.rope import inverse_frequencies, rope_, rope_ref
@@ -16,8 +16,7 @@ NORM_SHAPES = [(1, 1), (5, 333), (2, 3, 1000), (4, 64)]
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", NORM_SHAPES, ids=str)
 @pytest.mark.parametrize("with_residual", [True, False])
-def test_add_rmsnorm_matches_fp64_reference(shape, dtype, with_residual):
-    gen, seed = fresh_generator()
+def test_add_rmsnorm_matches_fp64_reference(shape, dtype, with_residual, gen, seed):
     x = randn(gen, *shape, dtype=dtype, scale=3.0)
     residual = randn(gen, *shape, dtype=dtype) if with_residual else None
     weight = (1 + randn(gen, shape[-1], scale=0.2)).to(dtype)
@@ -38,8 +37,7 @@ def test_add_rmsnorm_matches_fp64_reference(shape, dtype, with_residual):
         assert h is x
 
 
-def test_add_rmsnorm_is_the_models_rmsnorm():
-    gen, _ = fresh_generator()
+def test_add_rmsnorm_is_the_models_rmsnorm(gen):
     norm = RMSNorm(96, 1e-6).to(DEVICE)
     with torch.no_grad():
         norm.weight.copy_(1 + randn(gen, 96, scale=0.3))
@@ -49,8 +47,7 @@ def test_add_rmsnorm_is_the_models_rmsnorm():
     assert torch.allclose(y, norm(x + r), atol=1e-6, rtol=1e-6)
 
 
-def test_add_rmsnorm_in_place_residual_and_mixed_weight_dtype():
-    gen, _ = fresh_generator()
+def test_add_rmsnorm_in_place_residual_and_mixed_weight_dtype(gen):
     x, r = randn(gen, 4, 50, dtype=torch.float16), randn(gen, 4, 50, dtype=torch.float16)
     weight = 1 + randn(gen, 50, scale=0.1)  # float32 weight, float16 activations
     want_y, want_h = add_rmsnorm_ref(x, r, weight, 1e-5)
@@ -76,9 +73,8 @@ ROPE_SHAPES = [(1, 1, 1, 1, 2), (2, 5, 6, 2, 40), (1, 9, 14, 2, 64), (3, 4, 4, 4
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", ROPE_SHAPES, ids=str)
-def test_rope_in_place_on_a_fused_qkv_buffer(shape, dtype):
+def test_rope_in_place_on_a_fused_qkv_buffer(shape, dtype, gen, seed):
     B, T, Hq, Hk, D = shape
-    gen, seed = fresh_generator()
     qkv = randn(gen, B, T, (Hq + 2 * Hk) * D, dtype=dtype)  # what one fused projection returns
     positions = torch.randint(0, 32768, (B, T), generator=gen).to(DEVICE)
     inv_freq = inverse_frequencies(D, 1e6, device=DEVICE)
@@ -94,8 +90,7 @@ def test_rope_in_place_on_a_fused_qkv_buffer(shape, dtype):
     assert torch.equal(qkv[..., (Hq + Hk) * D :], before[..., (Hq + Hk) * D :]), "v was touched"
 
 
-def test_rope_is_the_models_rope():
-    gen, _ = fresh_generator()
+def test_rope_is_the_models_rope(gen):
     B, T, H, D = 2, 6, 3, 32
     x = randn(gen, B, T, H, D)
     positions = torch.randint(0, 5000, (B, T), generator=gen).to(DEVICE)
@@ -117,8 +112,7 @@ def test_rope_bad_inputs():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", [(1, 2), (3, 5, 666), (2, 2050)], ids=str)
-def test_swiglu_matches_fp64_reference(shape, dtype):
-    gen, seed = fresh_generator()
+def test_swiglu_matches_fp64_reference(shape, dtype, gen, seed):
     gate_up = randn(gen, *shape, dtype=dtype, scale=3.0)
     out = poisoned(*shape[:-1], shape[-1] // 2, dtype=dtype)
     got = swiglu(gate_up, out=out)
@@ -128,8 +122,7 @@ def test_swiglu_matches_fp64_reference(shape, dtype):
     )
 
 
-def test_swiglu_on_fused_projection_is_the_models_mlp_activation():
-    gen, _ = fresh_generator()
+def test_swiglu_on_fused_projection_is_the_models_mlp_activation(gen):
     cfg = ModelConfig.from_name("test-tiny")
     mlp = MLP(cfg).to(DEVICE)
     x = randn(gen, 2, 3, cfg.d_model)

@@ -8,37 +8,29 @@ import os
 import signal
 import socket
 import struct
-import time
 
 import pytest
 import pytest_asyncio
-from fixtures_checkpoints import write_sdls
-from lsp_harness import change_doc, configure, inline, open_doc, sdls_session, stats
+from lsp_harness import change_doc, configure, inline, open_doc, sdls_session, stats, wait_for_message
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
+from waiting import SAFETY_S, eventually_async
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 EMOJI = "\U0001f600"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    write_sdls(path)
-    return path
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(model_dir):
+async def client(tiny_model_dir):
     async with sdls_session(
-        model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}, "maxDocumentChars": 2_000_000}
+        tiny_model_dir, {"actions": {"validate": False}, "hover": {"doubt": False}, "maxDocumentChars": 2_000_000}
     ) as c:
         yield c
 
 
 async def error_of(awaitable) -> JsonRpcException:
     with pytest.raises(JsonRpcException) as err:
-        await asyncio.wait_for(awaitable, 30)
+        await asyncio.wait_for(awaitable, SAFETY_S)
     return err.value
 
 
@@ -51,7 +43,7 @@ async def started_worker(client):
 
 async def alive(client) -> None:
     """The server still answers (and the worker, if one is up)."""
-    assert (await asyncio.wait_for(stats(client), 10)).counters is not None
+    assert (await asyncio.wait_for(stats(client), SAFETY_S)).counters is not None
 
 
 async def test_unknown_uri_is_invalid_params(client):
@@ -109,12 +101,11 @@ async def test_a_5mb_document_is_served(client):
     assert len(text) > 5_000_000
     open_doc(client, uri, text)
     last = text.count("\n") - 1
-    started = time.monotonic()
-    result = await inline(client, uri, last, 4)
+    result = await asyncio.wait_for(inline(client, uri, last, 4), SAFETY_S)
     assert isinstance(result, lsp.InlineCompletionList)
     change_doc(client, uri, 2, last, 4, "1")
-    result = await inline(client, uri, last, 5)
-    assert time.monotonic() - started < 20
+    result = await asyncio.wait_for(inline(client, uri, last, 5), SAFETY_S)
+    assert isinstance(result, lsp.InlineCompletionList)
     actions = await client.text_document_code_action_async(
         lsp.CodeActionParams(
             lsp.TextDocumentIdentifier(uri),
@@ -151,7 +142,7 @@ async def test_garbage_on_the_worker_socket_drops_only_that_connection(client):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
             raw.connect(sock_path)
             raw.sendall(junk)
-            raw.settimeout(5)
+            raw.settimeout(SAFETY_S)
             data = raw.recv(4096)
             assert b"protocol error" in data
     assert isinstance(await inline(client, uri, 1, 11), lsp.InlineCompletionList)
@@ -172,12 +163,12 @@ def _worker_sockets(pid: int):
                 yield parts[7]
 
 
-async def test_a_second_server_shares_the_running_worker(client, model_dir):
+async def test_a_second_server_shares_the_running_worker(client, tiny_model_dir):
     info = await started_worker(client)
     sock_dir = next(iter(_worker_sockets(info.pid))).rsplit("/", 1)[0]
     from pathlib import Path
 
-    async with sdls_session(model_dir, socket_dir=Path(sock_dir)) as second:
+    async with sdls_session(tiny_model_dir, socket_dir=Path(sock_dir)) as second:
         open_doc(second, "file:///bad/second.py", "def g(y):\n    return \n")
         assert isinstance(await inline(second, "file:///bad/second.py", 1, 11), lsp.InlineCompletionList)
         assert (await stats(second)).worker_info.pid == info.pid  # one warm model for both windows
@@ -191,25 +182,26 @@ async def test_worker_killed_mid_job_fails_fast_then_restarts(client):
     await configure(client, {"completion": {"maxTokens": 512}})
     try:
         pending = asyncio.ensure_future(inline(client, uri, 1, 8))
-        for _ in range(500):  # until the engine is running it
-            if (await stats(client)).worker.running:
-                break
-            await asyncio.sleep(0.01)
+
+        async def running():
+            return (await stats(client)).worker.running
+
+        await eventually_async(running, "the worker to start the job")
         os.kill(first_pid, signal.SIGKILL)
-        started = time.monotonic()
         err = await error_of(pending)
-        assert time.monotonic() - started < 2.0  # fails fast, no hang
-        assert err.code == lsp.LSPErrorCodes.RequestFailed and "worker" in err.message
+        # Failed by the lost connection, not by the server's model timeout ("did not answer in time").
+        assert err.code == lsp.LSPErrorCodes.RequestFailed and "model worker" in err.message, err.message
         # The server restarts the worker in the background (with backoff) and serves again.
         change_doc(client, uri, 2, 1, 8, "1")
-        for _ in range(120):
+
+        async def served():
             try:
-                result = await inline(client, uri, 1, 9)
-                break
-            except JsonRpcException as exc:
-                assert exc.code == lsp.LSPErrorCodes.RequestFailed
-                await asyncio.sleep(0.5)
-        assert isinstance(result, lsp.InlineCompletionList)
+                return await inline(client, uri, 1, 9)
+            except JsonRpcException as exc:  # while the restart is pending: fails fast, with the reason
+                assert exc.code == lsp.LSPErrorCodes.RequestFailed, exc
+                return None
+
+        assert isinstance(await eventually_async(served, "a restarted worker", interval=0.2), lsp.InlineCompletionList)
         assert (await stats(client)).worker_info.pid != first_pid
     finally:
         await configure(client, {"completion": {"maxTokens": 32}})
@@ -231,15 +223,10 @@ async def test_missing_or_corrupt_model_is_reported_and_the_server_keeps_running
         err = await error_of(inline(c, "file:///m/a.py", 1, 11))
         assert err.code == lsp.LSPErrorCodes.RequestFailed and "model unavailable" in err.message
         assert fragment in err.message
-        for _ in range(20):
-            if c.messages:
-                break
-            await asyncio.sleep(0.05)
-        assert len(c.messages) == 1 and fragment in c.messages[0].message
-        # Asked again at once: a fast answer (no restart storm), same reason.
-        started = time.monotonic()
+        assert fragment in (await wait_for_message(c)).message
+        # Asked again: the same reason (no retry storm: test_worker_transport checks the backoff).
         again = await error_of(inline(c, "file:///m/a.py", 1, 11))
-        assert time.monotonic() - started < 1.0 and fragment in again.message
+        assert fragment in again.message
         assert len(c.messages) == 1  # shown once, not per keystroke
         # Features without the model still work.
         actions = await c.text_document_code_action_async(

@@ -5,16 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_checkpoints import write_sdls
 
 from sdls.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    write_sdls(path)
-    return str(path)
 
 
 @pytest.fixture
@@ -30,8 +22,10 @@ def run_cli(capsys, *argv):
     return code, out.out, out.err
 
 
-def test_complete_json_reports_the_model_work(capsys, model_dir, source):
-    code, out, err = run_cli(capsys, "complete", source, "--line", "1", "--col", "11", "--model", model_dir, "--json")
+def test_complete_json_reports_the_model_work(capsys, tiny_model_dir, source):
+    code, out, err = run_cli(
+        capsys, "complete", source, "--line", "1", "--col", "11", "--model", str(tiny_model_dir), "--json"
+    )
     assert code == 0, err
     result = json.loads(out)
     assert {"text", "forwards", "tokens", "ms"} <= set(result)
@@ -40,14 +34,14 @@ def test_complete_json_reports_the_model_work(capsys, model_dir, source):
     assert result["text"] or result["reason"]  # either a completion or why there is none
 
 
-def test_complete_is_deterministic(capsys, model_dir, source):
-    argv = ("complete", source, "--line", "1", "--col", "11", "--model", model_dir, "--json")
+def test_complete_is_deterministic(capsys, tiny_model_dir, source):
+    argv = ("complete", source, "--line", "1", "--col", "11", "--model", str(tiny_model_dir), "--json")
     first, second = (json.loads(run_cli(capsys, *argv)[1]) for _ in range(2))
     assert (first["text"], first["forwards"], first["reason"]) == (second["text"], second["forwards"], second["reason"])
 
 
-def test_fix_reports_the_problem_on_the_line(capsys, model_dir, source):
-    code, out, _ = run_cli(capsys, "fix", source, "--line", "3", "--model", model_dir, "--json")
+def test_fix_reports_the_problem_on_the_line(capsys, tiny_model_dir, source):
+    code, out, _ = run_cli(capsys, "fix", source, "--line", "3", "--model", str(tiny_model_dir), "--json")
     result = json.loads(out)
     assert result["problem"] == "syntax error: `(` is never closed"
     assert code == (0 if result["edits"] else 1)
@@ -63,10 +57,10 @@ def test_fix_reports_the_problem_on_the_line(capsys, model_dir, source):
         ("s = '\U0001f600'\n".encode(), ("--line", "0", "--col", "6"), "surrogate pair"),
     ],
 )
-def test_bad_files_and_positions_exit_2_with_a_message(capsys, tmp_path, model_dir, content, argv, message):
+def test_bad_files_and_positions_exit_2_with_a_message(capsys, tmp_path, tiny_model_dir, content, argv, message):
     path = tmp_path / "bad.py"
     path.write_bytes(content)
-    code, _, err = run_cli(capsys, "complete", str(path), *argv, "--model", model_dir)
+    code, _, err = run_cli(capsys, "complete", str(path), *argv, "--model", str(tiny_model_dir))
     assert code == 2 and message in err
 
 

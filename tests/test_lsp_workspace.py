@@ -3,23 +3,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from lsp_harness import sdls_session, stats
 from lsprotocol import types as lsp
+from waiting import eventually_async
 
 from sdls.lsp.language_server import create_server
 
 
-async def wait_stats(client, ok, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
+async def wait_stats(client, ok):
+    """The server's stats once `ok(stats)` holds."""
+
+    async def check():
         got = await stats(client)
-        if ok(got) or time.monotonic() > deadline:
-            return got
-        await asyncio.sleep(0.05)
+        return got if ok(got) else None
+
+    return await eventually_async(check, "the server's stats to show the change", interval=0.05)
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ SIMPLE = [  # (prefix, suffix, the first line a competent model writes)
 ]
 
 
-@pytest.mark.parametrize("prefix,suffix,expected", SIMPLE)
-def test_loads_and_decodes_a_simple_function(engine, prefix, suffix, expected):
+@pytest.mark.parametrize("prefix,suffix", [(prefix, suffix) for prefix, suffix, _ in SIMPLE])
+def test_loads_and_decodes_a_simple_function(engine, prefix, suffix):
     result = engine.run([InfillJob(prefix, suffix, 32, DecodeSettings())])[0]
     assert not result.cancelled and result.stats.forwards >= 1
     assert engine.cfg.mask_id not in result.tokens and len(result.tokens) <= 32

@@ -73,3 +73,32 @@ def test_block_causal_rule_matches_its_definition():
             qb, kb, qn, kn = bids[0, q], bids[0, k], noisy[0, q], noisy[0, k]
             expected = (not qn and not kn and kb <= qb) or (qn and not kn and kb < qb) or (qn and kn and kb == qb)
             assert bool(mask[q, k]) == bool(expected), (q, k)
+
+
+def test_explicit_head_dim_and_qk_norm_shape_the_model_and_count_its_parameters():
+    """Qwen3 style: head_dim 24 != 64 / 4, per-head q/k norms; the count matches the real tensors."""
+    for extra in (dict(), dict(head_dim=24, qk_norm=True), dict(head_dim=24, qkv_bias=True, tie_embeddings=False)):
+        cfg = ModelConfig.from_name("test-tiny", **extra)
+        model = Transformer(cfg)
+        attn = model.layers[0].self_attn
+        assert attn.q_proj.weight.shape == (cfg.n_heads * cfg.head_dim, cfg.d_model)
+        assert attn.o_proj.weight.shape == (cfg.d_model, cfg.n_heads * cfg.head_dim)
+        assert hasattr(attn, "q_norm") == cfg.qk_norm
+        unique = {p.data_ptr(): p.numel() for p in model.parameters()}
+        assert cfg.num_parameters() == sum(unique.values()), extra
+    assert "head_dim" not in ModelConfig.from_name("test-tiny").to_dict()  # derived: not written
+    assert ModelConfig.from_name("test-tiny", head_dim=24).to_dict()["head_dim"] == 24
+
+
+def test_qk_norm_acts_on_each_head_before_rope():
+    """The k norm's weight is used: scaling half of each key head changes the output (HF parity is
+    tested in test_parity_families.py)."""
+    cfg = ModelConfig.from_name("test-tiny", head_dim=24, qk_norm=True)
+    model = Transformer(cfg).init_weights(seed=1).eval()
+    tokens = torch.randint(6, cfg.vocab_size, (1, 10))
+    positions = torch.arange(10)[None]
+    with torch.no_grad():
+        before = model(tokens, positions)
+        model.layers[0].self_attn.k_norm.weight[:12] *= 3.0
+        after = model(tokens, positions)
+    assert (before - after).abs().max() > 1e-4

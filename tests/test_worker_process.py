@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from fixtures_checkpoints import write_sdls
+from waiting import eventually
 
 from sdls.worker.client import WorkerClient
 from sdls_model.jobs import InfillJob
@@ -23,21 +20,7 @@ from sdls_model.jobs import InfillJob
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    write_sdls(path)
-    return path
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def start_worker(sock: Path, model_dir: Path, *extra: str) -> subprocess.Popen:
+def start_worker(sock: Path, tiny_model_dir: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -47,7 +30,7 @@ def start_worker(sock: Path, model_dir: Path, *extra: str) -> subprocess.Popen:
             "--socket",
             str(sock),
             "--model",
-            str(model_dir),
+            str(tiny_model_dir),
             "--no-watch",
             *extra,
         ],
@@ -56,15 +39,14 @@ def start_worker(sock: Path, model_dir: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(model_dir):
-    sock_dir = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))
-    sock = sock_dir / "w.sock"
-    worker = start_worker(sock, model_dir, "--idle-exit", "2")
+def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(tiny_model_dir, short_tmp_dir):
+    sock = short_tmp_dir / "w.sock"
+    worker = start_worker(sock, tiny_model_dir, "--idle-exit", "2")
     try:
-        wait_for(sock.exists)
+        eventually(sock.exists, "the worker's socket", interval=0.05)
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
         # A second worker on the same socket refuses before loading anything.
-        second = start_worker(sock, model_dir)
+        second = start_worker(sock, tiny_model_dir)
         assert second.wait(30) == 3 and "already serving" in second.stderr.read()
 
         async def one_job():
@@ -82,7 +64,6 @@ def test_worker_socket_is_private_unique_and_the_worker_exits_when_idle(model_di
     finally:
         if worker.poll() is None:
             worker.kill()
-        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -110,7 +91,7 @@ def test_serve_tcp_binds_loopback_only_and_speaks_lsp():
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "sdls", "serve", "--tcp", str(port)], stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _listening_addresses(port), timeout=30)
+        eventually(lambda: _listening_addresses(port), "the server to listen", interval=0.05)
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
             body = json.dumps(

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 from fixtures_checkpoints import write_sdls
+from waiting import eventually
 
 from sdls.worker.reload import ModelReloader
 from sdls_model.checkpoint import validate_checkpoint
 from sdls_model.engine import Engine
-
-
-def wait_until(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_reload_on_new_checkpoint_and_refuse_a_broken_one(tmp_path):
@@ -34,16 +26,18 @@ def test_reload_on_new_checkpoint_and_refuse_a_broken_one(tmp_path):
     try:
         # 1. Published the way training does (atomic directory replace): swapped in, new weights.
         new_model = write_sdls(model_dir, seed=7)
-        wait_until(lambda: installed)
+        eventually(lambda: installed, "the new checkpoint to be installed")
         assert torch.equal(installed[0].model.embed_tokens.weight, new_model.embed_tokens.weight)
         # 2. A file rewritten in place with garbage: refused, nothing installed, the reason kept.
         (model_dir / "config.json").write_text("{ truncated")
-        wait_until(lambda: reloader.rejections)
-        time.sleep(0.5)
+        eventually(lambda: reloader.rejections, "the broken checkpoint to be rejected")
+        # The rejection is the reload of the broken files having run to its end without installing.
         assert len(installed) == 1 and "config.json" in reloader.rejections[0]
         # 3. Fixed again: served again (the watch survived the replacements).
-        write_sdls(model_dir, seed=8)
-        wait_until(lambda: len(installed) == 2)
-        assert reloader.reloads == 2
+        fixed = write_sdls(model_dir, seed=8)
+        eventually(lambda: reloader.reloads == 2, "the fixed checkpoint to be installed")
+        # Installed in order on one thread: nothing came in between for the broken files.
+        assert len(installed) == 2
+        assert torch.equal(installed[1].model.embed_tokens.weight, fixed.embed_tokens.weight)
     finally:
         reloader.stop()

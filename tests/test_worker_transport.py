@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import stat
 import struct
-import tempfile
-from pathlib import Path
 
 import msgpack
 import pytest
 from lsp_fakes import SteppingEngine
+from waiting import SAFETY_S, eventually_async
 
+from sdls.worker import client as client_module
 from sdls.worker.client import ModelUnavailable, WorkerClient, WorkerError
 from sdls.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode_payload, encode_frame, hello, read_frame
 from sdls.worker.scheduler import Scheduler
@@ -87,24 +86,20 @@ def test_oversized_message_is_refused_before_sending():
 
 # -- a live worker socket with a stepping engine ----------------------------------------------
 @pytest.fixture
-def sock_dir():
-    path = Path(tempfile.mkdtemp(prefix="sdls-t", dir="/tmp"))  # short: Unix socket paths max ~107 bytes
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def live_worker(sock_dir):
-    engine = SteppingEngine(steps=5, step_s=0.02)
+async def live_worker(short_tmp_dir):
+    engine = SteppingEngine(steps=5)
     scheduler = Scheduler(engine)
     scheduler.start()
-    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock", max_frame=64 * 1024)
+    server = WorkerServer(
+        scheduler, describe=engine.describe, socket_path=short_tmp_dir / "w.sock", max_frame=64 * 1024
+    )
     ready = asyncio.Event()
     task = asyncio.ensure_future(server.serve(ready=ready.set))
-    await asyncio.wait_for(ready.wait(), 5)
+    await asyncio.wait_for(ready.wait(), SAFETY_S)
     yield server
+    engine.gate.open()
     server.stop()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, SAFETY_S)
     scheduler.stop()
 
 
@@ -146,9 +141,9 @@ async def test_bad_frames_drop_only_that_connection(live_worker, junk):
     try:
         reader, writer = await raw_client(live_worker.socket_path)
         writer.write(junk)
-        reply = await asyncio.wait_for(read_frame(reader), 5)
+        reply = await asyncio.wait_for(read_frame(reader), SAFETY_S)
         assert reply["type"] == "error" and "protocol error" in reply["message"]
-        assert await asyncio.wait_for(read_frame(reader), 5) is None  # then closed
+        assert await asyncio.wait_for(read_frame(reader), SAFETY_S) is None  # then closed
         # Another client is served as before.
         assert (await good.run(InfillJob(prefix="still"), "inline")).text == "<ill>"
         assert live_worker.dropped == 1
@@ -159,42 +154,49 @@ async def test_bad_frames_drop_only_that_connection(live_worker, junk):
 async def test_wrong_protocol_version_is_refused(live_worker):
     reader, writer = await asyncio.open_unix_connection(str(live_worker.socket_path))
     writer.write(encode_frame({"type": "hello", "version": PROTOCOL_VERSION + 1}))
-    reply = await asyncio.wait_for(read_frame(reader), 5)
+    reply = await asyncio.wait_for(read_frame(reader), SAFETY_S)
     assert reply["type"] == "error" and "version" in reply["message"]
+
+
+async def hold_mid_job(engine, steps_done: int) -> None:
+    """Wait until the engine runs the job just sent and holds it after `steps_done` steps."""
+    engine.gate.allow(steps_done)
+    await asyncio.to_thread(engine.gate.wait_held)
 
 
 async def test_disconnecting_client_cancels_its_running_job(live_worker):
     engine = live_worker.scheduler.engine
-    engine.steps, engine.step_s = 500, 0.01
+    engine.steps = 500
+    engine.gate.close()
     client = WorkerClient(live_worker.socket_path)
     task = asyncio.ensure_future(client.run(InfillJob(prefix="abandoned"), "inline"))
-    await asyncio.sleep(0.1)
+    await hold_mid_job(engine, 2)
     await client.close()
     with pytest.raises(WorkerError):
-        await asyncio.wait_for(task, 2)
-    for _ in range(100):
-        if live_worker.scheduler.stats["inline"].cancelled:
-            break
-        await asyncio.sleep(0.02)
-    assert live_worker.scheduler.stats["inline"].cancelled == 1
-    assert live_worker.scheduler.stats["inline"].forwards_wasted < 100
+        await asyncio.wait_for(task, SAFETY_S)
+    await eventually_async(lambda: engine.current[0].cancel.cancelled, "the worker to cancel the job")
+    engine.gate.open()
+    stats = live_worker.scheduler.stats["inline"]
+    await eventually_async(lambda: stats.cancelled, "the cancelled job to be counted")
+    assert stats.cancelled == 1 and stats.forwards_wasted == 2  # stopped where it was
 
 
 async def test_cancelled_request_reaches_the_worker(live_worker):
     engine = live_worker.scheduler.engine
-    engine.steps, engine.step_s = 500, 0.01
+    engine.steps = 500
+    engine.gate.close()
     client = WorkerClient(live_worker.socket_path)
     try:
         task = asyncio.ensure_future(client.run(InfillJob(prefix="typing"), "inline"))
-        await asyncio.sleep(0.1)
+        await hold_mid_job(engine, 3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(100):
-            if live_worker.scheduler.stats["inline"].cancelled:
-                break
-            await asyncio.sleep(0.02)
-        assert live_worker.scheduler.stats["inline"].forwards_wasted < 50
+        await eventually_async(lambda: engine.current[0].cancel.cancelled, "the worker to cancel the job")
+        engine.gate.open()
+        stats = live_worker.scheduler.stats["inline"]
+        await eventually_async(lambda: stats.cancelled, "the cancelled job to be counted")
+        assert stats.cancelled == 1 and stats.forwards_wasted == 3
         # The connection stays usable.
         engine.steps = 2
         assert (await client.run(InfillJob(prefix="next"), "inline")).text == "<ext>"
@@ -202,17 +204,18 @@ async def test_cancelled_request_reaches_the_worker(live_worker):
         await client.close()
 
 
-async def test_worker_going_away_fails_pending_requests_fast(live_worker):
+async def test_worker_going_away_fails_pending_requests(live_worker):
     engine = live_worker.scheduler.engine
-    engine.steps, engine.step_s = 500, 0.01
+    engine.gate.close()  # the job cannot finish: only the lost connection can answer the request
     client = WorkerClient(live_worker.socket_path)
     try:
         task = asyncio.ensure_future(client.run(InfillJob(prefix="inflight"), "inline"))
-        await asyncio.sleep(0.1)
+        await hold_mid_job(engine, 1)
         for conn in list(live_worker.connections):
             live_worker._close(conn)  # what the client sees when the worker process dies
-        with pytest.raises(WorkerError):
-            await asyncio.wait_for(task, 1)
+        with pytest.raises(WorkerError, match="closed the connection"):
+            await asyncio.wait_for(task, SAFETY_S)
+        assert engine.progress["inflight"] == 1  # still held: the answer came from the lost connection
     finally:
         await client.close()
 
@@ -223,10 +226,57 @@ async def test_second_worker_on_the_same_socket_refuses(live_worker):
         await other.serve()
 
 
-async def test_no_worker_and_no_spawn_is_a_clear_error(sock_dir):
-    client = WorkerClient(sock_dir / "nobody.sock")
+class FakeClock:
+    """Stands in for the client's `time`: time moves only when the test says."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_no_worker_and_no_spawn_is_a_clear_error_then_retried_after_the_backoff(short_tmp_dir, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(client_module, "time", clock)
+    client = WorkerClient(short_tmp_dir / "nobody.sock", backoff_s=(0.5, 8.0))
     with pytest.raises(ModelUnavailable, match="no model worker is listening"):
         await client.run(InfillJob(prefix="x"), "inline")
-    # Asked again at once: fails fast with the same reason instead of retrying in a loop.
-    with pytest.raises(WorkerError, match="retrying in"):
+    # Asked again within the backoff: the same reason at once, no new attempt (no retry storm).
+    clock.now += 0.4
+    with pytest.raises(WorkerError, match=r"no model worker is listening .*\(retrying in 0.1 s\)"):
         await client.run(InfillJob(prefix="x"), "inline")
+    # Past the backoff: tried again (and the backoff doubles).
+    clock.now += 0.2
+    with pytest.raises(ModelUnavailable, match="no model worker is listening"):
+        await client.run(InfillJob(prefix="x"), "inline")
+    clock.now += 0.9
+    with pytest.raises(WorkerError, match=r"retrying in 0.1 s"):
+        await client.run(InfillJob(prefix="x"), "inline")
+
+
+async def test_the_hello_says_how_the_model_fills_in(sock_dir, tmp_path):
+    """The worker's hello carries the engine's description: family, attention and infill strategy."""
+    from fixtures_families import write_family
+
+    from sdls_model.engine import Engine
+
+    write_family(tmp_path / "sdar", "sdar")
+    engine = Engine.from_dir(tmp_path / "sdar", max_context=64, max_new_tokens=8, max_batch=1, n_sessions=1)
+    scheduler = Scheduler(engine)
+    scheduler.start()
+    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock")
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(server.serve(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 5)
+    client = WorkerClient(server.socket_path)
+    try:
+        await client.run(InfillJob(prefix="def f(x):\n    return", max_new_tokens=4), "inline")
+        model = client.info["model"]
+        assert (model["family"], model["attention"], model["context_reuse"]) == ("sdar", "block_causal", "exact")
+        assert model["infill"] == "prefix only (no fill-in-the-middle tokens: the suffix is not seen)"
+    finally:
+        await client.close()
+        server.stop()
+        await asyncio.wait_for(task, 5)
+        scheduler.stop()

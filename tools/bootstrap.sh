@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the project's virtual environment and install sdls into it, editable, with test extras.
+# Create the project's virtual environment and install sdls into it, editable, with test and lint extras.
 # torch comes first and pinned: a CPU wheel (2.13.0) unless the machine's Python already has a torch
 # (e.g. a CUDA build on a GPU box), which is then kept, so pip never pulls a multi-GB CUDA build.
 set -euo pipefail
@@ -19,5 +19,5 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     || "${pip[@]}" install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
 # Three editable distributions, one per layer (kernels/, model/, the root): each a plain path entry.
-"${pip[@]}" install -e ./kernels -e "./model[train]" -e ".[test,train]" 2>&1 | grep -v "^WARNING: Location" || true
+"${pip[@]}" install -e ./kernels -e "./model[train]" -e ".[test,train,lint]" 2>&1 | grep -v "^WARNING: Location" || true
 "$venv/bin/python" -c "import sdls, sdls_model, sdls_kernels, torch; print('bootstrap: sdls ready, torch', torch.__version__)"

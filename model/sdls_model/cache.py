@@ -14,6 +14,17 @@ import torch
 from .config import ModelConfig
 
 
+def cache_plan(cfg: ModelConfig, max_batch: int, n_sessions: int, max_context: int, max_new_tokens: int):
+    """(slots, length) of the cache an Engine allocates: a slot per batch row and per kept session,
+    each long enough for the context, the middle and the block rounding around it."""
+    return max_batch + n_sessions, max_context + max_new_tokens + 2 * cfg.block_size + 8
+
+
+def cache_bytes(cfg: ModelConfig, n_slots: int, max_len: int, element_size: int) -> int:
+    """Bytes of a KVCache of that shape (keys and values)."""
+    return 2 * cfg.n_layers * n_slots * cfg.n_kv_heads * max_len * cfg.head_dim * element_size
+
+
 class KVCache:
     def __init__(
         self,
@@ -29,7 +40,7 @@ class KVCache:
         self.n_slots, self.max_len = n_slots, max_len
 
     def nbytes(self) -> int:
-        return self.k.numel() * self.k.element_size() * 2
+        return self.k.numel() * self.k.element_size() * 2  # = cache_bytes(cfg, n_slots, max_len, element size)
 
 
 @dataclass
@@ -39,6 +50,7 @@ class SlotState:
     owner: object = None
     tokens: list[int] = field(default_factory=list)
     exact_len: int = 0  # leading tokens encoded causally (the context): reusable by a later job
+    block_origin: int = 0  # where the blocks of those tokens were counted from (layout.block_origin)
 
     @property
     def length(self) -> int:

@@ -1,4 +1,4 @@
-"""Checkpoints: save sdls's own, load sdls / Dream / DiffuCoder / Open-dCoder / LLaDA, validate any.
+"""Checkpoints: save sdls's own, load any format of checkpoint_formats.py, validate any.
 
 A checkpoint is a Hugging Face style directory: config.json, model.safetensors (or shards
 model-0000N-of-0000M.safetensors plus model.safetensors.index.json) and tokenizer.json.
@@ -65,10 +65,13 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 # -- inspection: everything checkable without reading weights -------------------------------------
 @dataclass
-class _Inspection:
+class Inspection:
+    """What a checkpoint directory holds, found from its headers and JSON files alone."""
+
     directory: Path
     problems: list[str] = field(default_factory=list)
     fmt: CheckpointFormat | None = None
+    raw: dict | None = None  # config.json as read
     cfg: ModelConfig | None = None
     tokenizer: Tokenizer | None = None
     tensors: dict[str, StoredTensor] = field(default_factory=dict)  # by OUR parameter name
@@ -90,13 +93,13 @@ def _read_json(path: Path, problems: list[str], required: bool) -> dict | None:
     return data
 
 
-def _inspect(directory: str | Path) -> _Inspection:
-    found = _Inspection(Path(directory))
+def inspect_checkpoint(directory: str | Path) -> Inspection:
+    found = Inspection(Path(directory))
     d, problems = found.directory, found.problems
     if not d.is_dir():
         problems.append(f"{d}: checkpoint directory does not exist" if not d.exists() else f"{d}: not a directory")
         return found
-    raw = _read_json(d / CONFIG_FILE, problems, required=True)
+    raw = found.raw = _read_json(d / CONFIG_FILE, problems, required=True)
     tokenizer_config = _read_json(d / TOKENIZER_CONFIG_FILE, problems, required=False) or {}
     generation_config = _read_json(d / GENERATION_CONFIG_FILE, problems, required=False) or {}
     tok_path = d / TOKENIZER_FILE
@@ -201,7 +204,7 @@ def _match_tensors(
 # -- public API ------------------------------------------------------------------------------------
 def validate_checkpoint(directory: str | Path) -> list[str]:
     """Every problem that would stop `load_checkpoint`, without reading weights. [] = loadable."""
-    return _inspect(directory).problems
+    return inspect_checkpoint(directory).problems
 
 
 def load_checkpoint(
@@ -213,7 +216,7 @@ def load_checkpoint(
     reading any weight if the directory is incomplete or inconsistent, and before returning a
     model if a weight holds NaN or inf (a diverged training run must not be hot-swapped in).
     """
-    found = _inspect(directory)
+    found = inspect_checkpoint(directory)
     if found.problems:
         raise CheckpointError(found.directory, found.problems)
     cfg, tokenizer = found.cfg, found.tokenizer

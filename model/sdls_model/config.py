@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ATTENTION_PATTERNS = ("bidirectional", "block_causal")
-INFILL_LAYOUTS = ("fim", "in_place")
+# How an infill's context is laid out: "fim": markers, middle after the context (suffix visible);
+# "in_place": prefix, masks, suffix (bidirectional models); "prefix_only": the prefix alone before
+# the middle (a block-causal model without fill-in-the-middle tokens cannot see a suffix).
+INFILL_LAYOUTS = ("fim", "in_place", "prefix_only")
+# Where the blocks of a block-causal model start: "context": sdls's own layout (the context causal
+# token by token, middle blocks counted from the end of the context); "sequence": every block_size
+# tokens from position 0 (the prompt's tail shares a block with the first masks); "generation":
+# every block_size tokens counted from the start of the middle (backwards through the context).
+BLOCK_ALIGNMENTS = ("context", "sequence", "generation")
 
 
 @dataclass
@@ -23,18 +31,24 @@ class ModelConfig:
     n_layers: int = 6
     n_heads: int = 8  # query heads
     n_kv_heads: int = 2  # key/value heads (GQA: n_heads % n_kv_heads == 0)
+    head_dim: int | None = None  # per-head size; None = d_model // n_heads (Qwen3 sets its own)
     ffn_size: int = 768  # SwiGLU inner size
     rope_theta: float = 10000.0
     qkv_bias: bool = False  # Qwen2 has biases on q/k/v, LLaMA does not
+    qk_norm: bool = False  # Qwen3: RMSNorm over each head's queries and keys, before RoPE
     tie_embeddings: bool = True  # lm_head shares the embedding matrix
     norm_eps: float = 1e-6
     max_seq_len: int = 4096  # longest context + middle the engine may lay out
 
     # Diffusion facts.
-    attention: str = "block_causal"  # "bidirectional" (Dream, LLaDA...) or "block_causal" (sdls)
-    block_size: int = 32  # tokens decoded in parallel per block
-    infill_layout: str = "fim"  # "fim": markers, middle after context; "in_place": prefix, masks, suffix
-    logit_shift: bool = False  # Dream: the prediction for position i comes from row i - 1
+    attention: str = "block_causal"  # "bidirectional" (Dream, LLaDA...) or "block_causal" (sdls, SDAR...)
+    block_size: int = 32  # tokens decoded in parallel per block (block-causal: the attention block)
+    block_align: str = "context"  # where blocks start, see BLOCK_ALIGNMENTS
+    sub_block_size: int | None = None  # Fast-dLLM v2: a block's masks are committed sub-block by sub-block
+    infill_layout: str = "fim"  # see INFILL_LAYOUTS
+    logit_shift: bool = False  # Dream, Fast-dLLM v2: the prediction for position i comes from row i - 1
+    threshold: float = 0.9  # the model's own confidence threshold, used when a job does not set one
+    family: str = "sdls"  # the published family this config describes (its defaults: families.py)
 
     # Special token ids (None where a checkpoint has no such token).
     mask_id: int = 0
@@ -55,8 +69,13 @@ class ModelConfig:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
-        if self.d_model % self.n_heads:
-            problems.append(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim is None:
+            if self.d_model % self.n_heads:
+                problems.append(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+            self.head_dim = self.d_model // self.n_heads
+        elif not isinstance(self.head_dim, int) or self.head_dim < 1:
+            problems.append(f"head_dim must be a positive integer, got {self.head_dim!r}")
+            self.head_dim = 2
         if self.n_heads % self.n_kv_heads:
             problems.append(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
         if self.head_dim % 2:
@@ -73,12 +92,16 @@ class ModelConfig:
                 problems.append(f"{name} {value} is outside the vocabulary (size {self.vocab_size})")
         if self.block_size < 1:
             problems.append(f"block_size must be positive, got {self.block_size}")
+        if self.block_align not in BLOCK_ALIGNMENTS:
+            problems.append(f"block_align {self.block_align!r} is not one of {BLOCK_ALIGNMENTS}")
+        if self.sub_block_size is not None and not (
+            1 <= self.sub_block_size <= self.block_size and self.block_size % self.sub_block_size == 0
+        ):
+            problems.append(f"sub_block_size {self.sub_block_size} must divide block_size {self.block_size}")
+        if not 0.0 < self.threshold <= 1.0:
+            problems.append(f"threshold must be in (0, 1], got {self.threshold}")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
 
     @property
     def stop_ids(self) -> tuple[int, ...]:
@@ -86,15 +109,21 @@ class ModelConfig:
         return tuple(dict.fromkeys([self.eos_id, self.pad_id, *self.extra_stop_ids]))
 
     def num_parameters(self) -> int:
-        d, f, kv = self.d_model, self.ffn_size, self.n_kv_heads * self.head_dim
-        attn = d * d * 2 + d * kv * 2 + (d + 2 * kv if self.qkv_bias else 0)
+        d, f = self.d_model, self.ffn_size
+        q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        attn = (
+            d * q * 2 + d * kv * 2 + (q + 2 * kv if self.qkv_bias else 0) + (2 * self.head_dim if self.qk_norm else 0)
+        )
         per_layer = attn + 3 * d * f + 2 * d
         head = 0 if self.tie_embeddings else self.vocab_size * d
         return self.vocab_size * d + self.n_layers * per_layer + d + head
 
     # -- (de)serialisation of sdls's own config.json ------------------------------------------
     def to_dict(self) -> dict:
-        return {"model_type": "sdls", **dataclasses.asdict(self)}
+        data = {"model_type": "sdls", **dataclasses.asdict(self)}
+        if self.head_dim * self.n_heads == self.d_model:
+            del data["head_dim"]  # the derived value: configs written before head_dim existed stay as they were
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:

@@ -25,10 +25,20 @@ from pathlib import Path
 import torch
 
 from . import sampling
-from .cache import KVCache, SlotState
+from .cache import KVCache, SlotState, cache_plan
 from .config import ModelConfig
+from .families import INFILL_DESCRIPTIONS
 from .jobs import CancelToken, DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit, minimal_edits
-from .layout import CACHE_BID, attention_mask, fim_context
+from .layout import (
+    CACHE_BID,
+    attention_mask,
+    block_origin,
+    canvas_block_id,
+    first_block_start,
+    infill_context,
+    middle_length,
+    reusable_length,
+)
 from .tokenizer import Tokenizer
 from .transformer import CacheIO, Transformer
 
@@ -101,8 +111,7 @@ class Engine:
         cfg = self.cfg
         if tokenizer.vocab_size > cfg.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {cfg.vocab_size}")
-        n_slots = max_batch + n_sessions
-        self.cache_len = max_context + max_new_tokens + 2 * cfg.block_size + 8
+        n_slots, self.cache_len = cache_plan(cfg, max_batch, n_sessions, max_context, max_new_tokens)
         self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
         self.slots = [SlotState() for _ in range(n_slots)]
         self.busy: set[int] = set()  # slots of rows being decoded (a nested run must not take them)
@@ -118,9 +127,12 @@ class Engine:
         # weights, device-side lengths, Triton kernels on CUDA. On by default on CUDA only.
         self.fast = None
         if fast_path if fast_path is not None else self.device.type == "cuda":
-            from .fast_path import FastDecoder
+            from .fast_path import FastDecoder, unsupported_reason
 
-            self.fast = FastDecoder(self.model)
+            # Qwen3's q/k norms are not fused, and a shifted model's block is predicted from the row
+            # before it, which the fast step does not feed: those models take the plain path.
+            if unsupported_reason(cfg) is None and not cfg.logit_shift:
+                self.fast = FastDecoder(self.model)
 
     @classmethod
     def from_dir(
@@ -141,12 +153,18 @@ class Engine:
         cfg = self.cfg
         return {
             "model": self.name,
+            "family": cfg.family,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "attention": cfg.attention,
             "infill_layout": cfg.infill_layout,
+            "infill": INFILL_DESCRIPTIONS[cfg.infill_layout],
+            "context_reuse": "exact" if cfg.attention == "block_causal" else "none (bidirectional)",
             "block_size": cfg.block_size,
+            "block_align": cfg.block_align,
+            "logit_shift": cfg.logit_shift,
+            "threshold": cfg.threshold,
             "vocab_size": cfg.vocab_size,
             "layers": cfg.n_layers,
             "d_model": cfg.d_model,
@@ -188,7 +206,7 @@ class Engine:
                 p_current = probs.gather(-1, current[:, None]).squeeze(-1)
                 for j in range(row.blk):
                     k = row.bs - row.ctx_len + j
-                    if k < len(region) and p_current[j] < threshold:
+                    if 0 <= k < len(region) and p_current[j] < threshold:
                         spans.append((start + offsets[k], start + offsets[k + 1], float(p_current[j])))
                 self._advance_block(row)
             self._release(row)
@@ -230,31 +248,38 @@ class Engine:
             if between_steps is not None:
                 between_steps()
 
+    def _block_size(self, settings: DecodeSettings) -> int:
+        """A job may pick its block size, except where blocks are part of the model's attention as
+        trained (sequence- or generation-aligned checkpoints): those keep the checkpoint's."""
+        if self.cfg.block_align != "context" and self.cfg.attention == "block_causal":
+            return self.cfg.block_size
+        return settings.block_size or self.cfg.block_size
+
     def _infill_row(self, job: InfillJob, slot: int) -> _Row:
-        blk = job.settings.block_size or self.cfg.block_size
+        blk = self._block_size(job.settings)
         max_new = min(job.max_new_tokens, self.max_new_tokens)
         if max_new < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
-        middle = [self.cfg.mask_id] * (math.ceil(max_new / blk) * blk)
+
+        def middle(ctx_len: int) -> list[int]:  # masks up to a block boundary, wherever the blocks start
+            return [self.cfg.mask_id] * middle_length(self.cfg, ctx_len, max_new, blk)
+
         row = self._new_row(job, self._policy(job.settings), blk, job.prefix, job.suffix, middle, slot)
         if job.single_line:
             row.stops = self._line_stop_ids()
         self._start_block(row)
         return row
 
-    def _new_row(
-        self, job, policy: str, blk: int, prefix_text: str, suffix_text: str, middle: list[int], slot: int
-    ) -> _Row:
-        """Lay out context, middle and (in place) suffix for a job and set its row up in its slot."""
+    def _new_row(self, job, policy: str, blk: int, prefix_text: str, suffix_text: str, middle, slot: int) -> _Row:
+        """Lay out context, middle and (in place) suffix for a job and set its row up in its slot.
+        middle: the middle's tokens, or a function of the context length that returns them."""
         cfg = self.cfg
         prefix, suffix = self._window(self.tokenizer.encode(prefix_text), self.tokenizer.encode(suffix_text))
-        if cfg.infill_layout == "fim":
-            context, tail = fim_context(cfg, prefix, suffix), []
-        else:
-            context, tail = ([cfg.bos_id] if cfg.bos_id is not None else []) + prefix, suffix
+        context, tail = infill_context(cfg, prefix, suffix)
+        middle = middle(len(context)) if callable(middle) else middle
         seq = torch.tensor(context + middle + tail, device=self.device)
         row = _Row(job, job.settings, policy, blk, seq, len(context), len(context) + len(middle), slot)
-        row.bs = row.ctx_len
+        row.bs = first_block_start(cfg, row.ctx_len, blk)
         row.stops = self.stop_ids
         row.stats.context_tokens = len(context) + len(tail)
         self._reuse_context(row, job.session, context)
@@ -296,13 +321,18 @@ class Engine:
     def _start_block(self, row: _Row) -> None:
         row.step = 0
         row.open = self._open_offsets(row)
-        masks = len(row.open)
+        masks = int((row.seq[row.bs : row.be] == self.cfg.mask_id).sum())  # the whole block, sub-blocks too
         per_step = row.settings.tokens_per_step
         row.schedule = sampling.transfer_schedule(masks, max(1, math.ceil(masks / per_step)))
 
     def _open_offsets(self, row: _Row) -> list[int]:
-        """Block offsets of the row's current block that are still masked, in order."""
-        return (row.seq[row.bs : row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
+        """Block offsets of the row's current block that are still masked, in order; with sub-blocks
+        (Fast-dLLM v2) only those of the first sub-block that has any."""
+        open_ = (row.seq[row.bs : row.be] == self.cfg.mask_id).nonzero().flatten().tolist()
+        sub = self.cfg.sub_block_size
+        if sub and open_:
+            open_ = [j for j in open_ if j // sub == open_[0] // sub]
+        return open_
 
     # -- one forward over a batch of rows -----------------------------------------------------
     def _forward(self, rows: list[_Row], wanted: list[list[int]] | None = None) -> list[torch.Tensor]:
@@ -381,7 +411,9 @@ class Engine:
         shift = int(self.cfg.logit_shift)
         bs, be = row.bs, row.be
         if row.policy == "exact":
-            first = row.written
+            # A shifted model predicts the block's first position from the token before it: feed that
+            # (cached) token again, reading the cache only up to it.
+            first = max(0, min(row.written, bs - shift))
             cache_valid = torch.ones(first, dtype=torch.bool, device=self.device) if first else None
             positions = list(range(first, be))
             writes = [(first, 0, bs - first)] if bs > first else []
@@ -400,13 +432,11 @@ class Engine:
             cache_valid[first:be] = False
         block_ids = [self._block_id(row, p) for p in positions]
         noisy = [bs <= p < be for p in positions]
-        logit_rows = [p - shift - first for p in range(bs, be)]
+        logit_rows = [max(0, p - shift) - first for p in range(bs, be)]
         return _RowInputs(positions, block_ids, noisy, cache_valid, writes, logit_rows)
 
     def _block_id(self, row: _Row, position: int) -> int:
-        if position < row.ctx_len or position >= row.mid_end:
-            return position  # context (and an in-place suffix): causal, one token per block
-        return row.ctx_len + (position - row.ctx_len) // row.blk * row.blk
+        return canvas_block_id(self.cfg, position, row.ctx_len, row.mid_end, row.blk)
 
     # -- committing predictions ---------------------------------------------------------------
     def _commit(self, row: _Row, logits: torch.Tensor) -> None:
@@ -424,7 +454,8 @@ class Engine:
         generators = [row.generator] if row.generator is not None else None
         candidates, conf = sampling.propose(logits[None], s.temperature, s.top_p, s.confidence, generators)
         if s.rule == "threshold":
-            chosen = sampling.select_threshold(conf, masked[None], s.threshold)[0]
+            threshold = s.threshold if s.threshold is not None else self.cfg.threshold
+            chosen = sampling.select_threshold(conf, masked[None], threshold)[0]
         else:
             k = row.schedule[min(row.step, len(row.schedule) - 1)]
             chosen = sampling.select_fixed(conf, masked[None], torch.tensor([k], device=self.device))[0]
@@ -438,20 +469,21 @@ class Engine:
         stops there, and a middle is trained padded with end tokens, so this is what the model
         was taught to expect. (A confident model commits the padding first; filling it at once
         saves the forwards a block would otherwise spend on it.)"""
-        stops = torch.isin(block, row.stops)
+        lo = max(0, row.ctx_len - row.bs)  # a sequence-aligned first block starts with context
+        stops = torch.isin(block[lo:], row.stops)
         if bool(stops.any()):
-            first = int(stops.nonzero()[0])
+            first = lo + int(stops.nonzero()[0])
             tail = block[first:]
             tail[tail == self.cfg.mask_id] = self.cfg.eos_id
 
     def _after_step(self, row: _Row) -> None:
         block = row.seq[row.bs : row.be]
         masked = (block == self.cfg.mask_id).tolist()
-        row.open = [j for j, m in enumerate(masked) if m]
+        row.open = self._open_offsets(row)
         is_stop = torch.isin(block, row.stops).tolist()
         # The middle ends at its first end token; once everything before it is committed the
         # rest of the block cannot change the answer, so the job is done.
-        for j in range(row.blk):
+        for j in range(max(0, row.ctx_len - row.bs), row.blk):
             if masked[j]:
                 return
             if is_stop[j]:
@@ -529,6 +561,8 @@ class Engine:
             cached = state.tokens[: state.exact_len]
             while reused < min(len(cached), len(context)) and cached[reused] == context[reused]:
                 reused += 1
+            origin = block_origin(self.cfg, len(context))
+            reused = reusable_length(self.cfg, reused, row.blk, origin, state.block_origin)
         row.written = reused
         row.stats.reused_tokens = reused
         row.stats.encoded_tokens = len(context) - reused
@@ -538,6 +572,7 @@ class Engine:
         if row.policy == "exact" and state.owner is not None:
             state.tokens = row.seq[: row.written].tolist()
             state.exact_len = min(row.written, row.ctx_len)
+            state.block_origin = block_origin(self.cfg, row.ctx_len)
         else:
             state.tokens, state.exact_len = [], 0
 
@@ -579,20 +614,23 @@ class Engine:
 
     def _edit_row(self, job: EditJob, slot: int) -> tuple[_Row, list[int]]:
         cfg = self.cfg
-        blk = job.settings.block_size or cfg.block_size
+        blk = self._block_size(job.settings)
         region = self.tokenizer.encode(job.text[job.start : job.end])
         if len(region) > self.max_new_tokens:
             raise ValueError(
                 f"edit region is {len(region)} tokens; at most {self.max_new_tokens} can be revised at once"
             )
-        if cfg.infill_layout == "fim":
+        if cfg.infill_layout == "in_place":
+            middle = list(region)
+        else:
             # Room to grow: the region, an end token, and at least 8 spare end tokens, in whole blocks.
             middle = region + [cfg.eos_id] * (1 + 8)
-        else:
-            middle = list(region)
-        middle += [cfg.eos_id] * (-len(middle) % blk)
+
+        def padded(ctx_len: int) -> list[int]:  # to a block boundary, wherever the blocks start
+            return middle + [cfg.eos_id] * (middle_length(cfg, ctx_len, len(middle), blk) - len(middle))
+
         policy = "exact" if self._policy(job.settings) == "exact" else "none"
-        row = self._new_row(job, policy, blk, job.text[: job.start], job.text[job.end :], middle, slot)
+        row = self._new_row(job, policy, blk, job.text[: job.start], job.text[job.end :], padded, slot)
         return row, region
 
     def _marked_tokens(self, job: EditJob, region: list[int]) -> set[int]:
@@ -630,6 +668,7 @@ class Engine:
                 break
             p_current = self._block_probs(row).gather(-1, block[:, None]).squeeze(-1)
             doubted = p_current < job.edit_threshold
+            doubted[: max(0, row.ctx_len - row.bs)] = False  # context sharing the block is not revised
             if not bool(doubted.any()):
                 break
             before = block.clone()

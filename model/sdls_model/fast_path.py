@@ -16,14 +16,19 @@ bidirectionally to itself — but shaped for a CUDA graph:
 `threshold_step` is a whole denoising step on the device (forward, logits of the block, confidence,
 the threshold commit rule), and `CapturedStep` captures any such step in a CUDA graph.
 
-How the engine uses it (one decoder per model, built once the weights are loaded and placed):
+How the engine uses it: one decoder per model, on CUDA (or with `Engine(..., fast_path=True)`).
+A step whose rows are all a block over their cache slot with nothing pending to encode (the exact
+cache policy, the previous block already stored) runs its forward here instead of in
+`Transformer.forward`; the engine then takes the logits of the positions still masked and applies
+its own sampling rule:
 
-    decoder = FastDecoder(model)                   # kernels iff use_kernels(device) (SDLS_KERNELS)
-    hidden = decoder(block_tokens, positions, cache, cache_lens, read_len=length_bucket(max_len),
-                     slots=slot_tensor, new_lens=None, write=False)      # instead of model(..., CacheIO)
-    conf = decoder.confidence(model.logits(hidden).flatten(0, 1))        # token, prob, entropy, margin
-    # when a block is done: the same call with write=True stores its keys/values at cache_lens
-On CUDA, wrap a greedy step per (batch, block, bucket) shape: `CapturedStep(fn, example_inputs)`.
+    hidden = decoder(block_tokens, positions, cache, cache_lens, read_len=length_bucket(max_len), slots=slot_tensor)
+    logits = model.logits(hidden at the masked positions)
+
+The engine never writes through the decoder (a finished block is stored by the next
+`Transformer.forward`, which encodes it along with the new block), and it uses neither
+`decoder.confidence`, `threshold_step` nor `CapturedStep`: those serve `sdls bench kernels`
+(bench_decode.py) and the tests.
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ from sdls_kernels.swiglu import swiglu, swiglu_ref
 from . import sampling
 from .cache import KVCache
 from .transformer import Transformer, apply_rope, rope_cos_sin
+
+
+def unsupported_reason(cfg) -> str | None:
+    """Why FastDecoder cannot run this model (the engine then takes the plain path), or None."""
+    if cfg.qk_norm:
+        return "per-head q/k norms (Qwen3) are not fused"
+    return None
 
 
 def length_bucket(length: int, granularity: int = 256) -> int:
@@ -89,6 +101,8 @@ class _LayerWeights:
 class FastDecoder:
     def __init__(self, model: Transformer, kernels: bool | None = None):
         self.model, self.cfg = model, model.cfg
+        if unsupported_reason(self.cfg):
+            raise ValueError(f"FastDecoder cannot run this model: {unsupported_reason(self.cfg)}")
         device = model.embed_tokens.weight.device
         self.kernels = use_kernels(device) if kernels is None else kernels
         with torch.no_grad():

@@ -15,7 +15,7 @@ CACHE_POLICIES = ("auto", "exact", "approx", "none")
 class DecodeSettings:
     rule: str = "threshold"  # "threshold": commit every mask with confidence >= threshold (>= 1 per step)
     # "fixed": commit tokens_per_step per step (LLaDA's reference rule)
-    threshold: float = 0.9
+    threshold: float | None = None  # None: the checkpoint's own (ModelConfig.threshold, families.py)
     confidence: str = "prob"  # "prob" | "margin" | "entropy" (see sampling.confidence)
     tokens_per_step: int = 1
     temperature: float = 0.0
@@ -31,7 +31,7 @@ class DecodeSettings:
             problems.append(f"rule {self.rule!r} is not one of {RULES}")
         if self.cache not in CACHE_POLICIES:
             problems.append(f"cache {self.cache!r} is not one of {CACHE_POLICIES}")
-        if not 0.0 < self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             problems.append(f"threshold must be in (0, 1], got {self.threshold}")
         if self.tokens_per_step < 1:
             problems.append(f"tokens_per_step must be >= 1, got {self.tokens_per_step}")

@@ -10,6 +10,12 @@ the tokens before it, so an encoded context is exact and reusable, and what chan
 blocks. The middle ends with at least one end token and is padded with end tokens to whole blocks,
 so the model learns where an infill stops.
 
+Checkpoints trained elsewhere lay blocks out their own way (`cfg.block_align`): "sequence" (SDAR,
+Stable-DiffCoder, Fast-dLLM v2) cuts the whole sequence into blocks from position 0, so the context
+is block-causal too and its tail shares a block with the first masks; "generation" (Tiny-A2D's
+BD3LM sampler) counts blocks from the start of the middle, backwards through the context. Either
+way a block id is the position where its block starts (`block_start`).
+
 Every token carries a block id (`bid`) and a stream flag (`noisy`):
 - clean token q sees clean token k when bid[k] <= bid[q]  (a context token is a block of its own);
 - noisy token q (a block being denoised) sees clean tokens of earlier blocks, bid[k] < bid[q],
@@ -35,6 +41,16 @@ def fim_context(cfg: ModelConfig, prefix: list[int], suffix: list[int]) -> list[
     return head + [cfg.fim_suffix_id, *suffix, cfg.fim_prefix_id, *prefix, cfg.fim_middle_id]
 
 
+def infill_context(cfg: ModelConfig, prefix: list[int], suffix: list[int]) -> tuple[list[int], list[int]]:
+    """(context before the middle, tokens after it) for cfg.infill_layout: fim puts the suffix in the
+    context, in_place after the middle, prefix_only nowhere (a block-causal model without
+    fill-in-the-middle tokens could not see it anyway)."""
+    if cfg.infill_layout == "fim":
+        return fim_context(cfg, prefix, suffix), []
+    head = [cfg.bos_id] if cfg.bos_id is not None else []
+    return head + prefix, suffix if cfg.infill_layout == "in_place" else []
+
+
 def pad_middle(middle: list[int], block_size: int, eos_id: int) -> list[int]:
     """Append one end token, then end tokens up to a whole number of blocks."""
     padded = [*middle, eos_id]
@@ -44,6 +60,51 @@ def pad_middle(middle: list[int], block_size: int, eos_id: int) -> list[int]:
 def context_block_ids(start: int, count: int) -> list[int]:
     """Causal context: each token is its own block (its position)."""
     return list(range(start, start + count))
+
+
+def block_origin(cfg: ModelConfig, ctx_len: int) -> int:
+    """A position where a block starts: 0 for "sequence" alignment, the end of the context otherwise."""
+    return 0 if cfg.block_align == "sequence" else ctx_len
+
+
+def block_start(position: int, block_size: int, origin: int) -> int:
+    """Start of the block holding `position` when blocks of block_size start at `origin` (and at 0)."""
+    return max(0, origin + (position - origin) // block_size * block_size)
+
+
+def canvas_block_id(cfg: ModelConfig, position: int, ctx_len: int, mid_end: int, block_size: int) -> int:
+    """The block id of a position of a decoding canvas (context, middle, in-place suffix)."""
+    if cfg.block_align == "context" or cfg.attention == "bidirectional":
+        if position < ctx_len or position >= mid_end:
+            return position  # context (and an in-place suffix): causal, one token per block
+        return ctx_len + (position - ctx_len) // block_size * block_size
+    return block_start(position, block_size, block_origin(cfg, ctx_len))
+
+
+def first_block_start(cfg: ModelConfig, ctx_len: int, block_size: int) -> int:
+    """Where the first block to decode starts: at the middle, or (sequence alignment) at the start of
+    the block that holds the context's tail, which is then decoded together with the first masks."""
+    if cfg.attention == "block_causal" and cfg.block_align == "sequence":
+        return block_start(ctx_len, block_size, 0)
+    return ctx_len
+
+
+def middle_length(cfg: ModelConfig, ctx_len: int, max_new: int, block_size: int) -> int:
+    """Masks to lay out for up to max_new tokens: the middle ends on a block boundary."""
+    start = first_block_start(cfg, ctx_len, block_size)
+    return -(-(ctx_len - start + max_new) // block_size) * block_size - (ctx_len - start)
+
+
+def reusable_length(cfg: ModelConfig, common: int, block_size: int, origin: int, cached_origin: int) -> int:
+    """How much of an encoded context that agrees with a new one on its first `common` tokens may be
+    reused exactly: all of it when the context is causal token by token; its whole blocks when it is
+    block-causal (a block's keys see every token of it), and nothing when the blocks start elsewhere
+    (generation alignment after the context grew by a number of tokens that is not a whole block)."""
+    if cfg.attention != "block_causal" or cfg.block_align == "context":
+        return common
+    if (origin - cached_origin) % block_size:
+        return 0
+    return block_start(common, block_size, origin)
 
 
 def attention_mask(

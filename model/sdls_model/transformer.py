@@ -1,12 +1,14 @@
-"""The transformer: Qwen2/LLaMA blocks (RMSNorm, RoPE, GQA attention, SwiGLU) without a causal mask.
+"""The transformer: Qwen2/Qwen3/LLaMA blocks (RMSNorm, RoPE, GQA attention, SwiGLU) without a causal mask.
 
 The model knows nothing of sampling or of which tokens are masked. Who attends to whom is the
 caller's boolean mask, so one forward serves every pattern sdls uses:
 - training: a (B, 1, T, T) mask from `layout.attention_mask` (block-causal or bidirectional);
 - decoding: new tokens attend to a slice of a static KV cache plus to each other, and the keys and
   values of the tokens the caller chooses are written into the cache (`CacheIO`).
-Parameter names follow Hugging Face's Qwen2 (without the leading "model."), which makes sdls's own
-checkpoints and Dream / Open-dCoder weights one rename apart.
+Parameter names follow Hugging Face's Qwen2 / Qwen3 (without the leading "model."), which makes sdls's
+own checkpoints and the Hugging Face style diffusion checkpoints one rename apart. Qwen3's per-head
+q/k RMSNorm (`qk_norm`) and a head size of its own (`head_dim`, not always d_model / n_heads) are
+config switches.
 """
 
 from __future__ import annotations
@@ -90,16 +92,22 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        kv_dim = cfg.n_kv_heads * cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.qkv_bias)
+        q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, q_dim, bias=cfg.qkv_bias)
         self.k_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.d_model, kv_dim, bias=cfg.qkv_bias)
-        self.o_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.o_proj = nn.Linear(q_dim, cfg.d_model, bias=False)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
 
     def forward(self, x, cos, sin, mask, cache_io: CacheIO | None, layer: int):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        if hasattr(self, "q_norm"):  # Qwen3: normalise each head, then rotate
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, D), (B, Hkv, T, D)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         keys, values = k, v

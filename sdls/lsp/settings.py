@@ -34,7 +34,7 @@ class CompletionSettings:
     enabled: bool = True
     max_tokens: int = 32  # new tokens for a single-line completion (one 32-token block)
     max_tokens_multiline: int = 128
-    threshold: float = 0.9  # confidence-threshold parallel commit
+    threshold: float | None = None  # confidence-threshold parallel commit; None = the checkpoint's own
     block_size: int | None = None  # None = the checkpoint's block size
     debounce_ms: int = 0  # server-side wait before the model call (editors usually debounce)
     prefix_chars: int = 3000  # prompt window before the cursor

@@ -1,7 +1,7 @@
 """The engine inside the calling process, behind the same interface as WorkerClient.
 
 Used by the one-shot commands (`sdls complete`, `sdls fix`), which should not leave a daemon behind,
-and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
+by `sdls serve --in-process` (settings: worker.inProcess) and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
 the worker.
 """
 

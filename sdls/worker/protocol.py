@@ -10,6 +10,7 @@ Messages (client -> worker):
   cancel  {id}                                    the job stops within one denoising step
   doubt   {id, text, start, end}                  answered with result {id, result: {spans}}
   describe {id}                                   answered with result {id, result: engine.describe()}
+  stats   {id}                                    answered with result {id, result: lanes, queues, memory}
 Messages (worker -> client): hello, result, error; error without id = the connection is being closed.
 """
 

@@ -51,6 +51,11 @@ def load_engine(model_dir: Path | None, device: str, max_batch: int, max_context
     return Engine.from_dir(model_dir, device=device, dtype=dtype, max_batch=max_batch, max_context=max_context)
 
 
+def _say(message: str) -> None:
+    """One line on stderr: the server shows a worker's last "sdls worker:" line to the user."""
+    print(f"sdls worker: {message}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -64,31 +69,24 @@ def run(args: argparse.Namespace) -> int:
         Path(args.socket) if args.socket else default_socket_path(args.model, args.device, args.max_context, args.dtype)
     )
     if socket_alive(socket_path):  # checked before importing torch and loading a model we would not serve
-        print(f"sdls worker: a worker is already serving on {socket_path}", file=sys.stderr, flush=True)
+        _say(f"a worker is already serving on {socket_path}")
         return 3
-
     if model_dir is not None and not model_dir.is_dir():  # the common mistake, reported without importing torch
-        print(
-            f"sdls worker: cannot load the model: {model_dir}: checkpoint directory does not exist",
-            file=sys.stderr,
-            flush=True,
-        )
+        _say(f"cannot load the model: {model_dir}: checkpoint directory does not exist")
         return 2
 
     import torch
 
-    from sdls_model.checkpoint import CheckpointError, default_model_dir, validate_checkpoint
+    from sdls_model.checkpoint import CheckpointError
 
-    from .reload import ModelReloader
     from .scheduler import Scheduler
 
     torch.set_num_threads(args.threads or default_threads())
+    load = lambda d: load_engine(d, args.device, args.max_batch, args.max_context, args.dtype)
     try:
-        engine = load_engine(model_dir, args.device, args.max_batch, args.max_context, args.dtype)
+        engine = load(model_dir)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        # One line: the server shows the worker's last "sdls worker:" line to the user.
-        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"sdls worker: cannot load the model: {reason}", file=sys.stderr, flush=True)
+        _say("cannot load the model: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
         return 2
     scheduler = Scheduler(engine, max_batch=args.max_batch)
     server = WorkerServer(
@@ -98,32 +96,36 @@ def run(args: argparse.Namespace) -> int:
         max_frame=args.max_frame,
         idle_exit_s=args.idle_exit or None,
     )
-    reloader = None
-    if not args.no_watch:
-        watched = model_dir or Path(default_model_dir())
-        if watched.is_dir():
-            reloader = ModelReloader(
-                watched,
-                validate=validate_checkpoint,
-                install=scheduler.swap_engine,
-                load=lambda d: load_engine(d, args.device, args.max_batch, args.max_context, args.dtype),
-            )
-            reloader.start()
+    reloader = None if args.no_watch else _start_reloader(model_dir, scheduler, load)
     scheduler.start()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.stop)
-        await server.serve(ready=lambda: print(f"sdls worker ready on {socket_path}", file=sys.stderr, flush=True))
-
     try:
-        asyncio.run(main())
+        asyncio.run(_serve(server, socket_path))
     except SocketInUse as exc:
-        print(f"sdls worker: {exc}", file=sys.stderr, flush=True)
+        _say(str(exc))
         return 3
     finally:
         if reloader:
             reloader.stop()
         scheduler.stop()
     return 0
+
+
+def _start_reloader(model_dir: Path | None, scheduler, load):
+    """Hot reload from the model directory (the shipped model's when none was given), if there is one."""
+    from sdls_model.checkpoint import default_model_dir, validate_checkpoint
+
+    from .reload import ModelReloader
+
+    watched = model_dir or Path(default_model_dir())
+    if not watched.is_dir():
+        return None
+    reloader = ModelReloader(watched, validate=validate_checkpoint, install=scheduler.swap_engine, load=load)
+    reloader.start()
+    return reloader
+
+
+async def _serve(server, socket_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    await server.serve(ready=lambda: print(f"sdls worker ready on {socket_path}", file=sys.stderr, flush=True))

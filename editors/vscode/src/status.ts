@@ -1,14 +1,19 @@
-// What the status-bar item says: model, device and the last completion latency.
+// What the status-bar item says: model, device, the last completion latency, and how the model fills in.
 
+/** What the status bar shows; a field set to undefined in an update is cleared. */
 export interface StatusState {
   running: boolean;
   enabled: boolean;
-  model?: string;
-  parameters?: number;
-  device?: string;
-  latencyMs?: number;
-  tokensPerForward?: number;
-  error?: string;
+  model?: string | undefined;
+  parameters?: number | undefined;
+  device?: string | undefined;
+  family?: string | undefined;
+  attention?: string | undefined;
+  /** How completions are laid out: fill-in-the-middle tokens, in place, or the prefix alone. */
+  infill?: string | undefined;
+  latencyMs?: number | undefined;
+  tokensPerForward?: number | undefined;
+  error?: string | undefined;
 }
 
 /** 94528 -> "95k", 42_000_000 -> "42M", 1.5e9 -> "1.5B". */
@@ -34,8 +39,18 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   if (s.latencyMs !== undefined) {
     parts.push(`${Math.round(s.latencyMs)} ms`);
   }
+  // A block-causal checkpoint without fill-in-the-middle tokens never sees the text after the cursor.
+  if (s.infill?.startsWith('prefix only')) {
+    parts.push('prefix only');
+  }
   const lines = [`model: ${s.model ?? 'unknown'}${s.parameters !== undefined ? ` (${s.parameters.toLocaleString('en-US')} parameters)` : ''}`,
     `device: ${s.device ?? 'unknown'}`];
+  if (s.family !== undefined) {
+    lines.push(`family: ${s.family}${s.attention !== undefined ? ` (${s.attention.replace('_', '-')} attention)` : ''}`);
+  }
+  if (s.infill !== undefined) {
+    lines.push(`infill: ${s.infill}`);
+  }
   if (s.latencyMs !== undefined) {
     lines.push(`last completion: ${Math.round(s.latencyMs)} ms`);
   }
@@ -46,7 +61,7 @@ export function statusText(s: StatusState): { text: string; tooltip: string } {
   return { text: `$(sparkle) sdls ${parts.join(' · ')}`, tooltip: lines.join('\n') };
 }
 
-/** Model, device and tokens per forward from the server's `sdls/stats` answer (unknown shapes ignored). */
+/** Model, device, family, infill and tokens per forward from the server's `sdls/stats` answer (unknown shapes ignored). */
 export function fromServerStats(answer: unknown): Partial<StatusState> {
   const obj = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -65,6 +80,9 @@ export function fromServerStats(answer: unknown): Partial<StatusState> {
     model: path?.split(/[\\/]/).filter(Boolean).pop(),
     parameters: num(model.parameters),
     device: text(model.device),
+    family: text(model.family),
+    attention: text(model.attention),
+    infill: text(model.infill),
     tokensPerForward,
   };
 }

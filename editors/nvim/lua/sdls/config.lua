@@ -147,7 +147,7 @@ function M.resolve(opts)
   for name, key in pairs(cfg.keys) do
     check("keys." .. name, key, function(v)
       return v == false or (type(v) == "string" and v ~= "")
-    end, false, "a key like \"<Tab>\", or false")
+    end, false, 'a key like "<Tab>", or false')
   end
 
   cfg.cmd = cfg.cmd or { cfg.python, "-m", "sdls", "serve" }

@@ -59,7 +59,10 @@ function M.apply_at_cursor()
     local markdown = hover_text(result)
     local command = markdown and M.command_from_hover(markdown)
     if not command then
-      report("no fix-up: " .. (markdown and markdown:match("_No fix%-up: (.-)_") or "nothing to fix here"), vim.log.levels.INFO)
+      report(
+        "no fix-up: " .. (markdown and markdown:match("_No fix%-up: (.-)_") or "nothing to fix here"),
+        vim.log.levels.INFO
+      )
       return
     end
     compat.exec_cmd(client, command, buf)

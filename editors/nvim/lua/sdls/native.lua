@@ -7,8 +7,11 @@ local M = {}
 
 function M.available()
   local ic = vim.lsp.inline_completion
-  return ic ~= nil and type(ic.enable) == "function" and type(ic.is_enabled) == "function"
-    and type(ic.get) == "function" and type(ic.select) == "function"
+  return ic ~= nil
+    and type(ic.enable) == "function"
+    and type(ic.is_enabled) == "function"
+    and type(ic.get) == "function"
+    and type(ic.select) == "function"
 end
 
 function M.attach(buf, _client, cfg)

@@ -36,6 +36,11 @@ function M.summary(stats)
     device = model.device,
     dtype = model.dtype,
     parameters = model.parameters,
+    family = model.family,
+    attention = model.attention,
+    -- How completions are laid out: fill-in-the-middle tokens, in place, or the prefix alone.
+    infill = model.infill,
+    context_reuse = model.context_reuse,
     server_latency_ms = last.ms,
     tokens_per_forward = tpf,
     completions = counters.inline_completion,
@@ -61,29 +66,55 @@ function M.lines()
   end
   for _, client in ipairs(clients) do
     local info = client.server_info or {}
-    table.insert(out, ("server: %s %s (client %d, root %s)"):format(info.name or "?", info.version or "", client.id, client.config.root_dir or "-"))
+    table.insert(
+      out,
+      ("server: %s %s (client %d, root %s)"):format(
+        info.name or "?",
+        info.version or "",
+        client.id,
+        client.config.root_dir or "-"
+      )
+    )
     local stats, err = M.server_stats(client, 5000)
     if stats then
       local sum = M.summary(stats)
       local function add(label, value, unit)
-        table.insert(out, ("  %s: %s%s"):format(label, value == nil and "-" or format_value(value), value ~= nil and unit or ""))
+        table.insert(
+          out,
+          ("  %s: %s%s"):format(label, value == nil and "-" or format_value(value), value ~= nil and unit or "")
+        )
       end
       add("model", sum.model_loaded and sum.model or "not loaded yet (loads on the first request)", "")
       add("device", sum.device, sum.dtype and (" (" .. sum.dtype .. ")") or "")
       add("parameters", sum.parameters, "")
+      add("family", sum.family, sum.attention and (" (" .. sum.attention:gsub("_", "-") .. ")") or "")
+      add("infill", sum.infill, "")
       add("last server latency", sum.server_latency_ms, " ms")
       add("tokens per forward", sum.tokens_per_forward, "")
       add("completions", sum.completions, "")
       add("cancelled", sum.cancelled, "")
-      add("memory", sum.server_rss_mb, " MB server" .. (sum.worker_rss_mb and (", " .. format_value(sum.worker_rss_mb) .. " MB worker") or ""))
+      add(
+        "memory",
+        sum.server_rss_mb,
+        " MB server" .. (sum.worker_rss_mb and (", " .. format_value(sum.worker_rss_mb) .. " MB worker") or "")
+      )
     else
       table.insert(out, "  server stats: " .. tostring(err))
     end
   end
   local stats = require("sdls.inline").stats
   local latency = stats.last_latency_ms and ("%.0f ms"):format(stats.last_latency_ms) or "-"
-  table.insert(out, ("client: last latency %s, requests %d, cancelled %d, shown %d, accepted %d, completions %s"):format(
-    latency, stats.requests, stats.cancelled, stats.shown, stats.accepted, require("sdls.inline").enabled and "on" or "off"))
+  table.insert(
+    out,
+    ("client: last latency %s, requests %d, cancelled %d, shown %d, accepted %d, completions %s"):format(
+      latency,
+      stats.requests,
+      stats.cancelled,
+      stats.shown,
+      stats.accepted,
+      require("sdls.inline").enabled and "on" or "off"
+    )
+  )
   if stats.last_error then
     table.insert(out, "last error: " .. stats.last_error)
   end
