@@ -44,7 +44,10 @@ local function check_service(exe, settings)
   if token == "" and file then
     local ok, lines = pcall(vim.fn.readfile, vim.fn.expand(file))
     if not ok or not lines[1] then
-      health.error("settings.model.tokenFile cannot be read: " .. file, { "Copy the service's token file (~/.config/sdls/service-token on its machine) here" })
+      health.error(
+        "settings.model.tokenFile cannot be read: " .. file,
+        { "Copy the service's token file (~/.config/sdls/service-token on its machine) here" }
+      )
       return
     end
     token = vim.trim(lines[1])
@@ -52,18 +55,25 @@ local function check_service(exe, settings)
   local probe = run({ exe, "-c", SERVICE_PROBE, url, token }, 15000)
   local ok, info = pcall(vim.json.decode, vim.trim(probe.stdout or ""))
   if probe.code ~= 0 or not ok then
-    health.error("probing " .. url .. " failed: " .. vim.trim(probe.stderr or ""):sub(-300), { "Check settings.model.url" })
+    health.error(
+      "probing " .. url .. " failed: " .. vim.trim(probe.stderr or ""):sub(-300),
+      { "Check settings.model.url" }
+    )
     return
   end
   if vim.tbl_get(info, "health", "status") ~= "ok" then
-    health.error(("the model service at %s does not answer /health: %s"):format(url, vim.inspect(info.health)),
-      { "Start `sdls service` on that machine (with --host to listen beyond loopback) and check the URL, port and firewall" })
+    health.error(("the model service at %s does not answer /health: %s"):format(url, vim.inspect(info.health)), {
+      "Start `sdls service` on that machine (with --host to listen beyond loopback) and check the URL, port and firewall",
+    })
     return
   end
   health.ok("model service " .. url .. " is up")
   local model = info.model or {}
   if model.status == 401 then
-    health.error("the model service refuses the token", { "Set settings.model.token or settings.model.tokenFile to the service's token (its token file)" })
+    health.error(
+      "the model service refuses the token",
+      { "Set settings.model.token or settings.model.tokenFile to the service's token (its token file)" }
+    )
   elseif model.model then
     health.ok(("remote model %s (%s on %s)"):format(tostring(model.id), tostring(model.model), tostring(model.device)))
   else
