@@ -15,7 +15,6 @@ import pytest
 pytest.importorskip("ray.serve")
 openai = pytest.importorskip("openai")
 
-pytestmark = pytest.mark.slow
 TOKEN = "ray-" + "r" * 28
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FIM_BODY = (Path(__file__).parent / "data" / "llama_vim" / "fim_request.json").read_bytes()
@@ -49,6 +48,7 @@ def url():
         ray_app.stop()
 
 
+@pytest.mark.slow
 def test_the_openai_client_through_rays_proxy(url):
     with openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0) as client:
         completion = client.completions.create(
@@ -57,6 +57,7 @@ def test_the_openai_client_through_rays_proxy(url):
     assert completion.object == "text_completion" and isinstance(completion.choices[0].text, str)
 
 
+@pytest.mark.slow
 def test_llama_vims_request_and_a_missing_token(url):
     answer = httpx.post(url + "/infill", content=FIM_BODY, headers=AUTH, timeout=60)
     assert answer.status_code == 200 and '"content":"' in answer.text
@@ -65,12 +66,14 @@ def test_llama_vims_request_and_a_missing_token(url):
     assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
 
 
+@pytest.mark.slow
 def test_the_multiplex_header_picks_the_model(url):
     for model in ("a", "b"):
         headers = {**AUTH, "serve_multiplexed_model_id": model}
         assert httpx.get(url + "/sdls/v1/model", headers=headers, timeout=60).json()["id"] == model
 
 
+@pytest.mark.slow
 def test_concurrent_editors_are_answered_by_both_replicas(url):
     body = {"input_prefix": "def add(a, b):\n", "prompt": "    return ", "input_suffix": "\n", "n_predict": 16}
 
@@ -83,3 +86,25 @@ def test_concurrent_editors_are_answered_by_both_replicas(url):
         answers = list(pool.map(one, range(24)))
     assert all(status == 200 for status, _ in answers)
     assert len({pid for _, pid in answers}) == 2  # Ray spread the requests over both replicas
+
+
+def test_the_command_line_becomes_the_applications_deployment_options():
+    import argparse
+
+    from sdls.service.ray_app import build, builder_args
+    from sdls.service.service_command import add_arguments, model_specs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    ns = parser.parse_args(
+        ["--ray", "--num-replicas", "1:3", "--device", "cuda", "--model", "c=/m/c", "--model", "/m/d"]
+    )
+    args = builder_args(ns, model_specs(ns.model), "t" * 32, required=True)
+    assert args["models"] == {"c": "/m/c", "d": "/m/d"}
+    deployment = build(args)._bound_deployment
+    assert deployment.ray_actor_options["num_gpus"] == 1  # one GPU per replica on cuda
+    scaling = deployment._deployment_config.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 3)
+    fixed = build(builder_args(parser.parse_args(["--ray", "--num-replicas", "2"]), [("sdls", None)], "t", False))
+    assert fixed._bound_deployment.num_replicas == 2
+    assert fixed._bound_deployment.ray_actor_options["num_gpus"] == 0

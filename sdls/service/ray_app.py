@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import weakref
 from typing import Any
 
@@ -172,7 +173,12 @@ def stop() -> None:
     ray.shutdown()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a service manager, kubectl) shuts down as Ctrl-C does
+
+
 def run_on_ray(ns: Any, specs: list[tuple[str, str | None]], token: str, required: bool) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     start(ns.host, ns.port, ns.ray_address)
     print(f"sdls service on Ray Serve at http://{ns.host}:{ns.port} ({ns.num_replicas} replicas)", flush=True)
     try:
