@@ -328,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name}: skipped (pip install sdls[cluster] for Ray Serve)", file=sys.stderr)
                 continue
         print(f"{name}: running", file=sys.stderr, flush=True)
-        rows.append(asyncio.run(run_target(name, args, files)))
+        with contextlib.redirect_stdout(sys.stderr):  # Ray's own messages must not mix with the table
+            rows.append(asyncio.run(run_target(name, args, files)))
     print(json.dumps(rows, indent=2) if args.json else report(rows, args))
     return 0
