@@ -255,7 +255,7 @@ async def test_no_worker_and_no_spawn_is_a_clear_error_then_retried_after_the_ba
         await client.run(InfillJob(prefix="x"), "inline")
 
 
-async def test_the_hello_says_how_the_model_fills_in(sock_dir, tmp_path):
+async def test_the_hello_says_how_the_model_fills_in(short_tmp_dir, tmp_path):
     """The worker's hello carries the engine's description: family, attention and infill strategy."""
     from fixtures_families import write_family
 
@@ -265,7 +265,7 @@ async def test_the_hello_says_how_the_model_fills_in(sock_dir, tmp_path):
     engine = Engine.from_dir(tmp_path / "sdar", max_context=64, max_new_tokens=8, max_batch=1, n_sessions=1)
     scheduler = Scheduler(engine)
     scheduler.start()
-    server = WorkerServer(scheduler, describe=engine.describe, socket_path=sock_dir / "w.sock")
+    server = WorkerServer(scheduler, describe=engine.describe, socket_path=short_tmp_dir / "w.sock")
     ready = asyncio.Event()
     task = asyncio.ensure_future(server.serve(ready=ready.set))
     await asyncio.wait_for(ready.wait(), 5)
