@@ -102,6 +102,13 @@ def test_a_full_answer_has_the_fields_llama_vscode_reads(http):
     assert answer["stop_type"] in ("eos", "limit")
 
 
+def test_a_prompt_longer_than_the_context_is_answered_and_marked_truncated(http):
+    body = {"input_prefix": "x = 1\n" * 2000, "input_suffix": "\n", "prompt": "y = ", "n_predict": 8}
+    answer = http.post("/infill", json=body).json()
+    assert answer["truncated"] is True and answer["tokens_evaluated"] <= 512
+    assert http.post("/infill", json={**body, "input_prefix": "x = 1\n"}).json()["truncated"] is False
+
+
 def test_n_cmpl_answers_an_array_of_completions(http):
     body = {"input_prefix": "x = ", "input_suffix": "\n", "prompt": "", "n_predict": 8, "n_cmpl": 3}
     answer = http.post("/infill", json=body).json()

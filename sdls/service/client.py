@@ -74,6 +74,8 @@ class ServiceClient:
         return data
 
     async def run(self, job: Job, lane: str = "inline") -> JobResult:
+        if "model" not in self.info:  # what the worker's hello carries: the server's stats show it
+            await self.describe()
         wire = job_to_wire(job)
         if wire.get("session") is not None:
             wire["session"] = self.session_prefix + wire["session"]

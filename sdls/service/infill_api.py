@@ -111,12 +111,12 @@ def infill_job(req: InfillRequest, session: str | None, index: int = 0) -> Infil
     return InfillJob(req.prefix, req.suffix, req.n_predict, settings, session=session if req.cache_prompt else None)
 
 
-def answer(req: InfillRequest, model: ServedModel, outcome: Outcome | None, index: int = 0) -> dict:
+def answer(req: InfillRequest, model: ServedModel, outcome: Outcome | None, truncated: bool, index: int = 0) -> dict:
     """llama.cpp's completion object (outcome None: a warm-up that generated nothing)."""
     stats = outcome.result.stats if outcome else None
     predicted_ms = stats.ms if stats else 0.0
     predicted_n = outcome.tokens if outcome else 0
-    context = stats.context_tokens if stats else model.count_tokens(req.prefix) + model.count_tokens(req.suffix)
+    context = stats.context_tokens if stats else 0
     timings = {
         # The context is encoded inside the first denoising step, so there is no separate prompt time:
         # prompt_ms and the rates derived from it are left out rather than made up.
@@ -136,7 +136,7 @@ def answer(req: InfillRequest, model: ServedModel, outcome: Outcome | None, inde
         "tokens_predicted": predicted_n,
         "tokens_evaluated": context,
         "tokens_cached": stats.reused_tokens if stats else 0,
-        "truncated": model.count_tokens(req.prefix) + model.count_tokens(req.suffix) > model.context_budget,
+        "truncated": truncated,
         "has_new_line": "\n" in text,
         "stop_type": outcome.stop_type if outcome else "limit",
         "stopping_word": outcome.stopping_word if outcome else "",
@@ -170,15 +170,22 @@ def select_fields(body: dict, wanted: list[str] | None) -> dict:
     return picked
 
 
+async def truncated(req: InfillRequest, model: ServedModel) -> bool:
+    """Whether the engine cuts this prompt to its context budget (tokenized off the event loop: a
+    prompt can be a megabyte)."""
+    tokens = await asyncio.to_thread(lambda: model.count_tokens(req.prefix) + model.count_tokens(req.suffix))
+    return tokens > model.context_budget
+
+
 async def complete_one(req: InfillRequest, model: ServedModel, session: str | None, index: int = 0) -> dict:
     if req.n_predict == 0:
-        return answer(req, model, None, index)
+        return answer(req, model, None, await truncated(req, model), index)
     stream = TextStream(req.stops, req.n_indent)
     outcome = None
     async for item in generate(model, infill_job(req, session, index), stream, req.deadline_s):
         if isinstance(item, Outcome):
             outcome = item
-    return answer(req, model, outcome, index)
+    return answer(req, model, outcome, await truncated(req, model), index)
 
 
 async def stream_one(req: InfillRequest, model: ServedModel, session: str | None) -> AsyncIterator[dict]:
@@ -192,7 +199,7 @@ async def stream_one(req: InfillRequest, model: ServedModel, session: str | None
                 outcome = item
             else:
                 yield {"index": 0, "content": item, "stop": False}
-    final = answer(req, model, outcome)
+    final = answer(req, model, outcome, await truncated(req, model))
     yield select_fields({**final, "content": ""}, req.response_fields)
 
 

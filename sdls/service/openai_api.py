@@ -121,8 +121,9 @@ class Envelope:
         return {"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
 
 
-def usage(req: FimRequest, model: ServedModel, outcomes: list[Outcome]) -> dict:
-    prompt = sum(model.count_tokens(p) + model.count_tokens(req.suffix) for p in req.prompts)
+def usage(outcomes: list[Outcome]) -> dict:
+    """Prompt tokens as the engine read them (prompt, suffix and its own markers, after windowing)."""
+    prompt = sum(o.result.stats.context_tokens for o in outcomes)
     completion = sum(o.tokens for o in outcomes)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -144,7 +145,7 @@ async def complete(req: FimRequest, model: ServedModel, mistral: bool) -> dict:
         for i, o in enumerate(outcomes)
     ]
     obj = "chat.completion" if mistral else "text_completion"
-    return {**env.head(obj), "choices": choices, "usage": usage(req, model, outcomes)}
+    return {**env.head(obj), "choices": choices, "usage": usage(outcomes)}
 
 
 async def stream_chunks(req: FimRequest, model: ServedModel, mistral: bool) -> AsyncIterator[dict]:
@@ -159,7 +160,7 @@ async def stream_chunks(req: FimRequest, model: ServedModel, mistral: bool) -> A
         if isinstance(item, Outcome):
             chunk = {**env.head(obj), "choices": [env.choice(0, "", finish_reason(item, req.max_tokens), True)]}
             if req.include_usage or mistral:
-                chunk["usage"] = usage(req, model, [item])
+                chunk["usage"] = usage([item])
             yield chunk
         else:
             yield {**env.head(obj), "choices": [env.choice(0, item, None, True)]}
