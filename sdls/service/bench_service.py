@@ -6,7 +6,9 @@ backend directly, the way `sdls serve` does: every keystroke cancels the editor'
 (newest wins) and sends the infill job `complete_at` would. Worker targets go through WorkerClient
 (msgpack over a Unix socket), HTTP targets through ServiceClient (the language server's remote
 backend). Every engine runs with the same threads. Figures: latency of answered requests, answered
-and cancelled, tokens/s answered, jobs per engine call (batch occupancy), resident memory per replica.
+and cancelled, tokens/s answered, job steps/s (denoising steps summed over the jobs that took part,
+cancelled ones included: the engine work done), jobs per engine call (batch occupancy), resident
+memory per replica.
 """
 
 from __future__ import annotations
@@ -254,10 +256,10 @@ def open_target(name: str, args, tmp: Path):
 
 
 # -- a run ----------------------------------------------------------------------------------------
-def _engine_counts(stats: list[dict]) -> tuple[int, int]:
-    jobs = sum(s["lanes"]["inline"]["jobs"] for s in stats)
-    calls = sum(s["lanes"]["inline"]["batches"] for s in stats)
-    return jobs, calls
+def _engine_counts(stats: list[dict]) -> tuple[int, int, int]:
+    """Inline jobs run, engine calls, forward passes: summed over replicas."""
+    lanes = [s["lanes"]["inline"] for s in stats]
+    return sum(x["jobs"] for x in lanes), sum(x["batches"] for x in lanes), sum(x["forwards"] for x in lanes)
 
 
 async def run_target(name: str, args, files: list[tuple[str, str]]) -> dict:
@@ -265,7 +267,7 @@ async def run_target(name: str, args, files: list[tuple[str, str]]) -> dict:
         async with open_target(name, args, Path(tmp)) as (clients, stats):
             warm = InfillJob("def warm(x):\n    return ", "\n", 8)
             await asyncio.gather(*(c.run(warm) for c in clients))  # every engine loaded and every client connected
-            jobs0, calls0 = _engine_counts(await stats())
+            jobs0, calls0, forwards0 = _engine_counts(await stats())
             tally = Tally()
             started = time.perf_counter()
             await asyncio.gather(
@@ -276,7 +278,7 @@ async def run_target(name: str, args, files: list[tuple[str, str]]) -> dict:
             )
             wall = time.perf_counter() - started
             after = await stats()
-    jobs1, calls1 = _engine_counts(after)
+    jobs1, calls1, forwards1 = _engine_counts(after)
     return {
         "target": name,
         "replicas": len(after),
@@ -289,6 +291,9 @@ async def run_target(name: str, args, files: list[tuple[str, str]]) -> dict:
         "p50_ms": round(percentile(tally.latencies_ms, 50), 1),
         "p95_ms": round(percentile(tally.latencies_ms, 95), 1),
         "tokens_per_s": round(tally.tokens / wall, 1),
+        "job_steps_per_s": round(
+            (forwards1 - forwards0) / wall, 1
+        ),  # denoising steps summed over jobs, cancelled ones too
         "jobs_per_engine_call": round((jobs1 - jobs0) / (calls1 - calls0), 2) if calls1 > calls0 else 0.0,
         "rss_mb_per_replica": [round(s["rss_mb"]) for s in after],
         "wall_s": round(wall, 1),
@@ -299,8 +304,8 @@ def report(rows: list[dict], args) -> str:
     head = (
         f"{args.editors} editors typing at {args.rate:g} keystrokes/s, {args.lines} lines each, "
         f"{args.max_tokens}-token single-line jobs, {args.threads} torch thread(s) per engine\n\n"
-        "| target | answered / sent | cancelled | p50 / p95 ms | tokens/s | jobs per engine call | MB per replica |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| target | answered / sent | cancelled | p50 / p95 ms | tokens/s answered | job steps/s | jobs per engine call "
+        "| MB per replica |\n|---|---|---|---|---|---|---|---|\n"
     )
     names = {"worker": "local worker (Unix socket)", "service": "sdls service (uvicorn)"}
     body = ""
@@ -310,7 +315,7 @@ def report(rows: list[dict], args) -> str:
         failed = f" ({r['failed']} failed: {r['errors'][0]})" if r["failed"] else ""
         body += (
             f"| {name} | {r['answered']} / {r['sent']}{failed} | {r['cancelled']} | {r['p50_ms']} / {r['p95_ms']} "
-            f"| {r['tokens_per_s']} | {r['jobs_per_engine_call']} | {memory} |\n"
+            f"| {r['tokens_per_s']} | {r['job_steps_per_s']} | {r['jobs_per_engine_call']} | {memory} |\n"
         )
     return head + body
 
