@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdls.demo", "open a sample file through a real LSP client and show what an editor would"),
     "serve": ("sdls.lsp.serve_command", "run the language server (stdio, or --tcp PORT on 127.0.0.1)"),
     "worker": ("sdls.worker.worker_command", "run the model worker that owns the warm model"),
+    "service": ("sdls.service.service_command", "serve the model over HTTP (/infill, /v1/completions, sdls jobs)"),
     "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
     "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
     "models": ("sdls.models_command", "validate checkpoint directories and show what sdls will do with each"),
@@ -23,6 +24,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "syntax": ("sdls.syntax.bench_syntax", "parse, reparse, scope and plan times on large files"),
     "lsp": ("sdls.lsp.bench_lsp", "replay typing through the real server: latency, cancellations, memory"),
     "nextedit": ("sdls.lsp.bench_nextedit", "replay real multi-site edits: right next edit, latency, forwards"),
+    "service": (
+        "sdls.service.bench_service",
+        "editors typing against the worker, the HTTP service and Ray Serve replicas",
+    ),
     "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
 }

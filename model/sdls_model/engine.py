@@ -488,12 +488,27 @@ class Engine:
                 return
             if is_stop[j]:
                 row.stop_at, row.done = row.bs + j, True
+                self._block_committed(row)
                 return
+        self._block_committed(row)
         if row.be >= row.mid_end:
             row.done = True
             return
         row.bs = row.be
         self._start_block(row)
+
+    def _block_committed(self, row: _Row) -> None:
+        """Streaming hook: hand the job's `on_block` (if any) the text of its middle committed so far,
+        in whole blocks. It runs on the engine thread between steps, so it must be quick."""
+        hook = row.job.on_block
+        if hook is None:
+            return
+        end = row.stop_at if row.stop_at is not None else min(row.be, row.mid_end)
+        never = {self.cfg.mask_id, *self.cfg.stop_ids}
+        tokens = [t for t in row.seq[row.ctx_len : end].tolist() if t not in never]
+        if isinstance(row.job, InfillJob):
+            tokens = tokens[: row.job.max_new_tokens]
+        hook(self.tokenizer.decode(tokens))
 
     # -- sessions and cache slots -------------------------------------------------------------
     @contextmanager
@@ -577,6 +592,8 @@ class Engine:
                     break
                 remask = [k in marked for k in range(row.bs - row.ctx_len, row.be - row.ctx_len)]
                 self._edit_block(row, torch.tensor(remask, device=self.device), between_steps)
+                if not row.cancelled:
+                    self._block_committed(row)
                 if row.done or row.cancelled:
                     break
                 self._advance_block(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 RULES = ("threshold", "fixed")
@@ -65,6 +66,7 @@ class InfillJob:
     session: str | None = None  # key of a document whose encoded context the engine keeps warm
     cancel: CancelToken | None = None
     single_line: bool = False  # the middle also ends at its first line break (ghost text for one line)
+    on_block: Callable[[str], None] | None = None  # streaming: see Engine._block_committed
 
 
 @dataclass
@@ -78,6 +80,7 @@ class EditJob:
     max_rounds: int = 4
     session: str | None = None
     cancel: CancelToken | None = None
+    on_block: Callable[[str], None] | None = None  # streaming: see Engine._block_committed
 
 
 @dataclass

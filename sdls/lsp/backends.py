@@ -1,8 +1,10 @@
-"""Which backend runs the model for the server: a shared worker process (default) or the engine in-process."""
+"""Which backend runs the model for the server: a shared worker process (default), the engine
+in-process, or a remote `sdls service` (model.url)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from sdls.worker.client import ModelUnavailable, WorkerClient
 from sdls.worker.paths import default_socket_path
@@ -27,7 +29,26 @@ def worker_args(settings: Settings) -> list[str]:
     return args
 
 
+def service_backend(settings: Settings):
+    """A client of the `sdls service` at model.url (imports httpx, never torch)."""
+    from sdls.service.client import ServiceClient
+
+    m = settings.model
+    token = m.token
+    if not token and m.token_file:
+        try:
+            token = Path(m.token_file).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ModelUnavailable(f"model.tokenFile: cannot read {m.token_file}: {exc.strerror}") from exc
+    try:
+        return ServiceClient(m.url, token or None, m.id)
+    except ValueError as exc:
+        raise ModelUnavailable(str(exc)) from exc
+
+
 async def open_backend(settings: Settings):
+    if settings.model.url:
+        return service_backend(settings)
     if settings.worker.in_process:
         from sdls.worker.inprocess import InProcessBackend
 

@@ -71,7 +71,7 @@ class SdlsServer(LanguageServer):
 
     async def get_backend(self):
         s = self.settings
-        key = (s.model.path, s.model.device, s.model.dtype, s.model.max_context, s.worker.in_process, s.worker.socket)
+        key = (s.model, s.worker.in_process, s.worker.socket)
         async with self._backend_lock:
             if self.backend is None or self._backend_key != key:
                 if self.backend is not None:

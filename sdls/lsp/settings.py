@@ -23,6 +23,10 @@ class ModelSettings:
     # auto: bfloat16 on a GPU or on a CPU that multiplies bfloat16 natively, float32 elsewhere
     dtype: str = field(default="auto", metadata={"choices": DTYPE_CHOICES})
     max_context: int = 1024  # tokens of context the engine may keep per job
+    url: str | None = None  # an `sdls service` (http[s]://host:port) to use instead of a local worker
+    token: str | None = None  # its bearer token (or token_file: a file holding it, e.g. the service's token file)
+    token_file: str | None = None
+    id: str = ""  # which model of a service that serves several (`--model ID=PATH`); "" = its default
 
 
 @dataclass

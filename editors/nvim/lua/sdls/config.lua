@@ -101,11 +101,19 @@ local function one_of(values)
   end
 end
 
+local function is_http_url(v)
+  return type(v) == "string" and v:match("^https?://[^/]") ~= nil
+end
+
 -- Server settings the client checks before sending (types only; the server owns the meaning).
 local SETTINGS = {
   ["model.path"] = { "string" },
   ["model.device"] = { "string" },
   ["model.dtype"] = { one_of({ "auto", "float32", "bfloat16", "float16" }), "auto, float32, bfloat16 or float16" },
+  ["model.url"] = { is_http_url, "an http:// or https:// URL of an `sdls service`" },
+  ["model.token"] = { "string" },
+  ["model.tokenFile"] = { "string" },
+  ["model.id"] = { "string" },
   ["completion.enabled"] = { "boolean" },
   ["completion.maxTokens"] = { in_range(1, 4096), "number in 1..4096" },
   ["completion.maxTokensMultiline"] = { in_range(1, 4096), "number in 1..4096" },

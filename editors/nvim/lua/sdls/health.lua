@@ -19,6 +19,68 @@ d = default_model_dir()
 print(json.dumps({"python": sys.version.split()[0], "default_model": str(d), "default_model_present": (d / "config.json").exists() or any(d.glob("*.safetensors"))}))
 ]]
 
+-- GET /health and the model description of an `sdls service` (stdlib only: the Python need not have httpx).
+local SERVICE_PROBE = [[
+import json, sys, urllib.error, urllib.request
+url, token = sys.argv[1].rstrip("/"), sys.argv[2]
+out = {}
+for key, path in (("health", "/health"), ("model", "/sdls/v1/model")):
+    req = urllib.request.Request(url + path, headers={"Authorization": "Bearer " + token} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            out[key] = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        out[key] = {"status": e.code, "error": e.read().decode(errors="replace")[:300]}
+    except Exception as e:
+        out[key] = {"error": str(e)}
+print(json.dumps(out))
+]]
+
+local function check_service(exe, settings)
+  local health = vim.health
+  local url = settings.model.url
+  local token = settings.model.token or ""
+  local file = settings.model.tokenFile
+  if token == "" and file then
+    local ok, lines = pcall(vim.fn.readfile, vim.fn.expand(file))
+    if not ok or not lines[1] then
+      health.error(
+        "settings.model.tokenFile cannot be read: " .. file,
+        { "Copy the service's token file (~/.config/sdls/service-token on its machine) here" }
+      )
+      return
+    end
+    token = vim.trim(lines[1])
+  end
+  local probe = run({ exe, "-c", SERVICE_PROBE, url, token }, 15000)
+  local ok, info = pcall(vim.json.decode, vim.trim(probe.stdout or ""))
+  if probe.code ~= 0 or not ok then
+    health.error(
+      "probing " .. url .. " failed: " .. vim.trim(probe.stderr or ""):sub(-300),
+      { "Check settings.model.url" }
+    )
+    return
+  end
+  if vim.tbl_get(info, "health", "status") ~= "ok" then
+    health.error(("the model service at %s does not answer /health: %s"):format(url, vim.inspect(info.health)), {
+      "Start `sdls service` on that machine (with --host to listen beyond loopback) and check the URL, port and firewall",
+    })
+    return
+  end
+  health.ok("model service " .. url .. " is up")
+  local model = info.model or {}
+  if model.status == 401 then
+    health.error(
+      "the model service refuses the token",
+      { "Set settings.model.token or settings.model.tokenFile to the service's token (its token file)" }
+    )
+  elseif model.model then
+    health.ok(("remote model %s (%s on %s)"):format(tostring(model.id), tostring(model.model), tostring(model.device)))
+  else
+    health.warn("the model service did not describe its model: " .. vim.inspect(model), { "Check the service log" })
+  end
+end
+
 function M.check()
   local health = vim.health
   health.start("sdls: Neovim")
@@ -62,7 +124,9 @@ function M.check()
     local info = vim.json.decode(vim.trim(probe.stdout))
     health.ok(("Python %s imports sdls"):format(info.python))
     local model = vim.tbl_get(cfg.settings, "model", "path")
-    if model then
+    if vim.tbl_get(cfg.settings, "model", "url") then
+      check_service(exe, cfg.settings)
+    elseif model then
       if vim.fn.isdirectory(model) == 1 then
         health.ok("model folder (settings.model.path): " .. model)
       else
