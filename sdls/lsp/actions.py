@@ -98,6 +98,26 @@ def offer_actions(doc: SyntaxDocument, start: int, end: int, actions: ActionSett
     return offers
 
 
+ACTIONS = {"rewrite": REWRITE, "fill_stubs": REWRITE, "regenerate": REWRITE, "fix": QUICKFIX}
+
+
+def offer_problem(doc: SyntaxDocument, offer: Offer) -> str | None:
+    """Why an offer a client echoed back is not one this document could have made (None: it is).
+    Offsets must lie inside the text, and a fix must name a syntax error the document has now:
+    the server trusts nothing it once sent out."""
+    if ACTIONS.get(offer.action) != offer.kind:
+        return f"unknown action {offer.action!r} of kind {offer.kind!r}"
+    spans = [(offer.start, offer.end)] + ([(offer.issue.start, offer.issue.end)] if offer.issue else [])
+    for start, end in spans:
+        if not 0 <= start <= end <= len(doc.text):
+            return f"the region {start}..{end} is outside the document (length {len(doc.text)})"
+    if offer.action == "fix" and (offer.issue is None or offer.issue not in syntax_errors(doc)):
+        return "the error this fix is for is not in the document"
+    if offer.action == "rewrite" and offer.end == offer.start:
+        return "a rewrite needs a selection"
+    return None
+
+
 async def _report(progress: Progress | None, message: str, percent: int) -> None:
     if progress is not None:
         maybe = progress(message, percent)

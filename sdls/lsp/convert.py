@@ -27,19 +27,22 @@ _converter = get_converter()
 
 @dataclass(frozen=True)
 class OfferData:
-    """A code action's `data`: the offer and the document version it was made for (echoed to resolve it)."""
+    """A code action's `data`: the offer and the document version and text digest it was made for
+    (echoed to resolve it; the server checks all of it, see actions.offer_problem)."""
 
     uri: str
     version: int
+    digest: str
     offer: Offer
 
 
 @dataclass(frozen=True)
 class FixArguments:
-    """The argument of the sdls.applyFix command: edits for one version of one document."""
+    """The argument of the sdls.applyFix command: edits for one version (and text digest) of one document."""
 
     uri: str
     version: int
+    digest: str
     edits: list[lsp.TextEdit]
 
 
@@ -119,17 +122,18 @@ def code_action(doc: OpenDocument, offer: Offer, diagnostics: list[lsp.Diagnosti
     return lsp.CodeAction(
         title=offer.title,
         kind=offer.kind,
-        data=to_json(OfferData(doc.uri, doc.version, offer)),
+        data=to_json(OfferData(doc.uri, doc.version, doc.digest, offer)),
         diagnostics=fixes or None,
         is_preferred=True if offer.issue else None,
     )
 
 
 def hover(doc: OpenDocument, version: int, fix: FixUp) -> lsp.Hover:
-    """The fix-up as markdown: the problem, the diff, and a command link that applies exactly these edits."""
+    """The fix-up as markdown: the problem, the diff, and a command link that applies exactly these
+    edits (to `doc` at `version`, its current text)."""
     lines = [f"**sdls** — {fix.problem}"]
     if fix.edits:
-        args = FixArguments(doc.uri, version, text_edits(doc, fix.edits))
+        args = FixArguments(doc.uri, version, doc.digest, text_edits(doc, fix.edits))
         link = urllib.parse.quote(json.dumps([to_json(args)]))
         lines += [
             "",

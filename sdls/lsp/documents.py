@@ -7,6 +7,7 @@ A document that looks binary, or that is larger than the configured limit, is ke
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from sdls.syntax.document import SyntaxDocument, language_for
@@ -45,6 +46,7 @@ class OpenDocument:
     encoding: str = "utf-16"  # the position encoding negotiated with the client
     out_of_sync: str | None = None  # why a change could not be applied; features refuse until reopened
     _lines: LineIndex | None = field(default=None, repr=False)
+    _digest: tuple[str, str] | None = field(default=None, repr=False)  # (text it was computed on, digest)
 
     @property
     def text(self) -> str:
@@ -60,6 +62,15 @@ class OpenDocument:
         if self._lines is None or self._lines.text is not self.syntax.text:
             self._lines = LineIndex(self.syntax.text, self.encoding)
         return self._lines
+
+    @property
+    def digest(self) -> str:
+        """A hash of the text: what a code action or fix-up is bound to beside the version (a version
+        number can come back with another text, e.g. after a close and reopen)."""
+        if self._digest is None or self._digest[0] is not self.syntax.text:
+            text = self.syntax.text
+            self._digest = (text, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest())
+        return self._digest[1]
 
     def offset(self, line: int, character: int) -> int:
         return self.lines.offset(line, character)

@@ -33,7 +33,7 @@ from sdls.memory import rss_mb
 from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
-from .actions import offer_actions, resolve_offer
+from .actions import offer_actions, offer_problem, resolve_offer
 from .completion import complete_at
 from .completion_cache import CompletionCache
 from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
@@ -236,10 +236,12 @@ async def code_action(ls: SdlsServer, params: lsp.CodeActionParams):
 async def code_action_resolve(ls: SdlsServer, action: lsp.CodeAction):
     data = from_json(action.data, OfferData, "code action data is not one sdls made")
     doc = ls.docs.find(data.uri)
-    ensure_current(doc, data.version)
+    ensure_current(doc, data.version, data.digest)
+    if problem := offer_problem(doc.syntax, data.offer):
+        raise BadPayload(f"code action data is not one sdls made: {problem}")
     async with ls.progress(data.offer.title) as report:
         edits = await resolve_offer(doc.syntax, data.offer, await ls.model_call(), progress=report)
-    ensure_current(ls.docs.find(data.uri), data.version)
+    ensure_current(ls.docs.find(data.uri), data.version, data.digest)
     action.edit = convert.versioned_edit(doc, data.version, convert.text_edits(doc, edits))
     return action
 
@@ -251,10 +253,10 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
     offset = doc.offset(params.position.line, params.position.character)
     if not ls.settings.hover.enabled or doc.binary or doc.language is None:
         return None
-    version = doc.version
+    version, digest = doc.version, doc.digest
     work = propose_fixup(doc.syntax, offset, await ls.model_call(), use_doubt=ls.settings.hover.doubt)
     fix = await ls.newest_wins(f"hover {doc.uri}", work)  # the mouse moved on: drop the old one
-    ensure_current(ls.docs.find(doc.uri), version)
+    ensure_current(ls.docs.find(doc.uri), version, digest)
     return convert.hover(doc, version, fix) if fix is not None else None
 
 
@@ -262,9 +264,12 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
 @request
 async def apply_fix(ls: SdlsServer, *args):
     spec = args[0] if len(args) == 1 else None
-    fix = from_json(spec, FixArguments, f"{APPLY_FIX} needs [{{uri, version, edits}}]")
+    fix = from_json(spec, FixArguments, f"{APPLY_FIX} needs [{{uri, version, digest, edits}}]")
     doc = ls.docs.find(fix.uri)
-    ensure_current(doc, fix.version)  # the fix was proposed for that version
+    ensure_current(doc, fix.version, fix.digest)  # the fix was proposed for that text
+    for edit in fix.edits:  # inside the document (PositionError: InvalidParams)
+        doc.offset(edit.range.start.line, edit.range.start.character)
+        doc.offset(edit.range.end.line, edit.range.end.character)
     edit = convert.versioned_edit(doc, fix.version, fix.edits)
     result = await ls.workspace_apply_edit_async(lsp.ApplyWorkspaceEditParams(edit=edit, label="sdls fix-up"))
     return {"applied": bool(result and result.applied)}

@@ -68,15 +68,18 @@ class DocumentChanged(Exception):
     """The document changed while the model worked: the result belongs to a text that is gone."""
 
 
-def ensure_current(document: Any, version: int) -> None:
+def ensure_current(document: Any, version: int, digest: str | None = None) -> None:
     """Refuse a result computed for `version` of `document` (anything with a `.version`; None: closed)
-    once the document has moved on: its offsets index a text that is gone."""
+    once the document has moved on: its offsets index a text that is gone. With `digest` (a code
+    action's or fix-up's, echoed by the client) the text itself must be the one it was made on."""
     if document is None:
         raise DocumentChanged("the document is not open any more; result dropped")
     if document.version != version:
         raise DocumentChanged(
             f"the document changed while the model worked (version {version} is gone); result dropped"
         )
+    if digest is not None and document.digest != digest:
+        raise DocumentChanged(f"the text at version {version} is not the one this was made for; result dropped")
 
 
 async def run_job(call: ModelCall, job: Any, lane: str, doc: SyntaxDocument) -> JobResult:
