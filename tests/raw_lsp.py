@@ -171,3 +171,12 @@ def tcp_client(port: int) -> tuple[RawClient, socket.socket]:
     conn = socket.create_connection(("127.0.0.1", port), timeout=SAFETY_S)
     conn.settimeout(None)
     return RawClient(conn.sendall, conn.recv), conn
+
+
+def hang_up(conn: socket.socket) -> None:
+    """Close a client's connection for real (a plain close waits for its reader thread's recv)."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
