@@ -102,3 +102,13 @@ def test_settings_with_a_fixed_set_of_values_list_the_same_values_in_both_editor
 
     walk(Settings())
     assert found, "no setting with a fixed set of values"
+
+
+def test_vscode_declares_the_server_ranges_of_numeric_settings():
+    """VS Code's settings editor refuses what the server would refuse (sdls.lsp.settings.SETTING_RANGES)."""
+    from sdls.lsp.settings import SETTING_RANGES
+
+    for path, rng in SETTING_RANGES.items():
+        entry = PROPERTIES["sdls." + ".".join(camel(part) for part in path.split("."))]
+        low_key = "exclusiveMinimum" if rng.low_open else "minimum"
+        assert (entry.get(low_key), entry.get("maximum")) == (rng.low, rng.high), path

@@ -5,10 +5,13 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from .job_limits import range_problems
 
 RULES = ("threshold", "fixed")
 CACHE_POLICIES = ("auto", "exact", "approx", "none")
+CONFIDENCE_KINDS = ("prob", "margin", "entropy")  # as sdls_model.sampling (which needs torch) names them
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,9 @@ class DecodeSettings:
             problems.append(f"rule {self.rule!r} is not one of {RULES}")
         if self.cache not in CACHE_POLICIES:
             problems.append(f"cache {self.cache!r} is not one of {CACHE_POLICIES}")
-        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
-            problems.append(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.tokens_per_step < 1:
-            problems.append(f"tokens_per_step must be >= 1, got {self.tokens_per_step}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            problems.append(f"temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
-        if self.block_size is not None and self.block_size < 1:
-            problems.append(f"block_size must be positive, got {self.block_size}")
+        if self.confidence not in CONFIDENCE_KINDS:
+            problems.append(f"confidence {self.confidence!r} is not one of {CONFIDENCE_KINDS}")
+        problems += range_problems({f.name: getattr(self, f.name) for f in fields(self)})
         if problems:
             raise ValueError("invalid DecodeSettings: " + "; ".join(problems))
 

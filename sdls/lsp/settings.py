@@ -1,9 +1,9 @@
 """Server settings: nested, fully defaulted dataclasses built from initializationOptions and
 workspace/didChangeConfiguration.
 
-Editors send camelCase (`maxTokens`) or snake_case (`max_tokens`); both are accepted. A wrong type
-or an unknown key is reported as a warning and the default is kept: a typo in a settings file must
-not take the server down.
+Editors send camelCase (`maxTokens`) or snake_case (`max_tokens`); both are accepted. A wrong type,
+a number outside its range (SETTING_RANGES) or an unknown key is reported as a warning and the
+current value is kept: a typo in a settings file must not take the server down, nor wedge the worker.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from sdls_model.job_limits import JOB_RANGES, Range
 from sdls_model.precision import DTYPE_CHOICES
 
 
@@ -107,6 +108,36 @@ class Settings:
         return "*" in self.languages or language_id in self.languages
 
 
+_SECONDS = Range(0.0, 3600.0, low_open=True)  # a wait: more than an hour is a typo, 0 would fail everything
+_CHARS = Range(0, 1_000_000, integer=True)
+# The range of every numeric setting (dotted snake_case path). Settings that become job fields take
+# the job's own range (sdls_model.job_limits.JOB_RANGES), so the wire and the settings agree.
+SETTING_RANGES: dict[str, Range] = {
+    "model.max_context": Range(64, 32768, integer=True),
+    "completion.max_tokens": JOB_RANGES["max_new_tokens"],
+    "completion.max_tokens_multiline": JOB_RANGES["max_new_tokens"],
+    "completion.threshold": JOB_RANGES["threshold"],
+    "completion.block_size": JOB_RANGES["block_size"],
+    "completion.debounce_ms": Range(0, 10_000, integer=True),
+    "completion.prefix_chars": _CHARS,
+    "completion.suffix_chars": _CHARS,
+    "completion.cache_size": Range(0, 100_000, integer=True),
+    "completion.timeout_s": _SECONDS,
+    "actions.edit_threshold": JOB_RANGES["edit_threshold"],
+    "actions.max_rounds": JOB_RANGES["max_rounds"],
+    "actions.max_tokens": JOB_RANGES["max_new_tokens"],
+    "next_edit.debounce_ms": Range(0, 60_000, integer=True),
+    "next_edit.max_sites": Range(1, 64, integer=True),
+    "next_edit.max_jobs": Range(1, 16, integer=True),
+    "next_edit.timeout_s": _SECONDS,
+    "next_edit.history_events": Range(1, 1024, integer=True),
+    "next_edit.history_chars": Range(0, 10_000_000, integer=True),
+    "worker.idle_exit_s": Range(0.0, 7 * 86400.0),
+    "worker.start_timeout_s": _SECONDS,
+    "max_document_chars": Range(0, 100_000_000, integer=True),
+}
+
+
 def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
@@ -129,8 +160,9 @@ def _coerce(value: Any, hint: Any, where: str, warnings: list[str]) -> Any:
     raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
-def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
-    """A copy of dataclass `obj` with the values of `data` applied (recursively)."""
+def merge(obj: Any, data: dict, warnings: list[str], where: str = "", section: str = "") -> Any:
+    """A copy of dataclass `obj` with the values of `data` applied (recursively); `where` is the
+    path as the editor spelled it (for messages), `section` the snake_case one (for SETTING_RANGES)."""
     hints = get_type_hints(type(obj))
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(obj) if "choices" in f.metadata}
     changes = {}
@@ -143,7 +175,7 @@ def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if isinstance(value, dict):
-                changes[key] = merge(current, value, warnings, path + ".")
+                changes[key] = merge(current, value, warnings, path + ".", f"{section}{key}.")
             else:
                 warnings.append(f"{path}: expected an object, got {value!r}; kept the default")
             continue
@@ -154,6 +186,10 @@ def merge(obj: Any, data: dict, warnings: list[str], where: str = "") -> Any:
             continue
         if key in choices and value not in choices[key]:
             warnings.append(f"{path}: expected one of {', '.join(choices[key])}, got {value!r}; kept {current!r}")
+            continue
+        rng = SETTING_RANGES.get(section + key)
+        if rng is not None and value is not None and (problem := rng.problem(path, value)):
+            warnings.append(f"{problem}; kept {current!r}")
             continue
         changes[key] = value
     return dataclasses.replace(obj, **changes)

@@ -21,7 +21,7 @@ from sdls.memory import rss_mb
 from .paths import UnsafeSocketPath, check_socket_path, lock_path_for, removable_stale_socket
 from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .scheduler import DoubtRequest, Scheduler, Ticket
-from .wire import job_from_wire, result_to_wire
+from .wire import BadJob, job_from_wire, result_to_wire
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -66,6 +66,7 @@ class WorkerServer:
         self.idle_exit_s = idle_exit_s
         self.connections: set[_Connection] = set()
         self.dropped = 0  # connections closed for protocol errors
+        self.refused = 0  # requests answered with an error for an invalid job (the connection stays)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._lock_file: Any = None
@@ -146,7 +147,11 @@ class WorkerServer:
             check_hello(first)
             self._send(conn, hello(pid=os.getpid(), model=self.describe()))
             while (message := await read_frame(reader, self.max_frame)) is not None:
-                self._dispatch(conn, message)
+                try:
+                    self._dispatch(conn, message)
+                except BadJob as exc:  # one bad request: refuse it, keep the connection and its other jobs
+                    self.refused += 1
+                    self._send(conn, {"type": "error", "id": message.get("id"), "message": str(exc)})
         except (ProtocolError, asyncio.TimeoutError) as exc:
             self.dropped += 1
             reason = str(exc) or "no hello within the handshake timeout"
@@ -163,10 +168,10 @@ class WorkerServer:
             raise ProtocolError(f"{kind} needs an integer id")
         if kind == "submit":
             lane = message.get("lane")
-            if lane not in LANES:
-                raise ProtocolError(f"unknown lane {lane!r}")
             if msg_id in conn.tickets:
-                raise ProtocolError(f"id {msg_id} is already in flight")
+                raise ProtocolError(f"id {msg_id} is already in flight")  # its answer would go to the wrong job
+            if lane not in LANES:
+                raise BadJob(f"unknown lane {lane!r}")
             self._enqueue(conn, msg_id, job_from_wire(message.get("job")), lane)
         elif kind == "doubt":
             text, start, end = message.get("text"), message.get("start"), message.get("end")
@@ -176,7 +181,7 @@ class WorkerServer:
                 and isinstance(end, int)
                 and 0 <= start <= end <= len(text)
             ):
-                raise ProtocolError("doubt needs text and a region start <= end inside it")
+                raise BadJob("doubt needs text and a region start <= end inside it")
             self._enqueue(conn, msg_id, DoubtRequest(text, start, end), "inline")
         elif kind == "cancel":
             ticket = conn.tickets.get(msg_id)
@@ -194,6 +199,7 @@ class WorkerServer:
             **self.scheduler.lane_stats(),
             "clients": len(self.connections),
             "dropped": self.dropped,
+            "refused": self.refused,
             "pid": os.getpid(),
             "rss_mb": rss_mb(),
             "peak_rss_mb": rss_mb("VmHWM"),

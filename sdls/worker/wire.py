@@ -10,11 +10,17 @@ import dataclasses
 from typing import Any
 
 from sdls.text import without_lone_surrogates
+from sdls_model.job_limits import range_problems
 from sdls_model.jobs import DecodeSettings, EditJob, InfillJob, JobResult, JobStats, TextEdit
 
 from .protocol import ProtocolError
 
 Job = InfillJob | EditJob
+
+
+class BadJob(ProtocolError):
+    """A well-framed request whose job (or region) is invalid: that one request is answered with an
+    error, the connection and the other jobs on it carry on."""
 
 
 def job_to_wire(job: Job) -> dict[str, Any]:
@@ -45,29 +51,48 @@ def job_to_wire(job: Job) -> dict[str, Any]:
 def _field(data: dict, key: str, kind: type | tuple[type, ...]) -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
-        raise ProtocolError(f"job field {key!r} must be {kind}, got {value!r}")
+        raise BadJob(f"job field {key!r} must be {kind}, got {value!r}")
     return value
 
 
+def _in_range(**values: Any) -> None:
+    if problems := range_problems(values):
+        raise BadJob("job refused: " + "; ".join(problems))
+
+
+def _spans(value: list, length: int) -> list[tuple[int, int]]:
+    """Marked spans: pairs of integers start <= end inside the text."""
+    spans = []
+    for span in value:
+        if not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)):
+            raise BadJob(f"job field 'marked' must hold [start, end] integer pairs, got {span!r}")
+        if not 0 <= span[0] <= span[1] <= length:
+            raise BadJob(f"marked span {span[0]}..{span[1]} is outside the text (length {length})")
+        spans.append((span[0], span[1]))
+    return spans
+
+
 def job_from_wire(data: Any) -> Job:
-    """A job from its wire form; every malformed field is a ProtocolError, never a crash."""
+    """A job from its wire form; every malformed or out-of-range field (JOB_RANGES) is a BadJob, never a crash."""
     if not isinstance(data, dict):
-        raise ProtocolError(f"job must be a map, got {type(data).__name__}")
+        raise BadJob(f"job must be a map, got {type(data).__name__}")
     try:
         settings = DecodeSettings(**_field(data, "settings", dict))
     except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"bad decode settings: {exc}") from exc
+        raise BadJob(f"bad decode settings: {exc}") from exc
     session = data.get("session")
     if session is not None and not isinstance(session, str):
-        raise ProtocolError("job field 'session' must be a string or nil")
+        raise BadJob("job field 'session' must be a string or nil")
     if data.get("kind") == "infill":
         single_line = data.get("single_line", False)
         if not isinstance(single_line, bool):
-            raise ProtocolError("job field 'single_line' must be a boolean")
+            raise BadJob("job field 'single_line' must be a boolean")
+        max_new_tokens = _field(data, "max_new_tokens", int)
+        _in_range(max_new_tokens=max_new_tokens)
         return InfillJob(
             prefix=_field(data, "prefix", str),
             suffix=_field(data, "suffix", str),
-            max_new_tokens=_field(data, "max_new_tokens", int),
+            max_new_tokens=max_new_tokens,
             settings=settings,
             session=session,
             single_line=single_line,
@@ -75,19 +100,21 @@ def job_from_wire(data: Any) -> Job:
     if data.get("kind") == "edit":
         text, start, end = _field(data, "text", str), _field(data, "start", int), _field(data, "end", int)
         if not 0 <= start <= end <= len(text):
-            raise ProtocolError(f"edit region {start}..{end} is outside the text (length {len(text)})")
-        marked = [(int(s), int(e)) for s, e in _field(data, "marked", list)]
+            raise BadJob(f"edit region {start}..{end} is outside the text (length {len(text)})")
+        marked = _spans(_field(data, "marked", list), len(text))
+        edit_threshold, max_rounds = _field(data, "edit_threshold", (int, float)), _field(data, "max_rounds", int)
+        _in_range(edit_threshold=edit_threshold, max_rounds=max_rounds)
         return EditJob(
             text=text,
             start=start,
             end=end,
             marked=marked,
             settings=settings,
-            edit_threshold=float(_field(data, "edit_threshold", (int, float))),
-            max_rounds=_field(data, "max_rounds", int),
+            edit_threshold=float(edit_threshold),
+            max_rounds=max_rounds,
             session=session,
         )
-    raise ProtocolError(f"unknown job kind {data.get('kind')!r}")
+    raise BadJob(f"unknown job kind {data.get('kind')!r}")
 
 
 def doubt_to_wire(spans: list[tuple[int, int, float]]) -> dict[str, Any]:
