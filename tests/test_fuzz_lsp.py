@@ -227,7 +227,7 @@ def test_random_message_sequences_through_stdio(fuzz_root):
                 stateful_step_count=STEPS,
                 suppress_health_check=list(HealthCheck),
                 deadline=None,
-                phases=[Phase.explicit, Phase.generate] if os.environ.get("SDLS_FUZZ_NO_SHRINK") else None,
+                **({"phases": [Phase.explicit, Phase.generate]} if os.environ.get("SDLS_FUZZ_NO_SHRINK") else {}),
             ),
         )
         sent = server.fuzz_messages
