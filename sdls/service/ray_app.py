@@ -125,7 +125,8 @@ def build(args: dict) -> Any:
     else:
         options["num_replicas"] = int(args.get("num_replicas", 1))
     cls = replica_class(int(args.get("max_models_per_replica", 2)))
-    return serve.deployment(cls).options(**options).bind(catalogue, engine, service)
+    # The decorator-factory form, which Ray's type stubs describe (`deployment(cls)` is typed as a function).
+    return serve.deployment(**options)(cls).bind(catalogue, engine, service)
 
 
 def builder_args(ns: Any, specs: list[tuple[str, str | None]], token: str, required: bool) -> dict:
