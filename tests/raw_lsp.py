@@ -33,6 +33,7 @@ class RawClient:
         self.notifications: list[dict] = []
         self.server_requests: list[dict] = []
         self.unparsed: list[bytes] = []
+        self.answered_twice: set = set()  # ids (not null) that got more than one response
         self._cond = threading.Condition()
         self._closed = False
         self._ids = iter(range(10**6, 10**7))
@@ -66,7 +67,10 @@ class RawClient:
         elif "method" in message:
             self.notifications.append(message)
         else:
-            self.answers[message.get("id")].append(message)
+            answers = self.answers[message.get("id")]
+            answers.append(message)
+            if len(answers) == 2 and message.get("id") is not None:
+                self.answered_twice.add(message.get("id"))
 
     # -- writing ------------------------------------------------------------------------------
     def send_bytes(self, data: bytes) -> None:
@@ -95,6 +99,20 @@ class RawClient:
             if not self.answers.get(msg_id):
                 raise ConnectionError(f"the server closed before it answered {msg_id!r}")
             return self.answers[msg_id][0]
+
+    def answer_counts(self) -> dict:
+        """How many responses each id got so far (a snapshot: the reader thread keeps adding)."""
+        with self._cond:
+            return {i: len(a) for i, a in self.answers.items()}
+
+    def duplicates(self) -> dict:
+        """The ids (not null) answered more than once, with their counts."""
+        with self._cond:
+            return {i: len(self.answers[i]) for i in self.answered_twice}
+
+    def all_answers(self) -> list[dict]:
+        with self._cond:
+            return [m for a in self.answers.values() for m in a]
 
     def call(self, method: str, params: Any = None, msg_id: Any = None) -> dict:
         return self.wait_for(self.request(method, params, msg_id))

@@ -181,7 +181,7 @@ class LspFuzz(RuleBasedStateMachine):
 
 def _answered_twice(client) -> dict:
     """Ids answered more than once (errors for messages without a readable id carry null: not counted)."""
-    return {i: len(a) for i, a in client.answers.items() if i is not None and len(a) != 1}
+    return client.duplicates()
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -231,7 +231,7 @@ def test_random_message_sequences_through_stdio(fuzz_root):
             ),
         )
         sent = server.fuzz_messages
-        answers = [m for a in server.client.answers.values() for m in a]
+        answers = server.client.all_answers()
         codes = Counter(m["error"]["code"] if "error" in m else "result" for m in answers)
         internal = [m["error"]["message"] for m in answers if "error" in m and m["error"]["code"] == -32603]
         print(

@@ -117,7 +117,7 @@ def test_every_request_got_exactly_one_answer(server):
     """After all the cases above (and a barrier), no id was answered twice."""
     client = server.client
     client.barrier()
-    assert {i: len(a) for i, a in client.answers.items() if len(a) != 1} == {}
+    assert {i: n for i, n in client.answer_counts().items() if n != 1} == {}
     assert client.answers[24][0]["error"]["code"] == INVALID_REQUEST  # the batch's second request too
 
 
