@@ -89,7 +89,12 @@ def _listening_addresses(port: int) -> set[str]:
 
 def test_serve_tcp_binds_loopback_only_and_speaks_lsp():
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sdls", "serve", "--tcp", str(port)], stderr=subprocess.DEVNULL)
+    token = "a-test-token-of-some-length"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sdls", "serve", "--tcp", str(port)],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "SDLS_TCP_TOKEN": token},
+    )
     try:
         eventually(lambda: _listening_addresses(port), "the server to listen", interval=0.05)
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
@@ -99,7 +104,12 @@ def test_serve_tcp_binds_loopback_only_and_speaks_lsp():
                     "jsonrpc": "2.0",
                     "id": 1,
                     "method": "initialize",
-                    "params": {"processId": None, "rootUri": None, "capabilities": {}},
+                    "params": {
+                        "processId": None,
+                        "rootUri": None,
+                        "capabilities": {},
+                        "initializationOptions": {"tcpToken": token},
+                    },
                 }
             ).encode()
             conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)

@@ -28,6 +28,7 @@ from .documents import DocumentStore
 from .model_call import JobCancelled, ModelCall
 from .next_edit_state import NextEdits
 from .prompt import declarations_header
+from .rpc_protocol import AnswerEveryRequest, strict_converter
 from .settings import Settings, settings_from
 from .workspace_index import DeclarationIndex
 
@@ -43,6 +44,7 @@ class SdlsServer(LanguageServer):
             __version__ if isinstance(__version__, str) else "0",
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
             protocol_cls=_protocol_cls(),
+            converter_factory=strict_converter,
         )
         self.defaults = defaults or Settings()
         self.settings = self.defaults
@@ -61,6 +63,17 @@ class SdlsServer(LanguageServer):
         self._announced: set[str] = set()
         self.next_edits = NextEdits(lambda: self.settings.next_edit)
         self.next_edits.model_call = self.model_call
+
+    # -- transports (sdls's framing reader in place of pygls' loop: see transport.py) ------------
+    def start_io(self, stdin=None, stdout=None) -> None:
+        from .transport import serve_stdio
+
+        serve_stdio(self, stdin, stdout)
+
+    def start_tcp_for_one(self, host: str, port: int, token: str, ready=None) -> None:
+        from .transport import serve_tcp
+
+        serve_tcp(self, host, port, token, ready)
 
     # -- shared plumbing ----------------------------------------------------------------------
     def announce(self, message: str) -> None:
@@ -217,7 +230,10 @@ class SdlsServer(LanguageServer):
 def _protocol_cls():
     from .next_edit_handlers import NextEditProtocol  # it imports this module: reach it at call time
 
-    return NextEditProtocol
+    class SdlsProtocol(AnswerEveryRequest, NextEditProtocol):
+        pass
+
+    return SdlsProtocol
 
 
 def create_server(defaults: Settings | None = None) -> SdlsServer:

@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from sdls_model.precision import add_dtype_argument
 
 from .settings import Settings, settings_from
 
+TOKEN_ENV = "SDLS_TCP_TOKEN"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    parser.add_argument(
+        "--tcp", type=int, metavar="PORT", help="serve one client holding the token on HOST:PORT instead of stdio"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="with --tcp: the address to bind (default loopback only)")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help=f"with --tcp: the client's token (created 0600 if missing; default {{runtime dir}}/tcp-PORT.token; "
+        f"${TOKEN_ENV} wins)",
+    )
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped model)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
     add_dtype_argument(parser, default=None)
@@ -67,7 +80,23 @@ def run(args: argparse.Namespace) -> int:
 
     server = create_server(defaults_from_args(args))
     if args.tcp is not None:
-        server.start_tcp("127.0.0.1", args.tcp)  # loopback only: the socket serves the user's code
+        token, where = tcp_token(args)
+
+        def ready(port: int) -> None:  # the line editors and tests wait for (the port may have been 0)
+            print(f"sdls serve: listening on {args.host}:{port}; token {where}", file=sys.stderr, flush=True)
+
+        server.start_tcp_for_one(args.host, args.tcp, token, ready)
     else:
         server.start_io()
     return 0
+
+
+def tcp_token(args: argparse.Namespace) -> tuple[str, str]:
+    """The token a TCP client must send, and where it comes from (said on stderr, never the token)."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV], f"from ${TOKEN_ENV}"
+    from sdls.token_file import load_or_create_token
+    from sdls.worker.paths import runtime_dir
+
+    path = Path(args.token_file) if args.token_file else runtime_dir() / f"tcp-{args.tcp}.token"
+    return load_or_create_token(path), f"in {path}"

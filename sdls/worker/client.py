@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .paths import log_path_for
+from .paths import UnsafeSocketPath, check_socket_path, log_path_for
 from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .wire import Job, doubt_from_wire, job_to_wire, result_from_wire
 
@@ -119,6 +119,10 @@ class WorkerClient:
         return True
 
     async def _connect_or_spawn(self) -> None:
+        try:
+            check_socket_path(self.socket_path)  # before connecting: nothing there is touched
+        except UnsafeSocketPath as exc:
+            raise ModelUnavailable(str(exc)) from None
         if await self._open():
             return
         if self.spawn_args is None:

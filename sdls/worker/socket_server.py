@@ -18,6 +18,7 @@ from typing import Any
 
 from sdls.memory import rss_mb
 
+from .paths import UnsafeSocketPath, check_socket_path, lock_path_for, removable_stale_socket
 from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .scheduler import DoubtRequest, Scheduler, Ticket
 from .wire import BadJob, job_from_wire, result_to_wire
@@ -73,15 +74,23 @@ class WorkerServer:
     # -- lifecycle ----------------------------------------------------------------------------
     def _claim_socket(self) -> None:
         """Take the per-socket lock, so two workers racing to start cannot both bind."""
+        check_socket_path(self.socket_path)  # a file, folder or link there is the user's: refused
         self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_file = open(str(self.socket_path) + ".lock", "w")  # noqa: SIM115 - held while the worker lives
+        lock = os.open(lock_path_for(self.socket_path), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        self._lock_file = os.fdopen(lock, "w")  # held while the worker lives
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SocketInUse(f"another worker is starting or serving on {self.socket_path}") from None
-        if self.socket_path.exists():
+        check_socket_path(self.socket_path)  # again, under the lock
+        if os.path.lexists(self.socket_path):
             if socket_alive(self.socket_path):
                 raise SocketInUse(f"a worker is already serving on {self.socket_path}")
+            if not removable_stale_socket(self.socket_path):
+                raise UnsafeSocketPath(
+                    f"{self.socket_path} is a dead socket that sdls did not make (not this user's, or its "
+                    "directory is open to others); remove it yourself or choose another worker.socket"
+                )
             self.socket_path.unlink()  # left behind by a worker that died
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -93,6 +102,7 @@ class WorkerServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
+        made = os.lstat(self.socket_path).st_ino
         log.info("worker listening on %s", self.socket_path)
         if ready:
             ready()
@@ -106,7 +116,8 @@ class WorkerServer:
             for conn in list(self.connections):
                 self._close(conn)
             try:
-                self.socket_path.unlink()
+                if os.lstat(self.socket_path).st_ino == made:  # still the socket this worker made
+                    self.socket_path.unlink()
             except FileNotFoundError:
                 pass
             self._lock_file.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sdls_model.precision import add_dtype_argument
 
-from .paths import default_socket_path
+from .paths import UnsafeSocketPath, check_socket_path, default_socket_path
 from .protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger("sdls.worker")
@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if socket_alive(socket_path):  # checked before importing torch and loading a model we would not serve
         _say(f"a worker is already serving on {socket_path}")
         return 3
+    try:
+        check_socket_path(socket_path)
+    except UnsafeSocketPath as exc:
+        _say(str(exc))
+        return 2
     if model_dir is not None and not model_dir.is_dir():  # the common mistake, reported without importing torch
         _say(f"cannot load the model: {model_dir}: checkpoint directory does not exist")
         return 2
@@ -103,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     except SocketInUse as exc:
         _say(str(exc))
         return 3
+    except UnsafeSocketPath as exc:
+        _say(str(exc))
+        return 2
     finally:
         if reloader:
             reloader.stop()
