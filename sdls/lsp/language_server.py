@@ -61,6 +61,8 @@ class SdlsServer(LanguageServer):
         self._announced: set[str] = set()
         self.next_edits = NextEdits(lambda: self.settings.next_edit)
         self.next_edits.model_call = self.model_call
+        self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
+        self.next_edits.roots = lambda: self.roots
 
     # -- shared plumbing ----------------------------------------------------------------------
     def announce(self, message: str) -> None:
