@@ -170,11 +170,29 @@ def test_a_dismissed_cross_file_edit_is_not_offered_again_and_closing_the_source
     assert ws.ne.exported is None and ws.ask("main.py")[0] is None
 
 
-def test_a_rename_that_would_break_an_importer_or_an_unparsed_importer_gives_nothing(workspace):
+def test_binary_and_huge_importers_are_never_searched(workspace):
     (workspace / "notes.py").write_text("\x00binary from geometry import area\n")
+    (workspace / "big.py").write_text(MAIN + "x = 1\n" * 500)
     ws = Workspace(workspace)
+    ws.store.max_chars = 2000  # big.py is over maxDocumentChars: plain text
     ws.open("geometry.py")
-    ws.open("notes.py")  # binary: never searched
+    ws.open("notes.py")
+    ws.open("big.py")
     ws.retype("geometry.py", "area", "surface")
     s, why = ws.ask("geometry.py")
     assert s is None and why
+    ws.open("main.py")  # an ordinary importer is
+    assert ws.ask("geometry.py")[0].uri == ws.uri("main.py")
+
+
+def test_once_the_renamed_declaration_has_gone_its_importers_get_nothing(workspace):
+    ws = Workspace(workspace)
+    ws.open("geometry.py")
+    ws.open("main.py")
+    ws.retype("geometry.py", "area", "surface")
+    first, _ = ws.ask("geometry.py")
+    ws.apply(first)
+    text = ws.doc("geometry.py").text  # the def is cut out by a change the history never matched
+    ws.store.change(ws.uri("geometry.py"), 99, [(None, text.replace("def surface", "def volume"))])
+    assert ws.ask("main.py")[0] is None and ws.ne.exported is None
+    assert "area" in ws.doc("main.py").text  # the uses left stay as the user has them

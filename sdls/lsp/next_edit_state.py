@@ -36,6 +36,7 @@ from .next_edit_workspace import RULE as WORKSPACE_RULE
 from .next_edit_workspace import ExportedRename, exported_rename, importer_sites
 from .positions import LineIndex, PositionError
 from .settings import NextEditSettings
+from .workspace_index import declared_names
 
 log = logging.getLogger(__name__)
 RECENT = 64  # suggestions remembered after their version went (a late shown/accept still counts)
@@ -229,6 +230,11 @@ class NextEdits:
     def _find_elsewhere(self, doc: OpenDocument) -> tuple[OpenDocument, NextEdit] | None:
         rename = self.exported
         if rename is None:
+            return None
+        source = next((d for d in self.documents() if d.uri == rename.uri), None)
+        names = declared_names(source.syntax) if source is not None else set()
+        if rename.new not in names or rename.old in names:  # the renamed declaration has gone (or went back)
+            self.exported = None
             return None
         others = sorted((d for d in self.documents() if d.uri not in (doc.uri, rename.uri)), key=lambda d: d.uri)
         for target in ([doc] if doc.uri != rename.uri else []) + others:
