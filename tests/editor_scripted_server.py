@@ -8,8 +8,9 @@ after inserting it; otherwise it inserts SUGGESTION at the cursor. The file name
 answers; SCRIPTED_LOG names a file that gets one line per request, answer and cancellation.
 
 Next edits (sdls/nextEdit, advertised as the real server does): once the document holds "size", the
-first "width" after line 0 is proposed to become "size" (the delay file applies too); shown, accept
-and reject are logged.
+first "width" after line 0 is proposed to become "size" (the delay file applies too); once it holds
+"surface", the first "area" on line 0 (a `from` import) of another open document becomes "surface" there (a cross-file
+edit, at that document's version); shown, accept and reject are logged.
 
 Code actions: on a line holding `pass`, "Fill in stub" (refactor.rewrite), whose edit, computed only
 on codeAction/resolve like the real server's, replaces `pass` with `return a + b`.
@@ -106,13 +107,33 @@ def _plain(value):
     return {k: _plain(v) for k, v in value._asdict().items()} if hasattr(value, "_asdict") else value
 
 
+def _elsewhere(ls: LanguageServer, uri: str) -> dict | None:
+    """Once `uri` holds "surface": the "area" of another open document's `from` import, as a cross-file edit."""
+    if "surface" not in ls.workspace.get_text_document(uri).source:
+        return None
+    for other in reversed(list(ls.workspace.text_documents.values())):  # the newest importer first
+        first = other.source.split("\n")[0]
+        col = first.find("area") if other.uri != uri and first.startswith("from ") else -1
+        if col >= 0:
+            sid = f"nes-{next(_next_ids)}"
+            rng = {"start": {"line": 0, "character": col}, "end": {"line": 0, "character": col + 4}}
+            command = {"title": "Accept next edit", "command": "sdls.acceptNextEdit", "arguments": [sid]}
+            log(f"nextEdit answer {sid} {other.uri}")
+            edit = {"text": "surface", "range": rng, "textDocument": {"uri": other.uri, "version": other.version}}
+            return {"edits": [{**edit, "command": command, "id": sid, "source": "rule"}]}
+    return {"edits": [], "reason": "no other file uses area"}
+
+
 @server.feature("sdls/nextEdit")
 async def next_edit(ls: LanguageServer, params):
     p = _plain(params)
     uri, version = p["textDocument"]["uri"], p["textDocument"].get("version")
     log(f"nextEdit request {version}")
+    elsewhere = _elsewhere(ls, uri)  # bound to the versions at request time, as the real server's are
     await asyncio.sleep(delay_s())
     doc = ls.workspace.get_text_document(uri)
+    if elsewhere is not None:
+        return elsewhere
     if "size" not in doc.source:
         return {"edits": [], "reason": "nothing renamed"}
     for row, line in enumerate(doc.lines):

@@ -462,6 +462,51 @@ def test_a_next_edit_answer_for_a_version_that_is_gone_is_not_shown(scripted, se
     assert nv.lua("return #vim.api.nvim_buf_get_extmarks(0, require('sdls.next_edit').ns, 0, -1, {})") == 0
 
 
+def test_a_cross_file_next_edit_is_hinted_then_tab_goes_to_that_buffer_and_applies_it(scripted, session):
+    nv = scripted(text="from t0 import area\nprint(area(1))\n")  # the importer, loaded first
+    importer = nv.lua("return vim.api.nvim_get_current_buf()")
+    nv = scripted(text="def area(w, h):\n    return w * h\n")  # the renamed file
+    lib = nv.lua("return vim.api.nvim_get_current_buf()")
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 20")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 5})")
+    nv.input("ciwsurface<Esc>")
+    shown = nv.wait_for(NES, timeout=10)
+    assert (shown["buf"], shown["origin"], shown["srow"], shown["scol"], shown["text"]) == (
+        importer,
+        lib,
+        0,
+        15,
+        "surface",
+    )
+    hint = nv.lua("return vim.api.nvim_buf_get_extmarks(0, require('sdls.next_edit').ns, 0, -1, {details = true})")
+    assert any("next edit in t" in m[3]["virt_text"][0][0] for m in hint)
+    nv.input("<Tab>")  # first press: to the importer, at the edit
+    nv.wait_for("return vim.api.nvim_get_current_buf() == ...", importer, timeout=5)
+    assert nv.lua("return vim.api.nvim_win_get_cursor(0)") == [1, 15]
+    assert nv.lua(LINES)[0] == "from t0 import area"  # not applied yet
+    nv.input("<Tab>")  # second press: apply it there
+    nv.wait_for("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1] == 'from t0 import surface'", timeout=5)
+    wait_log(session, f"command accept {shown['id']}")
+    lib_marks = nv.lua("return #vim.api.nvim_buf_get_extmarks(..., require('sdls.next_edit').ns, 0, -1, {})", lib)
+    assert lib_marks == 0  # the hint went with it
+
+
+def test_a_cross_file_next_edit_for_a_buffer_that_moved_on_is_not_shown(scripted, session):
+    nv = scripted(text="from t0 import area\n")
+    importer = nv.lua("return vim.api.nvim_get_current_buf()")
+    nv = scripted(text="def area(w, h):\n    return w * h\n", delay_ms=600)
+    not_shown = nv.lua("return require('sdls.next_edit').stats.not_shown")
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 0")
+    nv.lua("vim.api.nvim_win_set_cursor(0, {1, 5})")
+    nv.input("ciwsurface<Esc>")
+    eventually(lambda: any(line.startswith("nextEdit request") for line in log_lines(session)), "the request logged")
+    nv.lua("require('sdls').config.next_edit.debounce_ms = 5000")
+    nv.lua("vim.api.nvim_buf_set_lines(..., 1, 1, false, {'x = 1'})", importer)  # the importer changes meanwhile
+    nv.wait_for("return require('sdls.next_edit').stats.not_shown > ...", not_shown, timeout=10)
+    assert nv.lua(NES) is None
+    assert nv.lua("return #vim.api.nvim_buf_get_extmarks(..., require('sdls.next_edit').ns, 0, -1, {})", importer) == 0
+
+
 def test_setup_validates_next_edit_options(scripted):
     nv = scripted()
     check_setup_error(nv, "{ next_edit = { enabled = false, debounce_ms = 100 } }", None)

@@ -186,6 +186,30 @@ async def test_binary_and_plain_text_documents_get_no_suggestion(rules):
         assert got["edits"] == [] and got["reason"]
 
 
+async def test_a_renamed_function_is_renamed_next_in_an_open_file_that_imports_it(tmp_path):
+    root = tmp_path.resolve()
+    (root / "geometry.py").write_text(SRC)
+    (root / "main.py").write_text("from geometry import area\n\nprint(area(1, 2))\n")
+    async with sdls_session(None, {"nextEdit": {"model": False, "debounceMs": 0}}, root=root) as c:
+        ed = Editor(c)
+        lib, main = (root / "geometry.py").as_uri(), (root / "main.py").as_uri()
+        ed.open(lib, SRC)
+        ed.open(main, (root / "main.py").read_text())
+        ed.rename(lib, "area", "surface")
+        copilot = as_dict(await ed.ask(lib))  # Copilot's clients show an answer in the asking buffer
+        assert copilot["edits"] == [] and main in copilot["reason"]
+        (edit,) = as_dict(await ed.ask(lib, method="sdls/nextEdit"))["edits"]
+        assert edit["textDocument"] == {"uri": main, "version": ed.versions[main]}  # the other file, its version
+        assert (edit["text"], edit["rule"]) == ("surface", "workspace-rename")
+        assert edit["range"] == {"start": {"line": 0, "character": 21}, "end": {"line": 0, "character": 25}}
+        ed.apply(main, edit)  # the editor opens main.py and applies it there
+        (nxt,) = as_dict(await ed.ask(main, method="sdls/nextEdit"))["edits"]  # asked from main.py now
+        assert nxt["textDocument"]["uri"] == main and nxt["range"]["start"]["line"] == 2
+        ed.apply(main, nxt)
+        assert ed.texts[main] == "from geometry import surface\n\nprint(surface(1, 2))\n"
+        assert as_dict(await ed.ask(main, method="sdls/nextEdit"))["edits"] == []
+
+
 # -- the model path, on random weights: wiring and discipline ------------------------------------------
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

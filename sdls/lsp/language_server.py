@@ -63,6 +63,8 @@ class SdlsServer(LanguageServer):
         self._announced: set[str] = set()
         self.next_edits = NextEdits(lambda: self.settings.next_edit)
         self.next_edits.model_call = self.model_call
+        self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
+        self.next_edits.roots = lambda: self.roots
 
     # -- transports (sdls's framing reader in place of pygls' loop: see transport.py) ------------
     def start_io(self, stdin=None, stdout=None) -> None:

@@ -4,6 +4,8 @@
   version}, position, context?}; result {edits: [{text, range, textDocument: {uri, version}, command,
   id, source, rule}], reason?}. Never null: nothing to suggest is `{"edits": []}` with the reason
   (a stale version, no edit to follow, the model unavailable: copilot-lsp shows every error it gets).
+  sdls/nextEdit may answer an edit of another open document (its textDocument says which, at its
+  version: the uses of a renamed name in the files that import it); copilotInlineEdit never does.
   The accept command rides in `command` (its arguments[0] is the suggestion id, as Copilot's does).
 - `textDocument/didShowInlineEdit {item: {command}}` and `sdls/didShowNextEdit {id}`: shown.
 - `sdls.acceptNextEdit [id]` / `sdls.rejectNextEdit [id]` (workspace/executeCommand, listed in
@@ -81,6 +83,7 @@ def _params(raw: Any) -> tuple[str, int | None, lsp.Position]:
 
 
 def _result(doc, suggestion: Suggestion | None, reason: str) -> dict:
+    """The answer; `doc` is the document the suggestion edits (the asked one, or another for a cross-file edit)."""
     if suggestion is None:
         return {"edits": [], "reason": reason}
     e = suggestion.edit
@@ -97,7 +100,7 @@ def _result(doc, suggestion: Suggestion | None, reason: str) -> dict:
     return {"edits": [edit]}
 
 
-async def _next_edit(ls: SdlsServer, raw: Any) -> dict:
+async def _next_edit(ls: SdlsServer, raw: Any, other_files: bool) -> dict:
     uri, version, position = _params(raw)
     doc = ls.docs.get(uri)
     if version is not None and version != doc.version:
@@ -106,22 +109,29 @@ async def _next_edit(ls: SdlsServer, raw: Any) -> dict:
     suggestion, reason = await ls.next_edits.request(doc, version)
     if ls.next_edits.model_error:
         ls.announce(f"sdls: next edits run on rules alone, the model is unavailable: {ls.next_edits.model_error}")
-    current = ls.docs.find(uri)
-    if suggestion is not None and (current is not doc or current.version != suggestion.version):
+    if suggestion is None:
+        return _result(doc, None, reason)
+    current, target = ls.docs.find(uri), ls.docs.find(suggestion.uri)
+    if current is not doc or current.version != suggestion.origin_version or target is None:
         return {"edits": [], "reason": "the document changed while the suggestion was computed"}
-    return _result(doc, suggestion, reason)
+    if target.version != suggestion.version:
+        return {"edits": [], "reason": f"{suggestion.uri} changed while the suggestion was computed"}
+    if target is not doc and not other_files:
+        return {"edits": [], "reason": f"the next edit is in another file ({suggestion.uri}): sdls/nextEdit serves it"}
+    return _result(target, suggestion, reason)
 
 
 @feature(COPILOT_INLINE_EDIT)
 @request
 async def copilot_inline_edit(ls: SdlsServer, params: Any = None) -> dict:
-    return await _next_edit(ls, params)
+    # Only edits of the asked document: Copilot's clients show an answer in the buffer they asked from.
+    return await _next_edit(ls, params, other_files=False)
 
 
 @feature(NEXT_EDIT)
 @request
 async def next_edit(ls: SdlsServer, params: Any = None) -> dict:
-    return await _next_edit(ls, params)
+    return await _next_edit(ls, params, other_files=True)
 
 
 def _suggestion_id(value: Any) -> str | None:

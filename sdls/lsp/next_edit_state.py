@@ -5,7 +5,10 @@ Versioned: a suggestion is computed for one document version and served only whi
 at that version; a change drops it (and cancels its computation). Requests for the same version
 share one computation. Once any client has asked for a next edit, a computation also starts
 `debounce_ms` after each edit settles, so the client's request (which itself waits for a pause in
-typing) finds the answer ready. Nothing here waits on clients: a client that never says shown,
+typing) finds the answer ready. When nothing is left to do in the document, the uses of a renamed
+top-level name in other open documents that import it come next (next_edit_workspace.py): such a
+suggestion is bound to both versions, the asking document's and the one it edits, and either one
+moving on drops it. Nothing here waits on clients: a client that never says shown,
 accepted or rejected leaves one suggestion per document and a short ring of recent ones.
 """
 
@@ -17,16 +20,23 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+from pygls.uris import to_fs_path
 
 from sdls.worker.client import ModelUnavailable, WorkerError
 from sdls_model.jobs import TextEdit
 
 from .documents import OpenDocument
 from .edit_history import EditHistory, changed_span
+from .edits import added_errors
 from .model_call import DocumentChanged, JobCancelled, ModelCall
 from .next_edit import NextEdit, NextEditOptions, NextEditOutcome, rejection_key, suggest_next_edit
+from .next_edit_workspace import RULE as WORKSPACE_RULE
+from .next_edit_workspace import ExportedRename, exported_rename, importer_sites
 from .positions import LineIndex, PositionError
 from .settings import NextEditSettings
+from .workspace_index import declared_names
 
 log = logging.getLogger(__name__)
 RECENT = 64  # suggestions remembered after their version went (a late shown/accept still counts)
@@ -36,10 +46,12 @@ REJECTED = 64  # dismissed (old text, new text) pairs remembered per document
 @dataclass
 class Suggestion:
     id: str
-    uri: str
+    uri: str  # the document the edit applies to, at `version`
     version: int
     edit: NextEdit
     key: tuple[str, str]  # its lines before and after (what a dismissal remembers)
+    origin: str = ""  # the document it was asked for, at `origin_version` (another one: a cross-file edit)
+    origin_version: int = -1
     shown: bool = False
     outcome: str = ""  # "" | "accepted" | "rejected"
 
@@ -52,6 +64,13 @@ def change_hint(lines: LineIndex, first: tuple[tuple[int, int, int, int] | None,
         return lines.offset(first[0][0], first[0][1])
     except PositionError:
         return None
+
+
+def _makes(before: str, e: NextEdit, after: str) -> bool:
+    """Does applying `e` to `before` give `after`? (Lengths first: most changes differ there.)"""
+    if len(before) - (e.end - e.start) + len(e.text) != len(after) or after[e.start : e.start + len(e.text)] != e.text:
+        return False
+    return after[: e.start] == before[: e.start] and after[e.start + len(e.text) :] == before[e.end :]
 
 
 class NextEdits:
@@ -70,6 +89,9 @@ class NextEdits:
         self.model_error: str | None = None
         self._ids = itertools.count(1)
         self.model_call: Callable[[], Awaitable[ModelCall]] | None = None
+        self.documents: Callable[[], list[OpenDocument]] = list  # the open documents (cross-file sites)
+        self.roots: Callable[[], list[Path]] = list  # the workspace folders (resolving imports)
+        self.exported: ExportedRename | None = None  # the user's last rename of a top-level name
 
     # -- document events ---------------------------------------------------------------------------
     def observe(self, doc: OpenDocument, before: str, hint: int | None = None) -> None:
@@ -86,7 +108,9 @@ class NextEdits:
         history = self.histories.get(uri)
         if history is None or (history.max_events, history.max_chars) != (s.history_events, s.history_chars):
             history = self.histories[uri] = EditHistory(s.history_events, s.history_chars)
-        accepted = self._was_suggested(uri, span)
+        accepted = self._was_suggested(uri, before, doc.text)
+        if not accepted and self.exported is not None and self.exported.uri != uri:
+            self.exported = None  # the user went on to edit elsewhere: the rename is no longer the context
         history.observe(doc.version, span, before, accepted=accepted)
         if self.asked and s.enabled and s.debounce_ms > 0 and self.model_call is not None:
             self._schedule(doc, s.debounce_ms / 1000)
@@ -95,19 +119,23 @@ class NextEdits:
         self._drop_current(uri)
         self.histories.pop(uri, None)
         self.rejected.pop(uri, None)
+        if self.exported is not None and self.exported.uri == uri:
+            self.exported = None
 
-    def _was_suggested(self, uri: str, span: tuple[int, int, str]) -> bool:
-        """Is this change exactly a suggestion sdls made for the version before it (an editor applying it)?"""
-        for s in reversed(self.recent.values()):
-            if s.uri == uri and (s.edit.start, s.edit.end, s.edit.text) == span:
-                return True
-        return False
+    def _was_suggested(self, uri: str, before: str, after: str) -> bool:
+        """Is this change exactly a suggestion sdls made for the text before it (an editor applying it)?
+        Compared by the text it makes, not by span: an editor may send the same change trimmed or whole."""
+        return any(s.uri == uri and _makes(before, s.edit, after) for s in reversed(self.recent.values()))
 
     def _drop_current(self, uri: str) -> None:
         """The document moved on: its suggestion is stale, its computation pointless."""
         if (old := self.current.pop(uri, None)) is not None:
             self.counters["dropped_stale"] += 1
             self._remember(old)
+        for origin, s in list(self.current.items()):  # a cross-file suggestion that edits this document
+            if s.uri == uri:
+                self.counters["dropped_stale"] += 1
+                self._remember(self.current.pop(origin))
         if (running := self.tasks.pop(uri, None)) is not None:
             running[1].cancel()
         if (timer := self.timers.pop(uri, None)) is not None:
@@ -134,7 +162,7 @@ class NextEdits:
             self.counters["stale_requests"] += 1
             return None, f"the request is for version {version}, the document is at {doc.version}"
         version = doc.version
-        if (ready := self.current.get(doc.uri)) is not None and ready.version == version:
+        if (ready := self.current.get(doc.uri)) is not None and ready.origin_version == version:
             self.counters["served_ready"] += 1
             return ready, "ready"
         task = self._computation(doc, version, prefetch=False)
@@ -162,7 +190,13 @@ class NextEdits:
         options = NextEditOptions(rules=s.rules, model=s.model, max_sites=s.max_sites, max_jobs=s.max_jobs)
         history = self.histories.get(doc.uri)
         if history is None:
-            return None, "no edit of the user's to follow"
+            found = self._elsewhere(doc)
+            return self._settle_elsewhere(doc, version, *found) if found else (None, "no edit of the user's to follow")
+        event = history.user_event(doc.text)
+        if (renamed := exported_rename(doc.syntax, event)) is not None and doc.uri.startswith("file:"):
+            self.exported = ExportedRename(doc.uri, Path(to_fs_path(doc.uri)).resolve(), *renamed)
+        elif event is not None and self.exported is not None and self.exported.uri == doc.uri:
+            self.exported = None  # the user's last edit there is another one now
         call = await self._call() if s.model else None
         rejected = set(self.rejected.get(doc.uri, ()))
         try:
@@ -179,7 +213,52 @@ class NextEdits:
             self.counters["failed"] += 1
             log.exception("next edit for %s failed", doc.uri)
             return None, f"internal error: {type(exc).__name__}"
+        if outcome.edit is None and doc.version == version and (found := self._elsewhere(doc)) is not None:
+            return self._settle_elsewhere(doc, version, *found)
         return self._settle(doc, version, outcome)
+
+    def _elsewhere(self, doc: OpenDocument) -> tuple[OpenDocument, NextEdit] | None:
+        """The first use of the user's last exported rename left in an open importer: `doc` first (the
+        chain goes on where the last one was applied), then the others in uri order."""
+        try:
+            return self._find_elsewhere(doc)
+        except Exception:  # a bug here must not take the server down: log it, suggest nothing
+            self.counters["failed"] += 1
+            log.exception("cross-file next edit for %s failed", doc.uri)
+            return None
+
+    def _find_elsewhere(self, doc: OpenDocument) -> tuple[OpenDocument, NextEdit] | None:
+        rename = self.exported
+        if rename is None:
+            return None
+        source = next((d for d in self.documents() if d.uri == rename.uri), None)
+        names = declared_names(source.syntax) if source is not None else set()
+        if rename.new not in names or rename.old in names:  # the renamed declaration has gone (or went back)
+            self.exported = None
+            return None
+        others = sorted((d for d in self.documents() if d.uri not in (doc.uri, rename.uri)), key=lambda d: d.uri)
+        for target in ([doc] if doc.uri != rename.uri else []) + others:
+            if target.binary or target.oversized or target.language is None or not target.uri.startswith("file:"):
+                continue
+            path = Path(to_fs_path(target.uri)).resolve()
+            rejected = self.rejected.get(target.uri, {})
+            for cand in importer_sites(target.syntax, path, rename, self.roots()):
+                edit = cand.proposal
+                if edit is None or rejection_key(target.text, edit) in rejected:
+                    continue
+                if added_errors(target.syntax, [edit]) == 0:
+                    return target, NextEdit(edit.start, edit.end, edit.new_text, "rule", WORKSPACE_RULE)
+        return None
+
+    def _settle_elsewhere(self, doc: OpenDocument, version: int, target: OpenDocument, edit: NextEdit):
+        key = rejection_key(target.text, TextEdit(edit.start, edit.end, edit.text))
+        suggestion = Suggestion(f"nes-{next(self._ids)}", target.uri, target.version, edit, key, doc.uri, version)
+        self.current[doc.uri] = suggestion
+        self._remember(suggestion)
+        self.counters["suggested_workspace"] += 1
+        self.records.append({"ms": 0.0, "forwards": 0, "source": "rule", "rule": WORKSPACE_RULE})
+        del self.records[:-2000]
+        return suggestion, f"rule {WORKSPACE_RULE}"
 
     async def _call(self) -> ModelCall | None:
         """The model call, or None (rules alone) when the model is unavailable; the reason is kept."""
@@ -201,7 +280,7 @@ class NextEdits:
             return None, outcome.reason
         edit = outcome.edit
         key = rejection_key(doc.text, TextEdit(edit.start, edit.end, edit.text))
-        suggestion = Suggestion(f"nes-{next(self._ids)}", doc.uri, version, edit, key)
+        suggestion = Suggestion(f"nes-{next(self._ids)}", doc.uri, version, edit, key, doc.uri, version)
         self.current[doc.uri] = suggestion
         self._remember(suggestion)
         self.counters[f"suggested_{outcome.edit.source}"] += 1
@@ -238,8 +317,9 @@ class NextEdits:
         pairs[s.key] = None
         while len(pairs) > REJECTED:
             pairs.popitem(last=False)
-        if self.current.get(s.uri) is s:
-            del self.current[s.uri]
+        for origin, held in list(self.current.items()):
+            if held is s:
+                del self.current[origin]
         return True
 
     def stats(self) -> dict:

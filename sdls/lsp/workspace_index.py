@@ -149,6 +149,36 @@ def declarations(text: str, language: str) -> list[str]:
     return out
 
 
+def declared_names(doc: SyntaxDocument) -> set[str]:
+    """The names a parsed file declares at its top level (what its importers can use): the functions,
+    classes and types `declarations` lists, and Python's module constants."""
+    if doc.tree is None or doc.language is None:
+        return set()
+    kinds = _DECLARATIONS.get(doc.language, set())
+    out: set[str] = set()
+    for node in doc.tree.root_node.children:
+        if doc.language == "python" and node.type in ("assignment", "expression_statement"):
+            assignment = node if node.type == "assignment" else next(iter(node.named_children), None)
+            left = assignment.child_by_field_name("left") if assignment is not None else None
+            if (
+                assignment is not None
+                and assignment.type == "assignment"
+                and left is not None
+                and left.type == "identifier"
+            ):
+                out.add(doc.text[slice(*doc.node_range(left))])
+            continue
+        if node.type not in kinds:
+            continue
+        inner = node
+        if node.type in ("decorated_definition", "export_statement"):
+            inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration") or node
+        name = inner.child_by_field_name("name")
+        if name is not None:
+            out.add(doc.text[slice(*doc.node_range(name))])
+    return out
+
+
 def imported_paths(text: str, language: str | None, path: Path, roots: list[Path]) -> list[Path]:
     """Workspace files `text` (the file at `path`) imports, in import order, existing files only."""
     found: list[Path] = []

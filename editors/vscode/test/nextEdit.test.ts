@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lensTitle, presentation, requestParams, usable, WireEdit } from '../src/nextEdit';
+import { elsewhereHint, lensTitle, presentation, requestParams, usable, WireEdit } from '../src/nextEdit';
 
 const edit = (line: number, endLine = line, text = 'size'): WireEdit => ({
   text,
@@ -23,6 +23,18 @@ test('only an edit for this document at this version is used', () => {
   assert.equal(usable({ edits: [edit(1)] }, 'file:///b.py', 7), undefined);
   assert.equal(usable({ edits: [], reason: 'no edit' }, 'file:///a.py', 7), undefined);
   assert.equal(usable(null, 'file:///a.py', 7), undefined);
+});
+
+test('an edit of another document is used only while that document is open here at its version', () => {
+  const versions: Record<string, number> = { 'file:///a.py': 7 };
+  const at = (uri: string) => versions[uri];
+  assert.deepEqual(usable({ edits: [edit(1)] }, 'file:///main.py', 3, at), edit(1)); // a.py is at 7
+  versions['file:///a.py'] = 8;
+  assert.equal(usable({ edits: [edit(1)] }, 'file:///main.py', 3, at), undefined); // a.py moved on
+  delete versions['file:///a.py'];
+  assert.equal(usable({ edits: [edit(1)] }, 'file:///main.py', 3, at), undefined); // not open here
+  assert.equal(usable({ edits: [edit(1)] }, 'file:///main.py', 7), undefined); // no way to tell: nothing
+  assert.match(elsewhereHint(edit(1)), /next edit in a\.py → "size" \(Tab/);
 });
 
 test('request params and the lens label', () => {

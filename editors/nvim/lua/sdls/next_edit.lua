@@ -3,6 +3,9 @@
 -- (SdlsNextEditDelete), the new text beside it (SdlsNextEditAdd; virtual lines for extra lines).
 -- One key jumps to it and, pressed again there, applies it; another dismisses it. A suggestion is
 -- bound to the buffer version it was made for: any change drops it. Insert mode belongs to ghost text.
+-- A cross-file edit (the server's textDocument names another loaded buffer, at its version: the uses
+-- of a renamed name in a file that imports it) is drawn in that buffer and hinted at the cursor; the
+-- key goes there first. An edit for a buffer that is not loaded here is not shown.
 local compat = require("sdls.compat")
 
 local M = {}
@@ -10,7 +13,7 @@ local M = {}
 local METHOD, SHOWN = "sdls/nextEdit", "sdls/didShowNextEdit"
 local REJECT = "sdls.rejectNextEdit"
 M.ns = vim.api.nvim_create_namespace("sdls_next_edit")
-M.stats = { requests = 0, shown = 0, stale = 0, accepted = 0, dismissed = 0, last_reason = nil }
+M.stats = { requests = 0, shown = 0, stale = 0, not_shown = 0, accepted = 0, dismissed = 0, last_reason = nil }
 
 local cfg = nil ---@type table resolved config (sdls.config)
 local buffers = {} ---@type table<integer, table>
@@ -35,17 +38,43 @@ local function version_of(buf)
   return vim.lsp.util.buf_versions[buf]
 end
 
---- The suggestion shown in `buf` (default: current buffer), or nil.
+--- The suggestion for `buf` (default: current buffer), or nil: one shown in it, or one it asked for
+--- that is shown in another buffer (then its `buf` field names that buffer).
 function M.current(buf)
-  local st = buffers[buf or vim.api.nvim_get_current_buf()]
-  return st and st.edit
+  buf = buf or vim.api.nvim_get_current_buf()
+  local st = buffers[buf]
+  if not st then
+    return nil
+  end
+  local other = st.elsewhere and buffers[st.elsewhere]
+  if not st.edit and other and other.edit and other.edit.origin == buf then
+    return other.edit
+  end
+  return st.edit
 end
 
-local function clear(buf, st)
+local clear
+function clear(buf, st)
   if vim.api.nvim_buf_is_valid(buf) then
     vim.api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
   end
+  local origin = st.edit and st.edit.origin
   st.edit = nil
+  if origin and buffers[origin] and buffers[origin].elsewhere == buf then
+    clear(origin, buffers[origin]) -- its hint: the edit it pointed to is gone
+  end
+  local other = st.elsewhere and buffers[st.elsewhere]
+  st.elsewhere = nil
+  if other and other.edit and other.edit.origin == buf then
+    clear(other.edit.buf, other) -- what this buffer asked for goes with its version
+  end
+end
+
+--- The loaded buffer of a uri, or nil (never creates one).
+local function loaded_buf(uri)
+  local ok, fname = pcall(vim.uri_to_fname, uri)
+  local b = ok and vim.fn.bufnr(fname) or -1
+  return b > 0 and vim.api.nvim_buf_is_loaded(b) and b or nil
 end
 
 --- Byte positions of the edit's range in the buffer, or nil when it does not fit the buffer.
@@ -96,13 +125,14 @@ end
 
 local function show(buf, st, client, edit, version)
   if version_of(buf) ~= version or edit.textDocument.version ~= version then
-    return -- the buffer moved on while the server worked
+    return false -- the buffer moved on while the server worked
   end
   local srow, scol, erow, ecol = span(buf, edit, client.offset_encoding)
   if not srow then
-    return
+    return false
   end
   st.edit = {
+    buf = buf,
     id = edit.id,
     text = edit.text,
     srow = srow,
@@ -116,6 +146,24 @@ local function show(buf, st, client, edit, version)
   render(buf, st)
   M.stats.shown = M.stats.shown + 1
   compat.notify(client, SHOWN, { id = edit.id })
+  return true
+end
+
+--- A cross-file edit: drawn in `target` (at its own version), hinted at the cursor in `buf`.
+local function show_elsewhere(buf, st, target, client, edit)
+  local tst = buffers[target]
+  clear(target, tst)
+  if not show(target, tst, client, edit, version_of(target)) then
+    return false
+  end
+  tst.edit.origin, st.elsewhere = buf, target
+  local name = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(target), ":t")
+  local row = vim.api.nvim_win_get_cursor(0)[1] - 1
+  vim.api.nvim_buf_set_extmark(buf, M.ns, row, 0, {
+    virt_text = { { ("  sdls: next edit in %s (%s)"):format(name, cfg.keys.next_edit or "<Tab>"), "SdlsNextEditHint" } },
+    virt_text_pos = "eol",
+  })
+  return true
 end
 
 --- Ask for the next edit in `buf` now.
@@ -143,8 +191,16 @@ function M.request(buf)
     result = result or { edits = {} }
     M.stats.last_reason = result.reason
     clear(buf, st)
-    if result.edits and result.edits[1] then
-      show(buf, st, client, result.edits[1], version)
+    local edit = result.edits and result.edits[1]
+    local target = edit and edit.textDocument and loaded_buf(edit.textDocument.uri)
+    local shown = false
+    if target == buf then
+      shown = show(buf, st, client, edit, version)
+    elseif target and buffers[target] and version_of(buf) == version then
+      shown = show_elsewhere(buf, st, target, client, edit)
+    end
+    if edit and not shown then
+      M.stats.not_shown = M.stats.not_shown + 1 -- for a version that is gone, or a buffer not loaded here
     end
   end, buf)
 end
@@ -171,6 +227,10 @@ function M.accept(buf)
   if not d or version_of(buf) ~= d.version then
     return false
   end
+  local origin = d.origin and buffers[d.origin]
+  if origin and origin.elsewhere == buf then
+    clear(d.origin, origin) -- its hint; the edit itself goes next
+  end
   local client = vim.lsp.get_client_by_id(st.client_id)
   clear(buf, st)
   vim.api.nvim_buf_set_text(buf, d.srow, d.scol, d.erow, d.ecol, vim.split(d.text, "\n", { plain = true }))
@@ -188,6 +248,17 @@ function M.jump_or_accept()
   if not d then
     return false
   end
+  if d.buf ~= buf then -- a cross-file edit: go to its buffer (its window, if one shows it)
+    vim.cmd("normal! m'")
+    local win = vim.fn.bufwinid(d.buf)
+    if win ~= -1 then
+      vim.api.nvim_set_current_win(win)
+    else
+      vim.api.nvim_win_set_buf(0, d.buf)
+    end
+    vim.api.nvim_win_set_cursor(0, { d.srow + 1, d.scol })
+    return true
+  end
   local row = vim.api.nvim_win_get_cursor(0)[1] - 1
   if row ~= d.srow then
     vim.cmd("normal! m'")
@@ -201,11 +272,14 @@ end
 function M.dismiss(buf)
   buf = buf or vim.api.nvim_get_current_buf()
   local st = buffers[buf]
-  local d = st and st.edit
+  local d = M.current(buf)
   if not d then
     return false
   end
   clear(buf, st)
+  if buffers[d.buf] and buffers[d.buf].edit == d then
+    clear(d.buf, buffers[d.buf])
+  end
   M.stats.dismissed = M.stats.dismissed + 1
   local client = vim.lsp.get_client_by_id(st.client_id)
   if client then

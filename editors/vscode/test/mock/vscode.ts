@@ -70,6 +70,9 @@ export const window = {
   visibleTextEditors: [] as unknown[],
   activeTextEditor: undefined as unknown,
   createTextEditorDecorationType: (options: unknown) => ({ options, dispose() {} }),
+  onDidChangeTextEditorSelection: () => disposable,
+  onDidChangeActiveTextEditor: () => disposable,
+  onDidChangeVisibleTextEditors: () => disposable,
   createOutputChannel: (name: string) => ({ name, show: () => recorded.outputShown++, dispose() {}, appendLine() {} }),
   createStatusBarItem: (id: string) => {
     const item: Record<string, unknown> = { id, text: '', tooltip: '', visible: false, dispose() {} };
@@ -119,4 +122,5 @@ export const workspace = {
   }),
   onDidChangeConfiguration: configurationChanged.event,
   onDidChangeTextDocument: () => disposable,
+  textDocuments: [] as unknown[],
 };
