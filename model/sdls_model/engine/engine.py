@@ -23,7 +23,7 @@ from ..jobs import EditJob, InfillJob, JobResult
 from ..tokenizer import Tokenizer
 from ..transformer import Transformer
 from .batch import BatchForward
-from .commit import CommitRule, Status
+from .commit import FLAGS, CommitRule, Status
 from .kinds import DoubtKind, EditKind, InfillKind
 from .rows import DENOISE, Row, RowBuilder
 from .slots import SlotPool
@@ -50,7 +50,8 @@ class DecodeCounters:
 
     steps: int = 0  # batched denoising steps (forwards)
     host_reads: int = 0  # device-to-host reads the step loop made
-    by_path: dict[str, int] = field(default_factory=dict)  # steps per forward path
+    # steps per forward path (all keys present from the start: another thread may copy it any time)
+    by_path: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("plain", "fast", "static", "graph"), 0))
 
 
 class Engine:
@@ -67,6 +68,7 @@ class Engine:
         n_sessions: int = 8,
         name: str = "",
         fast_path: bool | None = None,
+        graph: bool | None = None,
     ):
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
@@ -93,6 +95,14 @@ class Engine:
         self._line_stops_built = False
         self.batch = BatchForward(self.model, self.cache, banned, self._fast_decoder(fast_path))
         self.rule = CommitRule(cfg, self.stop_table)
+        # Greedy threshold steps over the cache run whole on static buffers, as CUDA graphs on a GPU
+        # (graph_step.py). On wherever the fast decoder is, unless graph=False; without CUDA the
+        # buffers are used uncaptured (the same code, for tests).
+        self.graph = None
+        if self.batch.fast is not None and (graph if graph is not None else self.device.type == "cuda"):
+            from .graph_step import GraphSteps
+
+            self.graph = GraphSteps(self.batch.fast, self.cache, banned, self.stop_table, capture=True)
         self.counters = DecodeCounters()
         self.infill_kind, self.edit_kind = InfillKind(self), EditKind(self)
 
@@ -167,9 +177,16 @@ class Engine:
         }
 
     def decode_stats(self) -> dict:
-        """Step counters since start-up: steps, host reads, steps per forward path."""
+        """Step counters since start-up: steps, host reads, steps per forward path, and the graph
+        path's state (captured shapes, replays, and why it fell back to eager, if it did)."""
         c = self.counters
-        return {"steps": c.steps, "host_reads": c.host_reads, "paths": dict(c.by_path)}
+        graph = self.graph.stats() if self.graph is not None else {"mode": "off", "reason": self._graph_off_reason()}
+        return {"steps": c.steps, "host_reads": c.host_reads, "paths": dict(c.by_path), "graph": graph}
+
+    def _graph_off_reason(self) -> str:
+        if self.batch.fast is None:
+            return "no fast decoder (a CPU engine, a shifted model, or q/k norms)"
+        return "turned off (graph=False, or not on CUDA)"
 
     # -- public entry points ------------------------------------------------------------------
     @torch.inference_mode()
@@ -317,6 +334,14 @@ class Engine:
 
     def _step(self, rows: list[Row], wanted: list[list[int]]) -> list[Status]:
         """One forward for the rows, the commit rule on the device, and the step's one read."""
+        if self.graph is not None and self.graph.serves(rows):
+            for row in rows:
+                row.stats.forwards += 1
+            values = self.graph(rows).flatten().tolist()  # the step's one read
+            self.counters.host_reads += 1
+            self._count("graph" if self.graph.capture and self.graph.counters.fallback is None else "static")
+            w = rows[0].blk + FLAGS
+            return [Status.parse(values[b * w : (b + 1) * w], row) for b, row in enumerate(rows)]
         self._count("fast" if self.batch.fast_eligible(rows) else "plain")
         logits = self.batch(rows, wanted)
         vectors = []
@@ -338,7 +363,7 @@ class Engine:
 
     def _count(self, path: str) -> None:
         self.counters.steps += 1
-        self.counters.by_path[path] = self.counters.by_path.get(path, 0) + 1
+        self.counters.by_path[path] += 1
 
     # -- what the kinds ask of the engine ------------------------------------------------------
     def block_committed(self, row: Row) -> None:
