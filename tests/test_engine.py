@@ -196,7 +196,7 @@ def test_long_context_is_windowed_with_a_stable_cut(engine):
     a = infill(engine, long_prefix, n=8)
     b = infill(engine, long_prefix + "v", n=8)
     assert a.stats.context_tokens <= engine.max_context
-    head = lambda p: engine._window(engine.tokenizer.encode(p), [])[0][:50]
+    head = lambda p: engine.builder.window(engine.tokenizer.encode(p), [])[0][:50]
     assert head(long_prefix) == head(long_prefix + "v")
     assert b.stats.context_tokens <= engine.max_context
 
@@ -222,7 +222,7 @@ def test_fast_path_decodes_the_same_tokens(tokenizer, kernels):
     fast = make_engine(tokenizer)
     decoder = FastDecoder(fast.model, kernels=kernels)
     calls = []
-    fast.fast = lambda *a, **k: calls.append(1) or decoder(*a, **k)
+    fast.batch.fast = lambda *a, **k: calls.append(1) or decoder(*a, **k)
     n = 4 if kernels else 10  # the Triton interpreter is slow: a few steps prove the point
     jobs = [
         InfillJob("def add(a, b):\n    return ", "\n", n, DecodeSettings(threshold=0.3)),
@@ -288,22 +288,21 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
 def test_output_projection_runs_only_on_positions_still_masked(tokenizer):
     """Committed positions need no logits: each forward projects exactly the block's open masks."""
     eng = make_engine(tokenizer)
-    projected, open_masks = [], []
-    real_logits, real_commit = eng.model.logits, eng._commit
+    projected, steps = [], []
+    real_logits = eng.model.logits
     eng.model.logits = lambda hidden: projected.append(hidden.shape[1]) or real_logits(hidden)
-    eng._commit = lambda row, logits: open_masks.append(len(row.open)) or real_commit(row, logits)
-    result = infill(eng, "def add(a, b):\n    return ", "\n", n=16)
+    result = eng.run([InfillJob("def add(a, b):\n    return ", "\n", 16, FIXED)], on_step=steps.append)[0]
+    open_masks = [len(step.predicted) for step in steps]
     assert result.stats.forwards == len(projected) == len(open_masks) >= 2
     assert projected == open_masks
     assert projected[0] == eng.cfg.block_size and min(projected) < projected[0]
+    assert all(len(step.committed) == 1 for step in steps)  # the fixed rule, one token a step
 
 
 def test_greedy_tokens_do_not_depend_on_which_positions_are_projected(tokenizer):
     """Projecting only the open masks must pick the same tokens as projecting the whole block."""
     eng, full = make_engine(tokenizer), make_engine(tokenizer)
-    full._commit = lambda row, logits: full._apply_rule(row, logits[row.open], row.open) or full._after_step(row)
-    real_forward = full._forward
-    full._forward = lambda rows, wanted=None: real_forward(rows, None)
+    full._predicted_offsets = lambda row: list(range(row.blk))  # the rule then picks among the masks
     for prefix in ["def add(a, b):\n    return ", "for i in range(10):\n    ", "class A:\n    "]:
         assert infill(eng, prefix, n=24).tokens == infill(full, prefix, n=24).tokens
 

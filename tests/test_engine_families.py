@@ -213,8 +213,8 @@ def test_the_fast_path_decodes_the_aligned_blocks_as_the_plain_path(tmp_path, fa
     _, _, model, tokenizer, _ = load(tmp_path, family, options)
     fast, plain = engine_for(model, tokenizer, fast_path=True), engine_for(model, tokenizer, fast_path=False)
     assert fast.fast is not None and plain.fast is None
-    fast_steps, real = [], fast._fast_forward
-    fast._fast_forward = lambda rows, wanted: fast_steps.append(len(rows)) or real(rows, wanted)
+    fast_steps, real = [], fast.batch._fast_forward
+    fast.batch._fast_forward = lambda rows, wanted: fast_steps.append(len(rows)) or real(rows, wanted)
     for settings in (ONE_PER_STEP, DecodeSettings(threshold=0.3)):
         jobs = [InfillJob(LONG_PREFIX, SUFFIX, 40, settings, session="doc")]
         assert [r.tokens for r in fast.run(jobs)] == [r.tokens for r in plain.run(jobs)]

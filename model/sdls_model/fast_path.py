@@ -19,16 +19,13 @@ the threshold commit rule), and `CapturedStep` captures any such step in a CUDA 
 How the engine uses it: one decoder per model, on CUDA (or with `Engine(..., fast_path=True)`).
 A step whose rows are all a block over their cache slot with nothing pending to encode (the exact
 cache policy, the previous block already stored) runs its forward here instead of in
-`Transformer.forward`; the engine then takes the logits of the positions still masked and applies
-its own sampling rule:
-
-    hidden = decoder(block_tokens, positions, cache, cache_lens, read_len=length_bucket(max_len), slots=slot_tensor)
-    logits = model.logits(hidden at the masked positions)
-
-The engine never writes through the decoder (a finished block is stored by the next
-`Transformer.forward`, which encodes it along with the new block), and it uses neither
-`decoder.confidence`, `threshold_step` nor `CapturedStep`: those serve `sdls bench kernels`
-(bench_decode.py) and the tests.
+`Transformer.forward`. When those rows also decode greedily under the threshold rule (the
+product's default), the whole step — this forward, logits, `confidence`, the threshold rule — runs
+in engine/graph_step.py on static buffers, captured once per shape with `CapturedStep` and replayed
+on CUDA; other such steps take the logits of the positions still masked and apply the engine's own
+sampling rule. The engine never writes through the decoder (a finished block is stored by the
+next `Transformer.forward`, which encodes it along with the new block). `threshold_step` is the
+same greedy step for `sdls bench kernels` (bench_decode.py) and the tests.
 """
 
 from __future__ import annotations
@@ -280,9 +277,11 @@ class CapturedStep:
     `step = CapturedStep(fn, example_inputs)`; `step(*inputs)` copies the inputs into the static
     buffers, replays, and returns the static outputs (overwritten by the next call: clone to keep).
     Host-side arguments (read_len, thresholds) are baked in: capture one per length bucket.
+    Graphs that are never replayed concurrently, and whose outputs are consumed before the next
+    replay, may share a memory `pool` (torch.cuda.graph_pool_handle()).
     """
 
-    def __init__(self, fn: Callable[..., object], example_inputs: tuple[torch.Tensor, ...], warmup: int = 2):
+    def __init__(self, fn: Callable[..., object], example_inputs: tuple[torch.Tensor, ...], warmup: int = 2, pool=None):
         if not all(t.is_cuda for t in example_inputs):
             raise RuntimeError("CUDA graphs need CUDA tensors")
         self.inputs = tuple(t.clone() for t in example_inputs)
@@ -293,7 +292,7 @@ class CapturedStep:
                 fn(*self.inputs)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, pool=pool):  # graphs replayed one at a time may share a pool
             self.outputs = fn(*self.inputs)
 
     def __call__(self, *inputs: torch.Tensor):

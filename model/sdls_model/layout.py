@@ -72,12 +72,18 @@ def block_start(position: int, block_size: int, origin: int) -> int:
     return max(0, origin + (position - origin) // block_size * block_size)
 
 
+def middle_block_id(ctx_len: int, offset: int, block_size: int) -> int:
+    """Block id of the middle token `offset` tokens after a context of ctx_len (sdls's own layout):
+    the position where its block starts. Training, its evaluation and the engine all use this."""
+    return ctx_len + offset // block_size * block_size
+
+
 def canvas_block_id(cfg: ModelConfig, position: int, ctx_len: int, mid_end: int, block_size: int) -> int:
     """The block id of a position of a decoding canvas (context, middle, in-place suffix)."""
     if cfg.block_align == "context" or cfg.attention == "bidirectional":
         if position < ctx_len or position >= mid_end:
             return position  # context (and an in-place suffix): causal, one token per block
-        return ctx_len + (position - ctx_len) // block_size * block_size
+        return middle_block_id(ctx_len, position - ctx_len, block_size)
     return block_start(position, block_size, block_origin(cfg, ctx_len))
 
 
@@ -93,6 +99,11 @@ def middle_length(cfg: ModelConfig, ctx_len: int, max_new: int, block_size: int)
     """Masks to lay out for up to max_new tokens: the middle ends on a block boundary."""
     start = first_block_start(cfg, ctx_len, block_size)
     return -(-(ctx_len - start + max_new) // block_size) * block_size - (ctx_len - start)
+
+
+def padded_middle(cfg: ModelConfig, ctx_len: int, tokens: list[int], block_size: int, fill: int) -> list[int]:
+    """`tokens` followed by `fill` up to the block boundary `middle_length` puts the middle's end on."""
+    return tokens + [fill] * (middle_length(cfg, ctx_len, len(tokens), block_size) - len(tokens))
 
 
 def reusable_length(cfg: ModelConfig, common: int, block_size: int, origin: int, cached_origin: int) -> int:
@@ -140,7 +151,7 @@ def training_layout(c: int, m: int, block_size: int) -> tuple[list[int], list[in
     """
     assert m % block_size == 0, f"middle length {m} is not a multiple of block size {block_size}"
     positions = list(range(c + m)) + list(range(c, c + m))
-    middle_bids = [c + (i // block_size) * block_size for i in range(m)]
+    middle_bids = [middle_block_id(c, i, block_size) for i in range(m)]
     bids = context_block_ids(0, c) + middle_bids + middle_bids
     noisy = [False] * (c + m) + [True] * m
     return positions, bids, noisy

@@ -133,11 +133,14 @@ class Scheduler:
             return {lane: len(q) for lane, q in self._lanes.items()}
 
     def lane_stats(self) -> dict:
-        """Per-lane counters, queue lengths and jobs on the engine now, as plain data (the `stats` answer)."""
+        """Per-lane counters, queue lengths and jobs on the engine now, as plain data (the `stats` answer),
+        and the engine's step counters: forward paths, host reads, CUDA graph state or why it is off."""
+        decode_stats = getattr(self.engine, "decode_stats", None)
         return {
             "lanes": {lane: dataclasses.asdict(s) for lane, s in self.stats.items()},
             "queued": self.queued(),
             "running": self.running,
+            **({"decode": decode_stats()} if decode_stats is not None else {}),
         }
 
     # -- the engine thread ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ModelConfig
-from ..layout import attention_mask, context_block_ids
+from ..layout import attention_mask, context_block_ids, middle_block_id
 from ..sampling import propose, select_threshold
 from ..tokenizer import Tokenizer
 from .objectives import fit_context
@@ -130,7 +130,7 @@ def reference_infill(
             k = len(committed)
             tokens = ctx + committed + block
             positions = list(range(c + k)) + list(range(c + k, c + k + bs))
-            bids = context_block_ids(0, c) + [c + (i // bs) * bs for i in range(k)] + [c + k] * bs
+            bids = context_block_ids(0, c) + [middle_block_id(c, i, bs) for i in range(k + bs)]
             noisy = [False] * (c + k) + [True] * bs
             t = lambda x, dtype=torch.long: torch.tensor([x], dtype=dtype, device=device)
             bid, nz = t(bids), t(noisy, torch.bool)
