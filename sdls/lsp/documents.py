@@ -101,6 +101,11 @@ class DocumentStore:
         """The document open at `uri`, or None if it is not (closed meanwhile); one out of sync raises as in get."""
         return self.get(uri) if uri in self._docs else None
 
+    def version_of(self, uri: str) -> int | None:
+        """The version open at `uri` (in sync or not), or None."""
+        doc = self._docs.get(uri)
+        return None if doc is None else doc.version
+
     def all(self) -> list[OpenDocument]:
         return list(self._docs.values())
 

@@ -34,6 +34,7 @@ from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
 from .actions import offer_actions, offer_problem, resolve_offer
+from .arrival import ensure_as_arrived
 from .completion import complete_at
 from .completion_cache import CompletionCache
 from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
@@ -88,6 +89,7 @@ def request(fn):
     async def handler(ls: SdlsServer, *params):
         ls.counters[fn.__name__] += 1
         try:
+            ensure_as_arrived(ls.docs, params[0] if params else None)
             return await fn(ls, *params)
         except (UnknownDocument, PositionError, BadPayload) as exc:
             raise JsonRpcInvalidParams(str(exc)) from None

@@ -13,15 +13,18 @@ import uuid
 from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.capabilities import get_capability
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.json_rpc import RPCRequest
 from pygls.uris import to_fs_path
 
 from sdls.syntax import syntax_errors
 
 from . import convert
+from .arrival import note_arrival
 from .backends import open_backend
 from .completion_cache import CompletionCache
 from .documents import DocumentStore
@@ -233,7 +236,10 @@ def _protocol_cls():
     from .next_edit_handlers import NextEditProtocol  # it imports this module: reach it at call time
 
     class SdlsProtocol(AnswerEveryRequest, NextEditProtocol):
-        pass
+        def handle_message(self, message: Any) -> None:
+            if isinstance(message, RPCRequest):  # before its handler's task copies the context
+                note_arrival(getattr(self._server, "docs", None), message.params)
+            super().handle_message(message)
 
     return SdlsProtocol
 
