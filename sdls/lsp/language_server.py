@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from .settings import Settings, settings_from
 from .workspace_index import DeclarationIndex
 
 log = logging.getLogger(__name__)
+ANNOUNCED = 256  # messages remembered as told
 
 
 class SdlsServer(LanguageServer):
@@ -63,7 +64,7 @@ class SdlsServer(LanguageServer):
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
         self.counters: Counter = Counter()
         self.latencies: list[dict] = []  # per answered inline request: ms, scope, source (for benchmarks)
-        self._announced: set[str] = set()
+        self._announced: OrderedDict[str, None] = OrderedDict()  # what the user was told (bounded)
         self.next_edits = NextEdits(lambda: self.settings.next_edit)
         self.next_edits.model_call = self.model_call
         self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
@@ -81,11 +82,18 @@ class SdlsServer(LanguageServer):
         serve_tcp(self, host, port, token, ready)
 
     # -- shared plumbing ----------------------------------------------------------------------
-    def announce(self, message: str) -> None:
-        """Show an error to the user once (not on every keystroke)."""
-        if message not in self._announced:
-            self._announced.add(message)
+    def announce(self, message: str, once_for: str | None = None) -> None:
+        """Show an error to the user once (not on every keystroke): once per message, or once per
+        `once_for` key whatever the message (`forget_announcement` lets it be told again)."""
+        key = message if once_for is None else once_for
+        if key not in self._announced:
+            self._announced[key] = None
+            while len(self._announced) > ANNOUNCED:
+                self._announced.popitem(last=False)  # a very old message may be told again
             self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+
+    def forget_announcement(self, key: str) -> None:
+        self._announced.pop(key, None)
 
     async def get_backend(self):
         s = self.settings
