@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     roof = parser.add_argument_group("roofline (--roofline SHAPE: time per forward by block size vs this machine)")
     roof.add_argument("--roofline", metavar="SHAPE", help="a ModelConfig preset, random weights (e.g. qwen2.5-0.5b)")
-    roof.add_argument("--ctx", type=int, default=1024, help="context tokens before the middle (default 1024)")
+    roof.add_argument(
+        "--ctx", type=int, nargs="+", default=[1024], help="context tokens before the middle, a table each (1024)"
+    )
     roof.add_argument("--blocks", type=int, nargs="+", default=list(BLOCKS), help="block sizes (default 4 8 16 32)")
     roof.add_argument("--steps", type=int, default=24, help="block steps timed per block size (default 24)")
     roof.add_argument("--device", help="cpu or cuda (default: cuda if available)")

@@ -216,24 +216,25 @@ def run(args) -> int:
     dtype = resolve_dtype(args.dtypes[0] if args.dtypes else "auto", device)
     blocks = sorted(set(args.blocks))
     most = max(b * -(-args.steps // max(1, b - 1)) for b in blocks)
-    engine = build(args.roofline, device, dtype, args.ctx, most, args.seed)
+    engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed)
     source = args.source if args.source is not None else Path(sysconfig.get_paths()["stdlib"])
-    prefix = context_text(engine.tokenizer, args.ctx, source)
     limits = measure_limits(device, dtype)
-    timings = [time_block(engine, prefix, b, args.steps) for b in blocks]
     info = engine.describe()
     where = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, torch threads {torch.get_num_threads()}"
     )
     print(
-        f"roofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
-        f"{info['dtype']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"
-    )
-    print(
         f"limits measured in this run: matmul {limits.flops / 1e9:.1f} GFLOP/s ({limits.matmul}); "
         f"memory {limits.bandwidth / 1e9:.2f} GB/s ({limits.copy})"
     )
-    print("\n".join(table(timings, limits)))
+    for ctx in args.ctx:
+        prefix = context_text(engine.tokenizer, ctx, source)
+        timings = [time_block(engine, prefix, b, args.steps) for b in blocks]
+        print(
+            f"\nroofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
+            f"{info['dtype']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"
+        )
+        print("\n".join(table(timings, limits)))
     goal = GPU_GOAL if device.type == "cuda" else CPU_GOAL
-    print(f"ratio = ms/forward / max(compute floor, memory floor); goal: within {goal}x")
+    print(f"\nratio = ms/forward / max(compute floor, memory floor); goal: within {goal}x")
     return 0

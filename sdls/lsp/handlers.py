@@ -41,7 +41,7 @@ from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
 from .documents import DocumentOutOfSync, DocumentStore, UnknownDocument, VersionNotIncreasing
 from .edits import NoChange
 from .fixups import propose_fixup
-from .language_server import SdlsServer  # at run time: pygls reads the handlers' annotations
+from .language_server import SdlsServer, out_of_sync_key  # at run time: pygls reads the handlers' annotations
 from .model_call import DocumentChanged, JobCancelled, ensure_current
 from .next_edit_state import change_hint
 from .positions import PositionError
@@ -153,10 +153,6 @@ async def shutdown(ls: SdlsServer, *_args) -> None:
 
 
 # -- document sync ----------------------------------------------------------------------------
-def out_of_sync_key(uri: str) -> str:
-    return f"out of sync: {uri}"
-
-
 @feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: SdlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
     item = params.text_document
@@ -185,10 +181,7 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
 
 @feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SdlsServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    ls.docs.close(params.text_document.uri)
-    ls.forget_announcement(out_of_sync_key(params.text_document.uri))
-    ls.cache.forget(params.text_document.uri)
-    ls.next_edits.close(params.text_document.uri)
+    ls.forget_document(params.text_document.uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
 
