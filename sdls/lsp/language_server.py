@@ -106,9 +106,13 @@ class SdlsServer(LanguageServer):
     def forget_announcement(self, key: str) -> None:
         self._announced.pop(key, None)
 
-    async def get_backend(self):
+    def backend_key(self) -> tuple:
+        """The settings a backend is opened with: another value opens another backend."""
         s = self.settings
-        key = (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+        return (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+
+    async def get_backend(self):
+        s, key = self.settings, self.backend_key()
         async with self._backend_lock:
             if self.backend is None or self._backend_key != key:
                 if self.backend is not None:
