@@ -104,7 +104,7 @@ class SdlsServer(LanguageServer):
 
     async def get_backend(self):
         s = self.settings
-        key = (s.model, s.worker.in_process, s.worker.socket)
+        key = (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
         async with self._backend_lock:
             if self.backend is None or self._backend_key != key:
                 if self.backend is not None:
