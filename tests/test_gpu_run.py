@@ -41,8 +41,8 @@ def test_dry_run_runs_every_stage_and_reports_each(dry_run):
     for name in ("tests", "roofline", "train", "seed"):
         assert status[name] == "ok (GPU checks skipped: no CUDA)"
     assert status["setup"] == "ok"
-    for name in ("adapt",):
-        assert status[name].startswith("skipped: ") and "does not exist yet" in status[name]
+    for name in ("adapt",):  # optional stages: they run once their helpers fill them, else say why not
+        assert status[name].startswith(("ok", "skipped: ")), status[name]
     for n, name in enumerate(STAGES, 1):
         assert (out / f"{n:02d}-{name}" / "log.txt").is_file()
 

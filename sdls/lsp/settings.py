@@ -88,6 +88,9 @@ class WorkerSettings:
     spawn: bool = True  # start a worker when none is running
     idle_exit_s: float = 600.0  # a spawned worker exits after this long without clients
     start_timeout_s: float = 120.0  # loading a model may take a while on a busy CPU
+    # Every model call (a job, a doubt, stats) that has not answered by then fails with
+    # RequestFailed; a worker that then does not answer a probe is replaced (see worker/client.py).
+    timeout_s: float = 60.0
     in_process: bool = False  # run the engine inside the server (tests, one-shots)
 
 
@@ -134,6 +137,7 @@ SETTING_RANGES: dict[str, Range] = {
     "next_edit.history_chars": Range(0, 10_000_000, integer=True),
     "worker.idle_exit_s": Range(0.0, 7 * 86400.0),
     "worker.start_timeout_s": _SECONDS,
+    "worker.timeout_s": _SECONDS,
     "max_document_chars": Range(0, 100_000_000, integer=True),
 }
 
