@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from core_server import use_backend
 from lsp_fakes import ScriptedBackend
 
 from sdls.lsp.framing import Frame
@@ -89,8 +90,7 @@ async def test_opening_typing_and_closing_leaves_nothing_behind():
     server = wire.server
     wire.send("initialize", {"processId": None, "rootUri": None, "capabilities": {}}, request=True)
     wire.send("initialized", {})
-    backend = ScriptedBackend(answer=lambda job: "x + 1")
-    server.backend, server._backend_key = backend, (server.settings.model, False, server.settings.worker.socket)
+    use_backend(server, ScriptedBackend(answer=lambda job: "x + 1"))
 
     for i in range(DOCUMENTS):  # open, change, ask, close: thousands of documents
         uri = f"file:///w/d{i}.py"

@@ -12,9 +12,11 @@ import time
 import uuid
 import weakref
 from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.capabilities import get_capability
@@ -22,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol.json_rpc import RPCRequest
 from pygls.uris import to_fs_path
 
-from sdls.syntax import syntax_errors
+from sdls.syntax import SyntaxDocument, syntax_errors
 
 from . import convert
 from .arrival import note_arrival
@@ -39,6 +41,7 @@ from .workspace_index import DeclarationIndex
 
 log = logging.getLogger(__name__)
 ANNOUNCED = 256  # messages remembered as told
+T = TypeVar("T")
 
 
 def out_of_sync_key(uri: str) -> str:
@@ -76,6 +79,7 @@ class SdlsServer(LanguageServer):
         self.next_edits.model_call = self.model_call
         self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
         self.next_edits.roots = lambda: self.roots
+        self._syntax_pool: ThreadPoolExecutor | None = None
 
     # -- transports (sdls's framing reader in place of pygls' loop: see transport.py) ------------
     def start_io(self, stdin=None, stdout=None) -> None:
@@ -102,9 +106,13 @@ class SdlsServer(LanguageServer):
     def forget_announcement(self, key: str) -> None:
         self._announced.pop(key, None)
 
-    async def get_backend(self):
+    def backend_key(self) -> tuple:
+        """The settings a backend is opened with: another value opens another backend."""
         s = self.settings
-        key = (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+        return (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+
+    async def get_backend(self):
+        s, key = self.settings, self.backend_key()
         async with self._backend_lock:
             if self.backend is None or self._backend_key != key:
                 if self.backend is not None:
@@ -170,6 +178,20 @@ class SdlsServer(LanguageServer):
                 return doc.text
         return None
 
+    async def off_loop(self, work: Callable[..., T], doc: SyntaxDocument, *args: Any) -> T:
+        """`work(snapshot of doc, *args)` in a syntax thread: tree walks over a big or pathological
+        document (50,000 unclosed brackets) must not hold up every other request. The thread reads
+        a snapshot, so didChange goes on editing the document meanwhile; the caller checks the
+        version afterwards. (Pure-Python walks give up the GIL every few ms; the loop keeps serving.)"""
+        if self._syntax_pool is None:
+            self._syntax_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdls-syntax")
+        return await asyncio.get_running_loop().run_in_executor(self._syntax_pool, work, doc.snapshot(), *args)
+
+    def stop_syntax_threads(self) -> None:
+        if self._syntax_pool is not None:
+            self._syntax_pool.shutdown(wait=False, cancel_futures=True)
+            self._syntax_pool = None
+
     def schedule_diagnostics(self, uri: str, delay_s: float) -> None:
         self.cancel_diagnostics(uri)
         task = self.diagnostic_tasks[uri] = asyncio.ensure_future(self._publish_diagnostics(uri, delay_s))
@@ -194,7 +216,10 @@ class SdlsServer(LanguageServer):
         if uri not in self.docs:
             return
         doc = self.docs.get(uri)
-        issues = syntax_errors(doc.syntax) if self.settings.diagnostics.enabled else []
+        version = doc.version
+        issues = await self.off_loop(syntax_errors, doc.syntax) if self.settings.diagnostics.enabled else []
+        if self.docs.version_of(uri) != version:
+            return  # changed meanwhile: the change scheduled its own
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(
                 uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]
