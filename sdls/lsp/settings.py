@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from sdls.worker.protocol import MAX_DOCUMENT_CHARS
 from sdls_model.job_limits import JOB_RANGES, Range
 from sdls_model.precision import DTYPE_CHOICES
 
@@ -105,7 +106,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     # Language ids served; "*" = every language (unknown ones get plain-text behaviour).
     languages: list[str] = field(default_factory=lambda: ["*"])
-    max_document_chars: int = 2_000_000  # larger documents get plain-text behaviour (no parse)
+    max_document_chars: int = MAX_DOCUMENT_CHARS  # larger documents get plain-text behaviour (no parse)
 
     def language_enabled(self, language_id: str) -> bool:
         return "*" in self.languages or language_id in self.languages
