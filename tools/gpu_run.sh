@@ -38,7 +38,7 @@ STAGES=(
     "roofline 150"
     "train 140"
     "adapt 45"
-    "seed 30"
+    "seed 38"
 )
 SKIP=3
 
@@ -158,23 +158,25 @@ stage_seed() { # order, then onpolicy, then the stages bench, continuing from th
         [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (the GPU sizes); tiny sizes on the CPU instead"
         preset=tiny device=cpu data=("$ROOT/sdls")
         sizes=(--spans 4 --trajectories 2 --order-steps 2 --span-blocks 6 --steps 2 --fast-steps 2 --threads 1)
-        bench=(--tasks 4 --thresholds 0.5 0.9)
+        bench=(--tasks 3 --thresholds 0.9)
     else # seconds on an H200: 64 spans x 4 trajectories, 60 fine-tuning steps each, 24 bench holes
         preset=gpu device=cuda sizes=(--spans 64 --trajectories 4 --steps 60)
         bench=(--tasks 24 --thresholds 0.5 0.7 0.9 0.97)
     fi
     local common=(--preset "$preset" --device "$device" --data "${data[@]}" "${sizes[@]}")
+    local start=$SECONDS
+    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
     timeout $((STAGE_SECONDS * 2 / 5)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
         "${common[@]}" || rc=1
     local models=(--model "base=$base")
     [[ -f $dir/order/model/config.json ]] && models+=(--model "order=$dir/order/model") && base=$dir/order/model
-    timeout $((STAGE_SECONDS * 3 / 10)) "${SDLS[@]}" train --stage onpolicy --out "$dir/onpolicy" --init-from "$base" \
+    timeout $(($(seed_left) / 2)) "${SDLS[@]}" train --stage onpolicy --out "$dir/onpolicy" --init-from "$base" \
         "${common[@]}"
     onpolicy=$?
     ((onpolicy == 2)) && echo "onpolicy: no verified target to distil (see its log); benchmarking the others"
     ((onpolicy != 0 && onpolicy != 2)) && rc=1
     [[ -f $dir/onpolicy/model/config.json ]] && models+=(--model "onpolicy=$dir/onpolicy/model")
-    timeout $((STAGE_SECONDS / 4)) "${SDLS[@]}" bench stages "${models[@]}" "${bench[@]}" --device "$device" \
+    timeout "$(seed_left)" "${SDLS[@]}" bench stages "${models[@]}" "${bench[@]}" --device "$device" \
         --data "${data[@]}" --out "$dir/stages" || rc=1
     return $rc
 }
