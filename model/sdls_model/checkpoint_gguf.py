@@ -250,6 +250,12 @@ def _reader_class():
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
 
     class CheckedReader(GGUFReader):
+        def _build_fields(self, offs, count):
+            # Slicing a plain view of the mapped file is ~10x faster than slicing the np.memmap,
+            # which matters for the ~100k parts of a vocabulary (the mapping stays alive as its base).
+            self.data = self.data.view(np.ndarray)
+            return super()._build_fields(offs, count)
+
         def _build_tensors(self, start_offs, fields):
             self.truncated: list[str] = []
             self.unknown_types: list[tuple[str, int]] = []
@@ -409,7 +415,7 @@ def load_gguf(
             tensor = unpermute_qk(tensor, cfg.n_heads)
         elif arch.permuted_qk and ours.endswith(("k_proj.weight", "k_proj.bias")):
             tensor = unpermute_qk(tensor, cfg.n_kv_heads)
-        if not torch.isfinite(tensor).all():
+        if not np.isfinite(tensor.numpy()).all():  # numpy's check is ~10x faster than torch's here
             bad.append(f"{found.directory}: tensor {stored.name!r} contains NaN or infinite values")
         state[ours] = tensor.to(dtype=dtype, device=device)
     if bad:

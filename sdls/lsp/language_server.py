@@ -30,7 +30,7 @@ from . import convert
 from .arrival import note_arrival
 from .backends import open_backend
 from .completion_cache import CompletionCache
-from .documents import DocumentStore
+from .documents import DocumentStore, UnknownDocument
 from .model_call import JobCancelled, ModelCall
 from .next_edit_state import NextEdits
 from .prompt import declarations_header
@@ -229,9 +229,12 @@ class SdlsServer(LanguageServer):
 
     async def _publish_diagnostics(self, uri: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        if uri not in self.docs:
+        try:
+            doc = self.docs.find(uri)
+        except UnknownDocument:  # out of sync since: no diagnostics for a text the server no longer has
             return
-        doc = self.docs.get(uri)
+        if doc is None:
+            return
         version = doc.version
         issues = await self.off_loop(syntax_errors, doc.syntax) if self.settings.diagnostics.enabled else []
         if self.docs.version_of(uri) != version:
