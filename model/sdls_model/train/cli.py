@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="cpu",
-        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU; "
-        "gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test",
+        default=None,
+        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU "
+        "(the default); gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test; adapt-cpu / adapt-gpu: "
+        "the training knobs of --init-from-gguf (adapt-cpu is its default)",
     )
     parser.add_argument("--steps", type=int, help="planned optimizer steps (schedule length)")
     parser.add_argument("--time-budget", type=float, help="seconds of training; ends cleanly with a checkpoint")
@@ -62,6 +63,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="warm start: take this checkpoint's tokenizer and weights (fresh optimizer and schedule)",
     )
     parser.add_argument("--owed", default="", help="a line for the model card saying what is still owed")
+    adapt = parser.add_argument_group("adapting a pretrained autoregressive backbone")
+    adapt.add_argument(
+        "--init-from-gguf",
+        type=Path,
+        metavar="PATH",
+        help="adapt this AR model (a GGUF file, dequantised, or a checkpoint directory) into a block-diffusion "
+        "model: block-causal attention, logits shifted (row i predicts token i + 1), mask and fill-in-the-middle "
+        "tokens added; then both stages on the corpus",
+    )
+    adapt.add_argument(
+        "--adapter",
+        choices=("lora", "full"),
+        default="lora",
+        help="lora (default): frozen backbone + low-rank adapters, written in the shipping form (only what "
+        "changed; the base comes from its package); full: every weight trains, an ordinary checkpoint",
+    )
+    adapt.add_argument("--lora-rank", type=int, default=16)
+    adapt.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (default 2 x rank)")
+    adapt.add_argument("--block-size", type=int, help="attention block of the adapted model (default 4)")
+    adapt.add_argument(
+        "--ar-baseline",
+        action="store_true",
+        help="no training: write and evaluate the unchanged backbone as a plain AR model through the engine "
+        "(blocks of one token, prefix only): the speed and quality anchor",
+    )
+    parser.add_argument(
+        "--eval-only",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="no training: evaluate MODEL_DIR on this corpus's held-out split and HumanEval (summary.json in --out)",
+    )
 
 
 class Log:
@@ -87,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
     from .corpus import Decontaminator, default_source_dirs, gather, humaneval_texts
     from .trainer import TrainConfig, Trainer
 
+    if args.preset is None:
+        args.preset = "adapt-cpu" if args.init_from_gguf else "cpu"
     preset = PRESETS[args.preset]
+    if args.init_from_gguf and args.init_from:
+        print("sdls train: --init-from and --init-from-gguf exclude each other", file=sys.stderr)
+        return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -119,9 +156,45 @@ def run(args: argparse.Namespace) -> int:
     }
     log(f"corpus: {json.dumps(corpus_info)}")
 
+    n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
+    if args.eval_only is not None:
+        from ..checkpoint import load_checkpoint
+
+        _cfg, model, tok = load_checkpoint(args.eval_only)
+        evaluation = evaluate_model(args.eval_only, model, tok, corpus.val, n_tasks, log)
+        (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
+        return 0
+
     # -- tokenizer (trained once; a resumed run reuses it) --------------------------------------
     tok_path = out / "tokenizer.json"
     init = None
+    adaptation = adapted = None
+    if args.init_from_gguf is not None:  # the backbone's tokenizer plus the added tokens
+        from .adapt import Adaptation
+
+        t0 = time.perf_counter()
+        adaptation, adapted_cfg, adapted, adapted_tok = Adaptation.start(
+            args.init_from_gguf,
+            mode=args.adapter,
+            block_size=args.block_size or 4,
+            rank=args.lora_rank,
+            alpha=args.lora_alpha,
+            seed=args.seed,
+            ar_baseline=args.ar_baseline,
+        )
+        log(
+            f"adapting {args.init_from_gguf} ({adaptation.base.describe()}, {args.adapter}): "
+            f"{adapted_cfg.num_parameters() / 1e6:.1f}M parameters, added {adaptation.added.tokens}, "
+            f"loaded in {time.perf_counter() - t0:.0f} s"
+        )
+        if rank == 0:
+            adapted_tok.save(tok_path)
+        if args.ar_baseline:
+            model_dir = out / "model"
+            adaptation.save_model(model_dir, adapted, adapted_tok)
+            evaluation = evaluate_model(model_dir, adapted, adapted_tok, corpus.val, n_tasks, log)
+            (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
+            return 0
     if args.init_from is not None:  # its tokenizer and shape, so that its weights mean the same tokens
         from ..checkpoint import load_checkpoint
 
@@ -151,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"tokenizer: {chars_per_token:.2f} characters per token on validation text")
 
     # -- model and training ---------------------------------------------------------------------
-    model_cfg = ModelConfig(vocab_size=tok.vocab_size, **preset.model)
+    model_cfg = adapted.cfg if adapted is not None else ModelConfig(vocab_size=tok.vocab_size, **preset.model)
     overrides = {
         k: v
         for k, v in dict(
@@ -168,9 +241,28 @@ def run(args: argparse.Namespace) -> int:
         if v is not None
     }
     train_cfg = replace(TrainConfig(**preset.train), **overrides)
-    log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(preset.model)}")
+    if adapted is not None:  # rows of about the same length in tokens whatever the block size
+        bs = model_cfg.block_size
+        train_cfg = replace(
+            train_cfg,
+            line_blocks=max(1, 24 // bs),
+            span_blocks=max(1, 64 // bs),
+            continue_blocks=max(1, 64 // bs),
+        )
+    log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(model_cfg.to_dict())}")
     log(f"training: {json.dumps(dict(vars(train_cfg).items()))}")
-    trainer = Trainer(model_cfg, tok, corpus.train, corpus.val, train_cfg, out, device=args.device, log=log)
+    trainer = Trainer(
+        model_cfg,
+        tok,
+        corpus.train,
+        corpus.val,
+        train_cfg,
+        out,
+        device=args.device,
+        log=log,
+        model=adapted,
+        adaptation=adaptation,
+    )
     if not trainer.resume() and init is not None:
         if init_cfg != model_cfg:
             log(f"--init-from {args.init_from}: its model ({init_cfg.to_dict()}) is not preset {args.preset}'s")
@@ -192,8 +284,8 @@ def run(args: argparse.Namespace) -> int:
     model_dir = out / "model"
     from ..checkpoint import save_checkpoint
 
-    save_checkpoint(model_dir, export, tok)
-    n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
+    write = adaptation.save_model if adaptation is not None else save_checkpoint
+    write(model_dir, export, tok)
     evaluation = (
         evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device)) if n_tasks else {}
     )
@@ -211,8 +303,9 @@ def run(args: argparse.Namespace) -> int:
         owed=args.owed,
         export_dtype=preset.export_dtype,
         init_from=args.init_from,
+        adapted_from=f"{adaptation.base.describe()} ({args.adapter})" if adaptation is not None else None,
     )
-    save_checkpoint(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
+    write(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
     (out / "summary.json").write_text(
         json.dumps({"corpus": corpus_info, "train": summary, "eval": evaluation}, indent=2)
     )
@@ -283,6 +376,7 @@ def model_card(
     owed: str,
     export_dtype: str,
     init_from: str | None = None,
+    adapted_from: str | None = None,
 ) -> str:
     c = corpus_info["counts"]
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("train", "val"))
@@ -291,11 +385,16 @@ def model_card(
     lines = [
         f"# sdls default model ({preset} preset)",
         "",
-        "A small block-causal masked-diffusion code model for Python, "
-        + (
-            f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`."
-            if init_from
-            else "trained from scratch by `sdls train`."
+        (
+            f"A pretrained autoregressive model, {adapted_from}, adapted by `sdls train --init-from-gguf` into a "
+            "block-causal masked-diffusion code model (logits shifted: row i predicts token i + 1)."
+            if adapted_from
+            else "A small block-causal masked-diffusion code model for Python, "
+            + (
+                f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`."
+                if init_from
+                else "trained from scratch by `sdls train`."
+            )
         ),
         f"Attention `{model_cfg.attention}`, infill layout `{model_cfg.infill_layout}`, block size "
         f"{model_cfg.block_size}, weights {export_dtype}.",

@@ -136,7 +136,8 @@ def reference_infill(
             bid, nz = t(bids), t(noisy, torch.bool)
             mask = attention_mask(bid, nz, bid, nz, torch.ones_like(nz))
             hidden = model(t(tokens), t(positions), mask)  # (1, T, d)
-            logits = model.logits(hidden[:, -bs:])  # (1, bs, V)
+            rows = hidden[:, -bs - 1 : -1] if cfg.logit_shift else hidden[:, -bs:]  # row i - 1 predicts token i
+            logits = model.logits(rows)  # (1, bs, V)
             cand, conf = propose(logits)
             masked = torch.tensor([[x == cfg.mask_id for x in block]], device=device)
             commit = select_threshold(conf, masked, threshold)[0]
