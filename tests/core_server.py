@@ -41,7 +41,7 @@ def change_doc(server: SdlsServer, uri: str, version: int, rng: tuple[int, int, 
         start, end = lsp.Position(rng[0], rng[1]), lsp.Position(rng[2], rng[3])
         change = lsp.TextDocumentContentChangePartial(range=lsp.Range(start, end), text=text)
     handlers.did_change(
-        server, lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(uri, version), [change])
+        server, lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(version=version, uri=uri), [change])
     )
 
 

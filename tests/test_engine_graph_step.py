@@ -72,6 +72,7 @@ def test_static_steps_read_once_and_leave_sampling_jobs_to_the_eager_rule(tokeni
     assert engine.decode_stats()["paths"]["static"] >= 2
 
 
+@pytest.mark.gpu
 @needs_cuda
 def test_cuda_graph_steps_commit_what_eager_cuda_steps_commit(tokenizer):
     graph = make_engine(tokenizer, device="cuda", graph=True)
@@ -83,6 +84,7 @@ def test_cuda_graph_steps_commit_what_eager_cuda_steps_commit(tokenizer):
     assert graph.decode_stats()["paths"]["graph"] >= 2
 
 
+@pytest.mark.gpu
 @needs_cuda
 def test_cuda_step_loop_syncs_once_per_step(tokenizer):
     """On the GPU the bound is checked by CUDA itself: every synchronizing call warns."""

@@ -5,12 +5,17 @@ the bad one too where its id can be read, and no announced length is ever alloca
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from raw_lsp import ServerProcess, frame, serve_argv
 
 from sdls.lsp.framing import MAX_BODY_BYTES, Frame, FrameDecoder, Refused
 from sdls.lsp.jsonrpc_checks import read_id
+
+EXAMPLES = int(os.environ.get("SDLS_FUZZ_EXAMPLES", "400"))
 
 
 def _body(msg_id: int) -> bytes:
@@ -34,6 +39,13 @@ CASES = {
     "no Content-Length": (lambda b: b"Content-Type: x\r\n\r\n" + b, False),
     "a 10^14 length": (lambda b: b"Content-Length: 100000000000000\r\n\r\n" + b, False),
     "a 2^31 length": (lambda b: b"Content-Length: 2147483648\r\n\r\n" + b, False),
+    # A message cut short: what follows its cut is the request, served (a regression: it was lost).
+    "a header block cut short": (lambda b: b"Content-Length: 90\r\n" + frame(b), True),
+    "a header block cut short at its name": (lambda b: b"Content-Length:\n" + frame(b), True),
+    "a body cut short": (lambda b: b'Content-Length: 500\r\n\r\n{"jsonrpc": ' + frame(b), True),
+    "a body cut short inside the next header": (lambda b: b'Content-Length: 15\r\n\r\n{"a": ' + frame(b), True),
+    "a blank line after garbage": (lambda b: b"\x00\n\n" + frame(b), True),
+    "a bad length just before a header": (lambda b: b"Content-Length: abc\r\n\r\n" + frame(b), True),
     "4 KB of unframed garbage": (lambda b: b"\x00garbage, no line end " * 200, None),
     "garbage lines": (lambda b: b"hello world\r\n" * 20, None),
 }
@@ -62,6 +74,33 @@ def test_the_message_after_bad_framing_is_decoded(name, step):
         assert len(first) + len(refused) == 1  # its id can be read: it will be answered once
     else:
         assert not first and not refused
+
+
+_VALID = frame(_body(777))
+_BAD_HEADERS = st.sampled_from(
+    [b"Content-Length: ", b"content-length:", b"Content-Length: abc", b"Content-Length: -1", b"X: y"]
+    + [b"Content-Length: 99999999999999", b"Content-Length: 3", b"Content-Length: 90", b"Content-Type: x"]
+)
+_LINE_ENDS = st.sampled_from([b"", b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n"])
+_GARBAGE = st.lists(
+    st.binary(max_size=40)
+    | st.builds(bytes.__add__, _BAD_HEADERS, _LINE_ENDS)
+    | st.builds(lambda n: _VALID[:n], st.integers(0, len(_VALID))),  # a message cut short
+    max_size=6,
+).map(b"".join)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(_GARBAGE, st.sampled_from([1, 3, 7, 1 << 20]))
+def test_any_bad_bytes_then_a_valid_message_yields_that_message(garbage, step):
+    """Whatever came before (garbage, a bad or cut header, a cut body), a whole message is served
+    as soon as its bytes are in, before the input ends."""
+    decoder = FrameDecoder()
+    data = garbage + _VALID
+    items = []
+    for i in range(0, len(data), step):
+        items += decoder.feed(data[i : i + step])
+    assert Frame(_body(777)) in items
 
 
 def test_an_announced_length_is_never_allocated():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from waiting import eventually
 
@@ -110,3 +112,42 @@ def test_server_builds_the_header_from_the_document_imports(workspace):
     assert header == "# from pkg/units.py:\nMETERS = 1.0\ndef to_feet(m): ...\n\n"
     server.settings.completion.cross_file = False
     assert server.cross_file_header(doc) == ""
+
+
+@pytest.fixture
+def fenced(tmp_path, monkeypatch):
+    """A workspace, a secret file beside it (outside), and a record of every file the index opens."""
+    root, outside = tmp_path / "ws", tmp_path / "outside"
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "web" / "app").mkdir(parents=True)
+    outside.mkdir()
+    secret_py, secret_js = outside / "secret.py", outside / "secret.js"
+    secret_py.write_text("def leaked_password(): ...\n")
+    secret_js.write_text("export function leakedToken() { return 1 }\n")
+    (tmp_path / "secret.py").write_text("def leaked_password(): ...\n")
+    (root / "pkg" / "link.py").symlink_to(secret_py)  # a symlink inside that points outside
+    (root / "pkg" / "ok.py").write_text("def fine(): ...\n")
+    opened: list[Path] = []
+    real_read_text = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        opened.append(self.resolve())
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return root, outside, opened
+
+
+def test_imports_that_lead_out_of_the_workspace_are_never_opened(fenced):
+    root, outside, opened = fenced
+    index = DeclarationIndex([root])
+    module = root / "pkg" / "sub" / "mod.py"
+    python = "from ...outside.secret import leaked_password\nfrom .... import secret\nfrom ..link import x\n"
+    python += "from .. import ok\n"
+    assert [name for name, _ in index.context_for(python, module, "python")] == ["pkg/ok.py"]
+    assert imported_paths(python, "python", module, [root]) == [(root / "pkg" / "ok.py").resolve()]
+    js = "import { leakedToken } from '../../../outside/secret.js'\nimport x from '../../../outside/secret'\n"
+    assert index.context_for(js, root / "web" / "app" / "main.ts", "typescript") == []
+    assert index.declarations_of(outside / "secret.py") == []  # asked directly: still not read
+    assert index.declarations_of(root / "pkg" / "link.py") == []
+    assert not any(p.is_relative_to(outside) or p.name == "secret.py" for p in opened), opened

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .engine import DecodeSettings, Engine, InfillJob
 from .precision import DTYPE_NAMES
+from .roofline import BLOCKS
 
 CONFIGS = {
     "reference (fixed 1/step, no cache)": DecodeSettings(rule="fixed", tokens_per_step=1, cache="none"),
@@ -45,11 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtypes",
         nargs="+",
-        default=["float32"],
+        default=None,
         choices=DTYPE_NAMES,
         help="compute in each of these, side by side; later ones are also compared with the first "
-        "(e.g. --dtypes float32 bfloat16)",
+        "(e.g. --dtypes float32 bfloat16; default float32; --roofline: the first, default bfloat16 where "
+        "the device multiplies it natively)",
     )
+    roof = parser.add_argument_group("roofline (--roofline SHAPE: time per forward by block size vs this machine)")
+    roof.add_argument("--roofline", metavar="SHAPE", help="a ModelConfig preset, random weights (e.g. qwen2.5-0.5b)")
+    roof.add_argument(
+        "--ctx", type=int, nargs="+", default=[1024], help="context tokens before the middle, a table each (1024)"
+    )
+    roof.add_argument("--blocks", type=int, nargs="+", default=list(BLOCKS), help="block sizes (default 4 8 16 32)")
+    roof.add_argument("--steps", type=int, default=24, help="block steps timed per block size (default 24)")
+    roof.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 
 
 def infill_tasks(source: Path, count: int, seed: int, context_lines: int = 40) -> list[tuple[str, str]]:
@@ -71,24 +81,54 @@ def infill_tasks(source: Path, count: int, seed: int, context_lines: int = 40) -
     return tasks
 
 
-def build_engine(args, dtype: str = "float32") -> Engine:
+# Special ids a preset may name, and the shipped tokenizer's token for each (tokenizer.SPECIAL_TOKENS).
+SPECIAL_IDS = {
+    "mask_id": "<|mask|>",
+    "eos_id": "<|endoftext|>",
+    "pad_id": "<|endoftext|>",
+    "bos_id": "<|bos|>",
+    "fim_prefix_id": "<|fim_prefix|>",
+    "fim_suffix_id": "<|fim_suffix|>",
+    "fim_middle_id": "<|fim_middle|>",
+}
+
+
+def random_config(name: str, tokenizer, bidirectional: bool = False):
+    """A named shape for random weights: its own vocabulary size (the output projection costs what it
+    costs in the real model), at least the tokenizer's, with the special ids the preset names taken from
+    the tokenizer the jobs are encoded with, so that every id lies inside the vocabulary."""
+    from .config import PRESETS, ModelConfig
+
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    ids = {}
+    for field_name, token in SPECIAL_IDS.items():
+        if field_name in preset and preset[field_name] is None:
+            continue  # the shape has no such token (e.g. no fill-in-the-middle tokens)
+        token_id = tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"the tokenizer has no {token} token, which preset {name!r} needs for {field_name}")
+        ids[field_name] = token_id
+    shape = dict(attention="bidirectional", infill_layout="in_place", logit_shift=True) if bidirectional else {}
+    vocab = max(preset.get("vocab_size", ModelConfig.vocab_size), tokenizer.vocab_size)
+    return ModelConfig.from_name(name, vocab_size=vocab, **ids, **shape)
+
+
+def build_engine(args, dtype: str = "float32", **engine_kwargs) -> Engine:
     if args.random:
         import torch
 
         from .checkpoint import default_model_dir
-        from .config import ModelConfig
         from .tokenizer import Tokenizer
         from .transformer import Transformer
 
         tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
-        shape = (
-            dict(attention="bidirectional", infill_layout="in_place", logit_shift=True) if args.bidirectional else {}
-        )
-        cfg = ModelConfig.from_name(args.random, vocab_size=max(tokenizer.vocab_size, 64), **shape)
+        cfg = random_config(args.random, tokenizer, args.bidirectional)
         model = Transformer(cfg).init_weights(seed=args.seed)
         torch.manual_seed(args.seed)
-        return Engine(model, tokenizer, dtype=getattr(torch, dtype), name=f"random {args.random}")
-    return Engine.from_dir(args.model, dtype=dtype)
+        return Engine(model, tokenizer, dtype=getattr(torch, dtype), name=f"random {args.random}", **engine_kwargs)
+    return Engine.from_dir(args.model, dtype=dtype, **engine_kwargs)
 
 
 def run(args) -> int:
@@ -96,7 +136,11 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    engines = {dtype: build_engine(args, dtype) for dtype in dict.fromkeys(args.dtypes)}
+    if args.roofline:
+        from . import roofline
+
+        return roofline.run(args)
+    engines = {dtype: build_engine(args, dtype) for dtype in dict.fromkeys(args.dtypes or ["float32"])}
     first = next(iter(engines))
     tasks = infill_tasks(args.source, args.tasks, args.seed)
     configs = dict(CONFIGS)

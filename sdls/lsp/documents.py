@@ -30,6 +30,10 @@ class DocumentOutOfSync(UnknownDocument):
         return f"document {self.args[0]} is out of sync ({self.args[1]}); close and reopen it"
 
 
+class VersionNotIncreasing(ValueError):
+    """A didChange whose version is not greater than the document's: the document is out of sync."""
+
+
 def looks_binary(text: str) -> bool:
     """NUL characters in the first 8 KB: what git and grep use to call a file binary."""
     return "\x00" in text[:8192]
@@ -123,8 +127,12 @@ class DocumentStore:
     ) -> OpenDocument:
         """Apply changes in order; each is ((start line, start col, end line, end col) | None for the
         whole text, new text). A change with a range that does not fit the text resyncs nothing and
-        raises PositionError: the client and server disagree and the client must resend."""
+        raises PositionError, a version not greater than the document's raises VersionNotIncreasing:
+        either way the client and server disagree, and the document is out of sync until reopened."""
         doc = self.get(uri)
+        if version <= doc.version:  # LSP versions only grow: a client that goes back is not the server's copy
+            doc.out_of_sync = f"version {version} does not follow version {doc.version}"
+            raise VersionNotIncreasing(doc.out_of_sync)
         for span, new_text in changes:
             if span is None:
                 doc = self.open(uri, doc.language_id, version, new_text)

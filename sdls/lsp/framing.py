@@ -13,7 +13,11 @@ transport, the tests and the fuzzer drive the same code:
 - bytes that are no header (garbage) are skipped up to the next `Content-Length`, even without a
   line ending, so the messages after bad framing are served;
 - a length that runs past the end of its JSON into the next message's header is cut there, so
-  that message is served too (a length a few bytes short shows as truncated JSON: a parse error).
+  that message is served too (a length a few bytes short shows as truncated JSON: a parse error);
+- a message cut short (a header block without its blank line, or a body that stops before its
+  length) is refused where the next `Content-Length` line begins, and that next message is served:
+  a block holds one Content-Length, and JSON cannot hold a raw line end, so such a line in either
+  is always a new header.
 
 What a refused frame's body held, when it starts like a JSON object, comes back as `Refused.body`
 so the caller can still read a request id from it and answer (see jsonrpc_checks.read_id).
@@ -33,6 +37,9 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _CONTENT_LENGTH = re.compile(rb"content-length", re.IGNORECASE)
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*")
 _HEADER_LINE = re.compile(rb"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*(.*?)[ \t]*$")
+_HEADER_LINE_MAX = 64  # `Content-Length: N` with some blanks: how far back a cut one is looked for
+_WHOLE_HEADER_LINE = re.compile(rb"content-length[ \t]{0,8}:[ \t]{0,8}[0-9]{1,20}[ \t]{0,8}\r?\n", re.IGNORECASE)
+_PARTIAL_HEADER_LINE = re.compile(rb"content-length[ \t]{0,8}(?::[ \t]{0,8}[0-9]{0,20}[ \t]{0,8}\r?)?")
 
 
 @dataclass(frozen=True)
@@ -100,28 +107,35 @@ class FrameDecoder:
         end = _BLANK_LINE.search(self._buf, 0, MAX_HEADER_BYTES + 4)
         if end is None:
             if len(self._buf) > MAX_HEADER_BYTES or not _could_become_header(self._buf):
-                return self._start_skip("bytes that are no LSP header", at=0)
+                return self._start_skip("bytes that are no LSP header", header_left=True)
             return None  # the rest of the header block is on its way
         block = bytes(self._buf[: end.start()])
         first_line = block.split(b"\n", 1)[0].rstrip(b"\r")
-        found = _CONTENT_LENGTH.search(block, 1)
-        later = found.start() if found is not None else 0
+        starts = [m.start() for m in _CONTENT_LENGTH.finditer(block)]
+        later = next((at for at in starts if at > 0), 0)
         glued = later > 0 and block[later - 1 : later] != b"\n"
         if later and (glued or _HEADER_LINE.match(first_line) is None):
             # Garbage in front of a header (glued to it or on lines of its own): drop it, read the header.
             del self._buf[:later]
             return Refused("bytes that are no LSP header", block[:later].strip()[:MAX_REFUSED_BODY])
+        if len(starts) > 1:
+            # A block holds one Content-Length: an earlier one belongs to a header block cut short
+            # (its sender stopped before the blank line), so the last one starts the real header.
+            del self._buf[: starts[-1]]
+            return Refused("a header block cut short", block[: starts[-1]].strip()[:MAX_REFUSED_BODY])
         length, problem = _content_length(block, self.max_body)
         del self._buf[: end.end()]
         if problem is not None:
-            return self._start_skip(problem, at=0)
+            return self._start_skip(problem, header_left=False)  # its block is gone
         self._length, self._scanned = length, 0
         return True
 
     # -- skipping garbage ---------------------------------------------------------------------
-    def _start_skip(self, reason: str, at: int) -> bool:
+    def _start_skip(self, reason: str, header_left: bool) -> bool:
+        """Skip to the next header; `header_left`: the refused bytes are still in the buffer (a
+        header there is theirs), else what the buffer starts with is already the next message."""
         self._skipped, self._skip_reason, self._skip_reported = bytearray(), reason, False
-        self._skip_from = 1 if at == 0 and _CONTENT_LENGTH.match(self._buf) else 0
+        self._skip_from = 1 if header_left and _CONTENT_LENGTH.match(self._buf) else 0
         return True
 
     def _skip(self) -> Refused | bool | None:
@@ -151,18 +165,24 @@ class FrameDecoder:
         return Refused(self._skip_reason, skipped)
 
     # -- bodies -------------------------------------------------------------------------------
-    def _body(self) -> Frame | None:
+    def _body(self) -> Frame | Refused | None:
         assert self._length is not None
         # A next message's header inside the body means the announced length was too long: the
         # JSON before that header is the message (whether or not the rest has arrived).
         region = min(len(self._buf), self._length)
-        starts = [m.start() for m in _CONTENT_LENGTH.finditer(self._buf, max(0, self._scanned - 14), region)]
+        scan_from = max(0, self._scanned - _HEADER_LINE_MAX)
+        starts = [m.start() for m in _CONTENT_LENGTH.finditer(self._buf, scan_from, region)]
         for start in starts:
             head = bytes(self._buf[:start]).rstrip()
             if head.endswith(b"}") and _complete_json(head):
-                del self._buf[:start]
-                self._length = None
-                return Frame(head)
+                return self._cut_body(start, Frame(head))
+        # A whole `Content-Length: N` line cannot be inside a JSON body (JSON strings hold no raw
+        # line end): the body was cut short (its sender stopped) and the next message starts there.
+        found = _WHOLE_HEADER_LINE.search(self._buf, scan_from)
+        at = found.start() if found is not None else region
+        del found  # a match holds the buffer: it could not be resized
+        if at < region:
+            return self._cut_body(at, _cut_short(bytes(self._buf[:at])))
         self._scanned = region
         if len(self._buf) < self._length:
             return None
@@ -173,8 +193,36 @@ class FrameDecoder:
         if end and tail and _HEADER_NAME.startswith(tail[: len(_HEADER_NAME)]) and _complete_json(body[:end]):
             del self._buf[:end]  # too long by less than a header: the next header starts in it
             return Frame(body[:end])
+        if (at := _partial_header_at(body)) is not None and not _complete_json(body):
+            del self._buf[:at]  # cut short, and the next header starts in its last bytes
+            return _cut_short(body[:at])
         del self._buf[: len(body)]
         return Frame(body)
+
+    def _cut_body(self, at: int, item: Frame | Refused) -> Frame | Refused:
+        del self._buf[:at]
+        self._length = None
+        return item
+
+
+def _cut_short(head: bytes) -> Frame | Refused:
+    """A body that ended where the next message's header begins: a message if it is whole JSON
+    (its length was too long), else refused (it was cut short)."""
+    head = head.rstrip()
+    if _complete_json(head):
+        return Frame(head)
+    return Refused("a body cut short by the next message's header", head.strip()[:MAX_REFUSED_BODY])
+
+
+def _partial_header_at(body: bytes) -> int | None:
+    """Where the body's last bytes are the start of a `Content-Length: N` line, if they are."""
+    lowered = body[-_HEADER_LINE_MAX:].lower()
+    offset = len(body) - len(lowered)
+    for at in range(len(lowered)):
+        tail = lowered[at:]
+        if _HEADER_NAME.startswith(tail) or _PARTIAL_HEADER_LINE.fullmatch(tail):
+            return offset + at
+    return None
 
 
 def _could_become_header(buf: bytearray) -> bool:
@@ -197,9 +245,7 @@ def _content_length(block: bytes, limit: int) -> tuple[int | None, str | None]:
             values.append(match.group(2))
     if not values:
         return None, "a header without Content-Length"
-    if len(values) > 1:
-        return None, "more than one Content-Length header"
-    value = values[0]
+    value = values[0]  # the only one: _header resynchronises at the last of several
     if not value.isdigit():
         return None, f"Content-Length {value[:24]!r} is not a non-negative decimal number"
     if len(value) > 12 or int(value) > limit:

@@ -38,10 +38,10 @@ from .arrival import ensure_as_arrived
 from .completion import complete_at
 from .completion_cache import CompletionCache
 from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
-from .documents import DocumentStore, UnknownDocument
+from .documents import DocumentOutOfSync, DocumentStore, UnknownDocument, VersionNotIncreasing
 from .edits import NoChange
 from .fixups import propose_fixup
-from .language_server import SdlsServer  # at run time: pygls reads the handlers' annotations
+from .language_server import SdlsServer, out_of_sync_key  # at run time: pygls reads the handlers' annotations
 from .model_call import DocumentChanged, JobCancelled, ensure_current
 from .next_edit_state import change_hint
 from .positions import PositionError
@@ -157,6 +157,7 @@ async def shutdown(ls: SdlsServer, *_args) -> None:
 def did_open(ls: SdlsServer, params: lsp.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.docs.open(item.uri, item.language_id, item.version, item.text)
+    ls.forget_announcement(out_of_sync_key(item.uri))  # in sync again: a new desync is told again
     ls.schedule_diagnostics(item.uri, 0.0)
 
 
@@ -168,9 +169,11 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
         old = ls.docs.get(uri)
         before, lines = old.text, old.lines
         doc = ls.docs.change(uri, params.text_document.version, changes)
-    except (UnknownDocument, PositionError) as exc:
+    except (UnknownDocument, PositionError, VersionNotIncreasing) as exc:
         ls.next_edits.close(uri)
-        ls.announce(f"sdls: {uri} is out of sync after a change that did not fit ({exc}); reopen the file")
+        ls.cache.forget(uri)
+        reason = exc.args[1] if isinstance(exc, DocumentOutOfSync) else str(exc)
+        ls.announce(f"sdls: {uri} is out of sync ({reason}); reopen the file", once_for=out_of_sync_key(uri))
         return
     ls.next_edits.observe(doc, before, change_hint(lines, changes[0] if changes else None))
     ls.schedule_diagnostics(uri, 0.15)
@@ -178,9 +181,7 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
 
 @feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SdlsServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    ls.docs.close(params.text_document.uri)
-    ls.cache.forget(params.text_document.uri)
-    ls.next_edits.close(params.text_document.uri)
+    ls.forget_document(params.text_document.uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
 

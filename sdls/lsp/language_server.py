@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+import weakref
+from collections import Counter, OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,18 @@ from .documents import DocumentStore
 from .model_call import JobCancelled, ModelCall
 from .next_edit_state import NextEdits
 from .prompt import declarations_header
+from .pygls_state import ForgetFinished, OwnDocuments
 from .rpc_protocol import AnswerEveryRequest, strict_converter
 from .settings import Settings, settings_from
 from .workspace_index import DeclarationIndex
 
 log = logging.getLogger(__name__)
+ANNOUNCED = 256  # messages remembered as told
+
+
+def out_of_sync_key(uri: str) -> str:
+    """What the user is told once per desync of a document under (announce's once_for)."""
+    return f"out of sync: {uri}"
 
 
 class SdlsServer(LanguageServer):
@@ -59,11 +67,11 @@ class SdlsServer(LanguageServer):
         self.index: DeclarationIndex | None = None
         self.roots: list[Path] = []
         self.latest_tasks: dict[str, asyncio.Task] = {}
-        self.superseded: set[asyncio.Task] = set()
+        self.superseded: weakref.WeakSet[asyncio.Task] = weakref.WeakSet()  # a task that swallowed its cancel goes too
         self.diagnostic_tasks: dict[str, asyncio.Task] = {}
         self.counters: Counter = Counter()
         self.latencies: list[dict] = []  # per answered inline request: ms, scope, source (for benchmarks)
-        self._announced: set[str] = set()
+        self._announced: OrderedDict[str, None] = OrderedDict()  # what the user was told (bounded)
         self.next_edits = NextEdits(lambda: self.settings.next_edit)
         self.next_edits.model_call = self.model_call
         self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
@@ -81,11 +89,18 @@ class SdlsServer(LanguageServer):
         serve_tcp(self, host, port, token, ready)
 
     # -- shared plumbing ----------------------------------------------------------------------
-    def announce(self, message: str) -> None:
-        """Show an error to the user once (not on every keystroke)."""
-        if message not in self._announced:
-            self._announced.add(message)
+    def announce(self, message: str, once_for: str | None = None) -> None:
+        """Show an error to the user once (not on every keystroke): once per message, or once per
+        `once_for` key whatever the message (`forget_announcement` lets it be told again)."""
+        key = message if once_for is None else once_for
+        if key not in self._announced:
+            self._announced[key] = None
+            while len(self._announced) > ANNOUNCED:
+                self._announced.popitem(last=False)  # a very old message may be told again
             self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+
+    def forget_announcement(self, key: str) -> None:
+        self._announced.pop(key, None)
 
     async def get_backend(self):
         s = self.settings
@@ -156,10 +171,23 @@ class SdlsServer(LanguageServer):
         return None
 
     def schedule_diagnostics(self, uri: str, delay_s: float) -> None:
-        old = self.diagnostic_tasks.pop(uri, None)
-        if old is not None:
+        self.cancel_diagnostics(uri)
+        task = self.diagnostic_tasks[uri] = asyncio.ensure_future(self._publish_diagnostics(uri, delay_s))
+        task.add_done_callback(
+            lambda done: self.diagnostic_tasks.pop(uri, None) if self.diagnostic_tasks.get(uri) is done else None
+        )
+
+    def cancel_diagnostics(self, uri: str) -> None:
+        if (old := self.diagnostic_tasks.pop(uri, None)) is not None:
             old.cancel()
-        self.diagnostic_tasks[uri] = asyncio.ensure_future(self._publish_diagnostics(uri, delay_s))
+
+    def forget_document(self, uri: str) -> None:
+        """Everything kept for `uri` goes with it (didClose): no per-document state outlives the document."""
+        self.docs.close(uri)
+        self.cancel_diagnostics(uri)
+        self.cache.forget(uri)
+        self.next_edits.close(uri)
+        self.forget_announcement(out_of_sync_key(uri))
 
     async def _publish_diagnostics(self, uri: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -230,12 +258,13 @@ class SdlsServer(LanguageServer):
             yield report
         finally:
             self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="done"))
+            self.work_done_progress.tokens.pop(token, None)  # pygls keeps ended tokens (pygls#607)
 
 
 def _protocol_cls():
     from .next_edit_handlers import NextEditProtocol  # it imports this module: reach it at call time
 
-    class SdlsProtocol(AnswerEveryRequest, NextEditProtocol):
+    class SdlsProtocol(ForgetFinished, OwnDocuments, AnswerEveryRequest, NextEditProtocol):
         def handle_message(self, message: Any) -> None:
             if isinstance(message, RPCRequest):  # before its handler's task copies the context
                 note_arrival(getattr(self._server, "docs", None), message.params)

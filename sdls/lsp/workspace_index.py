@@ -179,13 +179,24 @@ def declared_names(doc: SyntaxDocument) -> set[str]:
     return out
 
 
+def inside_roots(path: Path, roots: list[Path]) -> Path | None:
+    """`path` with its symlinks resolved, if that lies under one of `roots` (resolved ones); else None.
+    What the index may read: a relative import (`from ...x`, `'../../x.js'`) or a symlink that leads
+    out of the workspace leads nowhere; the interpreter's libraries are never read."""
+    real = path.resolve()
+    return real if any(real.is_relative_to(root) for root in roots) else None
+
+
 def imported_paths(text: str, language: str | None, path: Path, roots: list[Path]) -> list[Path]:
-    """Workspace files `text` (the file at `path`) imports, in import order, existing files only."""
+    """Workspace files `text` (the file at `path`) imports, in import order: existing files under
+    `roots` only (symlinks resolved; nothing outside them is even looked at)."""
     found: list[Path] = []
+    roots = [root.resolve() for root in roots]
 
     def add(candidate: Path) -> None:
-        if candidate.is_file() and candidate not in found and candidate != path:
-            found.append(candidate)
+        real = inside_roots(candidate, roots)
+        if real is not None and real not in found and real != path and real.is_file():
+            found.append(real)
 
     if language == "python":
         for dots, module, names in _PY_FROM.findall(text):
@@ -207,8 +218,8 @@ def imported_paths(text: str, language: str | None, path: Path, roots: list[Path
     elif language in ("javascript", "typescript", "tsx"):
         for spec in _JS_IMPORT.findall(text):
             for ext in _JS_EXTENSIONS:
-                candidate = (path.parent / (spec + ext)).resolve()
-                if candidate.is_file():
+                candidate = inside_roots(path.parent / (spec + ext), roots)
+                if candidate is not None and candidate.is_file():
                     add(candidate)
                     break
     elif language == "lua":
@@ -234,10 +245,12 @@ class DeclarationIndex:
         self.invalidations = 0
 
     def declarations_of(self, path: Path) -> list[str]:
-        path = path.resolve()
-        language = language_for(str(path))
-        if language is None:
+        """The declarations of a workspace file; nothing (and no read) for a file outside the roots."""
+        resolved = inside_roots(path, self.roots)
+        language = language_for(str(resolved)) if resolved is not None else None
+        if resolved is None or language is None:
             return []
+        path = resolved
         text = self.open_text(path)
         if text is not None:
             return declarations(text, language)
