@@ -19,7 +19,7 @@ from sdls_model.checkpoint_adapter import BaseWeights, base_problems
 from sdls_model.config import ModelConfig
 from sdls_model.engine import DecodeSettings, Engine, InfillJob
 from sdls_model.layout import attention_mask
-from sdls_model.lora import add_lora, adapter_tensors, merge_into_state, merge_lora
+from sdls_model.lora import adapter_tensors, add_lora, merge_into_state, merge_lora
 from sdls_model.tokenizer import Tokenizer, new_bpe_tokenizer
 from sdls_model.train.adapt import Adaptation
 from sdls_model.train.objectives import Row, collate, diffusion_loss, prediction_rows
@@ -139,7 +139,7 @@ def test_the_engine_decodes_the_ar_baseline_exactly_as_greedy_ar_decoding():
 
 
 def test_lora_merged_equals_unmerged_and_starts_as_the_backbone():
-    cfg, model, tok = ar_backbone()
+    _cfg, model, tok = ar_backbone()
     tokens = torch.tensor([tok.encode(TEXT[:60])])
     positions = torch.arange(tokens.shape[1])[None]
     before = model(tokens, positions)
@@ -151,9 +151,7 @@ def test_lora_merged_equals_unmerged_and_starts_as_the_backbone():
                 p.normal_(0, 0.05)
     wrapped = model(tokens, positions)
     assert not torch.allclose(wrapped, before, atol=1e-3)
-    base_state = {
-        k.replace(".base.", "."): v.clone() for k, v in model.state_dict().items() if "lora_" not in k
-    }
+    base_state = {k.replace(".base.", "."): v.clone() for k, v in model.state_dict().items() if "lora_" not in k}
     merged_state = merge_into_state(base_state, adapter_tensors(model), scale=8 / 4)
     merge_lora(model)
     torch.testing.assert_close(model(tokens, positions), wrapped, rtol=1e-5, atol=1e-5)
@@ -224,7 +222,9 @@ def test_lora_training_moves_only_the_adapters_the_norms_and_the_added_rows(base
         steps=3, batch_size=2, lr=1e-2, warmup_steps=1, context=48, line_blocks=3, span_blocks=2,
         continue_blocks=2, continue_context=24, eval_every=100, checkpoint_every=100, log_every=100, eval_batches=1,
     )  # fmt: skip
-    trainer = Trainer(cfg, tok, [TEXT], [TEXT], train_cfg, tmp_path / "run", log=lambda m: None, model=model, adaptation=adaptation)
+    trainer = Trainer(
+        cfg, tok, [TEXT], [TEXT], train_cfg, tmp_path / "run", log=lambda m: None, model=model, adaptation=adaptation
+    )
     trainer.train()
     after = model.state_dict()
     new_ids = sorted(adaptation.added.tokens)
@@ -237,6 +237,32 @@ def test_lora_training_moves_only_the_adapters_the_norms_and_the_added_rows(base
     # the run's checkpoint is the shipping form, and it resumes
     assert validate_checkpoint(tmp_path / "run" / "latest") == []
     again, cfg2, model2, tok2 = Adaptation.start(base_dir, "lora", block_size=4, rank=4)
-    resumed = Trainer(cfg2, tok2, [TEXT], [TEXT], train_cfg, tmp_path / "run", log=lambda m: None, model=model2, adaptation=again)
+    resumed = Trainer(
+        cfg2, tok2, [TEXT], [TEXT], train_cfg, tmp_path / "run", log=lambda m: None, model=model2, adaptation=again
+    )
     assert resumed.resume() and resumed.step == 3
     torch.testing.assert_close(model2.state_dict()["norm.weight"], after["norm.weight"])
+
+
+def test_lora_on_the_top_layers_only_leaves_the_rest_frozen_and_round_trips(base_dir: Path, tmp_path: Path):
+    from sdls_model.train.trainer import TrainConfig, Trainer
+
+    adaptation, cfg, model, tok = Adaptation.start(base_dir, "lora", block_size=4, rank=4, lora_layers=1)
+    assert not any("lora_" in n for n, _ in model.layers[0].named_parameters())
+    assert not model.embed_tokens.weight.requires_grad
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_cfg = TrainConfig(
+        steps=2, batch_size=2, lr=1e-2, warmup_steps=1, context=48, line_blocks=3, span_blocks=2,
+        continue_blocks=2, continue_context=24, eval_every=100, checkpoint_every=100, log_every=100, eval_batches=1,
+    )  # fmt: skip
+    Trainer(
+        cfg, tok, [TEXT], [TEXT], train_cfg, tmp_path / "run", log=lambda m: None, model=model, adaptation=adaptation
+    ).train()
+    after = model.state_dict()
+    for name in ("embed_tokens.weight", "layers.0.input_layernorm.weight", "layers.0.mlp.up_proj.weight"):
+        assert torch.equal(after[name], before[name]), name
+    assert not torch.equal(after["layers.1.input_layernorm.weight"], before["layers.1.input_layernorm.weight"])
+    _c, loaded, _t = load_checkpoint(tmp_path / "run" / "latest")
+    x = torch.tensor([tok.encode("def add(a, b):")])
+    pos = torch.arange(x.shape[1])[None]
+    torch.testing.assert_close(loaded(x, pos), model(x, pos))

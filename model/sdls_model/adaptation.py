@@ -106,7 +106,7 @@ def grow_vocabulary(model: Transformer, cfg: ModelConfig, new_ids: list[int]) ->
     """A model for `cfg` (a vocabulary at least the model's) holding the model's weights, with the
     rows of `new_ids` (and any rows beyond the old vocabulary) set to the mean of the old rows."""
     old = model.cfg.vocab_size
-    state = {k: v for k, v in model.state_dict().items()}
+    state = dict(model.state_dict().items())
     for name in ("embed_tokens.weight", "lm_head.weight"):
         if name == "lm_head.weight" and cfg.tie_embeddings:
             state.pop(name, None)

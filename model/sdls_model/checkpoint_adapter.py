@@ -103,25 +103,34 @@ def path_sha256(path: Path) -> str:
 
 
 def base_for(path: Path) -> BaseWeights:
-    """The BaseWeights record of a base at `path`: a known package's file if it is one, else the path."""
+    """The BaseWeights record of a base at `path`: a known package's file when it has that file's
+    hash (wherever it lies: a copy carried to another machine counts), else the path itself."""
     path = Path(path).resolve()
+    sha256 = path_sha256(path)
     for known in KNOWN_BASES:
-        where = known.locate()
-        if where is not None and where.exists() and where.resolve() == path:
+        if known.sha256 == sha256:
             return known
-    return BaseWeights(sha256=path_sha256(path), path=str(path))
+    return BaseWeights(sha256=sha256, path=str(path))
 
 
 def load_base(path: Path, device="cpu") -> tuple[ModelConfig, Transformer, Tokenizer]:
-    """An AR backbone from a GGUF file (dequantised to float32) or any checkpoint directory sdls loads."""
+    """An AR backbone from a GGUF file (dequantised to float32) or any checkpoint directory sdls loads.
+    Its weights are copies the caller may train in place: a loader may hand out tensors over a
+    read-only memory map (a GGUF file's float32 tensors), and an optimizer step writing into one
+    would crash the process."""
     path = Path(path)
     if path.is_dir():
         from .checkpoint import load_checkpoint
 
-        return load_checkpoint(path, device=device, dtype=torch.float32)
-    from .checkpoint_gguf import load_gguf
+        cfg, model, tok = load_checkpoint(path, device=device, dtype=torch.float32)
+    else:
+        from .checkpoint_gguf import load_gguf
 
-    return load_gguf(path, device=device)
+        cfg, model, tok = load_gguf(path, device=device)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()
+    return cfg, model, tok
 
 
 def is_adapter_dir(directory: Path) -> bool:
@@ -169,7 +178,9 @@ def base_problems(base: BaseWeights) -> list[str]:
         return [f"the base weights ({base.describe()}) are not installed: {base.how_to_get()}"]
     actual = path_sha256(where)
     if actual != base.sha256:
-        return [f"{where}: sha256 {actual} is not the base this adapter was trained on ({base.sha256}); {base.how_to_get()}"]
+        return [
+            f"{where}: sha256 {actual} is not the base this adapter was trained on ({base.sha256}); {base.how_to_get()}"
+        ]
     return []
 
 
@@ -192,7 +203,9 @@ def load_adapted(
         if getattr(base_cfg, name) != getattr(files.cfg, name):
             problems.append(f"{d / 'config.json'}: {name} {getattr(files.cfg, name)} differs from the base's")
     if base_cfg.vocab_size != files.added.base_vocab_size:
-        problems.append(f"{base_path}: vocabulary {base_cfg.vocab_size}, the adapter expects {files.added.base_vocab_size}")
+        problems.append(
+            f"{base_path}: vocabulary {base_cfg.vocab_size}, the adapter expects {files.added.base_vocab_size}"
+        )
     try:
         tok = reapply_additions(base_tok, files.added) if not problems else base_tok
     except ValueError as exc:
@@ -275,7 +288,7 @@ def save_adapter(
     added: AddedRows,
     lora_scale: float,
     replaced: list[str],
-    max_shard_bytes: int = 15 * 2**20,
+    max_shard_bytes: int = 14 * 2**20,  # shards stay under 15 MiB
     extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write the adapter directory atomically (a temporary sibling, validated, then renamed)."""

@@ -32,6 +32,7 @@ class Adaptation:
     base_tokenizer: Tokenizer
     added: AddedRows
     lora_scale: float = 0.0
+    replaced_names: tuple[str, ...] = ()  # base tensors a LoRA run trains whole (RMSNorm weights)
 
     @classmethod
     def start(
@@ -43,8 +44,11 @@ class Adaptation:
         alpha: float | None = None,
         seed: int = 0,
         ar_baseline: bool = False,
+        lora_layers: int | None = None,
     ) -> tuple[Adaptation, ModelConfig, Transformer, Tokenizer]:
-        """Load the backbone, add the tokens, switch the config; wrap it for `mode`."""
+        """Load the backbone, add the tokens, switch the config; wrap it for `mode`. lora_layers K:
+        adapt only the top K layers; the layers below and the embedding stay frozen, so the backward
+        pass stops at layer n - K (cheaper steps; the new rows then keep their initial mean value)."""
         if mode not in MODES:
             raise ValueError(f"adapter mode must be one of {MODES}, got {mode!r}")
         base_path = Path(base_path)
@@ -59,20 +63,29 @@ class Adaptation:
         adaptation = cls(mode, base, base_tok, added)
         if mode == "lora" and not ar_baseline:
             alpha = float(2 * rank if alpha is None else alpha)
-            add_lora(model, rank, alpha, seed=seed)
+            n = cfg.n_layers
+            k = n if lora_layers is None else lora_layers
+            if not 1 <= k <= n:
+                raise ValueError(f"--lora-layers must be in 1..{n}, got {k}")
+            for i in range(n - k, n):
+                add_lora(model.layers[i], rank, alpha, seed=seed * 1000 + i)
             adaptation.lora_scale = alpha / rank
-            adaptation.freeze_base(model)
+            top = tuple(f"layers.{i}." for i in range(n - k, n))
+            adaptation.replaced_names = tuple(
+                name
+                for name, _ in model.named_parameters()
+                if name.endswith("norm.weight") and (name.startswith(top) or name == "norm.weight")
+            )
+            adaptation.freeze_base(model, train_rows=k == n)
         return adaptation, cfg, model, tok
 
     # -- what trains ----------------------------------------------------------------------------
-    def replaced(self, model: torch.nn.Module) -> list[str]:
-        """Tensors of the base that a LoRA run trains whole (the RMSNorm weights)."""
-        return [n for n, _ in model.named_parameters() if n.endswith("norm.weight")]
-
-    def freeze_base(self, model: torch.nn.Module) -> None:
-        replaced = set(self.replaced(model))
+    def freeze_base(self, model: torch.nn.Module, train_rows: bool = True) -> None:
+        replaced = set(self.replaced_names)
         for name, p in model.named_parameters():
-            p.requires_grad_(name in replaced or "lora_" in name or name == "embed_tokens.weight")
+            p.requires_grad_(name in replaced or "lora_" in name or (train_rows and name == "embed_tokens.weight"))
+        if not train_rows:
+            return
         weight = model.embed_tokens.weight
         rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
         rows[sorted(self.added.tokens)] = 1
@@ -112,6 +125,6 @@ class Adaptation:
             self.base_tokenizer,
             self.added,
             self.lora_scale,
-            self.replaced(model) if self.lora_scale else [],
+            list(self.replaced_names),
             extra_files=extra_files,
         )

@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--eval-tasks", type=int, help="held-out and HumanEval infill tasks at the end (0: skip)")
+    parser.add_argument("--heldout-tasks", type=int, help="held-out infill tasks (default: --eval-tasks)")
+    parser.add_argument("--latency-requests", type=int, default=20, help="first request + next keystroke pairs timed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--init-from",
@@ -81,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     adapt.add_argument("--lora-rank", type=int, default=16)
     adapt.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (default 2 x rank)")
+    adapt.add_argument(
+        "--lora-layers",
+        type=int,
+        help="adapt only the top N layers (the rest and the embedding frozen: the backward pass stops there)",
+    )
     adapt.add_argument("--block-size", type=int, help="attention block of the adapted model (default 4)")
     adapt.add_argument(
         "--ar-baseline",
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if args.preset is None:
         args.preset = "adapt-cpu" if args.init_from_gguf else "cpu"
     preset = PRESETS[args.preset]
+    if args.threads:  # evaluation-only runs and the export's evaluation too, not just the trainer
+        torch.set_num_threads(args.threads)
     if args.init_from_gguf and args.init_from:
         print("sdls train: --init-from and --init-from-gguf exclude each other", file=sys.stderr)
         return 2
@@ -157,11 +166,12 @@ def run(args: argparse.Namespace) -> int:
     log(f"corpus: {json.dumps(corpus_info)}")
 
     n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
+    eval_sizes = {"heldout": args.heldout_tasks, "latency_requests": args.latency_requests}
     if args.eval_only is not None:
         from ..checkpoint import load_checkpoint
 
         _cfg, model, tok = load_checkpoint(args.eval_only)
-        evaluation = evaluate_model(args.eval_only, model, tok, corpus.val, n_tasks, log)
+        evaluation = evaluate_model(args.eval_only, model, tok, corpus.val, n_tasks, log, **eval_sizes)
         (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
         return 0
 
@@ -181,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.lora_alpha,
             seed=args.seed,
             ar_baseline=args.ar_baseline,
+            lora_layers=args.lora_layers,
         )
         log(
             f"adapting {args.init_from_gguf} ({adaptation.base.describe()}, {args.adapter}): "
@@ -192,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         if args.ar_baseline:
             model_dir = out / "model"
             adaptation.save_model(model_dir, adapted, adapted_tok)
-            evaluation = evaluate_model(model_dir, adapted, adapted_tok, corpus.val, n_tasks, log)
+            evaluation = evaluate_model(model_dir, adapted, adapted_tok, corpus.val, n_tasks, log, **eval_sizes)
             (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
             return 0
     if args.init_from is not None:  # its tokenizer and shape, so that its weights mean the same tokens
@@ -287,7 +298,9 @@ def run(args: argparse.Namespace) -> int:
     write = adaptation.save_model if adaptation is not None else save_checkpoint
     write(model_dir, export, tok)
     evaluation = (
-        evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device)) if n_tasks else {}
+        evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device), **eval_sizes)
+        if n_tasks
+        else {}
     )
     card = model_card(
         command=command,
@@ -313,7 +326,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: int, log, device: str = "cpu") -> dict:
+def evaluate_model(
+    model_dir: Path,
+    model,
+    tok,
+    val_texts: list[str],
+    n_tasks: int,
+    log,
+    device: str = "cpu",
+    heldout: int | None = None,
+    latency_requests: int = 20,
+) -> dict:
     """Held-out single-line infill exact match and HumanEval single-line infill pass@1 (subset)."""
     import torch
 
@@ -327,15 +350,17 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
     )
 
     float_model = copy.deepcopy(model).float().to(device)
+    stats: list = []
     try:
-        infill, decoder = engine_infiller(model_dir, device=device), "sdls_model.engine (default DecodeSettings)"
+        infill = engine_infiller(model_dir, device=device, stats=stats)
+        decoder = "sdls_model.engine (default DecodeSettings)"
     except Exception as exc:  # the engine may not be importable in every build
         log(f"engine unavailable ({type(exc).__name__}: {exc}); evaluating with the reference decoder")
         infill, decoder = reference_infiller(float_model, tok), "reference no-cache decoder, threshold 0.9"
     result = {"decoder": decoder}
     t0 = time.perf_counter()
     with torch.no_grad():
-        tasks = heldout_tasks(val_texts, n_tasks)
+        tasks = heldout_tasks(val_texts, n_tasks if heldout is None else heldout)
         predictions = infill(tasks)
         result["heldout_line_exact_match"] = exact_match(tasks, predictions)
         result["heldout_tasks"] = len(tasks)
@@ -350,11 +375,15 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
             {"prefix_end": t.prefix[-60:], "answer": t.answer, "prediction": p.split("\n", 1)[0]}
             for t, p in list(zip(he, he_predictions))[:5]
         ]
+    if stats:  # at the model's own threshold (0.9 for sdls's models), every evaluated task
+        forwards = sum(s.forwards for s in stats)
+        result["tokens_per_forward"] = round(sum(s.tokens_committed for s in stats) / max(1, forwards), 3)
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
     try:  # the language server's view: the engine on the CPU, a first request and the next keystroke
         from .evaluate import measure_latency
 
-        result.update(measure_latency(model_dir, heldout_tasks(val_texts, 20, seed=1) or he[:20], device="cpu"))
+        n = latency_requests
+        result.update(measure_latency(model_dir, heldout_tasks(val_texts, n, seed=1) or he[:n], device="cpu"))
     except Exception as exc:
         log(f"latency not measured ({type(exc).__name__}: {exc})")
     log(f"evaluation: {json.dumps(result)}")
@@ -434,7 +463,8 @@ def model_card(
         f"({ev.get('humaneval_tasks', 0)} seeded tasks of {ev.get('humaneval_tasks_total', '?')}: code lines of the "
         "canonical solutions, cursor after the line's indentation; comment lines skipped).",
         f"- Empty completions (the model stops at once): {fmt(ev.get('empty_completions'))} of all evaluated lines.",
-        f"- Decoder: {ev.get('decoder', 'none')}.",
+        f"- Decoder: {ev.get('decoder', 'none')}; {ev.get('tokens_per_forward', 'not measured')} tokens per forward "
+        f"at the model's threshold ({model_cfg.threshold}).",
         "",
         "## Speed (engine, single-line completion, default decoding settings)",
         f"- {ev.get('device', 'cpu')} ({ev.get('dtype', 'float32')}), {ev.get('torch_threads', '?')} torch thread(s), "
