@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "complete": ("sdls.complete_command", "one-shot infill at a position of a file"),
     "fix": ("sdls.fix_command", "the fix-up a hover would offer for a line"),
     "models": ("sdls.models_command", "validate checkpoint directories and show what sdls will do with each"),
-    "train": ("sdls_model.train.cli", "train a model (corpus, tokenizer, mask then edit stage)"),
+    "train": (
+        "sdls.training.train_command",
+        "train a model: corpus, tokenizer, mask then edit stage (--stage base), constrained order, on-policy",
+    ),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("sdls_model.bench", "reference rule vs threshold decoding: tokens/forward, forwards/s, tokens/s"),
@@ -30,6 +33,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
+    "stages": (
+        "sdls.training.bench_stages",
+        "the training stages' models side by side: tokens/forward, verifier pass, agreement, exact match",
+    ),
 }
 
 

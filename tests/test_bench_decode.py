@@ -31,6 +31,10 @@ def test_smoke_run_prints_the_table_with_owed_gpu_figures():
     assert float(cells[2]) > 0  # eager ms was measured
     diff, scale = map(float, re.match(r"([\d.e+-]+) \(([\d.e+-]+)\)", cells[8]).groups())
     assert diff < 1e-4 * max(scale, 1.0) and cells[9] == "100%"  # kernel path == model forward
+    # The product path: the Engine's block steps, as block-causal and as bidirectional, with their path.
+    for cell in cells[10:12]:
+        ms, path = re.fullmatch(r"([\d.]+) \((\w+)\)", cell).groups()
+        assert float(ms) > 0 and path == ("graph" if torch.cuda.is_available() and cell is cells[10] else "plain")
     for kernel in ("confidence", "add_rmsnorm", "swiglu", "rope", "block_attention"):
         line = next(line for line in out.splitlines() if line.startswith(f"| {kernel} |"))
         assert float(line.strip("|").split("|")[-1]) < 1e-4

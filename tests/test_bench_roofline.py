@@ -51,7 +51,7 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
     )
     assert bench.run(args) == 0
     out = capsys.readouterr().out
-    limits = re.search(r"matmul ([\d.]+) GFLOP/s .*; memory ([\d.]+) GB/s", out)
+    limits = re.search(r"matmul ([\d.]+) GFLOP/s .*\); memory ([\d.]+) GB/s", out)
     assert limits, out
     peak, bandwidth = float(limits[1]), float(limits[2])
     lines = [line for line in out.splitlines() if line.startswith("| ")]

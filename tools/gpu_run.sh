@@ -11,7 +11,8 @@
 #   train     (c) sdls train --preset gpu, continuing model/gpu_best when one is committed; the model in
 #             shards under 15 MiB with its evaluation (held-out and HumanEval single-line)
 #   adapt     (d) issue 15: SmolLM2-135M (GGUF) adapted by LoRA, then the same backbone as a plain AR model
-#   seed      (d) issue 19: Seed's order / on-policy stages (skipped until their commands exist)
+#   seed      (d) issue 19: Seed's order then on-policy stage on the model stage train made (or the shipped
+#             one), and sdls bench stages over the three (tokens/forward, verifier pass, agreement, exact match)
 # --dry runs every stage on tiny shapes on any machine (CI runs it: tests/test_gpu_run.py); checks that
 # need CUDA report "skipped: no CUDA" there, and the rest of each stage's plumbing runs.
 #
@@ -37,7 +38,7 @@ STAGES=(
     "roofline 150"
     "train 140"
     "adapt 45"
-    "seed 30"
+    "seed 38"
 )
 SKIP=3
 
@@ -167,10 +168,40 @@ print(p.Path(s.origin).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')" 2>/dev/null)
     ls -l "$dir/run/model"
 }
 
-stage_seed() {
+stage_seed() { # order, then onpolicy, then the stages bench, continuing from the model stage train made
+    local dir=$1 base=$ROOT/model/sdls_model/default trained preset device data sizes bench rc=0 onpolicy
     has_train_option "--stage" || { echo "skipped: sdls train --stage order/onpolicy does not exist yet (issue 19)"; return $SKIP; }
-    echo "skipped: sdls train --stage exists, but its GPU stage is not written yet (issue 19)"
-    return $SKIP
+    trained=$(ls -d "$(dirname "$dir")"/*-train/run/model 2>/dev/null | head -1)
+    [[ -n $trained && -f $trained/config.json ]] && base=$trained
+    echo "continuing from $base"
+    local stdlib
+    stdlib=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+    data=("$stdlib/json" "$stdlib/email" "$stdlib/importlib" "$stdlib/logging" "$stdlib/concurrent" "$stdlib/asyncio")
+    if [[ $DRY == 1 ]]; then
+        [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (the GPU sizes); tiny sizes on the CPU instead"
+        preset=tiny device=cpu data=("$ROOT/sdls")
+        sizes=(--spans 4 --trajectories 2 --order-steps 2 --span-blocks 6 --steps 2 --fast-steps 2 --threads 1)
+        bench=(--tasks 3 --thresholds 0.9)
+    else # seconds on an H200: 64 spans x 4 trajectories, 60 fine-tuning steps each, 24 bench holes
+        preset=gpu device=cuda sizes=(--spans 64 --trajectories 4 --steps 60)
+        bench=(--tasks 24 --thresholds 0.5 0.7 0.9 0.97)
+    fi
+    local common=(--preset "$preset" --device "$device" --data "${data[@]}" "${sizes[@]}")
+    local start=$SECONDS
+    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
+    timeout $((STAGE_SECONDS * 2 / 5)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
+        "${common[@]}" || rc=1
+    local models=(--model "base=$base")
+    [[ -f $dir/order/model/config.json ]] && models+=(--model "order=$dir/order/model") && base=$dir/order/model
+    timeout $(($(seed_left) / 2)) "${SDLS[@]}" train --stage onpolicy --out "$dir/onpolicy" --init-from "$base" \
+        "${common[@]}"
+    onpolicy=$?
+    ((onpolicy == 2)) && echo "onpolicy: no verified target to distil (see its log); benchmarking the others"
+    ((onpolicy != 0 && onpolicy != 2)) && rc=1
+    [[ -f $dir/onpolicy/model/config.json ]] && models+=(--model "onpolicy=$dir/onpolicy/model")
+    timeout "$(seed_left)" "${SDLS[@]}" bench stages "${models[@]}" "${bench[@]}" --device "$device" \
+        --data "${data[@]}" --out "$dir/stages" || rc=1
+    return $rc
 }
 
 # ---- the driver --------------------------------------------------------------------------------

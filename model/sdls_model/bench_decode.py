@@ -8,7 +8,13 @@ Columns (ms per step, batch 1, bf16, random weights):
 - graph+fused:    FastDecoder with torch ops (fused qkv / gate-up matmuls, cache read in place), graph;
 - graph+kernels:  FastDecoder with the Triton kernels, graph;
 - HBM floor:      bytes a step must read (every weight but the embedding table, which is only
-                  gathered, plus the lm_head and the KV cache) / bandwidth (a measured device copy).
+                  gathered, plus the lm_head and the KV cache) / bandwidth (a measured device copy);
+- engine:         the product path: the Engine decoding an infill job over a context of that
+                  length, ms per block step (steps after a block's first, from the end of one step to
+                  the end of the next: the step loop's host work included), with the forward path
+                  that served them (graph, static, fast, plain). Once with the shape as sdls's own
+                  block-causal layout (the graph path on CUDA) and once bidirectional, as the
+                  Qwen-based diffusion models run (the approximate cache on the plain path).
 Also printed: the kernel path's largest hidden-state difference from eager and how many of the
 block's greedy tokens agree. Then each kernel against its torch reference (sdls_kernels.bench).
 
@@ -27,9 +33,13 @@ from sdls_kernels import bench as kernel_bench
 from sdls_kernels.dispatch import interpreter_active
 
 from . import sampling
+from .bench import random_config
 from .cache import KVCache
+from .checkpoint import default_model_dir
 from .config import ModelConfig
+from .engine import Engine
 from .fast_path import CapturedStep, FastDecoder, threshold_step
+from .tokenizer import Tokenizer
 from .transformer import CacheIO, Transformer
 
 DEFAULT_SHAPES = "qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-7b"
@@ -45,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the commit rule")
     parser.add_argument("--smoke", action="store_true", help="tiny shape, any device: checks the whole path")
     parser.add_argument("--no-kernel-table", action="store_true", help="skip the per-kernel table")
+    parser.add_argument("--no-engine", action="store_true", help="skip the product-path (engine) columns")
     parser.add_argument("--tune", action="store_true", help="also time block attention tile sizes (GPU)")
 
 
@@ -165,6 +176,48 @@ def bench_case(model: Transformer, ctx: int, block: int, iters: int, threshold: 
     return result
 
 
+# -- the product path ----------------------------------------------------------------------------
+def product_engines(model: Transformer, tokenizer, max_ctx: int, block: int, steps: int) -> dict[str, Engine]:
+    """The Engine over these weights, as a block-causal and as a bidirectional model of this shape."""
+    from dataclasses import replace
+
+    dev, dtype = model.embed_tokens.weight.device, model.embed_tokens.weight.dtype
+    variants = {
+        "block-causal": dict(attention="block_causal", infill_layout="prefix_only", logit_shift=False),
+        "bidirectional": dict(attention="bidirectional", infill_layout="in_place", logit_shift=False),
+    }
+    engines = {}
+    for name, fields in variants.items():
+        view = Transformer.__new__(Transformer)  # the same modules and weights under another config
+        view.__dict__.update(model.__dict__)
+        view.cfg = replace(model.cfg, **fields)
+        engines[name] = Engine(
+            view,
+            tokenizer,
+            device=dev,
+            dtype=dtype,
+            max_batch=1,
+            n_sessions=1,
+            max_context=max_ctx + 8,
+            max_new_tokens=block * steps,
+            name=f"{model.cfg.family} {name}",
+        )
+    return engines
+
+
+def engine_step_ms(engine: Engine, ctx: int, block: int, steps: int) -> tuple[float, str]:
+    """(ms per block step p50, the forward path that served them) of an infill job over ctx tokens."""
+    import statistics
+    import sysconfig
+    from pathlib import Path
+
+    from .roofline import context_text, time_block
+
+    prefix = context_text(engine.tokenizer, ctx, Path(sysconfig.get_paths()["stdlib"]))
+    timing = time_block(engine, prefix, block, steps)
+    return statistics.median(timing.step_ms), timing.path
+
+
 def _fmt(value, digits=2):
     return OWED if value is None else f"{value:.{digits}f}"
 
@@ -181,6 +234,9 @@ def format_table(rows: list[dict], device: torch.device) -> str:
         "kernels / floor",
         "max abs Δhidden (scale of hidden)",
         "same tokens",
+        "engine ms, block-causal (path)",
+        "engine ms, bidirectional (path)",
+        "engine block-causal / floor",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -192,6 +248,8 @@ def format_table(rows: list[dict], device: torch.device) -> str:
             else "not run (set TRITON_INTERPRET=1)"
         )
         same = f"{100 * r['same_tokens']:.0f}%" if "same_tokens" in r else "-"
+        engine = [f"{r[k][0]:.2f} ({r[k][1]})" if k in r else "-" for k in ("block-causal", "bidirectional")]
+        product = None if floor is None or "block-causal" not in r else r["block-causal"][0] / floor
         lines.append(
             "| "
             + " | ".join(
@@ -206,6 +264,8 @@ def format_table(rows: list[dict], device: torch.device) -> str:
                     _fmt(ratio),
                     diff,
                     same,
+                    *engine,
+                    _fmt(product),
                 ]
             )
             + " |"
@@ -230,16 +290,21 @@ def run(args: argparse.Namespace) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" and not args.smoke else torch.float32  # smoke: exact checks
     bandwidth = measured_bandwidth(device) if device.type == "cuda" else None
     rows = []
+    steps = 3 if args.smoke else 16
+    tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
     for name in shapes:
-        cfg = ModelConfig.from_name(name)
+        cfg = random_config(name, tokenizer)  # the shape's own vocabulary, the tokenizer's special ids
         model = random_model(cfg, device, dtype)
+        engines = product_engines(model, tokenizer, max(contexts), block, steps) if not args.no_engine else {}
         for ctx in contexts:
             row = {"shape": name, **bench_case(model, ctx, block, iters, args.threshold, device)}
+            for variant, engine in engines.items():
+                row[variant] = engine_step_ms(engine, ctx, block, steps)
             if bandwidth:
                 row["floor"] = (weight_bytes(model) + kv_bytes(cfg, ctx, dtype)) / bandwidth * 1000.0
             rows.append(row)
             print(f"  {name} ctx {ctx}: done", flush=True)
-        del model
+        del model, engines
         if device.type == "cuda":
             torch.cuda.empty_cache()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -13,7 +13,8 @@ A block step of T fed tokens, W output rows and R cached keys must at least
 - read every weight once (the embedding table only when it is tied: the output projection reads it
   whole; otherwise only T rows are gathered) plus the cached keys and values it attends over.
 The limits: the best of a few large square matmuls (FLOP/s) and of large copies (bytes read +
-written per second). roofline = max(FLOPs / peak, bytes / bandwidth); ratio = measured / roofline.
+written per second), measured before and after the timings (the best of both: on a shared machine
+a limit measured while others load it would flatter the ratio). roofline = max(FLOPs / peak, bytes / bandwidth); ratio = measured / roofline.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Limits:
     bandwidth: float  # bytes/s of a large copy (read + written)
     matmul: str  # what was timed, for the report
     copy: str
+
+    def best(self, other: Limits) -> Limits:
+        """The higher of two measurements of each limit (on a shared machine, the nearer to the truth)."""
+        return Limits(max(self.flops, other.flops), max(self.bandwidth, other.bandwidth), self.matmul, self.copy)
 
 
 def _clock(device: torch.device) -> float:
@@ -113,7 +118,7 @@ def context_text(tokenizer, tokens: int, source: Path) -> str:
 @dataclass
 class BlockTiming:
     block: int
-    path: str  # the engine's forward path that served the block steps
+    path: str  # the engine's forward paths that served the block steps
     step_ms: list[float]
     start_ms: list[float]
     flops: float  # mean over the timed block steps
@@ -129,14 +134,14 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
     settings = DecodeSettings(rule="fixed", tokens_per_step=1, block_size=block)
     job = InfillJob(prefix, "", max_new_tokens=blocks * block, settings=settings)
     engine.run([InfillJob(prefix, "", max_new_tokens=block, settings=settings)])  # warm-up
-    before = dict(engine.counters.by_path)
-    step_ms, start_ms, flops, nbytes = [], [], [], []
-    last = {"t": 0.0, "block": -1}
+    step_ms, start_ms, flops, nbytes, paths = [], [], [], [], set()
+    last = {"t": 0.0, "block": -1, "context": 0, "counts": dict(engine.counters.by_path)}
     element = engine.model.embed_tokens.weight.element_size()
 
     def on_step(event) -> None:
-        now = time.perf_counter()
-        took = (now - last["t"]) * 1e3
+        took = (time.perf_counter() - last["t"]) * 1e3
+        counts = dict(engine.counters.by_path)
+        served = [k for k, v in counts.items() if v > last["counts"][k]]  # this step's forward path
         if event.block_start != last["block"]:
             start_ms.append(took)
         else:
@@ -146,20 +151,20 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
             flops.append(step_flops(cfg, block + shift, len(event.predicted), keys))
             nbytes.append(step_bytes(cfg, keys, element))
             step_ms.append(took)
-        last["block"], last["t"] = event.block_start, time.perf_counter()
-        last["context"] = event.middle_start
+            paths.update(served)
+        last.update(block=event.block_start, context=event.middle_start, counts=counts)
+        last["t"] = time.perf_counter()
 
     last["t"] = time.perf_counter()
     engine.run([job], on_step=on_step)
-    used = {k: v - before[k] for k, v in engine.counters.by_path.items() if v > before[k]}
     return BlockTiming(
         block=block,
-        path="+".join(sorted(used)),
+        path="+".join(sorted(paths)) or "-",
         step_ms=step_ms,
         start_ms=start_ms,
         flops=statistics.fmean(flops) if flops else 0.0,
         nbytes=statistics.fmean(nbytes) if nbytes else 0.0,
-        context=int(last.get("context", 0)),
+        context=int(last["context"]),
     )
 
 

@@ -41,7 +41,7 @@ def service_backend(settings: Settings):
         except OSError as exc:
             raise ModelUnavailable(f"model.tokenFile: cannot read {m.token_file}: {exc.strerror}") from exc
     try:
-        return ServiceClient(m.url, token or None, m.id)
+        return ServiceClient(m.url, token or None, m.id, timeout_s=settings.worker.timeout_s)
     except ValueError as exc:
         raise ModelUnavailable(str(exc)) from exc
 
@@ -59,6 +59,7 @@ async def open_backend(settings: Settings):
                 settings.model.device,
                 settings.model.max_context,
                 settings.model.dtype,
+                settings.worker.timeout_s,
             )
         except (OSError, ValueError) as exc:  # CheckpointError is a ValueError
             raise ModelUnavailable(str(exc)) from exc
@@ -69,4 +70,5 @@ async def open_backend(settings: Settings):
         socket_path,
         spawn_args=worker_args(settings) if settings.worker.spawn else None,
         start_timeout_s=settings.worker.start_timeout_s,
+        timeout_s=settings.worker.timeout_s,
     )

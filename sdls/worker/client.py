@@ -4,6 +4,13 @@ Failure rules: a request never waits on a dead worker. When the connection drops
 request fails at once with WorkerError; a worker this client started is restarted in the
 background with exponential backoff, and requests that arrive while a restart is pending fail fast
 with the reason instead of queueing behind it.
+
+Nor on a wedged one: every request has a deadline (`timeout_s`); one that passes it is cancelled in
+the worker and fails with ModelTimeout. The worker is then probed (a `stats` request, answered by
+its event loop even while the engine is busy): a worker that answers is only slow; one that does
+not within the probe timeout (stopped with SIGSTOP, hung) is given up: its connection is dropped,
+failing what waits on it, and where this client may start workers it is killed (the process at the
+other end of the socket, SO_PEERCRED) and replaced by a fresh one.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import asyncio
 import itertools
 import logging
 import os
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -33,6 +43,19 @@ class ModelUnavailable(WorkerError):
     """No worker could be started: typically a missing or corrupt model (the message says which)."""
 
 
+class ModelTimeout(WorkerError):
+    """The model did not answer a request before its deadline."""
+
+
+DEFAULT_TIMEOUT_S = 60.0  # a job on a busy CPU takes seconds; a minute means something is wrong
+HANDSHAKE_TIMEOUT_S = 30.0
+MAX_PROBE_S = 10.0  # a stats answer takes milliseconds: ten seconds of silence is a wedged worker
+
+
+def timed_out(timeout_s: float) -> ModelTimeout:
+    return ModelTimeout(f"the model did not answer in time ({timeout_s:g} s, setting worker.timeoutS)")
+
+
 def _log_tail(path: Path, limit: int = 2000) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -52,12 +75,15 @@ class WorkerClient:
         start_timeout_s: float = 120.0,
         max_frame: int = MAX_FRAME_BYTES,
         backoff_s: tuple[float, float] = (0.5, 8.0),
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ):
         self.socket_path = Path(socket_path)
         self.spawn_args = spawn_args  # `sdls worker` arguments; None = never start one
         self.start_timeout_s = start_timeout_s
         self.max_frame = max_frame
         self.backoff_min, self.backoff_max = backoff_s
+        self.timeout_s = timeout_s  # every request's deadline
+        self.probe_timeout_s = min(timeout_s, MAX_PROBE_S)
         self.info: dict[str, Any] = {}  # the worker's hello: pid, model description
         self.process: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -69,6 +95,7 @@ class WorkerClient:
         self._retry_at = 0.0
         self._last_error: str | None = None
         self._closing = False
+        self._probe: asyncio.Task | None = None
 
     @property
     def connected(self) -> bool:
@@ -104,7 +131,8 @@ class WorkerClient:
             return False
         try:
             writer.write(encode_frame(hello(client="sdls-lsp", pid=os.getpid())))
-            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), 30)
+            handshake_s = min(HANDSHAKE_TIMEOUT_S, self.timeout_s)  # a stopped worker still accepts connections
+            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), handshake_s)
             if reply is None:
                 raise ProtocolError("the worker closed the connection during the handshake")
             if reply.get("type") == "error":
@@ -173,8 +201,10 @@ class WorkerClient:
         self._lost(writer, reason)
 
     def _lost(self, writer: asyncio.StreamWriter, reason: str) -> None:
-        if self._writer is writer:
-            self._writer = None
+        if self._writer is not writer:  # this connection's loss was handled already (a failed probe)
+            writer.close()
+            return
+        self._writer = None
         writer.close()
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -196,25 +226,63 @@ class WorkerClient:
         except WorkerError as exc:
             log.warning("%s", exc)
 
+    # -- a worker that stopped answering -------------------------------------------------------
+    def _suspect(self, writer: asyncio.StreamWriter) -> None:
+        """A request passed its deadline: probe the worker, unless a probe is under way."""
+        if self._writer is writer and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.ensure_future(self._probe_worker(writer))
+
+    async def _probe_worker(self, writer: asyncio.StreamWriter) -> None:
+        msg_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        writer.write(encode_frame({"type": "stats", "id": msg_id}))
+        try:
+            await asyncio.wait_for(future, self.probe_timeout_s)
+            log.info("the model worker is slow but answering")
+            return
+        except WorkerError:
+            return  # the connection went meanwhile: _lost handled it
+        except asyncio.TimeoutError:
+            self._pending.pop(msg_id, None)
+        if self._writer is not writer:
+            return
+        pid = _worker_pid(writer, self.info.get("pid"))
+        reason = f"the model worker (pid {pid}) stopped answering: no answer to a probe in {self.probe_timeout_s:g} s"
+        if self.spawn_args is not None and pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)  # even a stopped process dies; its socket is then stale
+            except (ProcessLookupError, PermissionError) as exc:
+                log.warning("could not stop the model worker %s: %s", pid, exc)
+        self._lost(writer, reason)  # fails what waits on it; a client that spawns starts a new one
+
     # -- requests -----------------------------------------------------------------------------
     async def _request(self, message: dict[str, Any]) -> Any:
         await self.connect()
+        writer = self._writer
         msg_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
         try:
-            self._writer.write(encode_frame({**message, "id": msg_id}, self.max_frame))
+            writer.write(encode_frame({**message, "id": msg_id}, self.max_frame))
         except ProtocolError as exc:
             self._pending.pop(msg_id, None)
             raise WorkerError(str(exc)) from exc
         try:
-            return await future
+            return await asyncio.wait_for(future, self.timeout_s)
+        except asyncio.TimeoutError:
+            self._forget(msg_id, message)
+            self._suspect(writer)
+            raise timed_out(self.timeout_s) from None
         except asyncio.CancelledError:
-            # The LSP request was cancelled: stop the job within one denoising step.
-            self._pending.pop(msg_id, None)
-            if self._writer is not None and message["type"] in ("submit", "doubt"):
-                self._writer.write(encode_frame({"type": "cancel", "id": msg_id}))
+            self._forget(msg_id, message)  # the LSP request was cancelled
             raise
+
+    def _forget(self, msg_id: int, message: dict[str, Any]) -> None:
+        """Nobody waits for `msg_id` any more: stop its job within one denoising step."""
+        self._pending.pop(msg_id, None)
+        if self._writer is not None and message["type"] in ("submit", "doubt"):
+            self._writer.write(encode_frame({"type": "cancel", "id": msg_id}))
 
     async def run(self, job: Job, lane: str = "inline"):
         return result_from_wire(await self._request({"type": "submit", "lane": lane, "job": job_to_wire(job)}))
@@ -230,9 +298,22 @@ class WorkerClient:
 
     async def close(self) -> None:
         self._closing = True
+        if self._probe is not None:
+            self._probe.cancel()
         if self._reader_task is not None:
             self._reader_task.cancel()
             try:
                 await self._reader_task
             except BaseException:
                 pass
+
+
+def _worker_pid(writer: asyncio.StreamWriter, hello_pid: Any) -> int | None:
+    """The pid of the process at the other end of the worker's socket, as the kernel knows it
+    (SO_PEERCRED, Linux), if it runs as this user; elsewhere the pid its hello gave."""
+    sock = writer.get_extra_info("socket")
+    try:
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (AttributeError, OSError):  # no SO_PEERCRED here (macOS)
+        return hello_pid if isinstance(hello_pid, int) and hello_pid > 0 else None
+    return pid if uid == os.getuid() and pid > 0 else None

@@ -12,20 +12,26 @@ from typing import Any
 
 from sdls_model.jobs import JobResult
 
-from .client import WorkerError
+from .client import WorkerError, timed_out
 from .scheduler import DoubtRequest, Scheduler
 from .wire import Job, doubt_from_wire
 
 
 class InProcessBackend:
-    def __init__(self, engine: Any, max_batch: int = 8):
+    def __init__(self, engine: Any, max_batch: int = 8, timeout_s: float | None = None):
+        self.timeout_s = timeout_s  # each job's deadline (None: none, for one-shot commands)
         self.scheduler = Scheduler(engine, max_batch=max_batch)
         self.scheduler.start()
         self.info = {"pid": None, "model": engine.describe()}
 
     @classmethod
     def from_dir(
-        cls, model_dir: str | None, device: str = "cpu", max_context: int = 1024, dtype: str = "auto"
+        cls,
+        model_dir: str | None,
+        device: str = "cpu",
+        max_context: int = 1024,
+        dtype: str = "auto",
+        timeout_s: float | None = None,
     ) -> InProcessBackend:
         import torch
 
@@ -34,7 +40,7 @@ class InProcessBackend:
         from .worker_command import default_threads
 
         torch.set_num_threads(default_threads())
-        return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context))
+        return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context), timeout_s=timeout_s)
 
     async def _submit(self, job: Any, lane: str) -> Any:
         loop = asyncio.get_running_loop()
@@ -53,7 +59,10 @@ class InProcessBackend:
 
         ticket = self.scheduler.submit(job, lane, done)
         try:
-            return await future
+            return await asyncio.wait_for(future, self.timeout_s)
+        except asyncio.TimeoutError:
+            self.scheduler.cancel(ticket)
+            raise timed_out(self.timeout_s or 0) from None
         except asyncio.CancelledError:
             self.scheduler.cancel(ticket)
             raise

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -268,20 +269,35 @@ class Batch:
         return int(self.tokens.numel())
 
 
-def collate(cfg: ModelConfig, rows: list[Row], stage: int, rng: random.Random, vocab_size: int) -> Batch:
-    """Lay rows out as [context | clean middle | noisy middle], noise the noisy copy, pad to one length."""
+BlockNoise = Callable[[int, int, list[int], random.Random], tuple[list[int], list[float]]]
+
+
+def collate(
+    cfg: ModelConfig,
+    rows: list[Row],
+    stage: int,
+    rng: random.Random,
+    vocab_size: int,
+    noise: BlockNoise | None = None,
+) -> Batch:
+    """Lay rows out as [context | clean middle | noisy middle], noise the noisy copy, pad to one length.
+
+    `noise(row_index, block_start, block, rng) -> (noisy block, loss weights)` replaces the stage's
+    noise (the order stage masks along kept trajectories)."""
     bs = cfg.block_size
     tokens, positions, bids, noisy_flags, targets, weights = [], [], [], [], [], []
-    for row in rows:
+    for r, row in enumerate(rows):
         c, m = len(row.context), len(row.middle)
         pos, bid, noisy = training_layout(c, m, bs)
         noisy_middle, w = [], []
         for b0 in range(0, m, bs):
-            block, t = row.middle[b0 : b0 + bs], sample_t(rng)
-            if stage == 1:
-                nb, wb = mask_noise(block, t, cfg.mask_id, rng)
+            block = row.middle[b0 : b0 + bs]
+            if noise is not None:
+                nb, wb = noise(r, b0, block, rng)
+            elif stage == 1:
+                nb, wb = mask_noise(block, sample_t(rng), cfg.mask_id, rng)
             else:
-                nb, wb = edit_noise(block, t, cfg, rng, row.middle, vocab_size)
+                nb, wb = edit_noise(block, sample_t(rng), cfg, rng, row.middle, vocab_size)
             noisy_middle += nb
             w += wb
         tokens.append(row.context + row.middle + noisy_middle)
