@@ -33,6 +33,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("sdls.evaluation.bench_eval", "HumanEval infill / repair, side by side over decoding settings"),
     "kernels": ("sdls_model.bench_decode", "decode step eager / graph / kernels vs the HBM floor (GPU)"),
+    "stages": (
+        "sdls.training.bench_stages",
+        "the training stages' models side by side: tokens/forward, verifier pass, agreement, exact match",
+    ),
 }
 
 

@@ -1,7 +1,7 @@
-"""`sdls models DIR...`: validate checkpoint directories and say what sdls will do with each.
+"""`sdls models PATH...`: validate checkpoint directories (or GGUF files) and say what sdls will do with each.
 
-Nothing is loaded: config.json, the tokenizer files and the safetensors headers say everything
-(sdls_model.checkpoint_report). Exit status 0 when every directory would load, 1 when one is refused.
+Nothing is loaded: config.json, the tokenizer files and the safetensors headers (a GGUF file's
+metadata and tensor index) say everything (sdls_model.checkpoint_report). Exit status 0 when every directory would load, 1 when one is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sdls_model.precision import add_dtype_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directories", nargs="+", metavar="DIR", help="checkpoint directories")
+    parser.add_argument("directories", nargs="+", metavar="PATH", help="checkpoint directories or GGUF files")
     parser.add_argument(
         "--device", default="cpu", help="the device to size the memory for (dtype 'auto' depends on it)"
     )
@@ -45,6 +45,10 @@ def _tok(t: dict | None) -> str:
     return "-" if t is None else f"{t['id']} {t['text']!r}"
 
 
+def _source(report: dict) -> str:
+    return "GGUF metadata" if report["format"].startswith("gguf") else "config.json"
+
+
 def lines(report: dict) -> list[str]:
     verdict = "loads" if report["ok"] else "cannot be loaded"
     title = report.get("title")
@@ -59,7 +63,7 @@ def lines(report: dict) -> list[str]:
             attention += f"; committed {report['sub_block_size']} at a time"
         t = report["tokens"]
         rows = [
-            ("family", f"{report['family']} (format {report['format']}, detected from config.json)"),
+            ("family", f"{report['family']} (format {report['format']}, detected from {_source(report)})"),
             ("attention", attention),
             ("context reuse", report["context_reuse"]),
             ("infill", report["infill_text"]),

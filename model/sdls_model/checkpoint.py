@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint_adapter import is_adapter_dir, load_adapted, read_adapter
 from .checkpoint_files import (
     FLOAT_DTYPES,
     INDEX_FILE,
@@ -41,7 +42,7 @@ MAX_PROBLEMS_IN_MESSAGE = 20
 
 
 class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be served; the message names files and tensors."""
+    """A checkpoint directory (or GGUF file) that cannot be served; the message names files and tensors."""
 
     def __init__(self, directory: Path, problems: list[str]):
         self.directory, self.problems = directory, problems
@@ -94,10 +95,21 @@ def _read_json(path: Path, problems: list[str], required: bool) -> dict | None:
 
 
 def inspect_checkpoint(directory: str | Path) -> Inspection:
+    """A checkpoint directory, or a GGUF file (checkpoint_gguf.py), as found on disk."""
+    from .checkpoint_gguf import inspect_gguf, is_gguf
+
+    if is_gguf(directory):
+        return inspect_gguf(directory)
     found = Inspection(Path(directory))
     d, problems = found.directory, found.problems
     if not d.is_dir():
         problems.append(f"{d}: checkpoint directory does not exist" if not d.exists() else f"{d}: not a directory")
+        return found
+    if is_adapter_dir(d):  # the shipping form: base weights from elsewhere (checkpoint_adapter.py)
+        files, adapter_problems = read_adapter(d)
+        problems += adapter_problems
+        found.cfg = files.cfg if files is not None else None
+        found.tensors = list_stored_tensors(d)[0]
         return found
     raw = found.raw = _read_json(d / CONFIG_FILE, problems, required=True)
     tokenizer_config = _read_json(d / TOKENIZER_CONFIG_FILE, problems, required=False) or {}
@@ -210,12 +222,19 @@ def validate_checkpoint(directory: str | Path) -> list[str]:
 def load_checkpoint(
     directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[ModelConfig, Transformer, Tokenizer]:
-    """Load any supported checkpoint directory (format detected from config.json).
+    """Load any supported checkpoint directory (format detected from config.json) or GGUF file
+    (detected by its magic bytes and general.architecture; checkpoint_gguf.py).
 
     dtype None keeps the dtype the embedding is stored in. Raises CheckpointError before
     reading any weight if the directory is incomplete or inconsistent, and before returning a
     model if a weight holds NaN or inf (a diverged training run must not be hot-swapped in).
     """
+    from .checkpoint_gguf import is_gguf, load_gguf
+
+    if is_gguf(directory):
+        return load_gguf(directory, device=device, dtype=dtype)
+    if is_adapter_dir(Path(directory)):
+        return load_adapted(Path(directory), device=device, dtype=dtype)
     found = inspect_checkpoint(directory)
     if found.problems:
         raise CheckpointError(found.directory, found.problems)

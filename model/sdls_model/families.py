@@ -69,7 +69,7 @@ FAMILIES: dict[str, Family] = {
             block_size=32,
             logit_shift=True,
             mask_tokens=("<|mask|>", "<M>", "[MASK]", "<mask>"),
-            detected_by='model_type "Dream" or architectures DreamModel',
+            detected_by='model_type "Dream" or architectures DreamModel; a GGUF file with general.architecture "dream"',
             source="Dream's generation_utils (logits shifted by one)",
         ),
         Family(
@@ -91,8 +91,21 @@ FAMILIES: dict[str, Family] = {
             attention="bidirectional",
             block_size=32,
             stop_tokens=("<|eot_id|>",),
-            detected_by='model_type "llada" or architectures LLaDAModelLM',
+            detected_by='model_type "llada" or architectures LLaDAModelLM; a GGUF file with general.architecture'
+            ' "llada"',
             source="LLaDA generate.py (mask 126336, no shift)",
+        ),
+        Family(
+            "causal",
+            "Autoregressive Llama (GGUF, e.g. SmolLM2)",
+            backbone="Llama",
+            attention="block_causal",
+            block_size=1,
+            logit_shift=True,
+            stop_tokens=("<|endoftext|>", "<|im_end|>"),
+            detected_by='a GGUF file with general.architecture "llama"',
+            source="llama.cpp convert_hf_to_gguf.py (LlamaModel: q/k rows permuted); a causal LM is block-causal"
+            " with blocks of one token, row i-1 predicting token i",
         ),
         Family(
             "stable-diffcoder",
@@ -194,7 +207,7 @@ _WHERE = {"context": "after the context", "sequence": "from position 0", "genera
 def markdown_table() -> str:
     """The README's model table, made from FAMILIES (tests/test_families.py keeps the README equal to it)."""
     rows = [
-        "| family | detected from config.json | attention | infill | threshold | logits | ends on |",
+        "| family | detected from | attention | infill | threshold | logits | ends on |",
         "|---|---|---|---|---|---|---|",
     ]
     for f in FAMILIES.values():

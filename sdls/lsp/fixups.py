@@ -8,6 +8,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from sdls.syntax import SyntaxDocument
+from sdls.syntax.diagnostics import SyntaxIssue
 from sdls_model.jobs import TextEdit
 
 from .actions import fix_issue, issue_at, issue_region
@@ -49,7 +50,22 @@ async def propose_fixup(
     doubt_threshold: float = 0.05,
 ) -> FixUp | None:
     """The fix-up at `offset`, or None when there is nothing to fix there."""
-    issue = issue_at(doc, offset)
+    return await fixup_for(
+        doc, offset, issue_at(doc, offset), call, use_doubt=use_doubt, doubt_threshold=doubt_threshold
+    )
+
+
+async def fixup_for(
+    doc: SyntaxDocument,
+    offset: int,
+    issue: SyntaxIssue | None,
+    call: ModelCall,
+    *,
+    use_doubt: bool = True,
+    doubt_threshold: float = 0.05,
+) -> FixUp | None:
+    """propose_fixup once the syntax error at `offset` (`issue_at`, or None) is known: the server
+    finds it off the event loop."""
     if issue is not None:
         fix = FixUp(f"syntax error: {issue.message}", issue.start, max(issue.end, issue.start))
         try:

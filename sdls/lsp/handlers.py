@@ -33,14 +33,14 @@ from sdls.memory import rss_mb
 from sdls.worker.client import ModelUnavailable, WorkerError
 
 from . import convert
-from .actions import offer_actions, offer_problem, resolve_offer
+from .actions import issue_at, offer_actions, offer_problem, resolve_offer
 from .arrival import ensure_as_arrived
 from .completion import complete_at
 from .completion_cache import CompletionCache
 from .convert import APPLY_FIX, BadPayload, FixArguments, OfferData, from_json
 from .documents import DocumentOutOfSync, DocumentStore, UnknownDocument, VersionNotIncreasing
 from .edits import NoChange
-from .fixups import propose_fixup
+from .fixups import fixup_for
 from .language_server import SdlsServer, out_of_sync_key  # at run time: pygls reads the handlers' annotations
 from .model_call import DocumentChanged, JobCancelled, ensure_current
 from .next_edit_state import change_hint
@@ -147,6 +147,7 @@ def did_change_workspace_folders(ls: SdlsServer, params: lsp.DidChangeWorkspaceF
 async def shutdown(ls: SdlsServer, *_args) -> None:
     if ls.index is not None:
         ls.index.stop()
+    ls.stop_syntax_threads()
     if ls.backend is not None:
         await ls.backend.close()
         ls.backend = None
@@ -172,6 +173,7 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
     except (UnknownDocument, PositionError, VersionNotIncreasing) as exc:
         ls.next_edits.close(uri)
         ls.cache.forget(uri)
+        ls.cancel_diagnostics(uri)
         reason = exc.args[1] if isinstance(exc, DocumentOutOfSync) else str(exc)
         ls.announce(f"sdls: {uri} is out of sync ({reason}); reopen the file", once_for=out_of_sync_key(uri))
         return
@@ -226,7 +228,10 @@ async def code_action(ls: SdlsServer, params: lsp.CodeActionParams):
     if doc.binary or not ls.settings.language_enabled(doc.language_id):
         return []
     only = [getattr(k, "value", k) for k in (params.context.only or [])]  # str enums: compare values
-    offers = offer_actions(doc.syntax, start, min(max(start, end), len(doc.text)), ls.settings.actions)
+    version, end = doc.version, min(max(start, end), len(doc.text))
+    offers = await ls.off_loop(offer_actions, doc.syntax, start, end, ls.settings.actions)
+    doc = ls.docs.find(doc.uri)
+    ensure_current(doc, version)
     return [
         convert.code_action(doc, offer, params.context.diagnostics or [])
         for offer in offers
@@ -257,7 +262,10 @@ async def hover(ls: SdlsServer, params: lsp.HoverParams):
     if not ls.settings.hover.enabled or doc.binary or doc.language is None:
         return None
     version, digest = doc.version, doc.digest
-    work = propose_fixup(doc.syntax, offset, await ls.model_call(), use_doubt=ls.settings.hover.doubt)
+    issue = await ls.off_loop(issue_at, doc.syntax, offset)
+    ensure_current(ls.docs.find(doc.uri), version, digest)
+    call = await ls.model_call()
+    work = fixup_for(doc.syntax, offset, issue, call, use_doubt=ls.settings.hover.doubt)
     fix = await ls.newest_wins(f"hover {doc.uri}", work)  # the mouse moved on: drop the old one
     ensure_current(ls.docs.find(doc.uri), version, digest)
     return convert.hover(doc, version, fix) if fix is not None else None

@@ -12,9 +12,11 @@ import time
 import uuid
 import weakref
 from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.capabilities import get_capability
@@ -22,23 +24,24 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol.json_rpc import RPCRequest
 from pygls.uris import to_fs_path
 
-from sdls.syntax import syntax_errors
+from sdls.syntax import SyntaxDocument, syntax_errors
 
 from . import convert
 from .arrival import note_arrival
 from .backends import open_backend
 from .completion_cache import CompletionCache
-from .documents import DocumentStore
+from .documents import DocumentStore, UnknownDocument
 from .model_call import JobCancelled, ModelCall
 from .next_edit_state import NextEdits
 from .prompt import declarations_header
 from .pygls_state import ForgetFinished, OwnDocuments
 from .rpc_protocol import AnswerEveryRequest, strict_converter
-from .settings import Settings, settings_from
+from .settings import Settings, editor_key, keep_startup_only, settings_from
 from .workspace_index import DeclarationIndex
 
 log = logging.getLogger(__name__)
 ANNOUNCED = 256  # messages remembered as told
+T = TypeVar("T")
 
 
 def out_of_sync_key(uri: str) -> str:
@@ -76,6 +79,7 @@ class SdlsServer(LanguageServer):
         self.next_edits.model_call = self.model_call
         self.next_edits.documents = lambda: self.docs.all()  # the store is replaced at initialize
         self.next_edits.roots = lambda: self.roots
+        self._syntax_pool: ThreadPoolExecutor | None = None
 
     # -- transports (sdls's framing reader in place of pygls' loop: see transport.py) ------------
     def start_io(self, stdin=None, stdout=None) -> None:
@@ -89,7 +93,7 @@ class SdlsServer(LanguageServer):
         serve_tcp(self, host, port, token, ready)
 
     # -- shared plumbing ----------------------------------------------------------------------
-    def announce(self, message: str, once_for: str | None = None) -> None:
+    def announce(self, message: str, once_for: str | None = None, kind=lsp.MessageType.Error) -> None:
         """Show an error to the user once (not on every keystroke): once per message, or once per
         `once_for` key whatever the message (`forget_announcement` lets it be told again)."""
         key = message if once_for is None else once_for
@@ -97,14 +101,18 @@ class SdlsServer(LanguageServer):
             self._announced[key] = None
             while len(self._announced) > ANNOUNCED:
                 self._announced.popitem(last=False)  # a very old message may be told again
-            self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+            self.window_show_message(lsp.ShowMessageParams(type=kind, message=message))
 
     def forget_announcement(self, key: str) -> None:
         self._announced.pop(key, None)
 
-    async def get_backend(self):
+    def backend_key(self) -> tuple:
+        """The settings a backend is opened with: another value opens another backend."""
         s = self.settings
-        key = (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+        return (s.model, s.worker.in_process, s.worker.socket, s.worker.timeout_s)
+
+    async def get_backend(self):
+        s, key = self.settings, self.backend_key()
         async with self._backend_lock:
             if self.backend is None or self._backend_key != key:
                 if self.backend is not None:
@@ -125,12 +133,28 @@ class SdlsServer(LanguageServer):
         return declarations_header(doc.language, files, self.settings.completion.prefix_chars // 3)
 
     def apply_settings(self, data, base: Settings | None = None) -> None:
-        """Settings from the editor's JSON over `base` (default: the current ones); warnings go to its log."""
-        self.settings, warnings = settings_from(data, self.settings if base is None else base)
+        """Settings from the editor's JSON over `base` (given at initialize: the command line's), or a
+        change over the current ones, where the STARTUP_ONLY settings keep their values (the user is
+        told once per refused value); warnings go to the editor's log."""
+        settings, warnings = settings_from(data, self.settings if base is None else base)
+        if base is None:
+            settings, refused = keep_startup_only(settings, self.settings)
+            for path, value in refused:
+                self._refuse_startup_only(path, value)
+        self.settings = settings
         for warning in warnings:
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
         self.docs.max_chars = self.settings.max_document_chars
         self.set_roots(self.roots)  # completion.crossFile may have changed
+
+    def _refuse_startup_only(self, path: str, value: Any) -> None:
+        message = (
+            f"sdls: the setting {editor_key(path)} is taken only when the server starts (from your user "
+            "settings or the command line), never from a configuration change, which a workspace can send; "
+            "the change was refused. Restart the server to use a new value."
+        )
+        log.warning("refused a change of %s to %.200r", path, value)
+        self.announce(message, once_for=f"startup-only {path}={value!r:.300}", kind=lsp.MessageType.Warning)
 
     async def pull_settings(self) -> None:
         """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:
@@ -170,6 +194,20 @@ class SdlsServer(LanguageServer):
                 return doc.text
         return None
 
+    async def off_loop(self, work: Callable[..., T], doc: SyntaxDocument, *args: Any) -> T:
+        """`work(snapshot of doc, *args)` in a syntax thread: tree walks over a big or pathological
+        document (50,000 unclosed brackets) must not hold up every other request. The thread reads
+        a snapshot, so didChange goes on editing the document meanwhile; the caller checks the
+        version afterwards. (Pure-Python walks give up the GIL every few ms; the loop keeps serving.)"""
+        if self._syntax_pool is None:
+            self._syntax_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdls-syntax")
+        return await asyncio.get_running_loop().run_in_executor(self._syntax_pool, work, doc.snapshot(), *args)
+
+    def stop_syntax_threads(self) -> None:
+        if self._syntax_pool is not None:
+            self._syntax_pool.shutdown(wait=False, cancel_futures=True)
+            self._syntax_pool = None
+
     def schedule_diagnostics(self, uri: str, delay_s: float) -> None:
         self.cancel_diagnostics(uri)
         task = self.diagnostic_tasks[uri] = asyncio.ensure_future(self._publish_diagnostics(uri, delay_s))
@@ -191,10 +229,16 @@ class SdlsServer(LanguageServer):
 
     async def _publish_diagnostics(self, uri: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        if uri not in self.docs:
+        try:
+            doc = self.docs.find(uri)
+        except UnknownDocument:  # out of sync since: no diagnostics for a text the server no longer has
             return
-        doc = self.docs.get(uri)
-        issues = syntax_errors(doc.syntax) if self.settings.diagnostics.enabled else []
+        if doc is None:
+            return
+        version = doc.version
+        issues = await self.off_loop(syntax_errors, doc.syntax) if self.settings.diagnostics.enabled else []
+        if self.docs.version_of(uri) != version:
+            return  # changed meanwhile: the change scheduled its own
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(
                 uri=uri, version=doc.version, diagnostics=[convert.diagnostic(doc, i) for i in issues]

@@ -3,7 +3,9 @@
 Prints figures only (no pass/fail). Two parts:
 1. a generated Python file of --lines lines: full parse vs incremental reparse after a one-line edit;
 2. the largest modules of the Python standard library: parse, reparse, completion scope, clean-up,
-   block plan, syntax errors and holes.
+   block plan, syntax errors and holes;
+3. a line of --brackets unclosed brackets (one ERROR node with that many children: what a tree-sitter
+   query cursor is quadratic in): parse, syntax errors, holes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=15, help="timed repetitions per figure (median shown)")
     parser.add_argument("--stdlib", type=Path, default=None, help="directory to take large .py files from")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--brackets", type=int, default=50_000, help="unclosed brackets on one line (part 3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +52,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n== {path.relative_to(stdlib)} ({text.count(chr(10))} lines, {len(text)} chars) ==")
         _edit_figures(text, args.repeat, rng, show_lines=False)
         _feature_figures(text, args.repeat, rng)
+    _bracket_figures(args.brackets, max(1, args.repeat // 5))
     return 0
+
+
+def _bracket_figures(n: int, repeat: int) -> None:
+    text = "x = " + "(" * n + "\n"
+    print(f"\n== one line of {n} unclosed brackets ==")
+    print(f"  parse                               {_ms(_time(lambda: SyntaxDocument(text, 'python'), repeat))}")
+    doc = SyntaxDocument(text, "python")
+    print(f"  syntax_errors                       {_ms(_time(lambda: syntax_errors(doc), repeat))}")
+    print(f"  find_holes                          {_ms(_time(lambda: find_holes(doc), repeat))}")
 
 
 def generated_python(n_lines: int) -> str:

@@ -134,6 +134,15 @@ class SyntaxDocument:
         )
         self.tree = parser_for(self.language).parse(self.data, self.tree)
 
+    def snapshot(self) -> SyntaxDocument:
+        """An independent copy of this text and tree (tree-sitter's copy is shallow and cheap): what
+        another thread may read while this document goes on being edited."""
+        other = SyntaxDocument.__new__(SyntaxDocument)
+        other.language, other.version = self.language, self.version - 1
+        other._set_text(self.text, self.data)  # bumps the version back to this one's
+        other.tree = self.tree.copy() if self.tree is not None else None
+        return other
+
     def with_edit(self, start: int, end: int, new_text: str) -> SyntaxDocument:
         """A new document with one edit applied; this one is untouched (the tree is copied)."""
         other = SyntaxDocument.__new__(SyntaxDocument)

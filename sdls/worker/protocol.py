@@ -3,6 +3,10 @@
 Frame: 4-byte big-endian payload length, then one msgpack map with a "type" key. A frame longer
 than `MAX_FRAME_BYTES`, a payload that is not a msgpack map, or a first message that is not a
 matching "hello" is a protocol error: the worker drops that one connection and keeps serving others.
+The limit is the largest legitimate job's: a job carries at most one document's text, the server
+handles documents of up to MAX_DOCUMENT_CHARS in full (its max_document_chars default), and a
+character is at most 4 bytes of UTF-8. A longer announced length is refused from the 4-byte header,
+before anything of it is read or allocated.
 
 Messages (client -> worker):
   hello   {version, client}                       first message; answered with hello {version, pid, model}
@@ -23,7 +27,8 @@ from typing import Any
 import msgpack
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 8 * 1024 * 1024  # a windowed job is a few KB; 8 MB leaves room and bounds memory
+MAX_DOCUMENT_CHARS = 2_000_000
+MAX_FRAME_BYTES = 4 * MAX_DOCUMENT_CHARS + 64 * 1024  # the text, and room for the job's other fields
 _HEADER = struct.Struct(">I")
 LANES = ("inline", "rewrite")
 

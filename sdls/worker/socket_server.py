@@ -3,6 +3,12 @@
 Every connection is independent: a client that sends garbage, an oversized frame or the wrong
 protocol version is dropped alone. A client that disconnects has its queued and running jobs
 cancelled, so a closed editor never keeps the model busy.
+
+What clients may cost is bounded, each refusal clear and alone: at most MAX_CLIENTS connections
+(one more is told why and closed, the others carry on), at most MAX_IN_FLIGHT jobs in flight per
+connection (one more gets an error for its id), and, with a memory budget, a job whose estimated
+need (sdls_model.job_memory, from the model's config and the job's lengths) exceeds it gets an
+error for its id before it reaches the engine.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sdls.memory import rss_mb
+from sdls_model.job_memory import budget_problem
+from sdls_model.jobs import EditJob
 
 from .paths import UnsafeSocketPath, check_socket_path, lock_path_for, removable_stale_socket
 from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
@@ -25,6 +33,8 @@ from .wire import BadJob, job_from_wire, result_to_wire
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
+MAX_CLIENTS = 32  # editors share one worker: a few windows each, with room to spare
+MAX_IN_FLIGHT = 64  # per connection: a server keeps a handful (newest-wins cancels the rest)
 
 
 class SocketInUse(RuntimeError):
@@ -58,15 +68,21 @@ class WorkerServer:
         socket_path: str | Path,
         max_frame: int = MAX_FRAME_BYTES,
         idle_exit_s: float | None = None,
+        max_clients: int = MAX_CLIENTS,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        memory_budget: int | None = None,
     ):
         self.scheduler = scheduler
         self.describe = describe
         self.socket_path = Path(socket_path)
         self.max_frame = max_frame
         self.idle_exit_s = idle_exit_s
+        self.max_clients, self.max_in_flight = max_clients, max_in_flight
+        self.memory_budget = memory_budget  # bytes one job may need; None: no budget
         self.connections: set[_Connection] = set()
         self.dropped = 0  # connections closed for protocol errors
         self.refused = 0  # requests answered with an error for an invalid job (the connection stays)
+        self.turned_away = 0  # connections refused: MAX_CLIENTS were connected
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._lock_file: Any = None
@@ -139,6 +155,16 @@ class WorkerServer:
     # -- one connection -----------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(writer)
+        if len(self.connections) >= self.max_clients:
+            self.turned_away += 1
+            log.warning("refused a client: %d are connected already", len(self.connections))
+            try:  # its hello first: closing on unread bytes would reset the connection, losing the reason
+                await asyncio.wait_for(read_frame(reader, self.max_frame), HANDSHAKE_TIMEOUT_S)
+            except (ProtocolError, asyncio.TimeoutError, ConnectionError, OSError):
+                pass
+            self._send(conn, {"type": "error", "message": f"the worker serves at most {self.max_clients} clients"})
+            self._close(conn)
+            return
         self.connections.add(conn)
         try:
             first = await asyncio.wait_for(read_frame(reader, self.max_frame), HANDSHAKE_TIMEOUT_S)
@@ -172,7 +198,9 @@ class WorkerServer:
                 raise ProtocolError(f"id {msg_id} is already in flight")  # its answer would go to the wrong job
             if lane not in LANES:
                 raise BadJob(f"unknown lane {lane!r}")
-            self._enqueue(conn, msg_id, job_from_wire(message.get("job")), lane)
+            job = job_from_wire(message.get("job"))
+            self._admit(conn, job)
+            self._enqueue(conn, msg_id, job, lane)
         elif kind == "doubt":
             text, start, end = message.get("text"), message.get("start"), message.get("end")
             if not (
@@ -182,6 +210,7 @@ class WorkerServer:
                 and 0 <= start <= end <= len(text)
             ):
                 raise BadJob("doubt needs text and a region start <= end inside it")
+            self._admit(conn, EditJob(text, start, end, max_rounds=0))  # what the engine runs for it
             self._enqueue(conn, msg_id, DoubtRequest(text, start, end), "inline")
         elif kind == "cancel":
             ticket = conn.tickets.get(msg_id)
@@ -194,12 +223,25 @@ class WorkerServer:
         else:
             raise ProtocolError(f"unknown message type {kind!r}")
 
+    def _admit(self, conn: _Connection, job: Any) -> None:
+        """Refuse (BadJob: an error for its id alone) a job this connection or the budget has no room for."""
+        if len(conn.tickets) >= self.max_in_flight:
+            raise BadJob(f"this client has {len(conn.tickets)} jobs in flight, the most the worker takes; wait for one")
+        need = getattr(self.scheduler.engine, "memory_need", None)
+        if (
+            self.memory_budget is not None
+            and need is not None
+            and (problem := budget_problem(need(job), self.memory_budget))
+        ):
+            raise BadJob(problem)
+
     def stats(self) -> dict:
         return {
             **self.scheduler.lane_stats(),
             "clients": len(self.connections),
             "dropped": self.dropped,
             "refused": self.refused,
+            "turned_away": self.turned_away,
             "pid": os.getpid(),
             "rss_mb": rss_mb(),
             "peak_rss_mb": rss_mb("VmHWM"),

@@ -16,6 +16,9 @@ from .paths import UnsafeSocketPath, check_socket_path, default_socket_path
 from .protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger("sdls.worker")
+# A job of the shipped model at the default context needs a few tens of MB by job_memory's estimate,
+# one of a 1.5B-parameter model a few hundred: 4 GB is far above legitimate jobs at usual contexts.
+DEFAULT_MEMORY_BUDGET_MB = 4096.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frame", type=int, default=MAX_FRAME_BYTES, help="largest accepted message, bytes")
     parser.add_argument(
         "--idle-exit", type=float, default=0.0, help="exit after this many seconds without clients (0 = never)"
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET_MB,
+        help="refuse a job estimated to need more than this (its context, middle and block size on the model; 0 = no budget)",
     )
     parser.add_argument("--no-watch", action="store_true", help="do not hot-reload the model directory")
     parser.add_argument(
@@ -76,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     except UnsafeSocketPath as exc:
         _say(str(exc))
         return 2
-    if model_dir is not None and not model_dir.is_dir():  # the common mistake, reported without importing torch
-        _say(f"cannot load the model: {model_dir}: checkpoint directory does not exist")
+    if model_dir is not None and not model_dir.exists():  # the common mistake, reported without importing torch
+        _say(f"cannot load the model: {model_dir}: no such checkpoint directory or GGUF file")
         return 2
 
     import torch
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         socket_path=socket_path,
         max_frame=args.max_frame,
         idle_exit_s=args.idle_exit or None,
+        memory_budget=int(args.memory_budget_mb * 1024 * 1024) if args.memory_budget_mb > 0 else None,
     )
     reloader = None if args.no_watch else _start_reloader(model_dir, scheduler, load)
     scheduler.start()

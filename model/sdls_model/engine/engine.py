@@ -19,6 +19,7 @@ import torch
 from ..cache import KVCache, cache_plan
 from ..config import ModelConfig
 from ..families import INFILL_DESCRIPTIONS
+from ..job_memory import job_need_bytes
 from ..jobs import EditJob, InfillJob, JobResult
 from ..tokenizer import Tokenizer
 from ..transformer import Transformer
@@ -154,6 +155,11 @@ class Engine:
     def idle_slots(self) -> int:
         """How many more jobs fit beside the rows being decoded now."""
         return self.pool.idle()
+
+    def memory_need(self, job: InfillJob | EditJob) -> int:
+        """Bytes `job` may need on this engine, estimated from its lengths (job_memory.py)."""
+        element = torch.empty((), dtype=self.dtype).element_size()
+        return job_need_bytes(self.cfg, job, self.max_context, self.max_new_tokens, element)
 
     def describe(self) -> dict:
         cfg = self.cfg
