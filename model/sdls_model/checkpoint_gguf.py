@@ -303,18 +303,12 @@ def _open(path: Path, problems: list[str]):
     return reader
 
 
-_DEQUANTISABLE: set[str] | None = None
+@functools.cache
+def dequantisable_types() -> frozenset[str]:
+    """The GGML type names gguf-py can turn into floats (F32, F16 and its registry of quant types)."""
+    from gguf import quants
 
-
-def dequantisable_types() -> set[str]:
-    """The GGML type names gguf-py can turn into floats."""
-    global _DEQUANTISABLE
-    if _DEQUANTISABLE is None:
-        from gguf import GGMLQuantizationType, quants
-
-        names = {"F32", "F16"} | {t.name for t in quants._type_traits}  # gguf-py's registry of quant types
-        _DEQUANTISABLE = names & {t.name for t in GGMLQuantizationType}
-    return _DEQUANTISABLE
+    return frozenset({"F32", "F16"} | {t.name for t in quants._type_traits})
 
 
 def inspect_gguf(path: str | Path) -> Inspection:
