@@ -18,6 +18,8 @@ def load_corpus(args, preset, log: Log):
     t0 = time.perf_counter()
     # workers=1: a fork of a process whose torch already started OpenMP threads can deadlock.
     corpus = gather(dirs, args.val_permille, corpus_bytes, Decontaminator(humaneval_texts()), workers=1)
+    if not corpus.train:
+        raise ValueError(f"no usable .py files under {', '.join(map(str, dirs))}")
     log(
         f"corpus: {len(corpus.train)} training / {len(corpus.val)} validation files from "
         f"{', '.join(map(str, dirs))} in {time.perf_counter() - t0:.1f} s"
