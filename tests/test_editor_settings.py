@@ -112,3 +112,19 @@ def test_vscode_declares_the_server_ranges_of_numeric_settings():
         entry = PROPERTIES["sdls." + ".".join(camel(part) for part in path.split("."))]
         low_key = "exclusiveMinimum" if rng.low_open else "minimum"
         assert (entry.get(low_key), entry.get("maximum")) == (rng.low, rng.high), path
+
+
+def test_settings_the_server_takes_only_at_start_up_are_machine_scoped_and_restricted_in_vscode():
+    """What chooses what runs, what is read or where code goes cannot come from a workspace: the
+    server refuses a later change of STARTUP_ONLY; VS Code gives them (and pythonPath) machine scope,
+    restricts them in untrusted workspaces and restarts the server when one changes."""
+    from sdls.lsp.settings import STARTUP_ONLY, editor_key
+
+    startup = {"sdls." + editor_key(path) for path in STARTUP_ONLY}
+    machine = {key for key, entry in PROPERTIES.items() if entry.get("scope") == "machine"}
+    assert machine == startup | {"sdls.pythonPath"}
+    restricted = PACKAGE["capabilities"]["untrustedWorkspaces"]["restrictedConfigurations"]
+    assert sorted(restricted) == sorted(machine)
+    source = (REPO / "editors" / "vscode" / "src" / "config.ts").read_text(encoding="utf-8")
+    restart = json.loads(re.search(r"RESTART_SETTINGS = (\[.*?\]);", source).group(1).replace("'", '"'))
+    assert {"sdls." + key for key in restart} >= machine

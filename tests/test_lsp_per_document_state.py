@@ -6,10 +6,12 @@ prints the RSS of a real `sdls serve`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from core_server import use_backend
 from lsp_fakes import ScriptedBackend
+from lsprotocol import types as lsp
 
 from sdls.lsp.framing import Frame
 from sdls.lsp.language_server import ANNOUNCED, create_server
@@ -30,11 +32,15 @@ class Wire:
         self.server.protocol.set_writer(self)
         self._ids = iter(range(1, 10**6))
         self.requests = 0
+        self.answer_server = True
 
     def write(self, data: bytes) -> None:
         body = json.loads(data.split(b"\r\n\r\n", 1)[1])
         if "id" in body and "method" not in body:
             self.answers[body["id"]] = body
+        elif "id" in body and self.answer_server:  # e.g. window/workDoneProgress/create: accepted
+            reply = Frame(json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": None}).encode())
+            asyncio.get_running_loop().call_soon(self.server.protocol.handle_frame, reply)
 
     def send(self, method: str, params, request: bool = False):
         message = {"jsonrpc": "2.0", "method": method, "params": params}
@@ -139,3 +145,33 @@ async def test_opening_typing_and_closing_leaves_nothing_behind():
     assert len(wire.answers) == wire.requests  # each request answered (typing on makes many stale)
     codes = {a["error"]["code"] for a in wire.answers.values() if "error" in a}
     assert codes <= {CONTENT_MODIFIED, SERVER_CANCELLED}, codes
+
+
+async def test_a_request_the_client_never_answers_is_forgotten_once_given_up():
+    wire = Wire()
+    wire.answer_server = False
+    server = wire.server
+    wire.send(
+        "initialize",
+        {"processId": None, "rootUri": None, "capabilities": {"workspace": {"configuration": True}}},
+        request=True,
+    )
+    for _ in range(20):  # each asks workspace/configuration, which this client never answers
+        with_timeout = server.workspace_configuration_async(lsp.ConfigurationParams(items=[]))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(with_timeout, 0.001)  # sent, then given up on
+    await settle()
+    state = per_document_state(server)
+    assert state["pygls futures"] == 0 and state["pygls result types"] == 0, state
+
+
+async def test_progress_tokens_go_when_the_work_ends():
+    wire = Wire()
+    server = wire.server
+    wire.send("initialize", {"processId": None, "capabilities": {"window": {"workDoneProgress": True}}}, request=True)
+    for _ in range(20):  # a code action resolve or fill-stubs reports progress like this
+        async with server.progress("a long job") as report:
+            assert report is not None
+    await settle()
+    state = per_document_state(server)
+    assert state["progress tokens"] == 0 and state["pygls futures"] == 0, state

@@ -66,17 +66,34 @@ def test_a_socket_setting_from_the_editor_never_touches_the_users_file(user_thin
     proc = ServerProcess(serve_argv())
     try:
         client = proc.client
-        client.initialize({})
+        client.initialize({"worker": {"socket": str(user_things[kind])}})
         uri = "file:///sock/a.py"
         client.notify(
             "textDocument/didOpen",
             {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": "def f(x):\n    return \n"}},
         )
-        client.notify("workspace/didChangeConfiguration", {"settings": {"worker": {"socket": str(user_things[kind])}}})
         params = {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11}, "context": {"triggerKind": 1}}
         answer = client.call("textDocument/inlineCompletion", params)
         assert "never replaces it" in answer["error"]["message"], answer
         assert proc.alive()
+    finally:
+        proc.close()
+    assert _snapshot(short_tmp_dir) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "directory", "symlink"])
+def test_a_socket_setting_changed_later_is_refused_before_anything_looks_at_it(user_things, short_tmp_dir, kind):
+    """A configuration change is what a repository's own settings can send: worker.socket is taken
+    only at start-up (settings.STARTUP_ONLY), so the change is refused and the user told."""
+    before = _snapshot(short_tmp_dir)
+    proc = ServerProcess(serve_argv())
+    try:
+        client = proc.client
+        client.initialize({})
+        client.notify("workspace/didChangeConfiguration", {"settings": {"worker": {"socket": str(user_things[kind])}}})
+        assert client.barrier()["result"]["settings"]["worker"]["socket"] is None
+        told = [n["params"]["message"] for n in client.notifications if n["method"] == "window/showMessage"]
+        assert any("worker.socket" in m and "refused" in m for m in told), told
     finally:
         proc.close()
     assert _snapshot(short_tmp_dir) == before

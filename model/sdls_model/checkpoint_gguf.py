@@ -250,6 +250,12 @@ def _reader_class():
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
 
     class CheckedReader(GGUFReader):
+        def _build_fields(self, offs, count):
+            # Slicing a plain view of the mapped file is ~10x faster than slicing the np.memmap,
+            # which matters for the ~100k parts of a vocabulary (the mapping stays alive as its base).
+            self.data = self.data.view(np.ndarray)
+            return super()._build_fields(offs, count)
+
         def _build_tensors(self, start_offs, fields):
             self.truncated: list[str] = []
             self.unknown_types: list[tuple[str, int]] = []
@@ -297,18 +303,12 @@ def _open(path: Path, problems: list[str]):
     return reader
 
 
-_DEQUANTISABLE: set[str] | None = None
+@functools.cache
+def dequantisable_types() -> frozenset[str]:
+    """The GGML type names gguf-py can turn into floats (F32, F16 and its registry of quant types)."""
+    from gguf import quants
 
-
-def dequantisable_types() -> set[str]:
-    """The GGML type names gguf-py can turn into floats."""
-    global _DEQUANTISABLE
-    if _DEQUANTISABLE is None:
-        from gguf import GGMLQuantizationType, quants
-
-        names = {"F32", "F16"} | {t.name for t in quants._type_traits}  # gguf-py's registry of quant types
-        _DEQUANTISABLE = names & {t.name for t in GGMLQuantizationType}
-    return _DEQUANTISABLE
+    return frozenset({"F32", "F16"} | {t.name for t in quants._type_traits})
 
 
 def inspect_gguf(path: str | Path) -> Inspection:
@@ -409,7 +409,7 @@ def load_gguf(
             tensor = unpermute_qk(tensor, cfg.n_heads)
         elif arch.permuted_qk and ours.endswith(("k_proj.weight", "k_proj.bias")):
             tensor = unpermute_qk(tensor, cfg.n_kv_heads)
-        if not torch.isfinite(tensor).all():
+        if not np.isfinite(tensor.numpy()).all():  # numpy's check is ~10x faster than torch's here
             bad.append(f"{found.directory}: tensor {stored.name!r} contains NaN or infinite values")
         state[ours] = tensor.to(dtype=dtype, device=device)
     if bad:

@@ -102,6 +102,7 @@ FAMILIES: dict[str, Family] = {
             attention="block_causal",
             block_size=1,
             logit_shift=True,
+            stop_tokens=("<|endoftext|>", "<|im_end|>"),
             detected_by='a GGUF file with general.architecture "llama"',
             source="llama.cpp convert_hf_to_gguf.py (LlamaModel: q/k rows permuted); a causal LM is block-causal"
             " with blocks of one token, row i-1 predicting token i",

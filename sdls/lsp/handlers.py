@@ -173,6 +173,7 @@ def did_change(ls: SdlsServer, params: lsp.DidChangeTextDocumentParams) -> None:
     except (UnknownDocument, PositionError, VersionNotIncreasing) as exc:
         ls.next_edits.close(uri)
         ls.cache.forget(uri)
+        ls.cancel_diagnostics(uri)
         reason = exc.args[1] if isinstance(exc, DocumentOutOfSync) else str(exc)
         ls.announce(f"sdls: {uri} is out of sync ({reason}); reopen the file", once_for=out_of_sync_key(uri))
         return

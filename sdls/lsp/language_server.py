@@ -30,13 +30,13 @@ from . import convert
 from .arrival import note_arrival
 from .backends import open_backend
 from .completion_cache import CompletionCache
-from .documents import DocumentStore
+from .documents import DocumentStore, UnknownDocument
 from .model_call import JobCancelled, ModelCall
 from .next_edit_state import NextEdits
 from .prompt import declarations_header
 from .pygls_state import ForgetFinished, OwnDocuments
 from .rpc_protocol import AnswerEveryRequest, strict_converter
-from .settings import Settings, settings_from
+from .settings import Settings, editor_key, keep_startup_only, settings_from
 from .workspace_index import DeclarationIndex
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SdlsServer(LanguageServer):
         serve_tcp(self, host, port, token, ready)
 
     # -- shared plumbing ----------------------------------------------------------------------
-    def announce(self, message: str, once_for: str | None = None) -> None:
+    def announce(self, message: str, once_for: str | None = None, kind=lsp.MessageType.Error) -> None:
         """Show an error to the user once (not on every keystroke): once per message, or once per
         `once_for` key whatever the message (`forget_announcement` lets it be told again)."""
         key = message if once_for is None else once_for
@@ -101,7 +101,7 @@ class SdlsServer(LanguageServer):
             self._announced[key] = None
             while len(self._announced) > ANNOUNCED:
                 self._announced.popitem(last=False)  # a very old message may be told again
-            self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Error, message=message))
+            self.window_show_message(lsp.ShowMessageParams(type=kind, message=message))
 
     def forget_announcement(self, key: str) -> None:
         self._announced.pop(key, None)
@@ -133,12 +133,28 @@ class SdlsServer(LanguageServer):
         return declarations_header(doc.language, files, self.settings.completion.prefix_chars // 3)
 
     def apply_settings(self, data, base: Settings | None = None) -> None:
-        """Settings from the editor's JSON over `base` (default: the current ones); warnings go to its log."""
-        self.settings, warnings = settings_from(data, self.settings if base is None else base)
+        """Settings from the editor's JSON over `base` (given at initialize: the command line's), or a
+        change over the current ones, where the STARTUP_ONLY settings keep their values (the user is
+        told once per refused value); warnings go to the editor's log."""
+        settings, warnings = settings_from(data, self.settings if base is None else base)
+        if base is None:
+            settings, refused = keep_startup_only(settings, self.settings)
+            for path, value in refused:
+                self._refuse_startup_only(path, value)
+        self.settings = settings
         for warning in warnings:
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"sdls: {warning}"))
         self.docs.max_chars = self.settings.max_document_chars
         self.set_roots(self.roots)  # completion.crossFile may have changed
+
+    def _refuse_startup_only(self, path: str, value: Any) -> None:
+        message = (
+            f"sdls: the setting {editor_key(path)} is taken only when the server starts (from your user "
+            "settings or the command line), never from a configuration change, which a workspace can send; "
+            "the change was refused. Restart the server to use a new value."
+        )
+        log.warning("refused a change of %s to %.200r", path, value)
+        self.announce(message, once_for=f"startup-only {path}={value!r:.300}", kind=lsp.MessageType.Warning)
 
     async def pull_settings(self) -> None:
         """Ask the editor for the "sdls" section (workspace/configuration), where it supports that:
@@ -213,9 +229,12 @@ class SdlsServer(LanguageServer):
 
     async def _publish_diagnostics(self, uri: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        if uri not in self.docs:
+        try:
+            doc = self.docs.find(uri)
+        except UnknownDocument:  # out of sync since: no diagnostics for a text the server no longer has
             return
-        doc = self.docs.get(uri)
+        if doc is None:
+            return
         version = doc.version
         issues = await self.off_loop(syntax_errors, doc.syntax) if self.settings.diagnostics.enabled else []
         if self.docs.version_of(uri) != version:

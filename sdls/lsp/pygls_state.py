@@ -16,6 +16,7 @@ Related upstream: openlawlibrary/pygls#611 (a uuid per notification), #607 (prog
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -30,10 +31,9 @@ class ForgetFinished:
         self._forget_when_done(msg_id)
 
     def send_request(self, method: str, params: Any | None = None, callback=None, msg_id=None):
+        msg_id = str(uuid.uuid4()) if msg_id is None else msg_id  # as pygls would: known here
         future = super().send_request(method, params, callback, msg_id)  # type: ignore[misc]
-        sent_id = next((i for i, f in self._request_futures.items() if f is future), None)  # type: ignore[attr-defined]
-        if sent_id is not None:
-            self._forget_when_done(sent_id, result_type=True)
+        self._forget_when_done(msg_id, result_type=True)
         return future
 
     def _forget_when_done(self, msg_id, result_type: bool = False) -> None:

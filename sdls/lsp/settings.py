@@ -1,5 +1,5 @@
 """Server settings: nested, fully defaulted dataclasses built from initializationOptions and
-workspace/didChangeConfiguration.
+workspace/didChangeConfiguration (where the settings in STARTUP_ONLY are refused).
 
 Editors send camelCase (`maxTokens`) or snake_case (`max_tokens`); both are accepted. A wrong type,
 a number outside its range (SETTING_RANGES) or an unknown key is reported as a warning and the
@@ -141,6 +141,46 @@ SETTING_RANGES: dict[str, Range] = {
     "worker.timeout_s": _SECONDS,
     "max_document_chars": Range(0, 100_000_000, integer=True),
 }
+
+
+# Settings that say what is read or run and where code and credentials go (a checkpoint folder, a
+# service and its token, the worker's socket). A repository's own editor settings can reach a
+# running server (VS Code workspace settings, pushed with didChangeConfiguration or answered to
+# workspace/configuration), so these are taken only when the server starts: from the command line
+# and initializationOptions (which VS Code builds from machine-scoped settings alone). A later change
+# is refused with a message; the editor restarts the server to apply one.
+STARTUP_ONLY = ("model.path", "model.url", "model.token", "model.token_file", "model.id", "worker.socket")
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _put(obj: Any, path: str, value: Any) -> Any:
+    head, _, rest = path.partition(".")
+    return dataclasses.replace(obj, **{head: _put(getattr(obj, head), rest, value) if rest else value})
+
+
+def keep_startup_only(new: Settings, current: Settings) -> tuple[Settings, list[tuple[str, Any]]]:
+    """`new` with every STARTUP_ONLY setting as in `current`; (path, value) of each change refused."""
+    refused = []
+    for path in STARTUP_ONLY:
+        if (value := _get(new, path)) != _get(current, path):
+            refused.append((path, value))
+            new = _put(new, path, _get(current, path))
+    return new, refused
+
+
+def editor_key(path: str) -> str:
+    """A dotted snake_case settings path as the editors spell it: model.token_file -> model.tokenFile."""
+
+    def camel(part: str) -> str:
+        head, *rest = part.split("_")
+        return head + "".join(word.title() for word in rest)
+
+    return ".".join(camel(part) for part in path.split("."))
 
 
 def _snake(key: str) -> str:

@@ -108,11 +108,14 @@ const quiet = {
   'window.commandCenter': false,
   'chat.disableAIFeatures': true,
 };
-writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify(quiet, null, 2));
-writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
+// What runs and what is read are machine-scoped (a workspace's settings cannot choose them): user settings.
+const machine = {
   'sdls.pythonPath': args.python,
   'sdls.model.path': model,
   'sdls.worker.socket': join(work, 'worker.sock'),
+};
+writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify({ ...quiet, ...machine }, null, 2));
+writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({
   'sdls.worker.idleExitS': 20,
 }, null, 2));
 // A second function after a first one: a trained model has a pattern to follow.

@@ -9,6 +9,18 @@ export interface Section {
 /** Top-level keys of the server's settings (sdls/lsp/settings.py); everything else is client-only. */
 export const SERVER_KEYS = ['model', 'completion', 'actions', 'hover', 'nextEdit', 'diagnostics', 'worker', 'languages', 'maxDocumentChars'];
 
+/**
+ * Settings the server takes only when it starts (STARTUP_ONLY in sdls/lsp/settings.py: it refuses a
+ * change sent later, since a workspace can send one), plus the client's own start-up settings: a
+ * change to any of them restarts the server. All have machine scope in package.json.
+ */
+export const RESTART_SETTINGS = ['pythonPath', 'languages', 'model.path', 'model.url', 'model.token', 'model.tokenFile', 'model.id', 'worker.socket'];
+
+/** Does a configuration change need a new server (rather than a didChangeConfiguration)? */
+export function needsRestart(event: { affectsConfiguration(section: string): boolean }): boolean {
+  return RESTART_SETTINGS.some((key) => event.affectsConfiguration(`sdls.${key}`));
+}
+
 /** Languages the extension activates on; the selector when the server serves every language ("*"). */
 export const DEFAULT_LANGUAGES = ['python', 'javascript', 'typescript', 'rust', 'go', 'lua'];
 

@@ -2,7 +2,7 @@
 // and offer restart / toggle / show-log commands. All completion logic lives in the server.
 import * as vscode from 'vscode';
 import { LanguageClient } from 'vscode-languageclient/node';
-import { documentSelector, serverCommand, serverSettings } from './config';
+import { documentSelector, needsRestart, serverCommand, serverSettings } from './config';
 import { inlineCompletionMiddleware, Toggle } from './middleware';
 import { registerNextEdits } from './nextEditUi';
 import { fromServerStats, StatusState, statusText } from './status';
@@ -68,7 +68,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     vscode.commands.registerCommand('sdls.showLog', () => output.show()),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
-      if (event.affectsConfiguration('sdls.pythonPath') || event.affectsConfiguration('sdls.languages')) {
+      if (needsRestart(event)) {
         await vscode.commands.executeCommand('sdls.restart');
       } else if (event.affectsConfiguration('sdls') && client?.isRunning()) {
         await client.sendNotification('workspace/didChangeConfiguration', { settings: serverSettings(vscode.workspace.getConfiguration('sdls')) });

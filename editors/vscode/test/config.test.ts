@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_LANGUAGES, documentSelector, SERVER_KEYS, serverCommand, serverSettings } from '../src/config';
+import { DEFAULT_LANGUAGES, documentSelector, RESTART_SETTINGS, SERVER_KEYS, serverCommand, serverSettings } from '../src/config';
 
 const sectionOf = (values: Record<string, unknown>) => ({ get: <T>(key: string) => values[key] as T | undefined });
 
@@ -56,6 +56,12 @@ test('every contributed setting is a server key or a known client-only key', () 
   for (const binding of pkg.contributes.keybindings) {
     assert.match(binding.when, /sdls\.nextEditVisible/);
   }
+  // Settings that choose what runs, what is read or where code goes: machine scope, restricted in
+  // untrusted workspaces, and a change restarts the server (tests/test_editor_settings.py ties the
+  // list to the server's STARTUP_ONLY).
+  const machine = keys.filter((k) => pkg.contributes.configuration.properties[k].scope === 'machine');
+  assert.deepEqual(machine.sort(), RESTART_SETTINGS.filter((k) => k !== 'languages').map((k) => `sdls.${k}`).sort());
+  assert.deepEqual(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations.sort(), machine.sort());
   // Activation covers the default selector's languages.
   assert.deepEqual(pkg.activationEvents, DEFAULT_LANGUAGES.map((l) => `onLanguage:${l}`));
 });

@@ -98,6 +98,18 @@ test('settings changes reach the server; a new python restarts it', async () => 
   await extension.deactivate();
 });
 
+test('a new model path, service or worker socket restarts the server: it takes them only at start-up', async () => {
+  await extension.activate(newContext());
+  for (const key of ['model.path', 'model.url', 'model.token', 'model.tokenFile', 'model.id', 'worker.socket']) {
+    const before = clients.length;
+    vscode.settings.set(key, key === 'model.id' ? 'other' : '/elsewhere');
+    await vscode.configurationChanged.fire({ affectsConfiguration: (s: string) => s === 'sdls' || s === `sdls.${key}` || `sdls.${key}`.startsWith(`${s}.`) });
+    assert.equal(clients.length, before + 1, key);
+    assert.deepEqual(clients[before - 1].notifications, [], key); // never sent as a change
+  }
+  await extension.deactivate();
+});
+
 test('a server that fails to start shows an error item that opens the log', async () => {
   FakeLanguageClient.failStart = true;
   await extension.activate(newContext());

@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="cpu",
-        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU; "
-        "gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test",
+        default=None,
+        help="cpu-fast: the shipped default model (2.8M, short rows, 2-core CPU); cpu: 6.8M on the CPU "
+        "(the default); gpu: 27M, bf16, H100/H200 (DDP-ready); tiny: a smoke test; adapt-cpu / adapt-gpu: "
+        "the training knobs of --init-from-gguf (adapt-cpu is its default)",
     )
     parser.add_argument("--steps", type=int, help="planned optimizer steps (schedule length)")
     parser.add_argument("--time-budget", type=float, help="seconds of training; ends cleanly with a checkpoint")
@@ -54,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--eval-tasks", type=int, help="held-out and HumanEval infill tasks at the end (0: skip)")
+    parser.add_argument("--heldout-tasks", type=int, help="held-out infill tasks (default: --eval-tasks)")
+    parser.add_argument("--latency-requests", type=int, default=20, help="first request + next keystroke pairs timed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--init-from",
@@ -62,6 +65,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="warm start: take this checkpoint's tokenizer and weights (fresh optimizer and schedule)",
     )
     parser.add_argument("--owed", default="", help="a line for the model card saying what is still owed")
+    adapt = parser.add_argument_group("adapting a pretrained autoregressive backbone")
+    adapt.add_argument(
+        "--init-from-gguf",
+        type=Path,
+        metavar="PATH",
+        help="adapt this AR model (a GGUF file, dequantised, or a checkpoint directory) into a block-diffusion "
+        "model: block-causal attention, logits shifted (row i predicts token i + 1), mask and fill-in-the-middle "
+        "tokens added; then both stages on the corpus",
+    )
+    adapt.add_argument(
+        "--adapter",
+        choices=("lora", "full"),
+        default="lora",
+        help="lora (default): frozen backbone + low-rank adapters, written in the shipping form (only what "
+        "changed; the base comes from its package); full: every weight trains, an ordinary checkpoint",
+    )
+    adapt.add_argument("--lora-rank", type=int, default=16)
+    adapt.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (default 2 x rank)")
+    adapt.add_argument(
+        "--lora-layers",
+        type=int,
+        help="adapt only the top N layers (the rest and the embedding frozen: the backward pass stops there)",
+    )
+    adapt.add_argument("--block-size", type=int, help="attention block of the adapted model (default 4)")
+    adapt.add_argument(
+        "--ar-baseline",
+        action="store_true",
+        help="no training: write and evaluate the unchanged backbone as a plain AR model through the engine "
+        "(blocks of one token, prefix only): the speed and quality anchor",
+    )
+    parser.add_argument(
+        "--eval-only",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="no training: evaluate MODEL_DIR on this corpus's held-out split and HumanEval (summary.json in --out)",
+    )
 
 
 class Log:
@@ -87,7 +126,14 @@ def run(args: argparse.Namespace) -> int:
     from .corpus import Decontaminator, default_source_dirs, gather, humaneval_texts
     from .trainer import TrainConfig, Trainer
 
+    if args.preset is None:
+        args.preset = "adapt-cpu" if args.init_from_gguf else "cpu"
     preset = PRESETS[args.preset]
+    if args.threads:  # evaluation-only runs and the export's evaluation too, not just the trainer
+        torch.set_num_threads(args.threads)
+    if args.init_from_gguf and args.init_from:
+        print("sdls train: --init-from and --init-from-gguf exclude each other", file=sys.stderr)
+        return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -119,9 +165,47 @@ def run(args: argparse.Namespace) -> int:
     }
     log(f"corpus: {json.dumps(corpus_info)}")
 
+    n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
+    eval_sizes = {"heldout": args.heldout_tasks, "latency_requests": args.latency_requests}
+    if args.eval_only is not None:
+        from ..checkpoint import load_checkpoint
+
+        _cfg, model, tok = load_checkpoint(args.eval_only)
+        evaluation = evaluate_model(args.eval_only, model, tok, corpus.val, n_tasks, log, **eval_sizes)
+        (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
+        return 0
+
     # -- tokenizer (trained once; a resumed run reuses it) --------------------------------------
     tok_path = out / "tokenizer.json"
     init = None
+    adaptation = adapted = None
+    if args.init_from_gguf is not None:  # the backbone's tokenizer plus the added tokens
+        from .adapt import Adaptation
+
+        t0 = time.perf_counter()
+        adaptation, adapted_cfg, adapted, adapted_tok = Adaptation.start(
+            args.init_from_gguf,
+            mode=args.adapter,
+            block_size=args.block_size or 4,
+            rank=args.lora_rank,
+            alpha=args.lora_alpha,
+            seed=args.seed,
+            ar_baseline=args.ar_baseline,
+            lora_layers=args.lora_layers,
+        )
+        log(
+            f"adapting {args.init_from_gguf} ({adaptation.base.describe()}, {args.adapter}): "
+            f"{adapted_cfg.num_parameters() / 1e6:.1f}M parameters, added {adaptation.added.tokens}, "
+            f"loaded in {time.perf_counter() - t0:.0f} s"
+        )
+        if rank == 0:
+            adapted_tok.save(tok_path)
+        if args.ar_baseline:
+            model_dir = out / "model"
+            adaptation.save_model(model_dir, adapted, adapted_tok)
+            evaluation = evaluate_model(model_dir, adapted, adapted_tok, corpus.val, n_tasks, log, **eval_sizes)
+            (out / "summary.json").write_text(json.dumps({"corpus": corpus_info, "eval": evaluation}, indent=2))
+            return 0
     if args.init_from is not None:  # its tokenizer and shape, so that its weights mean the same tokens
         from ..checkpoint import load_checkpoint
 
@@ -151,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"tokenizer: {chars_per_token:.2f} characters per token on validation text")
 
     # -- model and training ---------------------------------------------------------------------
-    model_cfg = ModelConfig(vocab_size=tok.vocab_size, **preset.model)
+    model_cfg = adapted.cfg if adapted is not None else ModelConfig(vocab_size=tok.vocab_size, **preset.model)
     overrides = {
         k: v
         for k, v in dict(
@@ -168,9 +252,28 @@ def run(args: argparse.Namespace) -> int:
         if v is not None
     }
     train_cfg = replace(TrainConfig(**preset.train), **overrides)
-    log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(preset.model)}")
+    if adapted is not None:  # rows of about the same length in tokens whatever the block size
+        bs = model_cfg.block_size
+        train_cfg = replace(
+            train_cfg,
+            line_blocks=max(1, 24 // bs),
+            span_blocks=max(1, 64 // bs),
+            continue_blocks=max(1, 64 // bs),
+        )
+    log(f"model: {model_cfg.num_parameters() / 1e6:.2f}M parameters {json.dumps(model_cfg.to_dict())}")
     log(f"training: {json.dumps(dict(vars(train_cfg).items()))}")
-    trainer = Trainer(model_cfg, tok, corpus.train, corpus.val, train_cfg, out, device=args.device, log=log)
+    trainer = Trainer(
+        model_cfg,
+        tok,
+        corpus.train,
+        corpus.val,
+        train_cfg,
+        out,
+        device=args.device,
+        log=log,
+        model=adapted,
+        adaptation=adaptation,
+    )
     if not trainer.resume() and init is not None:
         if init_cfg != model_cfg:
             log(f"--init-from {args.init_from}: its model ({init_cfg.to_dict()}) is not preset {args.preset}'s")
@@ -192,10 +295,12 @@ def run(args: argparse.Namespace) -> int:
     model_dir = out / "model"
     from ..checkpoint import save_checkpoint
 
-    save_checkpoint(model_dir, export, tok)
-    n_tasks = args.eval_tasks if args.eval_tasks is not None else preset.eval_tasks
+    write = adaptation.save_model if adaptation is not None else save_checkpoint
+    write(model_dir, export, tok)
     evaluation = (
-        evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device)) if n_tasks else {}
+        evaluate_model(model_dir, export, tok, corpus.val, n_tasks, log, str(trainer.device), **eval_sizes)
+        if n_tasks
+        else {}
     )
     card = model_card(
         command=command,
@@ -211,8 +316,9 @@ def run(args: argparse.Namespace) -> int:
         owed=args.owed,
         export_dtype=preset.export_dtype,
         init_from=args.init_from,
+        adapted_from=f"{adaptation.base.describe()} ({args.adapter})" if adaptation is not None else None,
     )
-    save_checkpoint(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
+    write(model_dir, export, tok, extra_files={"MODEL_CARD.md": card})
     (out / "summary.json").write_text(
         json.dumps({"corpus": corpus_info, "train": summary, "eval": evaluation}, indent=2)
     )
@@ -220,7 +326,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: int, log, device: str = "cpu") -> dict:
+def evaluate_model(
+    model_dir: Path,
+    model,
+    tok,
+    val_texts: list[str],
+    n_tasks: int,
+    log,
+    device: str = "cpu",
+    heldout: int | None = None,
+    latency_requests: int = 20,
+) -> dict:
     """Held-out single-line infill exact match and HumanEval single-line infill pass@1 (subset)."""
     import torch
 
@@ -234,15 +350,17 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
     )
 
     float_model = copy.deepcopy(model).float().to(device)
+    stats: list = []
     try:
-        infill, decoder = engine_infiller(model_dir, device=device), "sdls_model.engine (default DecodeSettings)"
+        infill = engine_infiller(model_dir, device=device, stats=stats)
+        decoder = "sdls_model.engine (default DecodeSettings)"
     except Exception as exc:  # the engine may not be importable in every build
         log(f"engine unavailable ({type(exc).__name__}: {exc}); evaluating with the reference decoder")
         infill, decoder = reference_infiller(float_model, tok), "reference no-cache decoder, threshold 0.9"
     result = {"decoder": decoder}
     t0 = time.perf_counter()
     with torch.no_grad():
-        tasks = heldout_tasks(val_texts, n_tasks)
+        tasks = heldout_tasks(val_texts, n_tasks if heldout is None else heldout)
         predictions = infill(tasks)
         result["heldout_line_exact_match"] = exact_match(tasks, predictions)
         result["heldout_tasks"] = len(tasks)
@@ -257,11 +375,15 @@ def evaluate_model(model_dir: Path, model, tok, val_texts: list[str], n_tasks: i
             {"prefix_end": t.prefix[-60:], "answer": t.answer, "prediction": p.split("\n", 1)[0]}
             for t, p in list(zip(he, he_predictions))[:5]
         ]
+    if stats:  # at the model's own threshold (0.9 for sdls's models), every evaluated task
+        forwards = sum(s.forwards for s in stats)
+        result["tokens_per_forward"] = round(sum(s.tokens_committed for s in stats) / max(1, forwards), 3)
     result["eval_seconds"] = round(time.perf_counter() - t0, 1)
     try:  # the language server's view: the engine on the CPU, a first request and the next keystroke
         from .evaluate import measure_latency
 
-        result.update(measure_latency(model_dir, heldout_tasks(val_texts, 20, seed=1) or he[:20], device="cpu"))
+        n = latency_requests
+        result.update(measure_latency(model_dir, heldout_tasks(val_texts, n, seed=1) or he[:n], device="cpu"))
     except Exception as exc:
         log(f"latency not measured ({type(exc).__name__}: {exc})")
     log(f"evaluation: {json.dumps(result)}")
@@ -283,6 +405,7 @@ def model_card(
     owed: str,
     export_dtype: str,
     init_from: str | None = None,
+    adapted_from: str | None = None,
 ) -> str:
     c = corpus_info["counts"]
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("train", "val"))
@@ -291,11 +414,16 @@ def model_card(
     lines = [
         f"# sdls default model ({preset} preset)",
         "",
-        "A small block-causal masked-diffusion code model for Python, "
-        + (
-            f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`."
-            if init_from
-            else "trained from scratch by `sdls train`."
+        (
+            f"A pretrained autoregressive model, {adapted_from}, adapted by `sdls train --init-from-gguf` into a "
+            "block-causal masked-diffusion code model (logits shifted: row i predicts token i + 1)."
+            if adapted_from
+            else "A small block-causal masked-diffusion code model for Python, "
+            + (
+                f"trained by `sdls train`, continuing from the checkpoint in `{init_from}`."
+                if init_from
+                else "trained from scratch by `sdls train`."
+            )
         ),
         f"Attention `{model_cfg.attention}`, infill layout `{model_cfg.infill_layout}`, block size "
         f"{model_cfg.block_size}, weights {export_dtype}.",
@@ -335,7 +463,8 @@ def model_card(
         f"({ev.get('humaneval_tasks', 0)} seeded tasks of {ev.get('humaneval_tasks_total', '?')}: code lines of the "
         "canonical solutions, cursor after the line's indentation; comment lines skipped).",
         f"- Empty completions (the model stops at once): {fmt(ev.get('empty_completions'))} of all evaluated lines.",
-        f"- Decoder: {ev.get('decoder', 'none')}.",
+        f"- Decoder: {ev.get('decoder', 'none')}; {ev.get('tokens_per_forward', 'not measured')} tokens per forward "
+        f"at the model's threshold ({model_cfg.threshold}).",
         "",
         "## Speed (engine, single-line completion, default decoding settings)",
         f"- {ev.get('device', 'cpu')} ({ev.get('dtype', 'float32')}), {ev.get('torch_threads', '?')} torch thread(s), "

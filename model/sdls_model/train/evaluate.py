@@ -136,7 +136,8 @@ def reference_infill(
             bid, nz = t(bids), t(noisy, torch.bool)
             mask = attention_mask(bid, nz, bid, nz, torch.ones_like(nz))
             hidden = model(t(tokens), t(positions), mask)  # (1, T, d)
-            logits = model.logits(hidden[:, -bs:])  # (1, bs, V)
+            rows = hidden[:, -bs - 1 : -1] if cfg.logit_shift else hidden[:, -bs:]  # row i - 1 predicts token i
+            logits = model.logits(rows)  # (1, bs, V)
             cand, conf = propose(logits)
             masked = torch.tensor([[x == cfg.mask_id for x in block]], device=device)
             commit = select_threshold(conf, masked, threshold)[0]
@@ -154,8 +155,11 @@ def reference_infiller(model, tok: Tokenizer, **kwargs) -> Infiller:
     return lambda tasks: [reference_infill(model, tok, t.prefix, t.suffix, **kwargs) for t in tasks]
 
 
-def engine_infiller(checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu") -> Infiller:
-    """The product's engine at its default decoding settings; raises ImportError/CheckpointError if unusable."""
+def engine_infiller(
+    checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu", stats: list | None = None
+) -> Infiller:
+    """The product's engine at its default decoding settings; raises ImportError/CheckpointError if unusable.
+    `stats`, when given, collects each job's JobStats (forwards, tokens committed)."""
     from ..engine import DecodeSettings, Engine, InfillJob
 
     engine = Engine.from_dir(str(checkpoint_dir), device=device)
@@ -164,10 +168,15 @@ def engine_infiller(checkpoint_dir, max_new_tokens: int = 48, device: str = "cpu
         out = []
         for i in range(0, len(tasks), 8):
             jobs = [
-                InfillJob(prefix=t.prefix, suffix=t.suffix, max_new_tokens=max_new_tokens, settings=DecodeSettings())
+                InfillJob(
+                    t.prefix, t.suffix, max_new_tokens, DecodeSettings(), single_line=True
+                )  # as inline completion
                 for t in tasks[i : i + 8]
             ]
-            out += [r.text for r in engine.run(jobs)]
+            results = engine.run(jobs)
+            out += [r.text for r in results]
+            if stats is not None:
+                stats.extend(r.stats for r in results)
         return out
 
     return run

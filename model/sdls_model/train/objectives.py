@@ -323,10 +323,24 @@ def collate(
     )
 
 
+def prediction_rows(batch: Batch) -> torch.Tensor:
+    """(B, T): the row whose output predicts each position under a logit shift. A noisy token that
+    starts its block is predicted by the clean token before it (at the index equal to that token's
+    position: the context and the clean middle are laid out position by position), any other noisy
+    token by the noisy token before it, as the engine reads them."""
+    index = torch.arange(batch.tokens.shape[1], device=batch.tokens.device).expand_as(batch.tokens)
+    return torch.where(batch.positions == batch.bids, batch.positions - 1, index - 1).clamp(min=0)
+
+
 def diffusion_loss(model, batch: Batch) -> torch.Tensor:
     """Weighted cross-entropy over the positions that carry loss; logits only where needed."""
     hidden = model(batch.tokens, batch.positions, batch.mask)  # (B, T, d)
     where = batch.weights > 0  # (B, T)
-    logits = model.logits(hidden[where]).float()  # (N, V)
+    if model.cfg.logit_shift:  # row i - 1 predicts token i (an AR head keeps its meaning)
+        b, t = where.nonzero(as_tuple=True)
+        picked = hidden[b, prediction_rows(batch)[b, t]]
+    else:
+        picked = hidden[where]
+    logits = model.logits(picked).float()  # (N, V)
     ce = torch.nn.functional.cross_entropy(logits, batch.targets[where], reduction="none")  # (N,)
     return (ce * batch.weights[where]).sum() / batch.loss_norm

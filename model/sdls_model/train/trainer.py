@@ -41,6 +41,7 @@ class TrainConfig:
     stage2_fraction: float = 0.2  # last part of training uses the edit objective
     context: int = 256  # most context tokens (BOS, markers, suffix, prefix); each batch
     # of line/span rows draws its budget from [context / 4, context]
+    line_blocks: int = 1  # middle blocks of "line" rows
     span_blocks: int = 3  # middle blocks of "span" rows
     continue_blocks: int = 6  # middle blocks of "continue" rows
     continue_context: int = 128  # context tokens of "continue" rows
@@ -58,7 +59,7 @@ class TrainConfig:
 
     def plans(self) -> dict[str, RowPlan]:
         return {
-            "line": RowPlan("line", self.context, 1),
+            "line": RowPlan("line", self.context, self.line_blocks),
             "span": RowPlan("span", self.context, self.span_blocks),
             "continue": RowPlan("continue", self.continue_context, self.continue_blocks),
         }
@@ -186,8 +187,13 @@ class Trainer:
         out_dir: Path,
         device: str | None = None,
         log=print,
+        model: Transformer | None = None,
+        adaptation=None,
     ):
+        """model: start from these weights (an adapted backbone) instead of a fresh init; adaptation
+        (train/adapt.py): which of them train and how checkpoints are written."""
         self.model_cfg, self.tok, self.cfg, self.out_dir, self.log = model_cfg, tok, cfg, Path(out_dir), log
+        self.adaptation = adaptation
         self.dist = setup_distributed()
         if device is None:
             device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
@@ -195,7 +201,7 @@ class Trainer:
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = Transformer(model_cfg).init_weights(cfg.seed).to(self.device)
+        self.model = (model if model is not None else Transformer(model_cfg).init_weights(cfg.seed)).to(self.device)
         self.loss_module = LossModule(self.model)
         self.forward = self.loss_module
         if cfg.compile:
@@ -204,11 +210,15 @@ class Trainer:
             self.forward = nn.parallel.DistributedDataParallel(
                 self.forward, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None
             )
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
-        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        if adaptation is not None:
+            groups = adaptation.param_groups(self.model, cfg.weight_decay)
+        else:
+            decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+            no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+            groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            groups,
             lr=cfg.lr,
             betas=cfg.betas,
             fused=fused,
@@ -251,17 +261,18 @@ class Trainer:
             return None
         from ..checkpoint import save_checkpoint
 
+        write = self.adaptation.save_model if self.adaptation is not None else save_checkpoint
         latest = self.out_dir / "latest"
-        save_checkpoint(latest, self.model, self.tok)
+        write(latest, self.model, self.tok)
         if tag:
-            save_checkpoint(self.out_dir / "checkpoints" / tag, self.model, self.tok)
+            write(self.out_dir / "checkpoints" / tag, self.model, self.tok)
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
             "tokens_seen": self.tokens_seen,
             "step_seconds": self.step_seconds,
             "optimizer": self.optimizer.state_dict(),
-            "model": self.model.state_dict(),
+            "model": self.adaptation.trainable_state(self.model) if self.adaptation else self.model.state_dict(),
             "rng": self.source.rng.getstate(),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
@@ -282,7 +293,10 @@ class Trainer:
         saved_cfg = ModelConfig.from_dict(state["model_config"])
         if saved_cfg != self.model_cfg:
             raise ValueError(f"{path}: saved model config differs from this run's; use a fresh --out")
-        self.model.load_state_dict(state["model"])
+        if self.adaptation is not None:
+            self.adaptation.load_trainable(self.model, state["model"])
+        else:
+            self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.elapsed, self.tokens_seen = state["step"], state["elapsed"], state["tokens_seen"]
         self.step_seconds = state.get("step_seconds", 0.0)
