@@ -39,9 +39,9 @@ def load_model(args, log: Log):
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model, tok = load_checkpoint(source, device=device, dtype=torch.float32)
-    if cfg.attention != "block_causal" or cfg.infill_layout != "fim":
+    if cfg.attention != "block_causal" or cfg.infill_layout != "fim" or cfg.logit_shift:
         raise ValueError(
-            f"{source}: the later stages train sdls's own layout (block-causal, fim), not this checkpoint's"
+            f"{source}: the later stages train sdls's own layout (block-causal, fim, no logit shift), not this checkpoint's"
         )
     log(f"model: {source} ({cfg.num_parameters() / 1e6:.2f}M parameters) on {device}")
     return source, cfg, model.eval(), tok
