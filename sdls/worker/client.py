@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import UnsafeSocketPath, check_socket_path, log_path_for
-from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
+from .protocol import MAX_FRAME_BYTES, MAX_IN_FLIGHT, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .wire import Job, doubt_from_wire, job_to_wire, result_from_wire
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,10 @@ class WorkerClient:
         self._last_error: str | None = None
         self._closing = False
         self._probe: asyncio.Task | None = None
+        # Jobs the worker holds for this client (until it answers them, cancelled ones too): never
+        # more than it takes, so a wave of 100 stubs queues here instead of being refused there.
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._held: set[int] = set()
 
     @property
     def connected(self) -> bool:
@@ -185,6 +189,7 @@ class WorkerClient:
         reason = "the model worker closed the connection"
         try:
             while (message := await read_frame(reader, self.max_frame)) is not None:
+                self._release(message.get("id"))
                 future = self._pending.pop(message.get("id"), None)
                 if message["type"] == "error" and message.get("id") is None:
                     reason = f"the model worker dropped the connection: {message.get('message')}"
@@ -206,6 +211,8 @@ class WorkerClient:
             return
         self._writer = None
         writer.close()
+        for msg_id in list(self._held):  # that worker holds nothing for us any more
+            self._release(msg_id)
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -258,15 +265,29 @@ class WorkerClient:
 
     # -- requests -----------------------------------------------------------------------------
     async def _request(self, message: dict[str, Any]) -> Any:
-        await self.connect()
+        job = message["type"] in ("submit", "doubt")
+        if job:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise timed_out(self.timeout_s) from None
+        try:
+            await self.connect()
+        except BaseException:
+            if job:
+                self._slots.release()
+            raise
         writer = self._writer
         msg_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
+        if job:
+            self._held.add(msg_id)  # the slot is now this id's, until the worker answers it
         try:
             writer.write(encode_frame({**message, "id": msg_id}, self.max_frame))
         except ProtocolError as exc:
             self._pending.pop(msg_id, None)
+            self._release(msg_id)
             raise WorkerError(str(exc)) from exc
         try:
             return await asyncio.wait_for(future, self.timeout_s)
@@ -277,6 +298,11 @@ class WorkerClient:
         except asyncio.CancelledError:
             self._forget(msg_id, message)  # the LSP request was cancelled
             raise
+
+    def _release(self, msg_id: Any) -> None:
+        if msg_id in self._held:
+            self._held.discard(msg_id)
+            self._slots.release()
 
     def _forget(self, msg_id: int, message: dict[str, Any]) -> None:
         """Nobody waits for `msg_id` any more: stop its job within one denoising step."""
