@@ -10,7 +10,9 @@ the worker and fails with ModelTimeout. The worker is then probed (a `stats` req
 its event loop even while the engine is busy): a worker that answers is only slow; one that does
 not within the probe timeout (stopped with SIGSTOP, hung) is given up: its connection is dropped,
 failing what waits on it, and where this client may start workers it is killed (the process at the
-other end of the socket, SO_PEERCRED) and replaced by a fresh one.
+other end of the socket, SO_PEERCRED) and replaced by a fresh one. A worker that sends no hello
+within the probe timeout when connected to is unresponsive the same way (the kernel accepts
+connections for a stopped process).
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ class ModelTimeout(WorkerError):
 
 
 DEFAULT_TIMEOUT_S = 60.0  # a job on a busy CPU takes seconds; a minute means something is wrong
-HANDSHAKE_TIMEOUT_S = 30.0
 MAX_PROBE_S = 10.0  # a stats answer takes milliseconds: ten seconds of silence is a wedged worker
 
 
@@ -135,20 +136,40 @@ class WorkerClient:
             return False
         try:
             writer.write(encode_frame(hello(client="sdls-lsp", pid=os.getpid())))
-            handshake_s = min(HANDSHAKE_TIMEOUT_S, self.timeout_s)  # a stopped worker still accepts connections
-            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), handshake_s)
+            # A stopped worker still accepts connections (the kernel does): its silence is the sign.
+            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), self.probe_timeout_s)
             if reply is None:
                 raise ProtocolError("the worker closed the connection during the handshake")
             if reply.get("type") == "error":
                 raise ProtocolError(reply.get("message", "refused"))
             check_hello(reply)
-        except (ProtocolError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError:
+            pid = _worker_pid(writer, None)
+            writer.close()
+            silent = f"the model worker on {self.socket_path} (pid {pid}) sent no hello in {self.probe_timeout_s:g} s"
+            if self.spawn_args is not None and pid is not None and _kill(pid):
+                log.warning("%s: replacing it", silent)
+                await self._until_refused()
+                return False  # its socket is stale now: the caller starts a new worker
+            raise WorkerError(f"worker handshake failed: {silent}") from None
+        except (ProtocolError, OSError) as exc:
             writer.close()
             raise WorkerError(f"worker handshake failed on {self.socket_path}: {exc}") from exc
         self.info = reply
         self._writer = writer
         self._reader_task = asyncio.ensure_future(self._read_loop(reader, writer))
         return True
+
+    async def _until_refused(self) -> None:
+        """Wait (a few seconds at most) until a killed worker's socket refuses connections, so the
+        worker started next finds it stale rather than taken."""
+        for _ in range(100):
+            try:
+                _, probe = await asyncio.open_unix_connection(str(self.socket_path))
+            except OSError:
+                return
+            probe.close()
+            await asyncio.sleep(0.05)
 
     async def _connect_or_spawn(self) -> None:
         try:
@@ -257,10 +278,7 @@ class WorkerClient:
         pid = _worker_pid(writer, self.info.get("pid"))
         reason = f"the model worker (pid {pid}) stopped answering: no answer to a probe in {self.probe_timeout_s:g} s"
         if self.spawn_args is not None and pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)  # even a stopped process dies; its socket is then stale
-            except (ProcessLookupError, PermissionError) as exc:
-                log.warning("could not stop the model worker %s: %s", pid, exc)
+            _kill(pid)
         self._lost(writer, reason)  # fails what waits on it; a client that spawns starts a new one
 
     # -- requests -----------------------------------------------------------------------------
@@ -332,6 +350,16 @@ class WorkerClient:
                 await self._reader_task
             except BaseException:
                 pass
+
+
+def _kill(pid: int) -> bool:
+    """Kill an unresponsive worker (even a stopped process dies; its socket is then stale)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError) as exc:
+        log.warning("could not stop the model worker %s: %s", pid, exc)
+        return False
+    return True
 
 
 def _worker_pid(writer: asyncio.StreamWriter, hello_pid: Any) -> int | None:
