@@ -68,6 +68,7 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
         "ratio",
         "bound",
         "block start ms p50",
+        "ms/token, 1 token/step",
     ]
     rows = [dict(zip(head, _cells(line))) for line in lines[1:]]
     assert [r["block"] for r in rows] == ["4", "8"]
@@ -79,6 +80,8 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
         assert float(r["memory floor ms"]) == pytest.approx(memory, rel=0.02, abs=2e-3)
         assert float(r["ratio"]) == pytest.approx(ms / max(compute, memory), rel=0.03)
         assert r["bound"] == ("compute" if compute >= memory else "memory")
+        block, start = int(r["block"]), float(r["block start ms p50"])
+        assert float(r["ms/token, 1 token/step"]) == pytest.approx((start + (block - 1) * ms) / block, rel=0.02)
     # A larger block feeds more tokens through the same weights: more work, the same weight bytes.
     assert float(rows[1]["GFLOP/forward"]) > float(rows[0]["GFLOP/forward"])
 

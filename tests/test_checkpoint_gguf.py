@@ -242,6 +242,19 @@ def test_mismatched_shape_is_refused(tmp_path, tokenizer):
     assert "tensor 'blk.0.ffn_up.weight' has shape [96, 64], the metadata implies [128, 64]" in message
 
 
+def test_a_type_gguf_cannot_dequantise_is_refused(tmp_path, tokenizer, monkeypatch):
+    """Q8_1 is llama.cpp's activation format; gguf-py has no dequantiser for it."""
+    import gguf_files
+
+    def q8_1_bytes(array, qtype, seed=0):
+        block, size = gguf.GGML_QUANT_SIZES[Q.Q8_1]
+        return np.zeros((array.shape[0], array.shape[1] // block * size), np.uint8)
+
+    monkeypatch.setattr(gguf_files, "quantise", q8_1_bytes)
+    path = write_gguf(tmp_path / "m.gguf", "llama", hf_causal_lm("llama", tokenizer), tokenizer, Q.Q8_1, mask_id=None)
+    assert "tensor 'blk.0.attn_q.weight' is stored as Q8_1, which gguf cannot dequantise" in refused(path)
+
+
 def test_unknown_architecture_and_tokenizer_are_refused(tmp_path, tokenizer):
     model = hf_causal_lm("llama", tokenizer)
     path = write_gguf(tmp_path / "m.gguf", "qwen3", model, tokenizer)
@@ -330,3 +343,37 @@ def test_the_real_smollm2_gguf_is_read_as_published(capsys):
     assert main(["models", str(path)]) == 0
     out = capsys.readouterr().out
     assert "Autoregressive Llama" in out and "GGUF metadata" in out and "Q4_1" in out, out
+
+
+@pytest.mark.slow
+def test_a_worker_serves_a_gguf_file(tmp_path, tokenizer, short_tmp_dir):
+    """`sdls worker --model FILE.gguf` loads it and answers a job (no hot reload: that watches directories)."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from waiting import eventually
+
+    from sdls.worker.client import WorkerClient
+    from sdls_model.jobs import InfillJob
+
+    path = write_gguf(tmp_path / "m.gguf", "llama", hf_causal_lm("llama", tokenizer, noise=0.3), tokenizer)
+    sock = short_tmp_dir / "w.sock"
+    command = [sys.executable, "-m", "sdls", "worker", "--socket", str(sock), "--model", str(path), "--idle-exit", "30"]
+    worker = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: sock.exists() or worker.poll() is not None, "the worker's socket", interval=0.05)
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+
+        async def one_job():
+            client = WorkerClient(sock)
+            try:
+                return await client.run(InfillJob(prefix="def add(a, b):\n    return ", suffix="", max_new_tokens=6))
+            finally:
+                await client.close()
+
+        result = asyncio.run(one_job())
+        assert result.stats.forwards > 0 and len(result.tokens) > 0
+    finally:
+        worker.terminate()
+        worker.wait(30)

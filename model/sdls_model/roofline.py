@@ -168,23 +168,29 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
     )
 
 
+def per_token_ms(block: int, start_ms: float, step_ms: float) -> float:
+    """A block's cost per token when each step commits one: its first step, then block - 1 block steps."""
+    return (start_ms + (block - 1) * step_ms) / block
+
+
 def table(timings: list[BlockTiming], limits: Limits) -> list[str]:
     head = (
         "| block | path | block steps | ms/forward p50 | GFLOP/forward | MB/forward | compute floor ms "
-        "| memory floor ms | ratio | bound | block start ms p50 |"
+        "| memory floor ms | ratio | bound | block start ms p50 | ms/token, 1 token/step |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for t in timings:
         if not t.step_ms:
-            lines.append(f"| {t.block} | {t.path} | 0 | - | - | - | - | - | - | - | - |")
+            lines.append(f"| {t.block} | {t.path} | 0 | - | - | - | - | - | - | - | - | - |")
             continue
         ms = statistics.median(t.step_ms)
         compute, memory = roofline_ms(t.flops, t.nbytes, limits)
-        start = f"{statistics.median(t.start_ms):.2f}" if t.start_ms else "-"
+        start = statistics.median(t.start_ms) if t.start_ms else None
         lines.append(
             f"| {t.block} | {t.path} | {len(t.step_ms)} | {ms:.3f} | {t.flops / 1e9:.4f} | {t.nbytes / 1e6:.3f} "
             f"| {compute:.3f} | {memory:.3f} | {ms / max(compute, memory):.2f} "
-            f"| {'compute' if compute >= memory else 'memory'} | {start} |"
+            f"| {'compute' if compute >= memory else 'memory'} | {'-' if start is None else f'{start:.2f}'} "
+            f"| {'-' if start is None else f'{per_token_ms(t.block, start, ms):.2f}'} |"
         )
     return lines
 
@@ -223,18 +229,23 @@ def run(args) -> int:
     most = max(b * -(-args.steps // max(1, b - 1)) for b in blocks)
     engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed)
     source = args.source if args.source is not None else Path(sysconfig.get_paths()["stdlib"])
-    limits = measure_limits(device, dtype)
+    before = measure_limits(device, dtype)
+    runs = [
+        [time_block(engine, context_text(engine.tokenizer, c, source), b, args.steps) for b in blocks] for c in args.ctx
+    ]
+    after = measure_limits(device, dtype)
+    limits = before.best(after)
     info = engine.describe()
     where = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, torch threads {torch.get_num_threads()}"
     )
     print(
-        f"limits measured in this run: matmul {limits.flops / 1e9:.1f} GFLOP/s ({limits.matmul}); "
-        f"memory {limits.bandwidth / 1e9:.2f} GB/s ({limits.copy})"
+        f"limits measured in this run, the best of before and after the timings: matmul {limits.flops / 1e9:.1f} "
+        f"GFLOP/s ({limits.matmul}; before {before.flops / 1e9:.1f}, after {after.flops / 1e9:.1f}); memory "
+        f"{limits.bandwidth / 1e9:.2f} GB/s ({limits.copy}; before {before.bandwidth / 1e9:.2f}, "
+        f"after {after.bandwidth / 1e9:.2f})"
     )
-    for ctx in args.ctx:
-        prefix = context_text(engine.tokenizer, ctx, source)
-        timings = [time_block(engine, prefix, b, args.steps) for b in blocks]
+    for timings in runs:
         print(
             f"\nroofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
             f"{info['dtype']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"

@@ -10,7 +10,9 @@ the worker and fails with ModelTimeout. The worker is then probed (a `stats` req
 its event loop even while the engine is busy): a worker that answers is only slow; one that does
 not within the probe timeout (stopped with SIGSTOP, hung) is given up: its connection is dropped,
 failing what waits on it, and where this client may start workers it is killed (the process at the
-other end of the socket, SO_PEERCRED) and replaced by a fresh one.
+other end of the socket, SO_PEERCRED) and replaced by a fresh one. A worker that sends no hello
+within the probe timeout when connected to is unresponsive the same way (the kernel accepts
+connections for a stopped process).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import UnsafeSocketPath, check_socket_path, log_path_for
-from .protocol import MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
+from .protocol import MAX_FRAME_BYTES, MAX_IN_FLIGHT, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .wire import Job, doubt_from_wire, job_to_wire, result_from_wire
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,6 @@ class ModelTimeout(WorkerError):
 
 
 DEFAULT_TIMEOUT_S = 60.0  # a job on a busy CPU takes seconds; a minute means something is wrong
-HANDSHAKE_TIMEOUT_S = 30.0
 MAX_PROBE_S = 10.0  # a stats answer takes milliseconds: ten seconds of silence is a wedged worker
 
 
@@ -96,6 +97,10 @@ class WorkerClient:
         self._last_error: str | None = None
         self._closing = False
         self._probe: asyncio.Task | None = None
+        # Jobs the worker holds for this client (until it answers them, cancelled ones too): never
+        # more than it takes, so a wave of 100 stubs queues here instead of being refused there.
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._held: set[int] = set()
 
     @property
     def connected(self) -> bool:
@@ -131,20 +136,40 @@ class WorkerClient:
             return False
         try:
             writer.write(encode_frame(hello(client="sdls-lsp", pid=os.getpid())))
-            handshake_s = min(HANDSHAKE_TIMEOUT_S, self.timeout_s)  # a stopped worker still accepts connections
-            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), handshake_s)
+            # A stopped worker still accepts connections (the kernel does): its silence is the sign.
+            reply = await asyncio.wait_for(read_frame(reader, self.max_frame), self.probe_timeout_s)
             if reply is None:
                 raise ProtocolError("the worker closed the connection during the handshake")
             if reply.get("type") == "error":
                 raise ProtocolError(reply.get("message", "refused"))
             check_hello(reply)
-        except (ProtocolError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError:
+            pid = _worker_pid(writer, None)
+            writer.close()
+            silent = f"the model worker on {self.socket_path} (pid {pid}) sent no hello in {self.probe_timeout_s:g} s"
+            if self.spawn_args is not None and pid is not None and _kill(pid):
+                log.warning("%s: replacing it", silent)
+                await self._until_refused()
+                return False  # its socket is stale now: the caller starts a new worker
+            raise WorkerError(f"worker handshake failed: {silent}") from None
+        except (ProtocolError, OSError) as exc:
             writer.close()
             raise WorkerError(f"worker handshake failed on {self.socket_path}: {exc}") from exc
         self.info = reply
         self._writer = writer
         self._reader_task = asyncio.ensure_future(self._read_loop(reader, writer))
         return True
+
+    async def _until_refused(self) -> None:
+        """Wait (a few seconds at most) until a killed worker's socket refuses connections, so the
+        worker started next finds it stale rather than taken."""
+        for _ in range(100):
+            try:
+                _, probe = await asyncio.open_unix_connection(str(self.socket_path))
+            except OSError:
+                return
+            probe.close()
+            await asyncio.sleep(0.05)
 
     async def _connect_or_spawn(self) -> None:
         try:
@@ -185,6 +210,7 @@ class WorkerClient:
         reason = "the model worker closed the connection"
         try:
             while (message := await read_frame(reader, self.max_frame)) is not None:
+                self._release(message.get("id"))
                 future = self._pending.pop(message.get("id"), None)
                 if message["type"] == "error" and message.get("id") is None:
                     reason = f"the model worker dropped the connection: {message.get('message')}"
@@ -206,6 +232,8 @@ class WorkerClient:
             return
         self._writer = None
         writer.close()
+        for msg_id in list(self._held):  # that worker holds nothing for us any more
+            self._release(msg_id)
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -250,23 +278,34 @@ class WorkerClient:
         pid = _worker_pid(writer, self.info.get("pid"))
         reason = f"the model worker (pid {pid}) stopped answering: no answer to a probe in {self.probe_timeout_s:g} s"
         if self.spawn_args is not None and pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)  # even a stopped process dies; its socket is then stale
-            except (ProcessLookupError, PermissionError) as exc:
-                log.warning("could not stop the model worker %s: %s", pid, exc)
+            _kill(pid)
         self._lost(writer, reason)  # fails what waits on it; a client that spawns starts a new one
 
     # -- requests -----------------------------------------------------------------------------
     async def _request(self, message: dict[str, Any]) -> Any:
-        await self.connect()
+        job = message["type"] in ("submit", "doubt")
+        if job:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise timed_out(self.timeout_s) from None
+        try:
+            await self.connect()
+        except BaseException:
+            if job:
+                self._slots.release()
+            raise
         writer = self._writer
         msg_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
+        if job:
+            self._held.add(msg_id)  # the slot is now this id's, until the worker answers it
         try:
             writer.write(encode_frame({**message, "id": msg_id}, self.max_frame))
         except ProtocolError as exc:
             self._pending.pop(msg_id, None)
+            self._release(msg_id)
             raise WorkerError(str(exc)) from exc
         try:
             return await asyncio.wait_for(future, self.timeout_s)
@@ -277,6 +316,11 @@ class WorkerClient:
         except asyncio.CancelledError:
             self._forget(msg_id, message)  # the LSP request was cancelled
             raise
+
+    def _release(self, msg_id: Any) -> None:
+        if msg_id in self._held:
+            self._held.discard(msg_id)
+            self._slots.release()
 
     def _forget(self, msg_id: int, message: dict[str, Any]) -> None:
         """Nobody waits for `msg_id` any more: stop its job within one denoising step."""
@@ -306,6 +350,16 @@ class WorkerClient:
                 await self._reader_task
             except BaseException:
                 pass
+
+
+def _kill(pid: int) -> bool:
+    """Kill an unresponsive worker (even a stopped process dies; its socket is then stale)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError) as exc:
+        log.warning("could not stop the model worker %s: %s", pid, exc)
+        return False
+    return True
 
 
 def _worker_pid(writer: asyncio.StreamWriter, hello_pid: Any) -> int | None:

@@ -31,6 +31,7 @@ MAX_DOCUMENT_CHARS = 2_000_000
 MAX_FRAME_BYTES = 4 * MAX_DOCUMENT_CHARS + 64 * 1024  # the text, and room for the job's other fields
 _HEADER = struct.Struct(">I")
 LANES = ("inline", "rewrite")
+MAX_IN_FLIGHT = 64  # jobs (submit, doubt) a worker holds per connection; a client keeps to it
 
 
 class ProtocolError(Exception):

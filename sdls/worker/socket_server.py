@@ -27,14 +27,13 @@ from sdls_model.job_memory import budget_problem
 from sdls_model.jobs import EditJob
 
 from .paths import UnsafeSocketPath, check_socket_path, lock_path_for, removable_stale_socket
-from .protocol import LANES, MAX_FRAME_BYTES, ProtocolError, check_hello, encode_frame, hello, read_frame
+from .protocol import LANES, MAX_FRAME_BYTES, MAX_IN_FLIGHT, ProtocolError, check_hello, encode_frame, hello, read_frame
 from .scheduler import DoubtRequest, Scheduler, Ticket
 from .wire import BadJob, job_from_wire, result_to_wire
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
 MAX_CLIENTS = 32  # editors share one worker: a few windows each, with room to spare
-MAX_IN_FLIGHT = 64  # per connection: a server keeps a handful (newest-wins cancels the rest)
 
 
 class SocketInUse(RuntimeError):

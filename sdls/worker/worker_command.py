@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     except UnsafeSocketPath as exc:
         _say(str(exc))
         return 2
-    if model_dir is not None and not model_dir.is_dir():  # the common mistake, reported without importing torch
-        _say(f"cannot load the model: {model_dir}: checkpoint directory does not exist")
+    if model_dir is not None and not model_dir.exists():  # the common mistake, reported without importing torch
+        _say(f"cannot load the model: {model_dir}: no such checkpoint directory or GGUF file")
         return 2
 
     import torch
