@@ -266,3 +266,18 @@ def test_lora_on_the_top_layers_only_leaves_the_rest_frozen_and_round_trips(base
     x = torch.tensor([tok.encode("def add(a, b):")])
     pos = torch.arange(x.shape[1])[None]
     torch.testing.assert_close(loaded(x, pos), model(x, pos))
+
+
+def test_the_shipped_model_is_the_adapted_one_only_while_its_base_checks_out(base_dir: Path, tmp_path: Path, capsys):
+    from sdls_model.checkpoint import shipped_model_dir
+
+    package = tmp_path / "package"
+    package.mkdir()
+    assert shipped_model_dir(package) == package / "default"  # nothing adapted shipped: the from-scratch model
+    adaptation, _cfg, model, tok = trained_adaptation(base_dir)
+    adaptation.save_model(package / "adapted", model, tok)
+    assert shipped_model_dir(package) == package / "adapted"
+    shutil.rmtree(base_dir)  # the base package uninstalled: fall back, and say how to get it
+    assert shipped_model_dir(package) == package / "default"
+    said = capsys.readouterr().err
+    assert "cannot be used" in said and "put the base weights back" in said and "from-scratch" in said

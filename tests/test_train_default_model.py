@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from sdls_model.checkpoint import default_model_dir, load_checkpoint
+from sdls_model.checkpoint import load_checkpoint, scratch_model_dir
 from sdls_model.engine import DecodeSettings, Engine, InfillJob
 
 MiB = 2**20
-DEFAULT = default_model_dir()
+DEFAULT = scratch_model_dir()  # the from-scratch model (the adapted one: tests/test_adapted_model.py)
 
 
 def test_files_fit_the_size_limits():

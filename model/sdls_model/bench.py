@@ -119,11 +119,11 @@ def build_engine(args, dtype: str = "float32", **engine_kwargs) -> Engine:
     if args.random:
         import torch
 
-        from .checkpoint import default_model_dir
+        from .checkpoint import scratch_model_dir
         from .tokenizer import Tokenizer
         from .transformer import Transformer
 
-        tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
+        tokenizer = Tokenizer.from_file(scratch_model_dir() / "tokenizer.json")
         cfg = random_config(args.random, tokenizer, args.bidirectional)
         model = Transformer(cfg).init_weights(seed=args.seed)
         torch.manual_seed(args.seed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,40 @@ class CheckpointError(ValueError):
         super().__init__(f"checkpoint {directory} cannot be loaded:\n  - " + "\n  - ".join(shown) + more)
 
 
+ADAPTED_DIR, SCRATCH_DIR = "adapted", "default"
+# The shipping form's name in reports (its tensors are not a model's: checkpoint_adapter.py reads them).
+ADAPTER = CheckpointFormat("sdls-adapter", lambda raw, lookup, tc: ModelConfig.from_dict(raw), str, lambda name: True)
+_fallbacks_said: set[str] = set()
+
+
 def default_model_dir() -> Path:
-    """The model shipped inside the package (sdls_model/sdls_model/default); it may not exist yet."""
-    return Path(__file__).resolve().parent / "default"
+    """The model shipped inside the package: the adapted backbone (sdls_model/adapted, in the shipping
+    form of checkpoint_adapter.py) when it is there and its base weights are installed and check out,
+    else the model trained from scratch (sdls_model/default; it may not exist yet)."""
+    return shipped_model_dir(Path(__file__).resolve().parent)
+
+
+def scratch_model_dir() -> Path:
+    """The from-scratch model shipped inside the package (sdls's own tokenizer.json and weights)."""
+    return Path(__file__).resolve().parent / SCRATCH_DIR
+
+
+def shipped_model_dir(package: Path) -> Path:
+    """`package/adapted` if usable, else `package/default`, saying once on stderr why and how to fix it."""
+    adapted, scratch = package / ADAPTED_DIR, package / SCRATCH_DIR
+    if not is_adapter_dir(adapted):
+        return scratch
+    _files, problems = read_adapter(adapted)
+    if not problems:
+        return adapted
+    if str(adapted) not in _fallbacks_said:
+        _fallbacks_said.add(str(adapted))
+        print(
+            f"sdls: the shipped adapted model {adapted} cannot be used: {problems[0]}; "
+            f"using the from-scratch model {scratch} instead",
+            file=sys.stderr,
+        )
+    return scratch
 
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -108,6 +140,7 @@ def inspect_checkpoint(directory: str | Path) -> Inspection:
     if is_adapter_dir(d):  # the shipping form: base weights from elsewhere (checkpoint_adapter.py)
         files, adapter_problems = read_adapter(d)
         problems += adapter_problems
+        found.fmt = ADAPTER
         found.cfg = files.cfg if files is not None else None
         found.tensors = list_stored_tensors(d)[0]
         return found

@@ -54,13 +54,14 @@ def prompts(cfg, tok, texts: list[str], count: int, context: int, seed: int):
     return out
 
 
-def judge(model, tok, items, fast_steps: int, threshold: float | None = None):
-    """Decode every prompt slowly and fast; the verdicts and what it cost."""
+def judge(model, tok, items, fast_steps: int, threshold: float | None = None, slow=None):
+    """Decode every prompt slowly (unless `slow` is given) and fast; the verdicts and what it cost."""
     from sdls_model.train.parallel_decode import decode_spans
 
     cfg = model.cfg
     contexts = [ctx for _, ctx, _ in items]
-    slow = decode_spans(model, contexts, 1, steps=cfg.block_size)
+    if slow is None:
+        slow = decode_spans(model, contexts, 1, steps=cfg.block_size)
     if threshold is None:
         fast = decode_spans(model, contexts, 1, steps=fast_steps)
     else:
@@ -125,9 +126,9 @@ def run(args, preset) -> int:
             )
 
     def held_figures() -> dict:
-        n, figures = max(1, len(held_items)), {}
+        n, figures, slow = max(1, len(held_items)), {}, None
         for name, threshold in ((f"fast{args.fast_steps}", None), ("threshold0.9", 0.9)):
-            _, fast, _, verdicts, tpf = judge(model, tok, held_items, args.fast_steps, threshold)
+            slow, fast, _, verdicts, tpf = judge(model, tok, held_items, args.fast_steps, threshold, slow)
             exact = sum(
                 tok.decode(d.answer(cfg.stop_ids)).split("\n")[0].strip() == answer.strip()
                 for d, (_, _, answer) in zip(fast, held_items)

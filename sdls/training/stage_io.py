@@ -18,6 +18,8 @@ def load_corpus(args, preset, log: Log):
     t0 = time.perf_counter()
     # workers=1: a fork of a process whose torch already started OpenMP threads can deadlock.
     corpus = gather(dirs, args.val_permille, corpus_bytes, Decontaminator(humaneval_texts()), workers=1)
+    if not corpus.train:
+        raise ValueError(f"no usable .py files under {', '.join(map(str, dirs))}")
     log(
         f"corpus: {len(corpus.train)} training / {len(corpus.val)} validation files from "
         f"{', '.join(map(str, dirs))} in {time.perf_counter() - t0:.1f} s"
@@ -37,9 +39,9 @@ def load_model(args, log: Log):
     torch.manual_seed(args.seed)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model, tok = load_checkpoint(source, device=device, dtype=torch.float32)
-    if cfg.attention != "block_causal" or cfg.infill_layout != "fim":
+    if cfg.attention != "block_causal" or cfg.infill_layout != "fim" or cfg.logit_shift:
         raise ValueError(
-            f"{source}: the later stages train sdls's own layout (block-causal, fim), not this checkpoint's"
+            f"{source}: the later stages train sdls's own layout (block-causal, fim, no logit shift), not this checkpoint's"
         )
     log(f"model: {source} ({cfg.num_parameters() / 1e6:.2f}M parameters) on {device}")
     return source, cfg, model.eval(), tok
