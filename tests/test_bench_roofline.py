@@ -7,14 +7,14 @@ import re
 import pytest
 
 from sdls_model import bench, roofline
-from sdls_model.checkpoint import default_model_dir
+from sdls_model.checkpoint import scratch_model_dir
 from sdls_model.config import PRESETS
 from sdls_model.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return Tokenizer.from_file(default_model_dir() / "tokenizer.json")
+    return Tokenizer.from_file(scratch_model_dir() / "tokenizer.json")
 
 
 @pytest.mark.parametrize("shape", sorted(PRESETS))
@@ -87,7 +87,7 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
 
 
 def test_step_counts_follow_the_shape():
-    cfg = bench.random_config("qwen2.5-0.5b", Tokenizer.from_file(default_model_dir() / "tokenizer.json"))
+    cfg = bench.random_config("qwen2.5-0.5b", Tokenizer.from_file(scratch_model_dir() / "tokenizer.json"))
     # 0.5B: ~358M multiplied weights in the layers; a 4-token step with 2 output rows and 1k keys.
     assert roofline.layer_matrix_params(cfg) == 24 * (2 * 896 * 896 + 2 * 896 * 128 + 3 * 896 * 4864)
     flops = roofline.step_flops(cfg, 4, 2, 1024)

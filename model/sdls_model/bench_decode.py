@@ -35,7 +35,7 @@ from sdls_kernels.dispatch import interpreter_active
 from . import sampling
 from .bench import random_config
 from .cache import KVCache
-from .checkpoint import default_model_dir
+from .checkpoint import scratch_model_dir
 from .config import ModelConfig
 from .engine import Engine
 from .fast_path import CapturedStep, FastDecoder, threshold_step
@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     bandwidth = measured_bandwidth(device) if device.type == "cuda" else None
     rows = []
     steps = 3 if args.smoke else 16
-    tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
+    tokenizer = Tokenizer.from_file(scratch_model_dir() / "tokenizer.json")
     for name in shapes:
         cfg = random_config(name, tokenizer)  # the shape's own vocabulary, the tokenizer's special ids
         model = random_model(cfg, device, dtype)

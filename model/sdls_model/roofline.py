@@ -198,10 +198,10 @@ def table(timings: list[BlockTiming], limits: Limits) -> list[str]:
 def build(shape: str, device: torch.device, dtype: torch.dtype, ctx: int, max_new: int, seed: int) -> Engine:
     from .bench import random_config
     from .bench_decode import random_model
-    from .checkpoint import default_model_dir
+    from .checkpoint import scratch_model_dir
     from .tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.from_file(default_model_dir() / "tokenizer.json")
+    tokenizer = Tokenizer.from_file(scratch_model_dir() / "tokenizer.json")
     cfg = random_config(shape, tokenizer)
     if ctx + max_new + 2 * cfg.block_size > cfg.max_seq_len:
         raise ValueError(f"--ctx {ctx} plus {max_new} new tokens is longer than {shape}'s {cfg.max_seq_len}")
