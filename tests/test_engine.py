@@ -69,10 +69,10 @@ def test_every_mask_is_filled(engine, rule):
 @pytest.mark.parametrize("per_step", [1, 2])
 def test_cached_decoding_matches_full_recompute_under_reference_rule(engine, per_step):
     cached = infill(
-        engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="exact")
+        engine, "for i in range(", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="exact")
     )
     full = infill(
-        engine, "class A:\n    def ", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="none")
+        engine, "for i in range(", "\n", 24, DecodeSettings(rule="fixed", tokens_per_step=per_step, cache="none")
     )
     assert cached.tokens == full.tokens
     assert cached.stats.forwards > engine.cfg.block_size // per_step  # decoded past the first block
@@ -259,7 +259,7 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
 
     cfg = ModelConfig.from_name("test-tiny")
     (x,) = tokenizer.encode("x")
-    middle_start = len(fim_context(cfg, tokenizer.encode("a = "), []))
+    middle_start = len(fim_context(cfg, tokenizer.encode("a ="), []))
 
     class EndFirst(EchoModel):
         """Sure of an end token at middle offset 5, mildly sure of the padding after it, unsure of
@@ -278,8 +278,8 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
             return logits
 
     eng = Engine(EndFirst(cfg, {}), tokenizer, max_context=64, max_new_tokens=64)
-    fast = eng.run([InfillJob("a = ", "", 16, DecodeSettings(threshold=0.9))])[0]
-    reference = eng.run([InfillJob("a = ", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
+    fast = eng.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9))])[0]
+    reference = eng.run([InfillJob("a =", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
     assert fast.tokens == reference.tokens == [x] * 5
     assert fast.stats.forwards == 6  # the end token, then the five uncertain x's
     assert reference.stats.forwards == 8  # the reference rule fills the whole block

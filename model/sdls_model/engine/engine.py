@@ -25,6 +25,7 @@ from ..tokenizer import Tokenizer
 from ..transformer import Transformer
 from .batch import BatchForward
 from .commit import FLAGS, CommitRule, Status
+from .healing import healed_tail, without_tail
 from .kinds import DoubtKind, EditKind, InfillKind
 from .rows import DENOISE, Row, RowBuilder
 from .slots import SlotPool
@@ -255,9 +256,10 @@ class Engine:
             raise ValueError(f"max_new_tokens must be >= 1, got {job.max_new_tokens}")
         policy = self.builder.policy(job.settings)
         mask = self.cfg.mask_id
-        row = self.builder.row(
-            job, self.infill_kind, policy, blk, job.prefix, job.suffix, ([mask] * max_new, mask), slot
-        )
+        heal = healed_tail(job.prefix)
+        prefix = job.prefix[: len(job.prefix) - len(heal)]
+        row = self.builder.row(job, self.infill_kind, policy, blk, prefix, job.suffix, ([mask] * max_new, mask), slot)
+        row.heal = heal
         if job.single_line:
             self._build_line_stops()
             row.stop_kind = 1
@@ -383,7 +385,7 @@ class Engine:
         tokens = [t for t in row.tokens[row.ctx_len : end] if t not in never]
         if isinstance(row.job, InfillJob):
             tokens = tokens[: row.job.max_new_tokens]
-        hook(self.tokenizer.decode(tokens))
+        hook(without_tail(self.tokenizer.decode(tokens), row.heal))
 
     def answer_tokens(self, row: Row, end: int) -> list[int]:
         never = {self.cfg.mask_id, *self.cfg.stop_ids}

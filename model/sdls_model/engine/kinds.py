@@ -17,6 +17,7 @@ from typing import Protocol
 
 from ..jobs import EditJob, InfillJob, JobResult, minimal_edits
 from .commit import Status
+from .healing import without_tail
 from .rows import DENOISE, SCORE, Row, RowBuilder
 
 
@@ -64,7 +65,8 @@ class InfillKind:
         tokens = tokens[: row.job.max_new_tokens]
         row.stats.tokens_committed = len(tokens) + (row.stop_at is not None)
         row.stats.ms = ms
-        return JobResult(self.host.builder.tokenizer.decode(tokens), tokens, row.stats, row.cancelled)
+        text = without_tail(self.host.builder.tokenizer.decode(tokens), row.heal)
+        return JobResult(text, tokens, row.stats, row.cancelled)
 
 
 class EditKind:

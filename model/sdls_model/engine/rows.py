@@ -37,6 +37,7 @@ class Row:
     mid_end: int  # end of the middle (exclusive)
     slot: int
     stop_kind: int = 0  # row of the engine's stop table: 0 end tokens, 1 end tokens and line breaks
+    heal: str = ""  # infill: the prefix's trailing whitespace, left out of the row (healing.py)
     written: int = 0  # exact policy: the cache slot holds seq[:written]
     bs: int = 0  # current block start
     step: int = 0  # steps taken in the current block (this round, for edits)
