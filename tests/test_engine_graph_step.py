@@ -63,9 +63,11 @@ def test_static_buffer_steps_commit_what_the_eager_steps_commit(tokenizer, confi
 
 def test_static_steps_read_once_and_leave_sampling_jobs_to_the_eager_rule(tokenizer):
     engine = make_engine(tokenizer, fast_path=True, graph=True)
-    hot = InfillJob("x = ", "", 16, DecodeSettings(temperature=1.0, seed=2))
+    # 32 tokens: the sampling row outlives the greedy ones, so every step of this batch has it.
+    hot = InfillJob("x = ", "", 32, DecodeSettings(temperature=1.0, seed=2))
     with count_host_reads() as reads:
-        engine.run([*jobs(), hot])
+        results = engine.run([*jobs(), hot])
+    assert results[-1].stats.forwards >= max(r.stats.forwards for r in results[:-1])  # the premise
     assert sum(reads.values()) == engine.counters.steps
     assert engine.decode_stats()["paths"]["static"] == 0  # a sampling row keeps its batch eager
     engine.run(jobs())
