@@ -76,3 +76,26 @@ def test_completes_a_simple_function(engine, prefix, suffix, expected):
     result = engine.run([InfillJob(prefix, suffix, 32, DecodeSettings())])[0]
     assert not result.cancelled and engine.cfg.mask_id not in result.tokens
     assert result.text.split("\n")[0].strip() == expected, result.text
+
+
+MEASURE_RSS = """
+from sdls_model.engine import Engine
+engine = Engine.from_dir(None, dtype="bfloat16")
+held = sum(t.numel() * t.element_size() for t in engine.model.parameters())
+held += sum(t.numel() * t.element_size() for t in vars(engine.cache).values() if hasattr(t, "element_size"))
+rss = int(open("/proc/self/statm").read().split()[1]) * 4096
+print(rss, held)
+"""
+
+
+@needs_base
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the process's memory from /proc")
+def test_loading_leaves_no_heap_of_temporaries_behind():
+    """Weights and cache aside, the loaded worker holds little more than torch itself: the load's
+    dequantised float32 temporaries (~640 MB for this model) go back to the system (heap.py)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MEASURE_RSS], capture_output=True, text=True, timeout=300, check=True)
+    rss, held = map(int, out.stdout.split())
+    assert rss - held < 500 * MiB, f"RSS {rss / MiB:.0f} MB, weights and cache {held / MiB:.0f} MB"
