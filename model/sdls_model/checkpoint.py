@@ -33,6 +33,7 @@ from .checkpoint_files import (
 )
 from .checkpoint_formats import SDLS, CheckpointFormat, FormatError, detect_format
 from .config import ModelConfig
+from .heap import release_freed_memory
 from .tokenizer import Tokenizer
 from .transformer import Transformer
 
@@ -261,7 +262,16 @@ def load_checkpoint(
     dtype None keeps the dtype the embedding is stored in. Raises CheckpointError before
     reading any weight if the directory is incomplete or inconsistent, and before returning a
     model if a weight holds NaN or inf (a diverged training run must not be hot-swapped in).
+    The load's temporaries (dequantised or pre-cast copies) go back to the system (heap.py).
     """
+    loaded = _load_any(directory, device, dtype)
+    release_freed_memory()
+    return loaded
+
+
+def _load_any(
+    directory: str | Path, device: str | torch.device, dtype: torch.dtype | None
+) -> tuple[ModelConfig, Transformer, Tokenizer]:
     from .checkpoint_gguf import is_gguf, load_gguf
 
     if is_gguf(directory):

@@ -19,7 +19,6 @@ import torch
 from ..cache import KVCache, cache_plan
 from ..config import ModelConfig
 from ..families import INFILL_DESCRIPTIONS
-from ..heap import release_freed_memory
 from ..job_memory import job_need_bytes
 from ..jobs import EditJob, InfillJob, JobResult
 from ..tokenizer import Tokenizer
@@ -135,7 +134,6 @@ class Engine:
             dtype = resolve_dtype(dtype, device)
         path = Path(path) if path is not None else default_model_dir()
         _cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
-        release_freed_memory()  # the load's temporaries (heap.py)
         return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), **kwargs)
 
     # -- what the engine holds ----------------------------------------------------------------
