@@ -39,8 +39,12 @@ def test_right_means_the_touched_lines_now_read_as_the_target_and_nothing_moved_
 def test_the_oracle_finds_the_next_site_the_rules_alone_too_and_no_model_no_rules_nothing():
     (case,) = [c for c in cases_from("f.py", SRC, 5) if c.kind == "remove-param"]
     oracle = asyncio.run(replay(case, NextEditSettings(debounce_ms=0), OracleBackend(lambda: "", case.target), None))
+    rechecked = asyncio.run(
+        replay(case, NextEditSettings(debounce_ms=0, rewrite_rules=True), OracleBackend(lambda: "", case.target), None)
+    )
     rules = asyncio.run(replay(case, NextEditSettings(debounce_ms=0, model=False), None, None))
     neither = asyncio.run(replay(case, NextEditSettings(debounce_ms=0, model=False, rules=False), None, None))
-    assert oracle["right"] and oracle["source"] == "rule+model"
+    assert oracle["right"] and oracle["source"] == "rule"  # the rule's proposal stands, ranked by the model
+    assert rechecked["right"] and rechecked["source"] == "rule+model"  # re-checked by an edit job and kept
     assert rules["right"] and rules["source"] == "rule"
     assert not neither["right"] and neither["source"] == "none"

@@ -152,10 +152,42 @@ def test_rules_alone_propose_the_next_use_and_say_so():
     assert out.stats["forwards"] == 0 and out.stats["doubt_calls"] == 0
 
 
+def test_by_default_a_rules_proposal_stands_and_the_model_only_ranks_it():
+    doc, h = renamed()
+
+    def edits(job):  # a model that would rewrite the proposal if it were asked
+        line = job.text[job.start : job.end]
+        at = job.start + line.index("* 2")
+        return [TextEdit(at, at + 3, "* 3")]
+
+    backend = ScriptedBackend(edits=edits)
+    out = suggest(doc, h, backend)
+    assert (out.edit.source, out.edit.rule, out.edit.text) == ("rule", "rename", "size")
+    assert backend.jobs == [] and out.stats["doubt_calls"] > 0  # ranked by its doubt, never rewritten
+
+
+def test_the_rules_sites_come_before_the_sites_only_the_model_offers():
+    doc, h = renamed()
+
+    def doubts(text, start, end):  # the model doubts a token no rule proposes anything for, most of all
+        line = text[start:end]
+        at = start + line.find("w * height")
+        return [(at, at + 1, 1e-6)] if "w * height" in line else []
+
+    def edits(job):
+        return [TextEdit(job.start, job.end, job.text[job.start : job.end] + "  # changed")]
+
+    backend = ScriptedBackend(doubts=doubts, edits=edits)
+    out = suggest(doc, h, backend, max_sites=16)
+    assert (out.edit.source, out.edit.text) == ("rule", "size") and backend.jobs == []
+    flat = suggest(doc, h, ScriptedBackend(doubts=doubts, edits=edits), max_sites=16, rewrite_rules=True)
+    assert flat.edit.source == "model"  # ranked by doubt alone, the model's own site went first
+
+
 def test_the_model_confirming_a_proposal_is_labelled_rule_plus_model():
     doc, h = renamed()
     backend = ScriptedBackend(doubts=lambda t, s, e: [])  # the model keeps the proposed text as it is
-    out = suggest(doc, h, backend)
+    out = suggest(doc, h, backend, rewrite_rules=True)
     assert (out.edit.source, out.edit.text) == ("rule+model", "size")
     job = backend.jobs[0]
     assert "w = size * 2" in job.text[job.start : job.end]  # the model re-checked the rule's text
@@ -169,7 +201,7 @@ def test_the_model_rewriting_a_proposal_wins_and_is_labelled_model_over_rule():
         at = job.start + line.index("* 2")
         return [TextEdit(at, at + 3, "* 3")]
 
-    out = suggest(doc, h, ScriptedBackend(edits=edits))
+    out = suggest(doc, h, ScriptedBackend(edits=edits), rewrite_rules=True)
     assert out.edit.source == "model-over-rule"
     assert doc.text[out.edit.start : out.edit.end] + "|" + out.edit.text == "width * 2|size * 3"
 
@@ -180,7 +212,7 @@ def test_a_rewrite_that_breaks_the_syntax_leaves_the_rules_text():
     def edits(job):
         return [TextEdit(job.start, job.start, "((")]
 
-    out = suggest(doc, h, ScriptedBackend(edits=edits))
+    out = suggest(doc, h, ScriptedBackend(edits=edits), rewrite_rules=True)
     assert (out.edit.source, out.edit.text) == ("rule", "size")
 
 
@@ -192,7 +224,7 @@ def test_the_model_undoing_a_proposal_drops_that_site():
         at = job.start + line.index("size")
         return [TextEdit(at, at + 4, "width")]
 
-    out = suggest(doc, h, ScriptedBackend(edits=undo), max_jobs=1)
+    out = suggest(doc, h, ScriptedBackend(edits=undo), max_jobs=1, rewrite_rules=True)
     assert out.edit is None and "undid the rule's proposal" in out.reason
 
 
@@ -208,7 +240,7 @@ def test_the_models_doubt_ranks_the_sites():
         )
 
     out = suggest(doc, h, ScriptedBackend(doubts=doubts))
-    assert out.edit.start == last_use and out.edit.source == "rule+model"
+    assert out.edit.start == last_use and out.edit.source == "rule"
 
 
 def test_a_site_only_the_model_offers_needs_its_doubt_and_its_rewrite():

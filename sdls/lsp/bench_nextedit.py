@@ -11,7 +11,8 @@ prefetch). Measured in this process, without the JSON-RPC hop:
 - forwards per suggestion: every forward of the transformer during the request (a torch hook).
 Rows: a scripted oracle (knows the refactored file: doubts exactly the lines still to change and
 writes them when asked), which bounds what the plumbing (candidate sites, windows, checks) allows; the
-shipped model; each with and without the rules; and the rules alone.
+shipped model; each with the rules (their proposals standing, or "rewriting": re-checked by an edit
+job, `nextEdit.rewriteRules`) and without them; and the rules alone.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ DEFAULT_FILES = (
     "shutil.py",
     "ftplib.py",
 )
-ROWS = ("oracle + rules", "oracle, no rules", "model + rules", "model, no rules", "rules alone")
+ROWS = (
+    "oracle + rules",
+    "oracle rewriting rules",
+    "oracle, no rules",
+    "model + rules",
+    "model rewriting rules",
+    "model, no rules",
+    "rules alone",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,7 +200,9 @@ async def run_rows(args, cases: list[Case]) -> tuple[list[Row], dict]:
     rows, info = [], {}
     model = None
     for name in args.rows:
-        settings = NextEditSettings(debounce_ms=0, rules="no rules" not in name, model=name != "rules alone")
+        settings = NextEditSettings(
+            debounce_ms=0, rules="no rules" not in name, model=name != "rules alone", rewrite_rules="rewriting" in name
+        )
         if name.startswith("model") and model is None:
             model = _model_backend(args)
             info = model[2]

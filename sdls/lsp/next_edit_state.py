@@ -187,7 +187,9 @@ class NextEdits:
 
     async def _compute(self, doc: OpenDocument, version: int) -> tuple[Suggestion | None, str]:
         s = self.settings()
-        options = NextEditOptions(rules=s.rules, model=s.model, max_sites=s.max_sites, max_jobs=s.max_jobs)
+        options = NextEditOptions(
+            rules=s.rules, model=s.model, max_sites=s.max_sites, max_jobs=s.max_jobs, rewrite_rules=s.rewrite_rules
+        )
         history = self.histories.get(doc.uri)
         if history is None:
             found = self._elsewhere(doc)

@@ -68,8 +68,9 @@ class HoverSettings:
 @dataclass
 class NextEditSettings:
     enabled: bool = True  # answer textDocument/copilotInlineEdit and sdls/nextEdit
-    rules: bool = True  # deterministic candidates (renames, call sites) that the model then checks
-    model: bool = True  # the model ranks sites by its doubt and re-checks or writes the edit
+    rules: bool = True  # deterministic candidates (renames, call sites), ranked by the model
+    model: bool = True  # the model ranks sites by its doubt and writes the edit where no rule applies
+    rewrite_rules: bool = False  # the model may also rewrite a rule's proposal (off: the rule's text stands)
     debounce_ms: int = 300  # compute ahead this long after an edit settles (for clients that asked once); 0: off
     max_sites: int = 4  # candidate sites the model scores per suggestion
     max_jobs: int = 2  # edit jobs tried per suggestion

@@ -125,6 +125,7 @@ local SETTINGS = {
   ["nextEdit.enabled"] = { "boolean" },
   ["nextEdit.rules"] = { "boolean" },
   ["nextEdit.model"] = { "boolean" },
+  ["nextEdit.rewriteRules"] = { "boolean" },
   ["languages"] = { is_list_of_strings, "list of strings" },
 }
 
