@@ -84,7 +84,7 @@ def lines(report: dict) -> list[str]:
             (
                 "parameters",
                 f"{count(report['parameters'])} (stored as {', '.join(report['stored_dtypes']) or '?'}; "
-                f"computes in {report['compute_dtype']} on {report['device']})",
+                f"computes in {report['compute_dtype']} on {report['device']}; weights {report['weights']})",
             ),
             (
                 "memory",

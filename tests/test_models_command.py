@@ -51,10 +51,11 @@ def test_reports_each_family_and_the_memory_the_engine_really_takes(
     got = {k: report[k] for k in ("family", "attention", "infill", "block_size", "compute_dtype")}
     assert got == dict(family=family, attention=attention, infill=infill, block_size=block, compute_dtype="float32")
     engine = Engine.from_dir(tmp_path / "ck", dtype="float32", max_context=300)
-    assert report["parameters"] == sum(p.numel() for p in engine.model.parameters()) == stored_numel(tmp_path / "ck")
+    assert report["parameters"] == engine.cfg.num_parameters() == stored_numel(tmp_path / "ck")
     memory = report["memory"]
     assert memory["kv_cache_bytes"] == engine.cache.nbytes()
-    assert memory["weights_bytes"] == sum(p.numel() * p.element_size() for p in engine.model.parameters())
+    assert memory["weights_bytes"] == engine.weight_bytes()  # packed float16 matrices where the engine packs them
+    assert report["weights"] == engine.describe()["weights"]
     assert memory["total_bytes"] == memory["weights_bytes"] + memory["kv_cache_bytes"]
     assert report["tokens"]["mask"]["id"] == engine.cfg.mask_id
     assert report["tokens"]["mask"]["text"] == engine.tokenizer.hf.id_to_token(engine.cfg.mask_id)

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ctx", type=int, nargs="+", default=[1024], help="context tokens before the middle, a table each (1024)"
     )
     roof.add_argument("--blocks", type=int, nargs="+", default=list(BLOCKS), help="block sizes (default 4 8 16 32)")
+    roof.add_argument(
+        "--weights",
+        default=None,
+        choices=("auto", "plain", "float16"),
+        help="how the matrices are stored (default: SDLS_CPU_WEIGHTS, else auto, the product's choice)",
+    )
     roof.add_argument("--steps", type=int, default=24, help="block steps timed per block size (default 24)")
     roof.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 

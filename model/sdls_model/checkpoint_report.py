@@ -80,8 +80,13 @@ def describe_checkpoint(
     dtype: str = "auto",
     max_context: int = 1024,
     max_batch: int | None = None,
+    weights: str | None = None,
 ) -> dict:
-    """The report for one directory; "ok" is whether it would load (then "problems" is empty)."""
+    """The report for one directory; "ok" is whether it would load (then "problems" is empty).
+    weights: how the engine would store the matrices (packed_weights.resolve_weights; None: its default)."""
+    import torch
+
+    from .packed_weights import resolve_weights, weight_bytes
     from .precision import resolve_dtype
 
     found = inspect_checkpoint(directory)
@@ -96,7 +101,8 @@ def describe_checkpoint(
     compute = str(resolve_dtype(dtype, device)).removeprefix("torch.")
     element = FLOAT_DTYPES[SAFETENSORS_CODE[compute]][1]
     n_slots, slot_len = cache_plan(cfg, max_batch, defaults["n_sessions"], max_context, defaults["max_new_tokens"])
-    weights, kv = cfg.num_parameters() * element, cache_bytes(cfg, n_slots, slot_len, element)
+    storage = resolve_weights(weights, device, getattr(torch, compute))
+    weights_bytes, kv = weight_bytes(cfg, element, storage), cache_bytes(cfg, n_slots, slot_len, element)
     stored = Counter(t.dtype for t in found.tensors.values())
     family = FAMILIES.get(cfg.family)
     report.update(
@@ -130,11 +136,12 @@ def describe_checkpoint(
         parameters=cfg.num_parameters(),
         stored_dtypes=dict(sorted(stored.items())),
         compute_dtype=compute,
+        weights="float16 packed (FBGEMM)" if storage == "float16" else "plain",
         device=device,
         memory={
-            "weights_bytes": weights,
+            "weights_bytes": weights_bytes,
             "kv_cache_bytes": kv,
-            "total_bytes": weights + kv,
+            "total_bytes": weights_bytes + kv,
             "kv_cache_slots": n_slots,
             "kv_cache_tokens_per_slot": slot_len,
             "max_context": max_context,

@@ -82,8 +82,7 @@ def measure_limits(device: torch.device, dtype: torch.dtype, repeats: int = 5) -
 # -- what a block step must do ------------------------------------------------------------------
 def layer_matrix_params(cfg: ModelConfig) -> int:
     """Weights multiplied by every fed token: the layers' q, k, v, o and SwiGLU matrices."""
-    q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
-    return cfg.n_layers * (2 * cfg.d_model * q + 2 * cfg.d_model * kv + 3 * cfg.d_model * cfg.ffn_size)
+    return cfg.layer_matrix_parameters()
 
 
 def step_flops(cfg: ModelConfig, fed: int, out_rows: int, keys: int) -> float:
@@ -91,10 +90,12 @@ def step_flops(cfg: ModelConfig, fed: int, out_rows: int, keys: int) -> float:
     return 2 * fed * layer_matrix_params(cfg) + 2 * out_rows * cfg.d_model * cfg.vocab_size + attention
 
 
-def step_bytes(cfg: ModelConfig, keys: int, element_size: int) -> float:
+def step_bytes(cfg: ModelConfig, keys: int, element_size: int, weight_size: int | None = None) -> float:
+    """Bytes a block step reads; weight_size: bytes per element of the matrices as stored (2 for
+    packed float16 weights beside float32 activations and cache), default element_size."""
     read_weights = cfg.num_parameters() - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model)
     kv = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * keys
-    return (read_weights + kv) * element_size
+    return read_weights * (weight_size or element_size) + kv * element_size
 
 
 def roofline_ms(flops: float, nbytes: float, limits: Limits) -> tuple[float, float]:
@@ -137,6 +138,7 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
     step_ms, start_ms, flops, nbytes, paths = [], [], [], [], set()
     last = {"t": 0.0, "block": -1, "context": 0, "counts": dict(engine.counters.by_path)}
     element = engine.model.embed_tokens.weight.element_size()
+    weight_size = 2 if engine.weights == "float16" else element
 
     def on_step(event) -> None:
         took = (time.perf_counter() - last["t"]) * 1e3
@@ -149,7 +151,7 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
             # cache, the context before the block for a block-causal one.
             keys = event.middle_start + blocks * block if cfg.attention == "bidirectional" else event.block_start
             flops.append(step_flops(cfg, block + shift, len(event.predicted), keys))
-            nbytes.append(step_bytes(cfg, keys, element))
+            nbytes.append(step_bytes(cfg, keys, element, weight_size))
             step_ms.append(took)
             paths.update(served)
         last.update(block=event.block_start, context=event.middle_start, counts=counts)
@@ -195,7 +197,9 @@ def table(timings: list[BlockTiming], limits: Limits) -> list[str]:
     return lines
 
 
-def build(shape: str, device: torch.device, dtype: torch.dtype, ctx: int, max_new: int, seed: int) -> Engine:
+def build(
+    shape: str, device: torch.device, dtype: torch.dtype, ctx: int, max_new: int, seed: int, weights: str | None = None
+) -> Engine:
     from .bench import random_config
     from .bench_decode import random_model
     from .checkpoint import scratch_model_dir
@@ -217,6 +221,7 @@ def build(shape: str, device: torch.device, dtype: torch.dtype, ctx: int, max_ne
         max_context=ctx + 8,
         max_new_tokens=max_new,
         name=f"random {shape}",
+        weights=weights,  # None: the product's choice (packed float16 on a CPU without native bfloat16)
     )
 
 
@@ -227,7 +232,7 @@ def run(args) -> int:
     dtype = resolve_dtype(args.dtypes[0] if args.dtypes else "auto", device)
     blocks = sorted(set(args.blocks))
     most = max(b * -(-args.steps // max(1, b - 1)) for b in blocks)
-    engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed)
+    engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed, args.weights)
     source = args.source if args.source is not None else Path(sysconfig.get_paths()["stdlib"])
     before = measure_limits(device, dtype)
     runs = [
@@ -248,7 +253,7 @@ def run(args) -> int:
     for timings in runs:
         print(
             f"\nroofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
-            f"{info['dtype']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"
+            f"{info['dtype']}, weights {info['weights']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"
         )
         print("\n".join(table(timings, limits)))
     goal = GPU_GOAL if device.type == "cuda" else CPU_GOAL

@@ -36,7 +36,11 @@ def runtime_dir() -> Path:
 
 def worker_key(model_dir: str | None, device: str, max_context: int = 1024, dtype: str = "auto") -> str:
     where = str(Path(model_dir).resolve()) if model_dir else "<default>"
-    return hashlib.sha1(f"{where}|{device}|{max_context}|{dtype}".encode()).hexdigest()[:12]
+    key = f"{where}|{device}|{max_context}|{dtype}"
+    weights = os.environ.get("SDLS_CPU_WEIGHTS", "auto").strip().lower()
+    if weights not in ("", "auto"):  # a worker storing its matrices otherwise is another worker
+        key += f"|weights={weights}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 def default_socket_path(model_dir: str | None, device: str, max_context: int = 1024, dtype: str = "auto") -> Path:

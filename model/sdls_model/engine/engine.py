@@ -71,11 +71,23 @@ class Engine:
         name: str = "",
         fast_path: bool | None = None,
         graph: bool | None = None,
+        weights: str | None = "plain",
     ):
+        """weights: "plain" (the model's matrices in `dtype`), "float16" (packed for FBGEMM: a CPU
+        computing in float32, see packed_weights.py; the model is changed in place and can then only
+        decode) "auto" (float16 where that applies) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir` passes)."""
+        from ..packed_weights import pack_linears, resolve_weights
+
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.weights = resolve_weights(weights, self.device, self.dtype)
+        if self.weights == "float16":
+            if fast_path:
+                raise ValueError("the fast path fuses the model's matrices, which packed float16 weights do not expose")
+            fast_path = False
+            pack_linears(self.model)
         self.tokenizer = tokenizer
         self.name = name
         self.max_batch, self.max_context, self.max_new_tokens = max_batch, max_context, max_new_tokens
@@ -123,10 +135,17 @@ class Engine:
 
     @classmethod
     def from_dir(
-        cls, path: str | Path | None = None, *, device: str = "cpu", dtype: torch.dtype | str | None = None, **kwargs
+        cls,
+        path: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype | str | None = None,
+        weights: str | None = None,
+        **kwargs,
     ) -> Engine:
         """dtype: a torch dtype, a name ("auto" picks per device, see precision.py) or None (float32
-        on a CPU, bfloat16 on a GPU)."""
+        on a CPU, bfloat16 on a GPU). weights: as in Engine; None reads SDLS_CPU_WEIGHTS (default
+        auto: packed float16 on a CPU computing in float32)."""
         from ..checkpoint import default_model_dir, load_checkpoint
         from ..precision import resolve_dtype
 
@@ -134,7 +153,7 @@ class Engine:
             dtype = resolve_dtype(dtype, device)
         path = Path(path) if path is not None else default_model_dir()
         _cfg, model, tokenizer = load_checkpoint(path, device=device, dtype=dtype)
-        return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), **kwargs)
+        return cls(model, tokenizer, device=device, dtype=dtype, name=str(path), weights=weights, **kwargs)
 
     # -- what the engine holds ----------------------------------------------------------------
     @property
@@ -157,6 +176,13 @@ class Engine:
         """How many more jobs fit beside the rows being decoded now."""
         return self.pool.idle()
 
+    def weight_bytes(self) -> int:
+        """Bytes the model's weights take here: its parameters and any packed matrices."""
+        from ..packed_weights import packed_weight_bytes
+
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return params + packed_weight_bytes(self.model)
+
     def memory_need(self, job: InfillJob | EditJob) -> int:
         """Bytes `job` may need on this engine, estimated from its lengths (job_memory.py)."""
         element = torch.empty((), dtype=self.dtype).element_size()
@@ -167,9 +193,10 @@ class Engine:
         return {
             "model": self.name,
             "family": cfg.family,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "parameters": cfg.num_parameters(),
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
+            "weights": "float16 packed (FBGEMM)" if self.weights == "float16" else "plain",
             "attention": cfg.attention,
             "infill_layout": cfg.infill_layout,
             "infill": INFILL_DESCRIPTIONS[cfg.infill_layout],
