@@ -9,6 +9,7 @@ import pytest
 from sdls_model import bench, roofline
 from sdls_model.checkpoint import scratch_model_dir
 from sdls_model.config import PRESETS
+from sdls_model.packed_weights import fbgemm_float16_available
 from sdls_model.tokenizer import Tokenizer
 
 
@@ -96,3 +97,32 @@ def test_step_counts_follow_the_shape():
     )
     # Tied: the output projection reads the whole table; bf16 weights plus a 1k-token bf16 K/V.
     assert roofline.step_bytes(cfg, 1024, 2) == (cfg.num_parameters() + 2 * 24 * 2 * 64 * 1024) * 2
+
+
+@pytest.mark.skipif(not fbgemm_float16_available(), reason="this torch build has no FBGEMM float16")
+def test_roofline_puts_the_ways_of_storing_weights_side_by_side(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(
+        ["--roofline", "test-tiny", "--ctx", "48", "--blocks", "4", "--steps", "2", "--threads", "1"]
+        + ["--device", "cpu", "--dtypes", "float32", "--weights", "plain", "float16"]
+    )
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("limits measured") == 1  # one set of limits for both tables
+    heads = [line for line in out.splitlines() if line.startswith("roofline:")]
+    assert ["weights plain" in heads[0], "weights float16 packed" in heads[1]] == [True, True]
+    rows = [dict(zip(_cells(t[0]), _cells(t[2]))) for t in _tables(out)]
+    plain, packed = (float(r["MB/forward"]) for r in rows)
+    assert packed < plain * 0.6  # the matrices read at 2 bytes, not 4
+
+
+def _tables(out: str) -> list[list[str]]:
+    tables, current = [], []
+    for line in out.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables

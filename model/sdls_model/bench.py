@@ -60,9 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     roof.add_argument("--blocks", type=int, nargs="+", default=list(BLOCKS), help="block sizes (default 4 8 16 32)")
     roof.add_argument(
         "--weights",
+        nargs="+",
         default=None,
         choices=("auto", "plain", "float16"),
-        help="how the matrices are stored (default: SDLS_CPU_WEIGHTS, else auto, the product's choice)",
+        help="how the matrices are stored, a table each, side by side in one run "
+        "(default: SDLS_CPU_WEIGHTS, else auto, the product's choice)",
     )
     roof.add_argument("--steps", type=int, default=24, help="block steps timed per block size (default 24)")
     roof.add_argument("--device", help="cpu or cuda (default: cuda if available)")

@@ -232,15 +232,19 @@ def run(args) -> int:
     dtype = resolve_dtype(args.dtypes[0] if args.dtypes else "auto", device)
     blocks = sorted(set(args.blocks))
     most = max(b * -(-args.steps // max(1, b - 1)) for b in blocks)
-    engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed, args.weights)
     source = args.source if args.source is not None else Path(sysconfig.get_paths()["stdlib"])
     before = measure_limits(device, dtype)
-    runs = [
-        [time_block(engine, context_text(engine.tokenizer, c, source), b, args.steps) for b in blocks] for c in args.ctx
-    ]
+    runs = []  # (engine's description, timings per context), one per way of storing the weights
+    for weights in args.weights or [None]:
+        engine = build(args.roofline, device, dtype, max(args.ctx), most, args.seed, weights)
+        timed = [
+            [time_block(engine, context_text(engine.tokenizer, c, source), b, args.steps) for b in blocks]
+            for c in args.ctx
+        ]
+        runs.append((engine.describe(), timed))
+        del engine
     after = measure_limits(device, dtype)
     limits = before.best(after)
-    info = engine.describe()
     where = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, torch threads {torch.get_num_threads()}"
     )
@@ -250,12 +254,14 @@ def run(args) -> int:
         f"{limits.bandwidth / 1e9:.2f} GB/s ({limits.copy}; before {before.bandwidth / 1e9:.2f}, "
         f"after {after.bandwidth / 1e9:.2f})"
     )
-    for timings in runs:
-        print(
-            f"\nroofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
-            f"{info['dtype']}, weights {info['weights']}, {where}, context {timings[0].context} tokens, batch 1, 1 token committed per step"
-        )
-        print("\n".join(table(timings, limits)))
+    for info, timed in runs:
+        for timings in timed:
+            print(
+                f"\nroofline: {info['model']} ({info['parameters'] / 1e6:.1f}M params, {info['attention']}), "
+                f"{info['dtype']}, weights {info['weights']}, {where}, context {timings[0].context} tokens, "
+                "batch 1, 1 token committed per step"
+            )
+            print("\n".join(table(timings, limits)))
     goal = GPU_GOAL if device.type == "cuda" else CPU_GOAL
     print(f"\nratio = ms/forward / max(compute floor, memory floor); goal: within {goal}x")
     return 0
