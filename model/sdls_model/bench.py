@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ctx", type=int, nargs="+", default=[1024], help="context tokens before the middle, a table each (1024)"
     )
     roof.add_argument("--blocks", type=int, nargs="+", default=list(BLOCKS), help="block sizes (default 4 8 16 32)")
-    roof.add_argument(
+    parser.add_argument(
         "--weights",
         nargs="+",
         default=None,
@@ -123,7 +123,7 @@ def random_config(name: str, tokenizer, bidirectional: bool = False):
     return ModelConfig.from_name(name, vocab_size=vocab, **ids, **shape)
 
 
-def build_engine(args, dtype: str = "float32", **engine_kwargs) -> Engine:
+def build_engine(args, dtype: str = "float32", weights: str | None = None, **engine_kwargs) -> Engine:
     if args.random:
         import torch
 
@@ -135,8 +135,15 @@ def build_engine(args, dtype: str = "float32", **engine_kwargs) -> Engine:
         cfg = random_config(args.random, tokenizer, args.bidirectional)
         model = Transformer(cfg).init_weights(seed=args.seed)
         torch.manual_seed(args.seed)
-        return Engine(model, tokenizer, dtype=getattr(torch, dtype), name=f"random {args.random}", **engine_kwargs)
-    return Engine.from_dir(args.model, dtype=dtype, **engine_kwargs)
+        return Engine(
+            model,
+            tokenizer,
+            dtype=getattr(torch, dtype),
+            name=f"random {args.random}",
+            weights=weights,
+            **engine_kwargs,
+        )
+    return Engine.from_dir(args.model, dtype=dtype, weights=weights, **engine_kwargs)
 
 
 def run(args) -> int:
@@ -148,7 +155,11 @@ def run(args) -> int:
         from . import roofline
 
         return roofline.run(args)
-    engines = {dtype: build_engine(args, dtype) for dtype in dict.fromkeys(args.dtypes or ["float32"])}
+    # One engine per dtype and way of storing the weights, e.g. "float32" (the product's choice for it
+    # here) or "float32+plain" / "float32+float16" with --weights.
+    variants = [(d, w) for d in dict.fromkeys(args.dtypes or ["float32"]) for w in (args.weights or [None])]
+    engines = {(d if w is None else f"{d}+{w}"): build_engine(args, d, w) for d, w in variants}
+    width = max(8, *map(len, engines))
     first = next(iter(engines))
     tasks = infill_tasks(args.source, args.tasks, args.seed)
     configs = dict(CONFIGS)
@@ -164,7 +175,7 @@ def run(args) -> int:
         engine.run([InfillJob(*tasks[0], max_new_tokens=4)])  # warm-up
     texts_of: dict[tuple[str, str], list[str]] = {}
     header = (
-        f"| {'decoding':36} | dtype    | tokens/forward | forwards/s | tokens/s | ms/job p50 "
+        f"| {'decoding':36} | {'dtype':{width}} | tokens/forward | forwards/s | tokens/s | ms/job p50 "
         f"| same text as reference | same text as {first} |"
     )
     print(header)
@@ -185,7 +196,7 @@ def run(args) -> int:
             same = sum(a == b for a, b in zip(texts, reference)) / len(texts)
             same_first = sum(a == b for a, b in zip(texts, texts_of[name, first])) / len(texts)
             print(
-                f"| {name:36} | {dtype:8} | {tokens / forwards:14.2f} | {forwards / total:10.1f} | "
+                f"| {name:36} | {dtype:{width}} | {tokens / forwards:14.2f} | {forwards / total:10.1f} | "
                 f"{tokens / total:8.1f} | {statistics.median(times) * 1000:10.1f} | {same:22.0%} | "
                 f"{same_first:{len(first) + 13}.0%} |"
             )
