@@ -219,7 +219,8 @@ def model_dir(tmp_path_factory):
 
 
 async def test_the_model_path_answers_with_an_edit_that_parses_and_spares_the_typed_text(model_dir):
-    options = {"nextEdit": {"debounceMs": 0}, "worker": {"inProcess": True}}
+    # rewriteRules: the model ranks and re-checks the rename's proposals (by default they stand unasked)
+    options = {"nextEdit": {"debounceMs": 0, "rewriteRules": True}, "worker": {"inProcess": True}}
     async with sdls_session(model_dir, options) as c:
         ed = Editor(c)
         uri = "file:///nes/model.py"
@@ -235,3 +236,16 @@ async def test_the_model_path_answers_with_an_edit_that_parses_and_spares_the_ty
             assert edit["source"] in ("model", "rule+model", "model-over-rule", "rule")
         records = as_dict((await stats(c)).next_edit)["records"]
         assert records and records[-1]["doubt_calls"] >= 1  # the model was asked
+
+
+async def test_by_default_a_rules_proposal_is_served_without_a_model_pass(model_dir):
+    options = {"nextEdit": {"debounceMs": 0}, "worker": {"inProcess": True}}
+    async with sdls_session(model_dir, options) as c:
+        ed = Editor(c)
+        uri = "file:///nes/rule.py"
+        ed.open(uri, SRC)
+        ed.rename(uri, "width", "size")
+        (edit,) = as_dict(await ed.ask(uri))["edits"]
+        assert (edit["source"], edit["text"]) == ("rule", "size")
+        record = as_dict((await stats(c)).next_edit)["records"][-1]
+        assert record["doubt_calls"] == 0 and record["forwards"] == 0 and record["jobs"] == 0

@@ -44,7 +44,7 @@ def test_the_oracle_finds_the_next_site_the_rules_alone_too_and_no_model_no_rule
     )
     rules = asyncio.run(replay(case, NextEditSettings(debounce_ms=0, model=False), None, None))
     neither = asyncio.run(replay(case, NextEditSettings(debounce_ms=0, model=False, rules=False), None, None))
-    assert oracle["right"] and oracle["source"] == "rule"  # the rule's proposal stands, ranked by the model
+    assert oracle["right"] and oracle["source"] == "rule"  # the rule's proposal stands, the model unasked
     assert rechecked["right"] and rechecked["source"] == "rule+model"  # re-checked by an edit job and kept
     assert rules["right"] and rules["source"] == "rule"
     assert not neither["right"] and neither["source"] == "none"

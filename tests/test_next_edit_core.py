@@ -152,7 +152,7 @@ def test_rules_alone_propose_the_next_use_and_say_so():
     assert out.stats["forwards"] == 0 and out.stats["doubt_calls"] == 0
 
 
-def test_by_default_a_rules_proposal_stands_and_the_model_only_ranks_it():
+def test_by_default_a_rules_proposal_is_served_without_asking_the_model():
     doc, h = renamed()
 
     def edits(job):  # a model that would rewrite the proposal if it were asked
@@ -160,10 +160,11 @@ def test_by_default_a_rules_proposal_stands_and_the_model_only_ranks_it():
         at = job.start + line.index("* 2")
         return [TextEdit(at, at + 3, "* 3")]
 
-    backend = ScriptedBackend(edits=edits)
+    backend = ScriptedBackend(doubts=lambda t, s, e: [(s, e, 1e-6)], edits=edits)
     out = suggest(doc, h, backend)
     assert (out.edit.source, out.edit.rule, out.edit.text) == ("rule", "rename", "size")
-    assert backend.jobs == [] and out.stats["doubt_calls"] > 0  # ranked by its doubt, never rewritten
+    assert out.edit.start == doc.text.index("width")  # the rules' order: the first use after the edit
+    assert backend.jobs == [] and out.stats["doubt_calls"] == 0 and out.stats["forwards"] == 0
 
 
 def test_the_rules_sites_come_before_the_sites_only_the_model_offers():
@@ -228,7 +229,7 @@ def test_the_model_undoing_a_proposal_drops_that_site():
     assert out.edit is None and "undid the rule's proposal" in out.reason
 
 
-def test_the_models_doubt_ranks_the_sites():
+def test_with_rewrite_rules_the_models_doubt_ranks_the_rules_sites():
     doc, h = renamed()
     last_use = doc.text.rindex("width", 0, doc.text.index("def other"))
 
@@ -239,8 +240,9 @@ def test_the_models_doubt_ranks_the_sites():
             else []
         )
 
-    out = suggest(doc, h, ScriptedBackend(doubts=doubts))
-    assert out.edit.start == last_use and out.edit.source == "rule"
+    out = suggest(doc, h, ScriptedBackend(doubts=doubts), rewrite_rules=True)
+    assert out.edit.start == last_use and out.edit.source == "rule+model"
+    assert suggest(doc, h, ScriptedBackend(doubts=doubts)).edit.start == doc.text.index("width")  # default
 
 
 def test_a_site_only_the_model_offers_needs_its_doubt_and_its_rewrite():

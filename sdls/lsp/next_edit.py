@@ -3,19 +3,21 @@
 1. Candidate sites: the rules' sites (next_edit_rules.py: other uses of a renamed name in its scope,
    other calls of a function whose call or signature changed), then, for the model, other uses of the
    names the edit touched and the lines around it.
-2. The model's doubt ranks them: each site's line is scored by `backend.doubt` over a window holding
-   the site and, where it fits, the user's edit; the sites whose text the model finds least likely
-   go first (a rule's site with no doubt keeps its place, a site only the model proposed is dropped).
-   The rules' sites come before the model's own: a rule is right where it applies (the benchmark's
-   rows: rules alone 43/43, the shipped model over them 16/43), so the model fills in where none does.
-3. A rule's proposal stands as it is (`rewrite_rules` off, the default). With `rewrite_rules`, an
-   edit job re-checks it: the proposal is written into the window first and the model may keep it,
-   rewrite it, or undo it. A site without a proposal gets an edit job (EditJob) over its line with its
-   doubted spans re-masked, so the model writes them anew.
+2. A rule's proposal stands as it is (`rewrite_rules` off, the default): the first that passes the
+   check below is the suggestion, in the rules' order, without asking the model. A rule is right
+   where it applies (the benchmark's rows: rules alone 43/43, the shipped model over them 16/43), and
+   on a CPU the model's passes cost seconds, so the model works only where no rule's proposal fits.
+3. The model's doubt ranks the sites left to it: each site's line is scored by `backend.doubt` over
+   a window holding the site and, where it fits, the user's edit; the sites whose text the model
+   finds least likely go first (a rule's site with no doubt keeps its place, a site only the model
+   proposed is dropped). A site without a proposal gets an edit job (EditJob) over its line with its
+   doubted spans re-masked, so the model writes them anew. With `rewrite_rules` the rules' sites are
+   ranked with the rest and an edit job re-checks each proposal: it is written into the window first
+   and the model may keep it, rewrite it, or undo it.
 4. The first result that is a real change, parses (no new syntax errors), does not touch the text the
    user just typed and was not dismissed before is the suggestion, labelled with where it came from:
    "model" (no rule), "rule+model" (the model re-checked the rule's text and kept it),
-   "model-over-rule" (the model rewrote it), "rule" (the rule's text: the model ranked it, was off,
+   "model-over-rule" (the model rewrote it), "rule" (the rule's text: it stood, the model was off,
    or its rewrite did not parse).
 
 Plain data in and out (document offsets); the caller binds the result to the document version.
@@ -40,14 +42,14 @@ SOURCES = ("model", "rule+model", "model-over-rule", "rule")
 @dataclass(frozen=True)
 class NextEditOptions:
     rules: bool = True  # deterministic candidates (next_edit_rules.py)
-    model: bool = True  # the model ranks sites by doubt and re-checks or writes the edit
+    model: bool = True  # the model writes the edit where no rule's proposal fits (ranking sites by doubt)
     max_sites: int = 4  # sites the model scores
     max_jobs: int = 2  # edit jobs tried before giving up
     nearby_lines: int = 2  # lines after and before the edit offered to the model
     doubt_threshold: float = 0.1  # a site counts as doubted below this probability
     max_line_chars: int = 400  # longer lines are not rewritten
     max_window_chars: int = 8000  # the window grows to hold the user's edit only up to this
-    rewrite_rules: bool = False  # the model may rewrite a rule's proposal (else it only ranks the rules' sites)
+    rewrite_rules: bool = False  # the model ranks and re-checks the rules' proposals too (else they stand)
 
 
 @dataclass(frozen=True)
@@ -145,26 +147,20 @@ async def suggest_next_edit(
     use_model = call is not None and options.model
     sites = candidates(doc, event, options, use_model)
     stats["sites"] = len(sites)
-    if not use_model:
+    if not (use_model and options.rewrite_rules):  # a rule's proposal stands: served at once, in the rules' order
         for c in sites:
             if c.proposal is not None and check(doc, c.proposal, event, rejected) is None:
                 return done(_as_next(c.proposal, "rule", c.rule), f"rule {c.rule}")
-        return done(None, "no rule applies to the last edit" if not sites else "no rule's proposal fits")
+        if not use_model:
+            return done(None, "no rule applies to the last edit" if not sites else "no rule's proposal fits")
+        sites = [c for c in sites if c.proposal is None]  # what is left for the model to write
     ranked = await _rank(doc, event, sites[: options.max_sites], call, options, stats)
-    reasons, jobs = [], 0
-    for cand, spans in ranked:
-        if cand.proposal is not None and not options.rewrite_rules:
-            why = check(doc, cand.proposal, event, rejected)
-            if why is None:
-                return done(_as_next(cand.proposal, "rule", cand.rule), f"rule {cand.rule}, ranked by the model")
-        elif jobs < options.max_jobs:
-            jobs += 1
-            edit, source, why = await _revise(doc, event, cand, spans, call, options, stats, rejected)
-            if edit is not None:
-                rule = cand.rule if cand.rule not in ("nearby", "name") else None
-                return done(_as_next(edit, source, rule), source)
-        else:
-            continue
+    reasons = []
+    for cand, spans in ranked[: options.max_jobs]:
+        edit, source, why = await _revise(doc, event, cand, spans, call, options, stats, rejected)
+        if edit is not None:
+            rule = cand.rule if cand.rule not in ("nearby", "name") else None
+            return done(_as_next(edit, source, rule), source)
         reasons.append(f"{cand.rule} site: {why}")
     return done(None, "; ".join(reasons) or "the model doubts nothing near the last edit")
 
@@ -200,10 +196,7 @@ async def _rank(doc, event, sites, call, options, stats) -> list[tuple[Candidate
         if score >= options.doubt_threshold and cand.proposal is None:
             continue
         scored.append((score, order, cand, [sp for sp in spans if sp[2] < options.doubt_threshold]))
-    if options.rewrite_rules:  # the model's doubt alone orders every site
-        scored.sort(key=lambda t: (t[0], t[1]))
-    else:  # the rules' sites first, each group by the model's doubt
-        scored.sort(key=lambda t: (t[2].proposal is None, t[0], t[1]))
+    scored.sort(key=lambda t: (t[0], t[1]))
     return [(cand, spans) for _, _, cand, spans in scored]
 
 

@@ -68,9 +68,9 @@ class HoverSettings:
 @dataclass
 class NextEditSettings:
     enabled: bool = True  # answer textDocument/copilotInlineEdit and sdls/nextEdit
-    rules: bool = True  # deterministic candidates (renames, call sites), ranked by the model
-    model: bool = True  # the model ranks sites by its doubt and writes the edit where no rule applies
-    rewrite_rules: bool = False  # the model may also rewrite a rule's proposal (off: the rule's text stands)
+    rules: bool = True  # deterministic candidates (renames, call sites); a proposal is served at once
+    model: bool = True  # the model writes the edit where no rule's proposal fits, ranking by its doubt
+    rewrite_rules: bool = False  # the model ranks and may rewrite the rules' proposals (off: they stand)
     debounce_ms: int = 300  # compute ahead this long after an edit settles (for clients that asked once); 0: off
     max_sites: int = 4  # candidate sites the model scores per suggestion
     max_jobs: int = 2  # edit jobs tried per suggestion
