@@ -139,8 +139,13 @@ def renamed() -> tuple[SyntaxDocument, EditHistory]:
 
 
 def suggest(doc, h, backend=None, **options):
-    call = ModelCall(backend) if backend is not None else None
-    return asyncio.run(suggest_next_edit(doc, h, call, NextEditOptions(**options), options.pop("rejected", set())))
+    async def model():
+        return ModelCall(backend)
+
+    rejected = options.pop("rejected", set())
+    return asyncio.run(
+        suggest_next_edit(doc, h, model if backend is not None else None, NextEditOptions(**options), rejected)
+    )
 
 
 def test_rules_alone_propose_the_next_use_and_say_so():

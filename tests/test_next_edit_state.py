@@ -97,7 +97,7 @@ def test_an_edit_while_the_suggestion_is_computed_cancels_it_and_the_request_get
                 await gate.wait()  # the model is still working when the edit arrives
                 return []
 
-        h = Harness(Slow())
+        h = Harness(Slow(), rewrite_rules=True)  # the model ranks the rename's sites: it is asked
         h.rename_width()
         request = asyncio.ensure_future(h.ne.request(h.doc, h.doc.version))
         await entered.wait()
@@ -122,12 +122,12 @@ def test_requests_for_one_version_share_one_computation():
                 await gate.wait()  # both requests are waiting on the model now
                 return []
 
-        alone = Harness(Held())
+        alone = Harness(Held(), rewrite_rules=True)
         alone.rename_width()
         gate.set()
         await alone.ne.request(alone.doc, alone.doc.version)
         gate.clear()
-        h = Harness(Held())
+        h = Harness(Held(), rewrite_rules=True)
         h.rename_width()
         v = h.doc.version
         a = asyncio.ensure_future(h.ne.request(h.doc, v))
@@ -238,12 +238,16 @@ def test_a_model_that_fails_or_is_unavailable_gives_a_reason_or_the_rules_alone(
             async def doubt(self, text, start, end):
                 raise WorkerError("worker died")
 
-        h = Harness(Broken())
+        h = Harness(Broken(), rewrite_rules=True)
         h.rename_width()
         s, why = await h.ne.request(h.doc, h.doc.version)
         assert s is None and "worker died" in why
+        h = Harness(Broken())  # by default the rule's proposal is served and the model never asked
+        h.rename_width()
+        s, _ = await h.ne.request(h.doc, h.doc.version)
+        assert s.edit.source == "rule"
 
-        h = Harness()
+        h = Harness(rewrite_rules=True)  # the model is needed, and cannot be had: the rules alone
         h.rename_width()
 
         async def unavailable():
@@ -252,6 +256,24 @@ def test_a_model_that_fails_or_is_unavailable_gives_a_reason_or_the_rules_alone(
         h.ne.model_call = unavailable
         s, _ = await h.ne.request(h.doc, h.doc.version)
         assert s.edit.source == "rule" and "no checkpoint" in h.ne.model_error
+
+    run(go())
+
+
+def test_a_rules_proposal_never_waits_for_the_model_to_open():
+    async def go():
+        h = Harness()
+        opened = asyncio.Event()
+
+        async def never_ready():  # a worker still starting: opening it would take the rest of the test
+            opened.set()
+            await asyncio.Event().wait()
+
+        h.ne.model_call = never_ready
+        h.rename_width()
+        s, why = await asyncio.wait_for(h.ne.request(h.doc, h.doc.version), 5)
+        assert (s.edit.source, s.edit.text) == ("rule", "size") and why == "rule rename"
+        assert not opened.is_set()
 
     run(go())
 

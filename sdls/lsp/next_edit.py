@@ -26,6 +26,7 @@ Plain data in and out (document offsets); the caller binds the result to the doc
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sdls.syntax import SyntaxDocument
@@ -127,12 +128,15 @@ def candidates(doc: SyntaxDocument, event: EditEvent, options: NextEditOptions, 
 async def suggest_next_edit(
     doc: SyntaxDocument,
     history: EditHistory,
-    call: ModelCall | None,
+    model: Callable[[], Awaitable[ModelCall | None]] | None,
     options: NextEditOptions = NextEditOptions(),
     rejected: set | frozenset = frozenset(),
 ) -> NextEditOutcome:
-    """The next edit after the user's last one in `history`, for `doc` as it is now."""
+    """The next edit after the user's last one in `history`, for `doc` as it is now. `model` gives the
+    model call (None: the rules alone); it is awaited only once the model is needed, so a rule's
+    proposal never waits for a backend to open."""
     started = time.perf_counter()
+    version = doc.version
     stats = {"forwards": 0, "doubt_calls": 0, "jobs": 0, "sites": 0}
 
     def done(edit: NextEdit | None, reason: str) -> NextEditOutcome:
@@ -144,15 +148,18 @@ async def suggest_next_edit(
     event = history.user_event(doc.text)
     if event is None:
         return done(None, "no edit of the user's to follow (none yet, or its text has gone)")
-    use_model = call is not None and options.model
-    sites = candidates(doc, event, options, use_model)
+    use_model = model is not None and options.model
+    rules_first = not (use_model and options.rewrite_rules)  # a rule's proposal stands: served at once
+    if rules_first and (found := _rule_proposal(doc, event, options, rejected, stats)) is not None:
+        return done(*found)
+    call = await model() if use_model and model is not None else None
+    if call is None:  # the rules alone (asked for, or the model is unavailable)
+        found = None if rules_first else _rule_proposal(doc, event, options, rejected, stats)
+        return done(*found) if found else done(None, "no rule's proposal fits the last edit")
+    ensure_current(doc, version)
+    sites = candidates(doc, event, options, use_model=True)  # the model's own sites too (tens of ms: only now)
     stats["sites"] = len(sites)
-    if not (use_model and options.rewrite_rules):  # a rule's proposal stands: served at once, in the rules' order
-        for c in sites:
-            if c.proposal is not None and check(doc, c.proposal, event, rejected) is None:
-                return done(_as_next(c.proposal, "rule", c.rule), f"rule {c.rule}")
-        if not use_model:
-            return done(None, "no rule applies to the last edit" if not sites else "no rule's proposal fits")
+    if not options.rewrite_rules:
         sites = [c for c in sites if c.proposal is None]  # what is left for the model to write
     ranked = await _rank(doc, event, sites[: options.max_sites], call, options, stats)
     reasons = []
@@ -163,6 +170,16 @@ async def suggest_next_edit(
             return done(_as_next(edit, source, rule), source)
         reasons.append(f"{cand.rule} site: {why}")
     return done(None, "; ".join(reasons) or "the model doubts nothing near the last edit")
+
+
+def _rule_proposal(doc, event, options, rejected, stats) -> tuple[NextEdit, str] | None:
+    """The first of the rules' proposals that passes the check, with its reason, or None."""
+    sites = candidates(doc, event, options, use_model=False)
+    stats["sites"] = len(sites)
+    for c in sites:
+        if c.proposal is not None and check(doc, c.proposal, event, rejected) is None:
+            return _as_next(c.proposal, "rule", c.rule), f"rule {c.rule}"
+    return None
 
 
 def _as_next(edit: TextEdit, source: str, rule: str | None) -> NextEdit:

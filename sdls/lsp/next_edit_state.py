@@ -199,11 +199,10 @@ class NextEdits:
             self.exported = ExportedRename(doc.uri, Path(to_fs_path(doc.uri)).resolve(), *renamed)
         elif event is not None and self.exported is not None and self.exported.uri == doc.uri:
             self.exported = None  # the user's last edit there is another one now
-        call = await self._call() if s.model else None
         rejected = set(self.rejected.get(doc.uri, ()))
         try:
             outcome = await asyncio.wait_for(
-                suggest_next_edit(doc.syntax, history, call, options, rejected), s.timeout_s
+                suggest_next_edit(doc.syntax, history, self._call if s.model else None, options, rejected), s.timeout_s
             )
         except (DocumentChanged, JobCancelled) as exc:
             return None, str(exc)
