@@ -103,6 +103,20 @@ def test_packed_weights_decode_what_plain_float32_decodes():
 
 
 @needs_fbgemm
+def test_beside_packed_weights_the_cache_is_bfloat16_and_read_back_as_float32():
+    plain, packed = scratch_engine("plain"), scratch_engine("float16")
+    assert (plain.cache.k.dtype, packed.cache.k.dtype) == (torch.float32, torch.bfloat16)
+    assert packed.cache.nbytes() * 2 == plain.cache.nbytes()
+    assert (plain.describe()["cache_dtype"], packed.describe()["cache_dtype"]) == ("float32", "bfloat16")
+    # The context a job leaves in its slot is the plain engine's, rounded to bfloat16: written, not lost.
+    job = lambda: [InfillJob("def add(a, b):\n    return ", "\n", max_new_tokens=4)]
+    plain.run(job()), packed.run(job())
+    k_plain, k_packed = plain.cache.k[:, 0, :, :8], packed.cache.k[:, 0, :, :8]
+    assert k_plain.abs().sum() > 0
+    torch.testing.assert_close(k_packed.float(), k_plain.to(torch.bfloat16).float(), rtol=0.02, atol=0.02)
+
+
+@needs_fbgemm
 def test_the_fast_path_refuses_packed_weights():
     with pytest.raises(ValueError, match="fast path"):
         scratch_engine("float16", fast_path=True)
@@ -120,6 +134,7 @@ def test_the_roofline_counts_packed_matrices_at_two_bytes():
     cfg = random_config("qwen2.5-0.5b", Tokenizer.from_file(scratch_model_dir() / "tokenizer.json"))
     kv = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 1024
     assert step_bytes(cfg, 1024, 4, 2) == cfg.num_parameters() * 2 + kv * 4  # float16 matrices, float32 cache
+    assert step_bytes(cfg, 1024, 4, 2, 2) == (cfg.num_parameters() + kv) * 2  # and a bfloat16 cache
     assert step_bytes(cfg, 1024, 4) == (cfg.num_parameters() + kv) * 4
 
 

@@ -86,7 +86,7 @@ def describe_checkpoint(
     weights: how the engine would store the matrices (packed_weights.resolve_weights; None: its default)."""
     import torch
 
-    from .packed_weights import resolve_weights, weight_bytes
+    from .packed_weights import cache_dtype, resolve_weights, weight_bytes
     from .precision import resolve_dtype
 
     found = inspect_checkpoint(directory)
@@ -102,7 +102,8 @@ def describe_checkpoint(
     element = FLOAT_DTYPES[SAFETENSORS_CODE[compute]][1]
     n_slots, slot_len = cache_plan(cfg, max_batch, defaults["n_sessions"], max_context, defaults["max_new_tokens"])
     storage = resolve_weights(weights, device, getattr(torch, compute))
-    weights_bytes, kv = weight_bytes(cfg, element, storage), cache_bytes(cfg, n_slots, slot_len, element)
+    kv_element = cache_dtype(storage, getattr(torch, compute)).itemsize
+    weights_bytes, kv = weight_bytes(cfg, element, storage), cache_bytes(cfg, n_slots, slot_len, kv_element)
     stored = Counter(t.dtype for t in found.tensors.values())
     family = FAMILIES.get(cfg.family)
     report.update(

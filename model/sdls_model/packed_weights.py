@@ -7,7 +7,10 @@ AMD EPYC this was measured on), the engine computes in float32 and torch's float
 kernel behind torch's dynamic float16 quantisation) stores each matrix as 2-byte values in its
 own packed layout, widens them in registers and accumulates in float32: half the bytes, read
 at 11-19 GB/s, about 4x less time per step, with a relative error of ~2e-4 (bfloat16 weights
-are ~4e-3). Activations, norms, attention and the KV cache stay float32.
+are ~4e-3). Activations, norms and attention stay float32; the KV cache beside packed weights is
+stored as bfloat16 (`cache_dtype`): it is the largest thing a worker holds (1.14 GB of float32 for
+the shipped model's 16 slots), and its keys and values are widened as they are read, so attention
+computes in float32 over values rounded as a bfloat16 engine's are.
 
 `pack_linears(model)` swaps every `nn.Linear` of a float32 Transformer for a `PackedLinear`
 (inference only: no gradients, no `.weight`). The layers' float32 matrices are freed; a tied
@@ -53,6 +56,11 @@ def resolve_weights(name: str | None, device: torch.device | str, dtype: torch.d
     if name == "auto":
         return "float16" if on_cpu_f32 and fbgemm_float16_available() else "plain"
     return name
+
+
+def cache_dtype(weights: str, dtype: torch.dtype) -> torch.dtype:
+    """The KV cache's storage dtype for an engine computing in `dtype` with `weights` resolved."""
+    return torch.bfloat16 if weights == "float16" else dtype
 
 
 class PackedLinear(nn.Module):

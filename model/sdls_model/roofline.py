@@ -90,12 +90,15 @@ def step_flops(cfg: ModelConfig, fed: int, out_rows: int, keys: int) -> float:
     return 2 * fed * layer_matrix_params(cfg) + 2 * out_rows * cfg.d_model * cfg.vocab_size + attention
 
 
-def step_bytes(cfg: ModelConfig, keys: int, element_size: int, weight_size: int | None = None) -> float:
-    """Bytes a block step reads; weight_size: bytes per element of the matrices as stored (2 for
-    packed float16 weights beside float32 activations and cache), default element_size."""
+def step_bytes(
+    cfg: ModelConfig, keys: int, element_size: int, weight_size: int | None = None, kv_size: int | None = None
+) -> float:
+    """Bytes a block step reads; weight_size and kv_size: bytes per element of the matrices and of the
+    KV cache as stored (2 and 2 for packed float16 weights and a bfloat16 cache beside float32
+    activations), default element_size."""
     read_weights = cfg.num_parameters() - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model)
     kv = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * keys
-    return read_weights * (weight_size or element_size) + kv * element_size
+    return read_weights * (weight_size or element_size) + kv * (kv_size or element_size)
 
 
 def roofline_ms(flops: float, nbytes: float, limits: Limits) -> tuple[float, float]:
@@ -151,7 +154,7 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
             # cache, the context before the block for a block-causal one.
             keys = event.middle_start + blocks * block if cfg.attention == "bidirectional" else event.block_start
             flops.append(step_flops(cfg, block + shift, len(event.predicted), keys))
-            nbytes.append(step_bytes(cfg, keys, element, weight_size))
+            nbytes.append(step_bytes(cfg, keys, element, weight_size, engine.cache.k.element_size()))
             step_ms.append(took)
             paths.update(served)
         last.update(block=event.block_start, context=event.middle_start, counts=counts)

@@ -75,8 +75,9 @@ class Engine:
     ):
         """weights: "plain" (the model's matrices in `dtype`), "float16" (packed for FBGEMM: a CPU
         computing in float32, see packed_weights.py; the model is changed in place and can then only
-        decode) "auto" (float16 where that applies) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir` passes)."""
-        from ..packed_weights import pack_linears, resolve_weights
+        decode) "auto" (float16 where that applies) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir` passes).
+        Beside packed weights the KV cache is stored as bfloat16 (packed_weights.cache_dtype)."""
+        from ..packed_weights import cache_dtype, pack_linears, resolve_weights
 
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
@@ -95,7 +96,7 @@ class Engine:
         if tokenizer.vocab_size > cfg.vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {cfg.vocab_size}")
         n_slots, self.cache_len = cache_plan(cfg, max_batch, n_sessions, max_context, max_new_tokens)
-        self.cache = KVCache(cfg, n_slots, self.cache_len, self.dtype, self.device)
+        self.cache = KVCache(cfg, n_slots, self.cache_len, cache_dtype(self.weights, self.dtype), self.device)
         self.pool = SlotPool(cfg, n_slots)
         self.builder = RowBuilder(cfg, tokenizer, self.device, max_context)
         never = {cfg.mask_id, cfg.bos_id, cfg.fim_prefix_id, cfg.fim_suffix_id, cfg.fim_middle_id}
@@ -197,6 +198,7 @@ class Engine:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "weights": "float16 packed (FBGEMM)" if self.weights == "float16" else "plain",
+            "cache_dtype": str(self.cache.k.dtype).replace("torch.", ""),
             "attention": cfg.attention,
             "infill_layout": cfg.infill_layout,
             "infill": INFILL_DESCRIPTIONS[cfg.infill_layout],
