@@ -4,6 +4,9 @@ decoding, the float32 matrices freed, and the choice per device with clear error
 from __future__ import annotations
 
 import dataclasses
+import gc
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +17,14 @@ from sdls_model.bench import random_config
 from sdls_model.checkpoint import load_checkpoint, scratch_model_dir
 from sdls_model.config import ModelConfig
 from sdls_model.engine import Engine, InfillJob
+from sdls_model.heap import release_freed_memory
 from sdls_model.packed_weights import (
+    HalfEmbedding,
     PackedLinear,
     fbgemm_float16_available,
     pack_linears,
+    pack_model,
+    packed_matrix_bytes,
     packed_weight_bytes,
     resolve_weights,
 )
@@ -58,14 +65,56 @@ def test_packing_a_model_replaces_every_matrix_and_frees_its_float32_copy():
     positions = torch.arange(9).expand(2, 9)
     with torch.no_grad():
         before = model.logits(model(tokens, positions))
-    plain_bytes = sum(p.numel() * 4 for p in model.parameters())
     count = pack_linears(model)
     assert count == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the output projection
     assert not any(isinstance(m, nn.Linear) for m in model.modules())
     # Left as float32 parameters: the embedding table (the input side reads it) and the norms.
     cfg = model.cfg
     assert sum(p.numel() for p in model.parameters()) == cfg.vocab_size * cfg.d_model + (2 * cfg.n_layers + 1) * 32
-    assert packed_weight_bytes(model) < plain_bytes / 2 + cfg.vocab_size * cfg.d_model * 2
+    assert packed_weight_bytes(model) == sum(
+        packed_matrix_bytes(m.out_features, m.in_features) for m in model.modules() if isinstance(m, PackedLinear)
+    )
+    with torch.no_grad():
+        after = model.logits(model(tokens, positions))
+    assert (after - before).abs().max() < 1e-2 * before.abs().max()
+
+
+@needs_fbgemm
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the resident memory from /proc")
+@pytest.mark.parametrize("shape", [(16384, 32), (8192, 600), (100, 4096)])
+def test_the_packed_size_counts_fbgemms_padding_as_the_process_holds_it(shape):
+    """The bytes sdls reports for a packed matrix are those the process really holds: FBGEMM pads the
+    input dimension to 512 (32 -> 512 is 16x) and the output dimension to 16."""
+    n = max(2, (64 << 20) // packed_matrix_bytes(*shape))
+    w = torch.randn(*shape)
+    before = _resident_bytes()
+    packs = [torch.ops.quantized.linear_prepack_fp16(w, None) for _ in range(n)]
+    grown = (_resident_bytes() - before) / len(packs)
+    assert 0.9 * packed_matrix_bytes(*shape) < grown < 1.1 * packed_matrix_bytes(*shape)
+    assert grown > 1.1 * 2 * shape[0] * shape[1]  # more than the unpadded float16 bytes
+
+
+def _resident_bytes() -> int:
+    gc.collect()
+    release_freed_memory()
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("RssAnon:")[1].split()[0]) * 1024
+
+
+@needs_fbgemm
+def test_packing_the_whole_model_holds_the_embedding_table_as_float16_too():
+    model = tiny_model()
+    table = model.embed_tokens.weight.detach().clone()
+    tokens = torch.randint(0, 64, (2, 9))
+    positions = torch.arange(9).expand(2, 9)
+    with torch.no_grad():
+        before = model.logits(model(tokens, positions))
+    assert pack_model(model) == 2 * 7 + 1 + 1
+    assert isinstance(model.embed_tokens, HalfEmbedding) and model.embed_tokens.table.dtype == torch.float16
+    cfg = model.cfg
+    assert sum(p.numel() for p in model.parameters()) == (2 * cfg.n_layers + 1) * 32  # the norms alone
+    rows = model.embed_tokens(tokens)
+    assert rows.dtype == torch.float32 and torch.equal(rows, table.half().float()[tokens])
     with torch.no_grad():
         after = model.logits(model(tokens, positions))
     assert (after - before).abs().max() < 1e-2 * before.abs().max()

@@ -12,9 +12,10 @@ stored as bfloat16 (`cache_dtype`): it is the largest thing a worker holds (1.14
 the shipped model's 16 slots), and its keys and values are widened as they are read, so attention
 computes in float32 over values rounded as a bfloat16 engine's are.
 
-`pack_linears(model)` swaps every `nn.Linear` of a float32 Transformer for a `PackedLinear`
-(inference only: no gradients, no `.weight`). The layers' float32 matrices are freed; a tied
-output projection keeps the embedding table it shares, which the input side still reads.
+`pack_model(model)` swaps every `nn.Linear` of a float32 Transformer for a `PackedLinear`
+(inference only: no gradients, no `.weight`) and its embedding table for a `HalfEmbedding` (float16
+rows, widened as they are looked up: a step reads a handful of rows, so the table is pure memory).
+The float32 matrices and table are freed; a tied output projection gets a packed copy of its own.
 `resolve_weights` decides per device: SDLS_CPU_WEIGHTS=auto|plain|float16 (default auto).
 """
 
@@ -24,9 +25,16 @@ import functools
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 WEIGHT_CHOICES = ("auto", "plain", "float16")
+# FBGEMM's float16 packing pads each matrix's input dimension to a multiple of its row block and
+# its output dimension to one of its column block (16 with AVX2). Measured by the resident memory a
+# pack adds (AVX2 EPYC): 49156 x 576 takes 96.0 MB, not 54.0 (576 -> 1024); 896 x 4864 8.75 MB
+# (4864 -> 5120); 100 x 4096 0.875 MB (100 -> 112). Products skip the padding (a 576-wide matrix
+# multiplies as fast as a 512-wide one), so it costs memory, not time.
+FBGEMM_K_BLOCK, FBGEMM_N_BLOCK = 512, 16
 
 
 @functools.cache
@@ -83,36 +91,73 @@ class PackedLinear(nn.Module):
         return torch.ops.quantized.linear_dynamic_fp16(flat, self.packed).view(*x.shape[:-1], self.out_features)
 
     def nbytes(self) -> int:
-        """The packed matrix's size: 2 bytes a weight, 4 a bias (the layout's padding not counted)."""
-        return 2 * self.in_features * self.out_features + (4 * self.out_features if self.has_bias else 0)
+        """The packed matrix's size, its layout's padding included, and a float32 bias."""
+        return packed_matrix_bytes(self.out_features, self.in_features) + (
+            4 * self.out_features if self.has_bias else 0
+        )
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float16 packed"
 
 
+class HalfEmbedding(nn.Module):
+    """An embedding table held as float16; the rows looked up come out float32."""
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = embedding.num_embeddings, embedding.embedding_dim
+        self.register_buffer("table", embedding.weight.detach().to(torch.float16).contiguous(), persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.table).float()
+
+    def nbytes(self) -> int:
+        return self.table.numel() * self.table.element_size()
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, float16"
+
+
+def _replace(model: nn.Module, kind: type, make) -> int:
+    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
+    for parent, name, child in targets:
+        if isinstance(child, kind):
+            setattr(parent, name, make(child))
+    return sum(isinstance(child, kind) for _, _, child in targets)
+
+
 def pack_linears(model: nn.Module) -> int:
     """Replace every nn.Linear under `model` by a PackedLinear, in place; returns how many."""
-    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
-    count = 0
-    for parent, name, child in targets:
-        if isinstance(child, nn.Linear):
-            setattr(parent, name, PackedLinear(child))
-            count += 1
-    return count
+    return _replace(model, nn.Linear, PackedLinear)
+
+
+def pack_model(model: nn.Module) -> int:
+    """pack_linears, and every nn.Embedding held as a HalfEmbedding; returns how many modules changed.
+    Matrices first: a tied output projection is packed from the float32 table it shares."""
+    return pack_linears(model) + _replace(model, nn.Embedding, HalfEmbedding)
+
+
+def packed_matrix_bytes(out_features: int, in_features: int) -> int:
+    """Bytes FBGEMM's packed float16 copy of an (out_features, in_features) matrix holds."""
+    rounded = lambda n, block: -(-n // block) * block
+    return 2 * rounded(out_features, FBGEMM_N_BLOCK) * rounded(in_features, FBGEMM_K_BLOCK)
 
 
 def weight_bytes(cfg, element_size: int, weights: str) -> int:
     """Bytes an engine's weights take: every parameter at element_size ("plain"), or ("float16") the
-    matrices packed at 2 bytes (the output projection a copy of its own, even when tied) beside the
-    embedding table, norms and biases at element_size. What `Engine.weight_bytes()` then holds."""
+    matrices packed (packed_matrix_bytes; the output projection a copy of its own, even when tied) and
+    the embedding table at 2 bytes, beside norms and biases at element_size. What
+    `Engine.weight_bytes()` then holds."""
     if weights != "float16":
         return cfg.num_parameters() * element_size
-    head = cfg.vocab_size * cfg.d_model
-    matrices = cfg.layer_matrix_parameters()
-    rest = cfg.num_parameters() - matrices - (0 if cfg.tie_embeddings else head)
-    return (matrices + head) * 2 + rest * element_size
+    d, f, table = cfg.d_model, cfg.ffn_size, cfg.vocab_size * cfg.d_model
+    q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    shapes = [(q, d), (kv, d), (kv, d), (d, q), (f, d), (f, d), (d, f)]
+    layers = cfg.n_layers * sum(packed_matrix_bytes(n, k) for n, k in shapes)
+    rest = cfg.num_parameters() - cfg.layer_matrix_parameters() - table - (0 if cfg.tie_embeddings else table)
+    return layers + packed_matrix_bytes(cfg.vocab_size, d) + 2 * table + rest * element_size
 
 
 def packed_weight_bytes(model: nn.Module) -> int:
-    """Bytes a forward reads from packed matrices (0 for a plain model)."""
-    return sum(m.nbytes() for m in model.modules() if isinstance(m, PackedLinear))
+    """Bytes held by packed matrices and float16 tables (0 for a plain model)."""
+    return sum(m.nbytes() for m in model.modules() if isinstance(m, (PackedLinear, HalfEmbedding)))

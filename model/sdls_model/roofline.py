@@ -140,7 +140,7 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
     engine.run([InfillJob(prefix, "", max_new_tokens=block, settings=settings)])  # warm-up
     step_ms, start_ms, flops, nbytes, paths = [], [], [], [], set()
     last = {"t": 0.0, "block": -1, "context": 0, "counts": dict(engine.counters.by_path)}
-    element = engine.model.embed_tokens.weight.element_size()
+    element = torch.empty((), dtype=engine.dtype).element_size()  # activations (the table may be float16)
     weight_size = 2 if engine.weights == "float16" else element
 
     def on_step(event) -> None:

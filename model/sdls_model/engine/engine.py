@@ -77,7 +77,8 @@ class Engine:
         computing in float32, see packed_weights.py; the model is changed in place and can then only
         decode) "auto" (float16 where that applies) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir` passes).
         Beside packed weights the KV cache is stored as bfloat16 (packed_weights.cache_dtype)."""
-        from ..packed_weights import cache_dtype, pack_linears, resolve_weights
+        from ..heap import release_freed_memory
+        from ..packed_weights import cache_dtype, pack_model, resolve_weights
 
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
@@ -88,7 +89,8 @@ class Engine:
             if fast_path:
                 raise ValueError("the fast path fuses the model's matrices, which packed float16 weights do not expose")
             fast_path = False
-            pack_linears(self.model)
+            pack_model(self.model)
+            release_freed_memory()  # the float32 matrices just dropped (heap.py)
         self.tokenizer = tokenizer
         self.name = name
         self.max_batch, self.max_context, self.max_new_tokens = max_batch, max_context, max_new_tokens
