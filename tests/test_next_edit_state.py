@@ -278,6 +278,25 @@ def test_a_rules_proposal_never_waits_for_the_model_to_open():
     run(go())
 
 
+def test_a_suggestion_that_times_out_does_not_cancel_a_worker_still_starting():
+    async def go():
+        h = Harness(rewrite_rules=True, timeout_s=0.05)  # the model is needed on this rename
+        opened = asyncio.Event()
+
+        async def slow_start():
+            await asyncio.sleep(0.3)  # longer than the suggestion may take
+            opened.set()
+            return ModelCall(h.backend)
+
+        h.ne.model_call = slow_start
+        h.rename_width()
+        s, why = await h.ne.request(h.doc, h.doc.version)
+        assert s is None and "failed" in why and not opened.is_set()
+        await asyncio.wait_for(opened.wait(), 5)  # the opening went on and finished
+
+    run(go())
+
+
 def test_closing_a_document_drops_its_history_and_suggestion():
     async def go():
         h = Harness(model=False)

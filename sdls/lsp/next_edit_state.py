@@ -202,7 +202,8 @@ class NextEdits:
         rejected = set(self.rejected.get(doc.uri, ()))
         try:
             outcome = await asyncio.wait_for(
-                suggest_next_edit(doc.syntax, history, self._call if s.model else None, options, rejected), s.timeout_s
+                suggest_next_edit(doc.syntax, history, self._open_model if s.model else None, options, rejected),
+                s.timeout_s,
             )
         except (DocumentChanged, JobCancelled) as exc:
             return None, str(exc)
@@ -260,6 +261,11 @@ class NextEdits:
         self.records.append({"ms": 0.0, "forwards": 0, "source": "rule", "rule": WORKSPACE_RULE})
         del self.records[:-2000]
         return suggestion, f"rule {WORKSPACE_RULE}"
+
+    async def _open_model(self) -> ModelCall | None:
+        """The model call, opened beyond the suggestion's timeout: a worker still starting when the
+        suggestion gives up goes on starting (the next request finds it), it is not cancelled."""
+        return await asyncio.shield(self._call())
 
     async def _call(self) -> ModelCall | None:
         """The model call, or None (rules alone) when the model is unavailable; the reason is kept."""
