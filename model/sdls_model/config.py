@@ -108,10 +108,15 @@ class ModelConfig:
         """Tokens that end an infill's middle when the model commits them."""
         return tuple(dict.fromkeys([self.eos_id, self.pad_id, *self.extra_stop_ids]))
 
+    def layer_matrix_shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of one layer's matrices: q, k, v, o and SwiGLU's gate, up and down."""
+        d, f = self.d_model, self.ffn_size
+        q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        return [(q, d), (kv, d), (kv, d), (d, q), (f, d), (f, d), (d, f)]
+
     def layer_matrix_parameters(self) -> int:
         """Weights of the layers' matrices (q, k, v, o and SwiGLU's three), which every fed token multiplies."""
-        q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-        return self.n_layers * (2 * self.d_model * q + 2 * self.d_model * kv + 3 * self.d_model * self.ffn_size)
+        return self.n_layers * sum(n * k for n, k in self.layer_matrix_shapes())
 
     def num_parameters(self) -> int:
         d, f = self.d_model, self.ffn_size

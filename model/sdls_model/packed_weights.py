@@ -150,12 +150,10 @@ def weight_bytes(cfg, element_size: int, weights: str) -> int:
     `Engine.weight_bytes()` then holds."""
     if weights != "float16":
         return cfg.num_parameters() * element_size
-    d, f, table = cfg.d_model, cfg.ffn_size, cfg.vocab_size * cfg.d_model
-    q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
-    shapes = [(q, d), (kv, d), (kv, d), (d, q), (f, d), (f, d), (d, f)]
-    layers = cfg.n_layers * sum(packed_matrix_bytes(n, k) for n, k in shapes)
+    table = cfg.vocab_size * cfg.d_model
+    layers = cfg.n_layers * sum(packed_matrix_bytes(n, k) for n, k in cfg.layer_matrix_shapes())
     rest = cfg.num_parameters() - cfg.layer_matrix_parameters() - table - (0 if cfg.tie_embeddings else table)
-    return layers + packed_matrix_bytes(cfg.vocab_size, d) + 2 * table + rest * element_size
+    return layers + packed_matrix_bytes(cfg.vocab_size, cfg.d_model) + 2 * table + rest * element_size
 
 
 def packed_weight_bytes(model: nn.Module) -> int:
