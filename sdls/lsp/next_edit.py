@@ -111,8 +111,15 @@ def check(doc: SyntaxDocument, edit: TextEdit | None, event: EditEvent, rejected
     return None
 
 
-def candidates(doc: SyntaxDocument, event: EditEvent, options: NextEditOptions, use_model: bool) -> list[Candidate]:
-    found = rule_candidates(doc, event) if options.rules else []
+def candidates(
+    doc: SyntaxDocument,
+    event: EditEvent,
+    options: NextEditOptions,
+    use_model: bool,
+    rule_sites: list[Candidate] | None = None,
+) -> list[Candidate]:
+    """The sites, the rules' first; `rule_sites`: those already found by a call without the model."""
+    found = list(rule_sites) if rule_sites is not None else rule_candidates(doc, event) if options.rules else []
     if use_model:
         found += name_candidates(doc, event, options.max_sites) + nearby_candidates(doc, event, options.nearby_lines)
     seen, out = set(), []
@@ -150,14 +157,16 @@ async def suggest_next_edit(
         return done(None, "no edit of the user's to follow (none yet, or its text has gone)")
     use_model = model is not None and options.model
     rules_first = not (use_model and options.rewrite_rules)  # a rule's proposal stands: served at once
-    if rules_first and (found := _rule_proposal(doc, event, options, rejected, stats)) is not None:
+    rule_sites = candidates(doc, event, options, use_model=False)
+    stats["sites"] = len(rule_sites)
+    if rules_first and (found := _rule_proposal(doc, event, rule_sites, rejected)) is not None:
         return done(*found)
     call = await model() if use_model and model is not None else None
     if call is None:  # the rules alone (asked for, or the model is unavailable)
-        found = None if rules_first else _rule_proposal(doc, event, options, rejected, stats)
+        found = None if rules_first else _rule_proposal(doc, event, rule_sites, rejected)
         return done(*found) if found else done(None, "no rule's proposal fits the last edit")
     ensure_current(doc, version)
-    sites = candidates(doc, event, options, use_model=True)  # the model's own sites too (tens of ms: only now)
+    sites = candidates(doc, event, options, True, rule_sites)  # the model's own sites too (tens of ms: only now)
     stats["sites"] = len(sites)
     if not options.rewrite_rules:
         sites = [c for c in sites if c.proposal is None]  # what is left for the model to write
@@ -172,10 +181,8 @@ async def suggest_next_edit(
     return done(None, "; ".join(reasons) or "the model doubts nothing near the last edit")
 
 
-def _rule_proposal(doc, event, options, rejected, stats) -> tuple[NextEdit, str] | None:
-    """The first of the rules' proposals that passes the check, with its reason, or None."""
-    sites = candidates(doc, event, options, use_model=False)
-    stats["sites"] = len(sites)
+def _rule_proposal(doc, event, sites: list[Candidate], rejected) -> tuple[NextEdit, str] | None:
+    """The first of the rules' proposals among `sites` that passes the check, with its reason, or None."""
     for c in sites:
         if c.proposal is not None and check(doc, c.proposal, event, rejected) is None:
             return _as_next(c.proposal, "rule", c.rule), f"rule {c.rule}"
