@@ -187,6 +187,21 @@ def test_doubt_model_and_stats():
         assert stats["rss_mb"] > 0
 
 
+def test_every_answer_names_the_process_that_served_it():
+    service, _model = live()
+    with service, httpx.Client(base_url=service.url) as http:
+        served_by = http.get("/sdls/v1/stats").json()["served_by"]
+        assert served_by == f"{socket.gethostname()}:{os.getpid()}"  # LiveService runs the app in this process
+        answers = [
+            http.get("/health"),
+            http.post("/infill", json={"input_prefix": "x = ", "n_predict": 4}),
+            http.post("/infill", content=b"not json"),  # error answers name it too
+            http.get("/no/such/route"),
+            http.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 4, "stream": True}),
+        ]
+        assert [a.headers["sdls-served-by"] for a in answers] == [served_by] * 5
+
+
 # -- cancellation on disconnect -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "path, body",

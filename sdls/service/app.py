@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from .served_model import ServedModel
 
 log = logging.getLogger(__name__)
 MULTIPLEX_HEADER = "serve_multiplexed_model_id"  # Ray Serve routes on it; the app reads it as the model name
+SERVED_BY_HEADER = "sdls-served-by"  # host:pid of the process that answered: which replica, behind Ray's proxy
 
 
 @dataclass
@@ -45,6 +47,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
     admission = Admission(config.max_in_flight)
+    served_by = f"{socket.gethostname()}:{os.getpid()}"  # built in the replica's own process
 
     def guarded(handler: Handler, public: bool = False, admit: bool = True) -> Handler:
         async def route(request: Request) -> Response:
@@ -54,7 +57,7 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
                 if admit:
                     admission.enter()
             except ApiError as exc:
-                return error_response(exc)
+                return signed(error_response(exc))
             try:
                 response = await handler(request)
             except ApiError as exc:
@@ -65,9 +68,14 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
                 if admit:
                     admission.leave()
                 raise
+            signed(response)
             return _Admitted(response, admission) if admit else response
 
         return route
+
+    def signed(response: Response) -> Response:
+        response.headers[SERVED_BY_HEADER] = served_by
+        return response
 
     async def body_and_model(request: Request) -> tuple[dict, ServedModel]:
         data = await read_json_object(request, config.max_body_bytes)
@@ -136,14 +144,15 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
 
     async def stats(request: Request) -> Response:
         by_name = {m.name: m.stats() for m in models.loaded()}
-        return CompactJSONResponse({"models": by_name, "in_flight": admission.active, "pid": os.getpid()})
+        answer = {"models": by_name, "in_flight": admission.active, "pid": os.getpid(), "served_by": served_by}
+        return CompactJSONResponse(answer)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 500:
             log.error("unhandled error on %s", request.url.path, exc_info=exc)
         message = exc.detail if isinstance(exc, HTTPException) else "internal error (see the service log)"
-        return error_response(ApiError(status, str(message)))
+        return signed(error_response(ApiError(status, str(message))))
 
     routes = [
         Route("/health", guarded(health, public=True, admit=False), methods=["GET"]),
