@@ -206,6 +206,8 @@ def test_bad_requests_raise_clear_errors(engine):
         DecodeSettings(threshold=0.0)
     with pytest.raises(ValueError, match="rule"):
         DecodeSettings(rule="greedy")
+    with pytest.raises(ValueError, match="ends_in_order 'yes' is not true or false"):
+        DecodeSettings(ends_in_order="yes")  # type: ignore[arg-type]  # as a client might send it
     with pytest.raises(ValueError, match="outside the text"):
         engine.run([EditJob("abc", 2, 9)])
     with pytest.raises(TypeError, match="InfillJob or EditJob"):
@@ -278,11 +280,64 @@ def test_threshold_rule_pads_after_a_committed_end_token(tokenizer):
             return logits
 
     eng = Engine(EndFirst(cfg, {}), tokenizer, max_context=64, max_new_tokens=64)
-    fast = eng.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9))])[0]
-    reference = eng.run([InfillJob("a =", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
+    anywhere = dict(ends_in_order=False)  # the end token commits first, as this model is surest of it
+    fast = eng.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9, **anywhere))])[0]
+    reference = eng.run([InfillJob("a =", "", 16, DecodeSettings(rule="fixed", cache="none", **anywhere))])[0]
     assert fast.tokens == reference.tokens == [x] * 5
     assert fast.stats.forwards == 6  # the end token, then the five uncertain x's
     assert reference.stats.forwards == 8  # the reference rule fills the whole block
+
+    # By default the end token waits for the x's before it, and the answer ends as it commits.
+    steps = []
+    ordered = eng.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9))], on_step=steps.append)[0]
+    reference = eng.run([InfillJob("a =", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
+    assert ordered.tokens == reference.tokens == [x] * 5
+    assert ordered.stats.forwards == reference.stats.forwards == 6
+    ends_at = [step.committed for step in steps if any(t == cfg.eos_id for _, t in step.committed)]
+    assert len(ends_at) == 1 and steps[-1].committed == ends_at[0]  # the end (and its padding) last
+
+
+def test_an_end_token_waits_until_every_position_before_it_is_written(tokenizer):
+    """A model surest of the end two places ahead (as real ones are of a block's far padding) would
+    end the answer after `x`: `return math.pi * self.radius **` and then the end, seen on the shipped
+    model. Held back, the end commits only after the `y` before it; committed in the same step as
+    that `y` once both are sure."""
+    from sdls_model.layout import fim_context
+
+    cfg = ModelConfig.from_name("test-tiny")
+    (x,), (y,) = tokenizer.encode("x"), tokenizer.encode("y")
+    start = len(fim_context(cfg, tokenizer.encode("a ="), []))
+
+    def model_for(y_logit: float):
+        class EndAhead(EchoModel):
+            def forward(self, tokens, positions, mask=None, cache_io=None):
+                logits = torch.zeros(*tokens.shape, cfg.vocab_size)
+                logits[..., cfg.eos_id] = 30.0  # sure of the end everywhere after offset 1
+                first, second = positions == start, positions == start + 1
+                logits[first] = 0.0
+                logits[first, x] = 30.0
+                logits[second] = 0.0
+                # Once the end stands right after it, offset 1 reads as the end too.
+                ended = ((positions == start + 2) & (tokens == cfg.eos_id)).any(-1, keepdim=True)
+                logits[second, y] = y_logit
+                logits[..., cfg.eos_id] += torch.where(second & ended, 30.0, torch.where(second, 1.0, 0.0))
+                return logits
+
+        return Engine(EndAhead(cfg, {}), tokenizer, max_context=64, max_new_tokens=64)
+
+    unsure = model_for(2.0)  # `y` likelier than the end at offset 1, far from sure
+    early = unsure.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9, ends_in_order=False))])[0]
+    assert early.tokens == [x]  # the end at offset 2 committed first, then offset 1 became an end too
+    steps = []
+    held = unsure.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9))], on_step=steps.append)[0]
+    assert held.tokens == [x, y]
+    assert [sorted(t for _, t in step.committed) for step in steps][:2] == [[x], [y]]
+    fixed = unsure.run([InfillJob("a =", "", 16, DecodeSettings(rule="fixed", cache="none"))])[0]
+    assert fixed.tokens == [x, y]
+
+    sure = model_for(40.0)  # everything sure at once: one step, the end in it
+    one = sure.run([InfillJob("a =", "", 16, DecodeSettings(threshold=0.9))])[0]
+    assert one.tokens == [x, y] and one.stats.forwards == 1
 
 
 def test_output_projection_runs_only_on_positions_still_masked(tokenizer):

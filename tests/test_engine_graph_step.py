@@ -4,6 +4,8 @@ function); the CUDA test captures real graphs and runs only where CUDA is (tools
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from host_reads import count_host_reads
@@ -22,8 +24,10 @@ def tokenizer():
     return train_tokenizer(CORPUS, vocab_size=300)
 
 
-def make_engine(tokenizer, device="cpu", **kwargs) -> Engine:
+def make_engine(tokenizer, device="cpu", end_weight: float = 1.0, **kwargs) -> Engine:
     model = Transformer(ModelConfig.from_name("test-tiny")).init_weights(seed=1, std=0.3)
+    with torch.no_grad():  # end_weight > 1: a model that often puts the end ahead of open masks
+        model.lm_head.weight[model.cfg.eos_id] *= end_weight
     return Engine(
         model, tokenizer, device=device, dtype=torch.float32, max_context=256, max_new_tokens=64, max_batch=4, **kwargs
     )
@@ -59,6 +63,30 @@ def test_static_buffer_steps_commit_what_the_eager_steps_commit(tokenizer, confi
     paths = static.decode_stats()["paths"]
     assert paths["static"] >= 2 and paths["fast"] == 0  # every block step after the first served
     assert static.decode_stats()["graph"]["mode"] == "static buffers, eager"
+
+
+def test_static_steps_hold_back_ends_as_the_eager_steps_do(tokenizer):
+    static = make_engine(tokenizer, end_weight=2.0, fast_path=True, graph=True)
+    eager = make_engine(tokenizer, end_weight=2.0, fast_path=True, graph=False)
+    outputs = {}
+    for in_order in (True, False):
+        batch = [
+            InfillJob(
+                j.prefix,
+                j.suffix,
+                j.max_new_tokens,
+                replace(j.settings, ends_in_order=in_order),
+                j.session,
+                single_line=j.single_line,
+            )
+            for j in jobs()
+        ]
+        got, want = static.run(batch), eager.run(batch)
+        assert [r.tokens for r in got] == [r.tokens for r in want]
+        assert [r.stats.forwards for r in got] == [r.stats.forwards for r in want]
+        outputs[in_order] = [r.tokens for r in want]
+    assert static.decode_stats()["paths"]["static"] >= 2
+    assert outputs[True] != outputs[False]  # the premise: this model's ends were held back
 
 
 def test_static_steps_read_once_and_leave_sampling_jobs_to_the_eager_rule(tokenizer):

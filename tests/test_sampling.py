@@ -56,3 +56,35 @@ def test_gumbel_sampling_follows_the_distribution_and_argmax_at_zero_temperature
     assert freq.tolist() == pytest.approx([0.6, 0.3, 0.1], abs=0.03)
     greedy, conf = sampling.propose(logits, temperature=0.0)
     assert (greedy == 0).all() and conf[0, 0].item() == pytest.approx(0.6)
+
+
+def test_an_end_commits_only_where_every_position_before_it_is_decided():
+    T, F = True, False
+
+    def held(chosen, conf, masked, ends):
+        b = lambda xs: torch.tensor([xs], dtype=torch.bool)
+        offsets = torch.arange(len(conf))[None]
+        out = sampling.hold_back_ends(b(chosen), torch.tensor([conf], dtype=torch.float64), b(masked), b(ends), offsets)
+        return out[0].tolist()
+
+    # The rule's only pick is an end two places ahead: held back; the likeliest other mask commits.
+    assert held([F, F, T, F], [0.4, 0.2, 0.9, 0.3], [T, T, T, T], [F, T, T, T]) == [T, F, F, F]
+    # An end chosen in the same step as every mask before it stays (so does what follows it).
+    assert held([T, T, T, T], [0.95, 0.95, 0.95, 0.95], [T, T, T, T], [F, T, T, T]) == [T, T, T, T]
+    # An end at the first open position is free to commit; one past an open mask is not.
+    assert held([F, T, F, T], [0.0, 0.9, 0.1, 0.9], [F, T, T, T], [F, T, F, T]) == [F, T, F, F]
+    # Decided positions (already written) do not hold an end back; non-end picks are never dropped.
+    assert held([F, F, T, T], [0.0, 0.0, 0.9, 0.8], [F, F, T, T], [F, F, F, T]) == [F, F, T, T]
+    # Every choice an end behind open masks, every other mask an end too: the first open one commits.
+    assert held([F, F, T], [0.1, 0.2, 0.9], [T, T, T], [T, T, T]) == [T, F, F]
+    # No masks left: nothing to commit, nothing forced.
+    assert held([F, F], [0.0, 0.0], [F, F], [T, T]) == [F, F]
+
+
+def test_ends_are_held_back_per_row_of_a_batch():
+    chosen = torch.tensor([[False, True], [False, True]])
+    conf = torch.tensor([[0.3, 0.9], [0.3, 0.9]], dtype=torch.float64)
+    masked = torch.ones(2, 2, dtype=torch.bool)
+    ends = torch.tensor([[False, True], [False, False]])  # row 1's pick is no end
+    out = sampling.hold_back_ends(chosen, conf, masked, ends, torch.arange(2)[None])
+    assert out.tolist() == [[True, False], [False, True]]

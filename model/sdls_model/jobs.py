@@ -25,6 +25,8 @@ class DecodeSettings:
     top_p: float = 1.0
     seed: int = 0
     block_size: int | None = None  # None: the checkpoint's own block size
+    ends_in_order: bool = True  # an infill's end token commits only once every position before it is
+    # decided (sampling.hold_back_ends); False: wherever the rule picks it, as LLaDA's and Fast-dLLM's rules do
     cache: str = "auto"  # "exact" (block-causal), "approx" (bidirectional, refreshed per block),
     # "none" (full recompute every step: the reference), "auto" picks per model
 
@@ -36,6 +38,8 @@ class DecodeSettings:
             problems.append(f"cache {self.cache!r} is not one of {CACHE_POLICIES}")
         if self.confidence not in CONFIDENCE_KINDS:
             problems.append(f"confidence {self.confidence!r} is not one of {CONFIDENCE_KINDS}")
+        if not isinstance(self.ends_in_order, bool):
+            problems.append(f"ends_in_order {self.ends_in_order!r} is not true or false")
         problems += range_problems({f.name: getattr(self, f.name) for f in fields(self)})
         if problems:
             raise ValueError("invalid DecodeSettings: " + "; ".join(problems))

@@ -6,6 +6,7 @@ which of them to commit. Candidates come from `propose`; commits from one of the
   `transfer_schedule` spreading a block's masks evenly over a fixed number of steps);
 - `select_threshold`: every masked position whose confidence >= tau, and at least the single most
   confident one (Fast-dLLM's parallel rule).
+`hold_back_ends` then keeps an end token from committing while a mask is left before it.
 Confidence is one of "prob" (probability of the candidate), "margin" (top-1 minus top-2
 probability) or "entropy" (exp(-H): 1 for a certain prediction, 1/V for a uniform one), so that one
 threshold in (0, 1] reads the same way for all three.
@@ -111,3 +112,27 @@ def select_threshold(conf: torch.Tensor, masked: torch.Tensor, tau: float) -> to
     best = conf.masked_fill(~masked, float("-inf")).argmax(-1, keepdim=True)
     forced = torch.zeros_like(masked).scatter_(-1, best, True) & masked
     return commit | forced
+
+
+def hold_back_ends(
+    chosen: torch.Tensor, conf: torch.Tensor, masked: torch.Tensor, ends: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
+    """`chosen` without the end tokens that would commit while a mask is left before them.
+
+    All (B, N): the positions a rule chose, their confidence, which were masked before the step,
+    which candidates are end tokens; `offsets` (B, N or 1, N) where each position lies in its block.
+    A diffusion model is often surest of the end-of-text padding at the far end of a block, so a
+    rule that commits the most confident position first ends an answer before its last tokens are
+    written (`return x **` and then the end). Here an end token commits only where every position
+    before it is decided, this step included; a row whose only choices were held back commits its
+    most confident remaining choice instead (a non-end token, or the end at its first open
+    position), so every row with masks still commits one token per step. Device ops only.
+    """
+    far = torch.iinfo(torch.long).max
+    offsets = offsets.expand_as(chosen)
+    first_open = lambda open_: torch.where(open_, offsets, far).min(-1, keepdim=True).values
+    kept = chosen & ~(ends & (offsets > first_open(masked & ~chosen)))
+    eligible = masked & ~(ends & (offsets > first_open(masked)))
+    best = conf.masked_fill(~eligible, float("-inf")).argmax(-1, keepdim=True)
+    fallback = torch.zeros_like(chosen).scatter_(-1, best, True) & eligible
+    return torch.where(kept.any(-1, keepdim=True), kept, fallback | kept)

@@ -2,8 +2,9 @@
 row's status after it (the one thing a step reads back).
 
 `denoise` applies the job's sampling rule (threshold or fixed count, sampling.py) to the open
-positions; an infill under the threshold rule also fills the masks after a committed end token
-with end tokens. `score` rates the block's current tokens under the model (edit rounds re-mask the
+positions; an infill's end tokens wait until no mask is left before them (unless its settings say
+`ends_in_order=False`), and under the threshold rule the masks after a committed end token are
+filled with end tokens. `score` rates the block's current tokens under the model (edit rounds re-mask the
 doubted ones). `status` packs what the host needs next into one float64 vector per row: the
 block's tokens, where its first open position and first end token are (end detection decided on
 the device), whether an edit round changed nothing, and a score step's probabilities. The engine
@@ -74,6 +75,9 @@ class CommitRule:
         else:
             k = row.schedule[min(row.step, len(row.schedule) - 1)]
             chosen = sampling.select_fixed(conf, masked[None], torch.full((1,), k, device=self.device))[0]
+        if s.ends_in_order and isinstance(row.job, InfillJob):
+            ends = self.stop_table[row.stop_kind][candidates[0]] & (at_t >= row.lo)
+            chosen = sampling.hold_back_ends(chosen[None], conf, masked[None], ends[None], at_t[None])[0]
         block[at_t] = torch.where(chosen, candidates[0], current)
         if s.rule == "threshold" and isinstance(row.job, InfillJob):
             self.pad_after_end(row, block)

@@ -9,7 +9,8 @@ if capture fails the same function runs uncaptured on the buffers (eager) and `s
 On a CPU (tests, `Engine(..., graph=True)`) the buffers are used without capture: the same code.
 
 The step commits exactly what the eager rule would: the open masks with confidence >= threshold,
-and the most confident one at least (sampling.select_threshold), from the same logits.
+and the most confident one at least (sampling.select_threshold), an infill's end tokens held back
+while a mask is open before them (sampling.hold_back_ends), from the same logits.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class GraphSteps:
             to_device([[j in set(r.open) for j in range(blk)] for r in rows], torch.bool, dev),
             to_device([self._threshold(r) for r in rows], torch.float64, dev),
             to_device([isinstance(r.job, InfillJob) for r in rows], torch.bool, dev),  # pads after an end
+            to_device([isinstance(r.job, InfillJob) and r.settings.ends_in_order for r in rows], torch.bool, dev),
             to_device([r.lo for r in rows], torch.long, dev),
             to_device([r.stop_kind for r in rows], torch.long, dev),
         )
@@ -134,7 +136,7 @@ class GraphSteps:
     def _make_step(self, read_len: int, kind: str) -> Callable:
         cfg, decoder, cache, banned, stop_table = self.cfg, self.decoder, self.cache, self.banned, self.stop_table
 
-        def step(tokens, positions, cache_lens, slots, allowed, thresholds, pads, lo, stop_kind):
+        def step(tokens, positions, cache_lens, slots, allowed, thresholds, pads, ordered, lo, stop_kind):
             R, T = tokens.shape
             hidden = decoder(tokens, positions, cache, cache_lens, read_len, slots=slots)  # (R, T, d)
             logits = decoder.model.logits(hidden).float()
@@ -142,10 +144,13 @@ class GraphSteps:
             conf = decoder.confidence(logits.view(R * T, -1))
             score = confidence_score(conf, kind).view(R, T).to(torch.float64)
             masked = allowed & (tokens == cfg.mask_id)
-            commit = sampling.select_threshold(score, masked, thresholds[:, None])
-            new = torch.where(commit, conf.token.view(R, T), tokens)
             offsets = torch.arange(T, device=tokens.device)[None]
             in_middle = offsets >= lo[:, None]
+            candidates = conf.token.view(R, T)
+            commit = sampling.select_threshold(score, masked, thresholds[:, None])
+            ends = stop_table[stop_kind[:, None], candidates] & in_middle & ordered[:, None]
+            commit = sampling.hold_back_ends(commit, score, masked, ends, offsets)
+            new = torch.where(commit, candidates, tokens)
             is_stop = stop_table[stop_kind[:, None], new] & in_middle
             first_stop = torch.where(is_stop, offsets, T).min(-1).values
             fill = pads[:, None] & (offsets > first_stop[:, None]) & (new == cfg.mask_id)

@@ -17,7 +17,7 @@ import torch
 
 from ..config import ModelConfig
 from ..layout import attention_mask, context_block_ids, middle_block_id
-from ..sampling import propose, select_threshold
+from ..sampling import hold_back_ends, propose, select_threshold
 from ..tokenizer import Tokenizer
 from .objectives import fit_context
 
@@ -118,7 +118,8 @@ def reference_infill(
     threshold: float = 0.9,
     max_context: int = 1024,
 ) -> str:
-    """Threshold decoding, block by block, recomputing everything each step (no cache)."""
+    """Threshold decoding, block by block, recomputing everything each step (no cache); end tokens
+    wait for the positions before them, as in the engine (sampling.hold_back_ends)."""
     cfg: ModelConfig = model.cfg
     bs = cfg.block_size
     ctx = fit_context(cfg, tok.encode(prefix), tok.encode(suffix), max_context)
@@ -140,7 +141,9 @@ def reference_infill(
             logits = model.logits(rows)  # (1, bs, V)
             cand, conf = propose(logits)
             masked = torch.tensor([[x == cfg.mask_id for x in block]], device=device)
-            commit = select_threshold(conf, masked, threshold)[0]
+            commit = select_threshold(conf, masked, threshold)
+            ends = torch.isin(cand, torch.tensor(sorted(cfg.stop_ids), device=device))
+            commit = hold_back_ends(commit, conf, masked, ends, torch.arange(bs, device=device)[None])[0]
             for i in commit.nonzero().flatten().tolist():
                 block[i] = int(cand[0, i])
         committed += block
