@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -125,6 +126,19 @@ def test_pass_at_1_comes_from_executing_the_candidates(tasks):
     assert right.checks["canonical_passed"] == 3 and right.checks["unrepaired_total"] == 1
     assert right.checks["unrepaired_passed"] == 0
     assert right.checks["empty_total"] == 2 and right.checks["empty_passed"] == 0  # both lines matter
+
+
+def test_ends_anywhere_adds_a_twin_of_each_threshold_row():
+    configs = standard_configs(thresholds=(0.9, 0.5), reference=False, ends_anywhere=True)
+    assert [c.name for c in configs] == [
+        "sequential",
+        "threshold 0.9",
+        "threshold 0.9, ends anywhere",
+        "threshold 0.5",
+        "threshold 0.5, ends anywhere",
+    ]
+    assert [c.settings.ends_in_order for c in configs] == [True, True, False, True, False]
+    assert configs[1].settings == replace(configs[2].settings, ends_in_order=True)
 
 
 # -- end to end on a real (tiny, random) model ------------------------------------------------

@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="confidence score of threshold decoding",
     )
     parser.add_argument(
+        "--ends-anywhere",
+        action="store_true",
+        help="beside each threshold row, the same rule with end tokens free to commit ahead of open masks",
+    )
+    parser.add_argument(
         "--out", type=Path, help="directory for report.md, the PNG plot and results.json (default: out/eval/<suite>)"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
@@ -81,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sdls bench eval: {exc}", file=sys.stderr)
         return 2
     configs = standard_configs(
-        args.thresholds or DEFAULT_THRESHOLDS, reference=not args.no_reference, confidence=args.confidence
+        args.thresholds or DEFAULT_THRESHOLDS,
+        reference=not args.no_reference,
+        confidence=args.confidence,
+        ends_anywhere=args.ends_anywhere,
     )
     say = lambda msg: print(msg, file=sys.stderr, flush=True)
     info = engine.describe()

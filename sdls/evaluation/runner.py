@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sdls_model.engine import DecodeSettings, EditJob, Engine, InfillJob, JobResult
 
@@ -27,19 +27,19 @@ class RunConfig:
 
 
 def standard_configs(
-    thresholds=DEFAULT_THRESHOLDS, reference: bool = True, confidence: str = "prob"
+    thresholds=DEFAULT_THRESHOLDS, reference: bool = True, confidence: str = "prob", ends_anywhere: bool = False
 ) -> list[RunConfig]:
-    """The reference rule, one token per step with the block cache, then threshold decoding."""
+    """The reference rule, one token per step with the block cache, then threshold decoding; with
+    `ends_anywhere` each threshold row has a twin whose end tokens may commit ahead of open masks."""
     configs = []
     if reference:
         configs.append(RunConfig("reference", DecodeSettings(rule="fixed", tokens_per_step=1, cache="none")))
     configs.append(RunConfig("sequential", DecodeSettings(rule="fixed", tokens_per_step=1, cache="auto")))
     for t in thresholds:
-        configs.append(
-            RunConfig(
-                f"threshold {t:g}", DecodeSettings(rule="threshold", threshold=t, confidence=confidence, cache="auto")
-            )
-        )
+        settings = DecodeSettings(rule="threshold", threshold=t, confidence=confidence, cache="auto")
+        configs.append(RunConfig(f"threshold {t:g}", settings))
+        if ends_anywhere:
+            configs.append(RunConfig(f"threshold {t:g}, ends anywhere", replace(settings, ends_in_order=False)))
     return configs
 
 
