@@ -135,4 +135,4 @@ def hold_back_ends(
     eligible = masked & ~(ends & (offsets > first_open(masked)))
     best = conf.masked_fill(~eligible, float("-inf")).argmax(-1, keepdim=True)
     fallback = torch.zeros_like(chosen).scatter_(-1, best, True) & eligible
-    return torch.where(kept.any(-1, keepdim=True), kept, fallback | kept)
+    return torch.where(kept.any(-1, keepdim=True), kept, fallback)
