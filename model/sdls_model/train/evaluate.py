@@ -124,6 +124,8 @@ def reference_infill(
     bs = cfg.block_size
     ctx = fit_context(cfg, tok.encode(prefix), tok.encode(suffix), max_context)
     device = next(model.parameters()).device
+    stop_ids = torch.tensor(sorted(cfg.stop_ids), device=device)
+    offsets = torch.arange(bs, device=device)[None]
     c, committed = len(ctx), []
     for _ in range(max_blocks):
         block = [cfg.mask_id] * bs
@@ -142,8 +144,7 @@ def reference_infill(
             cand, conf = propose(logits)
             masked = torch.tensor([[x == cfg.mask_id for x in block]], device=device)
             commit = select_threshold(conf, masked, threshold)
-            ends = torch.isin(cand, torch.tensor(sorted(cfg.stop_ids), device=device))
-            commit = hold_back_ends(commit, conf, masked, ends, torch.arange(bs, device=device)[None])[0]
+            commit = hold_back_ends(commit, conf, masked, torch.isin(cand, stop_ids), offsets)[0]
             for i in commit.nonzero().flatten().tolist():
                 block[i] = int(cand[0, i])
         committed += block
