@@ -80,6 +80,24 @@ def test_packing_a_model_replaces_every_matrix_and_frees_its_float32_copy():
 
 
 @needs_fbgemm
+def test_matrices_packed_side_by_side_each_land_where_their_linear_was(monkeypatch):
+    # Packing runs on torch's threads; every PackedLinear must be its own Linear's product, at its place.
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    model = tiny_model()
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    inputs = {name: torch.randn(4, module.in_features) for name, module in linears.items()}
+    with torch.no_grad():
+        expected = {name: linears[name](x) for name, x in inputs.items()}
+    assert pack_linears(model) == len(linears)
+    packed = dict(model.named_modules())
+    for name, x in inputs.items():
+        assert isinstance(packed[name], PackedLinear)
+        with torch.no_grad():
+            got = packed[name](x)
+        assert (got - expected[name]).abs().max() <= 1e-2 * expected[name].abs().max(), name
+
+
+@needs_fbgemm
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the resident memory from /proc")
 @pytest.mark.parametrize("shape", [(16384, 32), (8192, 600), (1024, 4100)])  # output dims a multiple of 64
 def test_the_packed_size_counts_fbgemms_padding_as_the_process_holds_it(shape):

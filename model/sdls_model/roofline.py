@@ -29,6 +29,7 @@ import torch
 
 from .config import ModelConfig
 from .engine import DecodeSettings, Engine, InfillJob
+from .packed_weights import PACKED_ELEMENT_SIZE
 
 BLOCKS = (4, 8, 16, 32)
 CPU_GOAL, GPU_GOAL = 1.5, 1.25  # issue 13: the product path within this factor of the limit
@@ -141,7 +142,7 @@ def time_block(engine: Engine, prefix: str, block: int, steps: int) -> BlockTimi
     step_ms, start_ms, flops, nbytes, paths = [], [], [], [], set()
     last = {"t": 0.0, "block": -1, "context": 0, "counts": dict(engine.counters.by_path)}
     element = torch.empty((), dtype=engine.dtype).element_size()  # activations (the table may be float16)
-    weight_size = 2 if engine.weights == "float16" else element
+    weight_size = PACKED_ELEMENT_SIZE if engine.weights == "float16" else element
 
     def on_step(event) -> None:
         took = (time.perf_counter() - last["t"]) * 1e3
