@@ -3,6 +3,7 @@ sdls's job endpoint (streamed block by block), and cancellation when the client 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -15,6 +16,9 @@ from service_harness import GatedEngine, LiveService
 from sdls.service.app import ServiceConfig
 from sdls.service.auth import is_loopback, load_or_create_token
 from sdls.service.served_model import ServedModel
+from sdls.worker.client import JobRefused
+from sdls.worker.inprocess import InProcessBackend
+from sdls_model.jobs import DecodeSettings, InfillJob
 
 TOKEN = "s3cret-" + "x" * 25
 INFILL_JOB = {
@@ -200,6 +204,75 @@ def test_every_answer_names_the_process_that_served_it():
             http.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 4, "stream": True}),
         ]
         assert [a.headers["sdls-served-by"] for a in answers] == [served_by] * 5
+
+
+# -- what one job may cost ------------------------------------------------------------------------
+MB = 1024 * 1024
+
+
+class MeasuredEngine(GatedEngine):
+    """A gated engine whose jobs need 1 MB per token of block size (the real estimate, job_memory.py,
+    grows with it too): what the service's budget is checked against."""
+
+    def memory_need(self, job) -> int:
+        return MB * (job.settings.block_size or 4)
+
+
+def budgeted(budget_mb: int) -> tuple[LiveService, ServedModel, MeasuredEngine]:
+    engine = MeasuredEngine(free_blocks=99)
+    model = ServedModel("gated", engine, memory_budget=budget_mb * MB)
+    return LiveService([model], ServiceConfig(token=TOKEN, require_token=False)), model, engine
+
+
+def test_a_job_over_the_memory_budget_is_a_400_before_the_engine_sees_it_and_others_are_served():
+    service, _model, engine = budgeted(10)
+    big = {**INFILL_JOB, "settings": {"block_size": 64}}  # 64 MB by the engine's estimate
+    with service, httpx.Client(base_url=service.url) as http:
+        for body in ({"job": big}, {"job": big, "stream": True}):
+            refused = http.post("/sdls/v1/jobs", json=body)
+            assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/json")
+            message = refused.json()["error"]["message"]
+            assert "about 64 MB" in message and "memory budget of 10 MB" in message
+            assert "sdls service --memory-budget-mb" in message
+        assert engine.batches == []  # nothing was allocated for them
+        assert http.post("/sdls/v1/jobs", json={"job": INFILL_JOB}).status_code == 200
+        assert engine.batches == [1]
+
+
+def test_the_completion_routes_keep_the_budget_too_streamed_or_not():
+    service, _model, engine = budgeted(2)  # below even a default job's 4 MB: every completion is refused
+    with service, httpx.Client(base_url=service.url) as http:
+        answers = [
+            http.post("/infill", json={"input_prefix": "x = ", "n_predict": 4}),
+            http.post("/infill", json={"input_prefix": "x = ", "n_predict": 4, "stream": True}),
+            http.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 4}),
+            http.post("/v1/completions", json={"prompt": "x = ", "max_tokens": 4, "stream": True}),
+        ]
+        assert [a.status_code for a in answers] == [400] * 4
+        assert all("memory budget of 2 MB" in a.json()["error"]["message"] for a in answers)
+        assert engine.batches == []
+
+
+def test_the_in_process_backend_refuses_a_job_over_its_budget_alone():
+    engine = MeasuredEngine(free_blocks=99)
+    backend = InProcessBackend(engine, memory_budget=10 * MB)
+    big = InfillJob("x = ", "", 4, DecodeSettings(block_size=64))
+
+    async def both():
+        with pytest.raises(JobRefused, match="memory budget of 10 MB"):
+            await backend.run(big)
+        return await backend.run(InfillJob("x = ", "", 4))
+
+    try:
+        assert asyncio.run(both()).text == "b0 b1 b2 b3 "
+    finally:
+        backend.scheduler.stop()
+    assert engine.batches == [1]
+    unbudgeted = InProcessBackend(MeasuredEngine(free_blocks=99))
+    try:
+        assert unbudgeted.refusal(big) is None
+    finally:
+        unbudgeted.scheduler.stop()
 
 
 # -- cancellation on disconnect -------------------------------------------------------------------

@@ -108,3 +108,8 @@ def test_the_command_line_becomes_the_applications_deployment_options():
     fixed = build(builder_args(parser.parse_args(["--ray", "--num-replicas", "2"]), [("sdls", None)], "t", False))
     assert fixed._bound_deployment.num_replicas == 2
     assert fixed._bound_deployment.ray_actor_options["num_gpus"] == 0
+    # The per-job memory budget reaches each replica's engine options (MB -> bytes; 0 = none).
+    budget = lambda argv: build(builder_args(parser.parse_args(argv), [("sdls", None)], "t", False))
+    assert budget(["--ray"])._bound_deployment.init_args[1]["memory_budget"] == 4096 * 1024 * 1024
+    assert budget(["--ray", "--memory-budget-mb", "512"])._bound_deployment.init_args[1]["memory_budget"] == 512 << 20
+    assert budget(["--ray", "--memory-budget-mb", "0"])._bound_deployment.init_args[1]["memory_budget"] is None

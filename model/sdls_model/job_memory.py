@@ -19,6 +19,9 @@ from typing import Any
 from .config import ModelConfig
 from .jobs import EditJob
 
+# A job of the shipped model at the default context needs a few tens of MB by this estimate, one of a
+# 1.5B-parameter model a few hundred: 4 GB is far above legitimate jobs at usual contexts.
+DEFAULT_BUDGET_MB = 4096.0
 EDIT_SPARE_TOKENS = 9  # an edit's middle: the region, an end token and 8 spare ones (engine._edit_row)
 F32 = 4
 
@@ -49,12 +52,13 @@ def job_need_bytes(cfg: ModelConfig, job: Any, max_context: int, max_new_tokens:
     return kv + hidden + step
 
 
-def budget_problem(need: int, budget: int) -> str | None:
-    """Why a job needing `need` bytes is refused under `budget` (None: it fits)."""
+def budget_problem(need: int, budget: int, setting: str = "sdls worker --memory-budget-mb") -> str | None:
+    """Why a job needing `need` bytes is refused under `budget` (None: it fits); `setting` says where
+    the budget is set."""
     if need <= budget:
         return None
     mb = 1024 * 1024
     return (
         f"the job needs about {need / mb:.0f} MB (its context, middle and block size on this model), "
-        f"over the worker's memory budget of {budget / mb:.0f} MB per job (sdls worker --memory-budget-mb)"
+        f"over the memory budget of {budget / mb:.0f} MB per job ({setting})"
     )

@@ -96,6 +96,7 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
         req = infill_api.parse_infill(data, model)
         host = request.client.host if request.client else "?"
         session = f"infill:{host}:{req.id_slot}"  # llama.cpp's slot: one warm context per client and slot
+        jobs_api.refuse_over_budget(model, infill_api.infill_job(req, session))
         if req.stream:
             if req.n_cmpl != 1:
                 raise ApiError(400, "streaming serves one completion per request (n_cmpl = 1)")
@@ -110,6 +111,8 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
         async def handler(request: Request) -> Response:
             data, model = await body_and_model(request)
             req = openai_api.parse_fim(data, model, mistral)
+            for index in range(len(req.prompts)):
+                jobs_api.refuse_over_budget(model, openai_api.fim_job(req, index))
             if req.stream:
                 if len(req.prompts) != 1:
                     raise ApiError(400, "streaming serves one completion per request (one prompt, n = 1)")
@@ -128,7 +131,7 @@ def build_app(models: ModelSource, config: ServiceConfig) -> Starlette:
 
     async def submit_job(request: Request) -> Response:
         data, model = await body_and_model(request)
-        job, lane = jobs_api.parse_job(data)
+        job, lane = jobs_api.parse_job(data, model)
         if data.get("stream"):
             return _sse(sse.event(body, name) async for name, body in jobs_api.job_stream(model, job, lane))
         return CompactJSONResponse(await unless_disconnected(request, jobs_api.run_job(model, job, lane)))

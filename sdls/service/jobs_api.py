@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sdls.worker.client import WorkerError
+from sdls.worker.client import JobRefused, WorkerError
 from sdls.worker.protocol import LANES, ProtocolError
 from sdls.worker.wire import job_from_wire, result_to_wire
 
@@ -24,19 +24,31 @@ from .running import job_events
 from .served_model import ServedModel
 
 
-def parse_job(data: dict) -> tuple[Any, str]:
+def parse_job(data: dict, model: ServedModel) -> tuple[Any, str]:
+    """The client's job and lane, refused (400) if malformed or over the model's memory budget, before
+    an answer (streamed or not) starts."""
     lane = data.get("lane", "inline")
     if lane not in LANES:
         raise ApiError(400, f"field 'lane' must be one of {', '.join(LANES)}, got {lane!r}")
     try:
-        return job_from_wire(data.get("job")), lane
+        job = job_from_wire(data.get("job"))
     except ProtocolError as exc:
         raise ApiError(400, f"bad job: {exc}") from None
+    refuse_over_budget(model, job)
+    return job, lane
+
+
+def refuse_over_budget(model: ServedModel, job: Any) -> None:
+    """400 for a job over the model's per-job memory budget, before anything of its answer is sent."""
+    if problem := model.backend.refusal(job):
+        raise ApiError(400, problem)
 
 
 async def run_job(model: ServedModel, job: Any, lane: str) -> dict:
     try:
         result = await model.backend.run(job, lane)
+    except JobRefused as exc:
+        raise ApiError(400, str(exc)) from None
     except WorkerError as exc:
         raise ApiError(500, str(exc)) from None
     return {"result": result_to_wire(result)}

@@ -25,10 +25,13 @@ from typing import Any
 
 from ray import serve
 
+from sdls_model.job_memory import DEFAULT_BUDGET_MB
+
 from .app import ServiceConfig, build_app
 from .auth import TOKEN_ENV
 from .errors import ApiError
 from .served_model import ServedModel
+from .service_command import budget_bytes
 
 DEPLOYMENT = "SdlsReplica"
 
@@ -101,6 +104,7 @@ def build(args: dict) -> Any:
         "max_context": int(args.get("max_context", 1024)),
         "max_batch": int(args.get("max_batch", 8)),
         "threads": int(args.get("threads", 0)),
+        "memory_budget": budget_bytes(float(args.get("memory_budget_mb", DEFAULT_BUDGET_MB))),
     }
     service = {
         "token": args.get("token"),
@@ -138,6 +142,7 @@ def builder_args(ns: Any, specs: list[tuple[str, str | None]], token: str, requi
         "max_context": ns.max_context,
         "max_batch": ns.max_batch,
         "threads": ns.threads,
+        "memory_budget_mb": ns.memory_budget_mb,
         "token": token,
         "require_token": required,
         "max_body_bytes": ns.max_body,

@@ -11,10 +11,14 @@ from sdls.worker.inprocess import InProcessBackend
 
 
 class ServedModel:
-    def __init__(self, name: str, engine: Any, max_batch: int = 8):
+    def __init__(self, name: str, engine: Any, max_batch: int = 8, memory_budget: int | None = None):
         self.name = name
         self.engine = engine
-        self.backend = InProcessBackend(engine, max_batch=max_batch)  # the worker's Scheduler inside
+        # The worker's Scheduler inside, and its budget: one request's block size must not take the
+        # process (and every other client's model) down.
+        self.backend = InProcessBackend(
+            engine, max_batch=max_batch, memory_budget=memory_budget, budget_setting="sdls service --memory-budget-mb"
+        )
 
     @classmethod
     def load(
@@ -25,11 +29,12 @@ class ServedModel:
         dtype: str = "auto",
         max_context: int = 1024,
         max_batch: int = 8,
+        memory_budget: int | None = None,
     ) -> ServedModel:
         from sdls_model.engine import Engine
 
         engine = Engine.from_dir(path, device=device, dtype=dtype, max_context=max_context, max_batch=max_batch)
-        return cls(name, engine, max_batch=max_batch)
+        return cls(name, engine, max_batch=max_batch, memory_budget=memory_budget)
 
     @property
     def max_new_tokens(self) -> int:

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from sdls_model.job_memory import DEFAULT_BUDGET_MB
 from sdls_model.precision import add_dtype_argument
 
 from .auth import TOKEN_ENV, default_token_path, is_loopback, load_or_create_token
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES, help="largest request body, bytes")
     parser.add_argument("--max-in-flight", type=int, default=64, help="model requests at once; more get a 503")
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=DEFAULT_BUDGET_MB,
+        help="refuse (400) a job estimated to need more than this (its context, middle and block size; 0 = no budget)",
+    )
     ray = parser.add_argument_group("Ray Serve (pip install sdls[cluster])")
     ray.add_argument("--ray", action="store_true", help="run the engine as Ray Serve replicas")
     ray.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start one here)")
@@ -120,7 +127,15 @@ def _run_local(args, specs, token: str, required: bool, where: str) -> int:
     torch.set_num_threads(args.threads or default_threads())
     try:
         served = [
-            ServedModel.load(name, path, args.device, args.dtype, args.max_context, args.max_batch)
+            ServedModel.load(
+                name,
+                path,
+                args.device,
+                args.dtype,
+                args.max_context,
+                args.max_batch,
+                budget_bytes(args.memory_budget_mb),
+            )
             for name, path in specs
         ]
     except (CheckpointError, OSError, ValueError) as exc:
@@ -144,3 +159,8 @@ def _run_local(args, specs, token: str, required: bool, where: str) -> int:
     finally:
         models.close()
     return 0
+
+
+def budget_bytes(megabytes: float) -> int | None:
+    """--memory-budget-mb as bytes; 0 (or less) means no budget."""
+    return int(megabytes * 1024 * 1024) if megabytes > 0 else None

@@ -45,6 +45,10 @@ class ModelUnavailable(WorkerError):
     """No worker could be started: typically a missing or corrupt model (the message says which)."""
 
 
+class JobRefused(WorkerError):
+    """This job alone is refused (over a limit on what one job may cost); the model serves others."""
+
+
 class ModelTimeout(WorkerError):
     """The model did not answer a request before its deadline."""
 

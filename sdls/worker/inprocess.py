@@ -1,8 +1,10 @@
 """The engine inside the calling process, behind the same interface as WorkerClient.
 
 Used by the one-shot commands (`sdls complete`, `sdls fix`), which should not leave a daemon behind,
-by `sdls serve --in-process` (settings: worker.inProcess) and by tests. It still goes through the Scheduler, so lanes, batching and cancellation behave as in
-the worker.
+by `sdls serve --in-process` (settings: worker.inProcess), by `sdls service` and by tests. It still
+goes through the Scheduler, so lanes, batching and cancellation behave as in the worker, and it keeps
+the worker's per-job memory budget: a job whose estimated need is over it is refused (JobRefused)
+before the engine allocates anything.
 """
 
 from __future__ import annotations
@@ -10,16 +12,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sdls_model.job_memory import DEFAULT_BUDGET_MB, budget_problem
 from sdls_model.jobs import JobResult
 
-from .client import WorkerError, timed_out
+from .client import JobRefused, WorkerError, timed_out
 from .scheduler import DoubtRequest, Scheduler
 from .wire import Job, doubt_from_wire
 
 
 class InProcessBackend:
-    def __init__(self, engine: Any, max_batch: int = 8, timeout_s: float | None = None):
+    def __init__(
+        self,
+        engine: Any,
+        max_batch: int = 8,
+        timeout_s: float | None = None,
+        memory_budget: int | None = None,
+        budget_setting: str = "sdls worker --memory-budget-mb",
+    ):
         self.timeout_s = timeout_s  # each job's deadline (None: none, for one-shot commands)
+        self.memory_budget, self.budget_setting = memory_budget, budget_setting  # bytes one job may need
         self.scheduler = Scheduler(engine, max_batch=max_batch)
         self.scheduler.start()
         self.info = {"pid": None, "model": engine.describe()}
@@ -40,9 +51,19 @@ class InProcessBackend:
         from .worker_command import default_threads
 
         torch.set_num_threads(default_threads())
-        return cls(Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context), timeout_s=timeout_s)
+        engine = Engine.from_dir(model_dir, device=device, dtype=dtype, max_context=max_context)
+        return cls(engine, timeout_s=timeout_s, memory_budget=int(DEFAULT_BUDGET_MB * 1024 * 1024))
+
+    def refusal(self, job: Any) -> str | None:
+        """Why `job` is over this backend's memory budget (None: it fits, or there is no budget)."""
+        need = getattr(self.scheduler.engine, "memory_need", None)
+        if self.memory_budget is None or need is None or isinstance(job, DoubtRequest):
+            return None
+        return budget_problem(need(job), self.memory_budget, self.budget_setting)
 
     async def _submit(self, job: Any, lane: str) -> Any:
+        if problem := self.refusal(job):
+            raise JobRefused(problem)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
 

@@ -10,15 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
+from sdls_model.job_memory import DEFAULT_BUDGET_MB
 from sdls_model.precision import add_dtype_argument
 
 from .paths import UnsafeSocketPath, check_socket_path, default_socket_path
 from .protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger("sdls.worker")
-# A job of the shipped model at the default context needs a few tens of MB by job_memory's estimate,
-# one of a 1.5B-parameter model a few hundred: 4 GB is far above legitimate jobs at usual contexts.
-DEFAULT_MEMORY_BUDGET_MB = 4096.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-budget-mb",
         type=float,
-        default=DEFAULT_MEMORY_BUDGET_MB,
+        default=DEFAULT_BUDGET_MB,
         help="refuse a job estimated to need more than this (its context, middle and block size on the model; 0 = no budget)",
     )
     parser.add_argument("--no-watch", action="store_true", help="do not hot-reload the model directory")
