@@ -117,6 +117,26 @@ def test_roofline_puts_the_ways_of_storing_weights_side_by_side(capsys):
     assert packed < plain * 0.6  # the matrices read at 2 bytes, not 4
 
 
+@pytest.mark.parametrize("mode", [["--roofline", "test-tiny", "--device", "cpu"], ["--random", "test-tiny"]])
+def test_weights_that_cannot_run_in_the_dtype_are_refused_before_anything_is_timed(mode, capsys, monkeypatch):
+    # `--dtypes bfloat16 --weights plain float16` used to time the plain table for minutes, then die
+    # with a traceback building the packed engine, throwing the plain table away.
+    def timed(*_args, **_kwargs):
+        raise AssertionError("nothing may be built or timed before the choices are checked")
+
+    monkeypatch.setattr(roofline, "measure_limits", timed)
+    monkeypatch.setattr(roofline, "build", timed)
+    monkeypatch.setattr(bench, "build_engine", timed)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(mode + ["--threads", "1", "--dtypes", "bfloat16", "--weights", "plain", "float16"])
+    assert bench.run(args) == 2
+    captured = capsys.readouterr()
+    assert "float16 packed weights need a CPU computing in float32" in captured.err
+    assert "--dtypes float32" in captured.err
+    assert "|" not in captured.out
+
+
 def _tables(out: str) -> list[list[str]]:
     tables, current = [], []
     for line in out.splitlines() + [""]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import sysconfig
 import time
 from pathlib import Path
 
 from .engine import DecodeSettings, Engine, InfillJob
 from .precision import DTYPE_NAMES
-from .roofline import BLOCKS
+from .roofline import BLOCKS, weights_problem
 
 CONFIGS = {
     "reference (fixed 1/step, no cache)": DecodeSettings(rule="fixed", tokens_per_step=1, cache="none"),
@@ -158,6 +159,11 @@ def run(args) -> int:
     # One engine per dtype and way of storing the weights, e.g. "float32" (the product's choice for it
     # here) or "float32+plain" / "float32+float16" with --weights.
     variants = [(d, w) for d in dict.fromkeys(args.dtypes or ["float32"]) for w in (args.weights or [None])]
+    for d in dict.fromkeys(args.dtypes or ["float32"]):
+        problem = weights_problem(args.weights, torch.device("cpu"), getattr(torch, d))  # the engines run on the CPU
+        if problem:
+            print(f"sdls bench engine: {problem}", file=sys.stderr)
+            return 2
     engines = {(d if w is None else f"{d}+{w}"): build_engine(args, d, w) for d, w in variants}
     width = max(8, *map(len, engines))
     first = next(iter(engines))

@@ -20,6 +20,7 @@ a limit measured while others load it would flatter the ratio). roofline = max(F
 from __future__ import annotations
 
 import statistics
+import sys
 import sysconfig
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import torch
 
 from .config import ModelConfig
 from .engine import DecodeSettings, Engine, InfillJob
-from .packed_weights import PACKED_ELEMENT_SIZE
+from .packed_weights import PACKED_ELEMENT_SIZE, resolve_weights
 
 BLOCKS = (4, 8, 16, 32)
 CPU_GOAL, GPU_GOAL = 1.5, 1.25  # issue 13: the product path within this factor of the limit
@@ -229,6 +230,18 @@ def build(
     )
 
 
+def weights_problem(choices: list[str] | None, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why one of the ways of storing the weights asked for cannot run in `dtype` on `device`, checked
+    before anything is timed (a table each, so a late refusal would throw the earlier ones away)."""
+    for choice in choices or [None]:
+        try:
+            resolve_weights(choice, device, dtype)
+        except ValueError as exc:
+            hint = " (add --dtypes float32)" if choice == "float16" and dtype != torch.float32 else ""
+            return f"{exc}{hint}"
+    return None
+
+
 def run(args) -> int:
     from .precision import resolve_dtype
 
@@ -237,6 +250,10 @@ def run(args) -> int:
     blocks = sorted(set(args.blocks))
     most = max(b * -(-args.steps // max(1, b - 1)) for b in blocks)
     source = args.source if args.source is not None else Path(sysconfig.get_paths()["stdlib"])
+    problem = weights_problem(args.weights, device, dtype)
+    if problem:
+        print(f"sdls bench engine: {problem}", file=sys.stderr)
+        return 2
     before = measure_limits(device, dtype)
     runs = []  # (engine's description, timings per context), one per way of storing the weights
     for weights in args.weights or [None]:
