@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sdls_model import packed_weights
 from sdls_model.bench import random_config
 from sdls_model.checkpoint import load_checkpoint, scratch_model_dir
 from sdls_model.config import ModelConfig
@@ -141,7 +142,8 @@ def test_packing_the_whole_model_holds_the_embedding_table_as_float16_too():
 
 def test_the_choice_per_device_and_its_errors(monkeypatch):
     monkeypatch.delenv("SDLS_CPU_WEIGHTS", raising=False)
-    assert resolve_weights("auto", "cpu", torch.bfloat16) == "plain"  # native bfloat16 already reads 2 bytes
+    monkeypatch.setattr(packed_weights, "onednn_bfloat16_available", lambda: False)  # tests/test_packed_bfloat16.py
+    assert resolve_weights("auto", "cpu", torch.bfloat16) == "plain"  # bfloat16 already reads 2 bytes
     assert resolve_weights("plain", "cpu", torch.float32) == "plain"
     assert resolve_weights(None, "cpu", torch.float32) == ("float16" if fbgemm_float16_available() else "plain")
     with pytest.raises(ValueError, match="not one of"):

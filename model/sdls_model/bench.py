@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .engine import DecodeSettings, Engine, InfillJob
+from .packed_weights import WEIGHT_CHOICES
 from .precision import DTYPE_NAMES
 from .roofline import BLOCKS, weights_problem
 
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights",
         nargs="+",
         default=None,
-        choices=("auto", "plain", "float16"),
+        choices=WEIGHT_CHOICES,
         help="how the matrices are stored, a table each, side by side in one run "
         "(default: SDLS_CPU_WEIGHTS, else auto, the product's choice)",
     )

@@ -86,7 +86,7 @@ def describe_checkpoint(
     weights: how the engine would store the matrices (packed_weights.resolve_weights; None: its default)."""
     import torch
 
-    from .packed_weights import cache_dtype, resolve_weights, weight_bytes
+    from .packed_weights import WEIGHT_LABELS, cache_dtype, resolve_weights, weight_bytes
     from .precision import resolve_dtype
 
     found = inspect_checkpoint(directory)
@@ -137,7 +137,7 @@ def describe_checkpoint(
         parameters=cfg.num_parameters(),
         stored_dtypes=dict(sorted(stored.items())),
         compute_dtype=compute,
-        weights="float16 packed (FBGEMM)" if storage == "float16" else "plain",
+        weights=WEIGHT_LABELS[storage],
         device=device,
         memory={
             "weights_bytes": weights_bytes,

@@ -1,4 +1,5 @@
-"""Float16 weights packed for FBGEMM: the CPU path where bfloat16 is not native.
+"""Weights packed for the CPU's own matmul kernels: FBGEMM's float16 where bfloat16 is not native,
+oneDNN's bfloat16 layout where it is.
 
 A decoding step multiplies a handful of rows by every weight matrix, so on a CPU its cost is
 reading the weights. Where the CPU has no native bfloat16 (AVX2 only: most laptops, and the
@@ -16,7 +17,17 @@ computes in float32 over values rounded as a bfloat16 engine's are.
 (inference only: no gradients, no `.weight`) and its embedding table for a `HalfEmbedding` (float16
 rows, widened as they are looked up: a step reads a handful of rows, so the table is pure memory).
 The float32 matrices and table are freed; a tied output projection gets a packed copy of its own.
-`resolve_weights` decides per device: SDLS_CPU_WEIGHTS=auto|plain|float16 (default auto).
+
+Where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) the engine computes in bfloat16, and
+torch's plain bfloat16 linear hands oneDNN a row-major matrix that it reorders into its blocked
+layout inside every call: for a handful of rows that copy costs about as much as the product (the
+0.5B shape's layers on an AVX512-BF16 EPYC, 2 threads: 76.4 ms for 5 rows, 35.9 ms with the weights
+reordered once, against a 28.2 ms floor at the copy bandwidth). `pack_bfloat16_linears` does that
+reorder once (`BFloat16PackedLinear`, oneDNN's own packed-linear ops, the ones torch.compile's CPU
+freezing emits); products are bit-identical to the plain bfloat16 ones, the embedding table stays
+as it is.
+
+`resolve_weights` decides per device: SDLS_CPU_WEIGHTS=auto|plain|float16|bfloat16 (default auto).
 """
 
 from __future__ import annotations
@@ -29,7 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHT_CHOICES = ("auto", "plain", "float16")
+WEIGHT_CHOICES = ("auto", "plain", "float16", "bfloat16")
+PACKED_CHOICES = ("float16", "bfloat16")  # the ways that replace the model's matrices (decode only)
+WEIGHT_LABELS = {"plain": "plain", "float16": "float16 packed (FBGEMM)", "bfloat16": "bfloat16 packed (oneDNN)"}
 # FBGEMM's float16 packing pads each matrix's input dimension to a multiple of its row block and
 # its output dimension to one of its column block (16 with AVX2). Measured by the resident memory a
 # pack adds (AVX2 EPYC): 49156 x 576 takes 96.0 MB, not 54.0 (576 -> 1024); 896 x 4864 8.75 MB
@@ -50,21 +63,45 @@ def fbgemm_float16_available() -> bool:
     return bool(torch.allclose(y, torch.full((2, 8), 8.0)))
 
 
-def resolve_weights(name: str | None, device: torch.device | str, dtype: torch.dtype) -> str:
-    """ "plain" (weights in the compute dtype) or "float16" (packed) for an engine on `device` in `dtype`.
+@functools.cache
+def onednn_bfloat16_available() -> bool:
+    """oneDNN's packed bfloat16 linear exists in this torch build and this CPU multiplies bfloat16
+    natively (elsewhere oneDNN would emulate it, slower than float32)."""
+    from .precision import cpu_has_native_bf16
 
-    auto: float16 on a CPU computing in float32 when FBGEMM can run, plain everywhere else (a GPU, or a
-    CPU with native bfloat16, whose matmuls already read 2-byte weights). None reads SDLS_CPU_WEIGHTS."""
+    if not (cpu_has_native_bf16() and torch.backends.mkldnn.is_available()):
+        return False
+    try:
+        w, x = torch.ones(8, 8, dtype=torch.bfloat16), torch.ones(2, 8, dtype=torch.bfloat16)
+        y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 2), None, "none", [], "")
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+    return bool(torch.equal(y, torch.full((2, 8), 8.0, dtype=torch.bfloat16)))
+
+
+def resolve_weights(name: str | None, device: torch.device | str, dtype: torch.dtype) -> str:
+    """ "plain" (weights in the compute dtype), "float16" (FBGEMM-packed) or "bfloat16" (oneDNN-packed)
+    for an engine on `device` in `dtype`.
+
+    auto: float16 on a CPU computing in float32 when FBGEMM can run, bfloat16 on a CPU computing in
+    bfloat16 natively, plain everywhere else (a GPU). None reads SDLS_CPU_WEIGHTS."""
     name = (name or os.environ.get("SDLS_CPU_WEIGHTS", "auto")).strip().lower() or "auto"
     if name not in WEIGHT_CHOICES:
         raise ValueError(f"weights {name!r} is not one of {', '.join(WEIGHT_CHOICES)} (SDLS_CPU_WEIGHTS)")
-    on_cpu_f32 = torch.device(device).type == "cpu" and dtype == torch.float32
+    on_cpu = torch.device(device).type == "cpu"
+    on_cpu_f32, on_cpu_bf16 = on_cpu and dtype == torch.float32, on_cpu and dtype == torch.bfloat16
     if name == "float16" and not on_cpu_f32:
         raise ValueError(f"float16 packed weights need a CPU computing in float32, not {device} in {dtype}")
     if name == "float16" and not fbgemm_float16_available():
         raise ValueError("float16 packed weights need FBGEMM, which this torch build or CPU lacks")
+    if name == "bfloat16" and not on_cpu_bf16:
+        raise ValueError(f"bfloat16 packed weights need a CPU computing in bfloat16, not {device} in {dtype}")
+    if name == "bfloat16" and not onednn_bfloat16_available():
+        raise ValueError("bfloat16 packed weights need oneDNN and a CPU with native bfloat16, which this one lacks")
     if name == "auto":
-        return "float16" if on_cpu_f32 and fbgemm_float16_available() else "plain"
+        if on_cpu_f32 and fbgemm_float16_available():
+            return "float16"
+        return "bfloat16" if on_cpu_bf16 and onednn_bfloat16_available() else "plain"
     return name
 
 
@@ -100,6 +137,37 @@ class PackedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float16 packed"
+
+
+class BFloat16PackedLinear(nn.Module):
+    """y = x W^T + b with W held in oneDNN's blocked bfloat16 layout; x and y bfloat16, any leading
+    shape. The same products as the plain bfloat16 linear, without its per-call reorder."""
+
+    ROWS_HINT = 8  # the rows oneDNN picks the layout for; any count runs (4-1040 timed within noise)
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        if linear.weight.dtype != torch.bfloat16 or linear.weight.device.type != "cpu":
+            raise ValueError(
+                f"BFloat16PackedLinear packs bfloat16 CPU weights, not {linear.weight.dtype} on {linear.weight.device}"
+            )
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        with torch.no_grad():
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach().contiguous(), self.ROWS_HINT)
+            self.bias = None if linear.bias is None else linear.bias.detach().contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+        return y.view(*x.shape[:-1], self.out_features)
+
+    def nbytes(self) -> int:
+        """The packed matrix (oneDNN's layout holds about the plain size: 272.27 MB for 151936 x 896,
+        measured by resident memory) and the bias."""
+        return 2 * self.out_features * self.in_features + (0 if self.bias is None else 2 * self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bfloat16 packed"
 
 
 class HalfEmbedding(nn.Module):
@@ -141,9 +209,20 @@ def pack_linears(model: nn.Module) -> int:
     return _replace(model, nn.Linear, PackedLinear, threads=torch.get_num_threads())
 
 
-def pack_model(model: nn.Module) -> int:
-    """pack_linears, and every nn.Embedding held as a HalfEmbedding; returns how many modules changed.
-    Matrices first: a tied output projection is packed from the float32 table it shares."""
+def pack_bfloat16_linears(model: nn.Module) -> int:
+    """Replace every nn.Linear of a bfloat16 model by a BFloat16PackedLinear, in place; returns how
+    many. A tied output projection gets a packed copy; the embedding keeps the table."""
+    return _replace(model, nn.Linear, BFloat16PackedLinear, threads=torch.get_num_threads())
+
+
+def pack_model(model: nn.Module, weights: str = "float16") -> int:
+    """Pack `model` for `weights` ("float16": pack_linears, and every nn.Embedding held as a
+    HalfEmbedding, matrices first so that a tied output projection is packed from the float32 table
+    it shares; "bfloat16": pack_bfloat16_linears); returns how many modules changed."""
+    if weights == "bfloat16":
+        return pack_bfloat16_linears(model)
+    if weights != "float16":
+        raise ValueError(f"nothing to pack for weights {weights!r}; packed ones: {', '.join(PACKED_CHOICES)}")
     return pack_linears(model) + _replace(model, nn.Embedding, HalfEmbedding)
 
 
@@ -158,6 +237,8 @@ def weight_bytes(cfg, element_size: int, weights: str) -> int:
     matrices packed (packed_matrix_bytes; the output projection a copy of its own, even when tied) and
     the embedding table at 2 bytes, beside norms and biases at element_size. What
     `Engine.weight_bytes()` then holds."""
+    if weights == "bfloat16":  # a tied output projection is a packed copy beside the table
+        return (cfg.num_parameters() + (cfg.vocab_size * cfg.d_model if cfg.tie_embeddings else 0)) * element_size
     if weights != "float16":
         return cfg.num_parameters() * element_size
     table = cfg.vocab_size * cfg.d_model
@@ -169,4 +250,5 @@ def weight_bytes(cfg, element_size: int, weights: str) -> int:
 
 def packed_weight_bytes(model: nn.Module) -> int:
     """Bytes held by packed matrices and float16 tables (0 for a plain model)."""
-    return sum(m.nbytes() for m in model.modules() if isinstance(m, (PackedLinear, HalfEmbedding)))
+    packed = (PackedLinear, BFloat16PackedLinear, HalfEmbedding)
+    return sum(m.nbytes() for m in model.modules() if isinstance(m, packed))

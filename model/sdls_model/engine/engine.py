@@ -21,6 +21,14 @@ from ..config import ModelConfig
 from ..families import INFILL_DESCRIPTIONS
 from ..job_memory import job_need_bytes
 from ..jobs import EditJob, InfillJob, JobResult
+from ..packed_weights import (
+    PACKED_CHOICES,
+    WEIGHT_LABELS,
+    cache_dtype,
+    pack_model,
+    packed_weight_bytes,
+    resolve_weights,
+)
 from ..tokenizer import Tokenizer
 from ..transformer import Transformer
 from .batch import BatchForward
@@ -74,23 +82,25 @@ class Engine:
         weights: str | None = "plain",
     ):
         """weights: "plain" (the model's matrices in `dtype`), "float16" (packed for FBGEMM: a CPU
-        computing in float32, see packed_weights.py; the model is changed in place and can then only
-        decode) "auto" (float16 where that applies) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir` passes).
-        Beside packed weights the KV cache is stored as bfloat16 (packed_weights.cache_dtype)."""
+        computing in float32) or "bfloat16" (packed for oneDNN: a CPU computing in bfloat16 natively),
+        see packed_weights.py (packing changes the model in place, and it can then only decode); "auto"
+        (the packing that applies, if any) or None (SDLS_CPU_WEIGHTS, default auto: what `from_dir`
+        passes). Beside float16 weights the KV cache is stored as bfloat16 (packed_weights.cache_dtype)."""
         from ..heap import release_freed_memory
-        from ..packed_weights import cache_dtype, pack_model, resolve_weights
 
         self.cfg: ModelConfig = model.cfg
         self.device = torch.device(device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.weights = resolve_weights(weights, self.device, self.dtype)
-        if self.weights == "float16":
+        if self.weights in PACKED_CHOICES:
             if fast_path:
-                raise ValueError("the fast path fuses the model's matrices, which packed float16 weights do not expose")
+                raise ValueError(
+                    f"the fast path fuses the model's matrices, which packed {self.weights} weights do not expose"
+                )
             fast_path = False
-            pack_model(self.model)
-            release_freed_memory()  # the float32 matrices just dropped (heap.py)
+            pack_model(self.model, self.weights)
+            release_freed_memory()  # the plain matrices just dropped (heap.py)
         self.tokenizer = tokenizer
         self.name = name
         self.max_batch, self.max_context, self.max_new_tokens = max_batch, max_context, max_new_tokens
@@ -181,8 +191,6 @@ class Engine:
 
     def weight_bytes(self) -> int:
         """Bytes the model's weights take here: its parameters and any packed matrices."""
-        from ..packed_weights import packed_weight_bytes
-
         params = sum(p.numel() * p.element_size() for p in self.model.parameters())
         return params + packed_weight_bytes(self.model)
 
@@ -199,7 +207,7 @@ class Engine:
             "parameters": cfg.num_parameters(),
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
-            "weights": "float16 packed (FBGEMM)" if self.weights == "float16" else "plain",
+            "weights": WEIGHT_LABELS[self.weights],
             "cache_dtype": str(self.cache.k.dtype).replace("torch.", ""),
             "attention": cfg.attention,
             "infill_layout": cfg.infill_layout,
