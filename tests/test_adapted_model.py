@@ -81,7 +81,7 @@ def test_completes_a_simple_function(engine, prefix, suffix, expected):
 MEASURE_RSS = """
 from sdls_model.engine import Engine
 engine = Engine.from_dir(None, dtype="bfloat16")
-held = sum(t.numel() * t.element_size() for t in engine.model.parameters())
+held = engine.weight_bytes()  # its parameters and any packed matrices (packed_weights.py)
 held += sum(t.numel() * t.element_size() for t in vars(engine.cache).values() if hasattr(t, "element_size"))
 rss = int(open("/proc/self/statm").read().split()[1]) * 4096
 print(rss, held)
