@@ -20,8 +20,8 @@ The float32 matrices and table are freed; a tied output projection gets a packed
 
 Where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) the engine computes in bfloat16, and
 torch's plain bfloat16 linear hands oneDNN a row-major matrix that it reorders into its blocked
-layout inside every call: for a handful of rows that copy costs about as much as the product (the
-0.5B shape's layers on an AVX512-BF16 EPYC, 2 threads: 76.4 ms for 5 rows, 35.9 ms with the weights
+layout inside every call: for a handful of rows that copy costs about as much as the product (every
+matrix of the 0.5B shape on an AVX512-BF16 EPYC, 2 threads: 76.4 ms for 5 rows, 35.9 ms with the weights
 reordered once, against a 28.2 ms floor at the copy bandwidth). `pack_bfloat16_linears` does that
 reorder once (`BFloat16PackedLinear`, oneDNN's own packed-linear ops, the ones torch.compile's CPU
 freezing emits); products are bit-identical to the plain bfloat16 ones, the embedding table stays
@@ -143,7 +143,7 @@ class BFloat16PackedLinear(nn.Module):
     """y = x W^T + b with W held in oneDNN's blocked bfloat16 layout; x and y bfloat16, any leading
     shape. The same products as the plain bfloat16 linear, without its per-call reorder."""
 
-    ROWS_HINT = 8  # the rows oneDNN picks the layout for; any count runs (4-1040 timed within noise)
+    ROWS_HINT = 8  # the rows oneDNN picks the layout for; any count runs (hints 1-1024 timed alike at 5-1040 rows)
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
