@@ -19,8 +19,10 @@ rows, widened as they are looked up: a step reads a handful of rows, so the tabl
 The float32 matrices and table are freed; a tied output projection gets a packed copy of its own.
 
 Where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) the engine computes in bfloat16, and
-torch's plain bfloat16 linear hands oneDNN a row-major matrix that it reorders into its blocked
-layout inside every call: for a handful of rows that copy costs about as much as the product (every
+torch's plain bfloat16 linear hands oneDNN's matmul the matrix in its plain layout, which it repacks
+into blocks as it multiplies, in every call (ONEDNN_VERBOSE: a brgemm matmul on the `ba` layout,
+against an inner product on `AB16b64a2b` made once): for a handful of rows that costs about as much
+as the product (every
 matrix of the 0.5B shape on an AVX512-BF16 EPYC, 2 threads: 76.4 ms for 5 rows, 35.9 ms with the weights
 reordered once, against a 28.2 ms floor at the copy bandwidth). `pack_bfloat16_linears` does that
 reorder once (`BFloat16PackedLinear`, oneDNN's own packed-linear ops, the ones torch.compile's CPU
