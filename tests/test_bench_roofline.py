@@ -59,7 +59,7 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
     head = _cells(lines[0])
     assert head == [
         "block",
-        "path",
+        "forward path",  # the engine's (plain, fast, static, graph), not the weights'
         "block steps",
         "ms/forward p50",
         "GFLOP/forward",
@@ -74,7 +74,7 @@ def test_roofline_table_ratios_come_from_the_measured_limits(capsys):
     rows = [dict(zip(head, _cells(line))) for line in lines[1:]]
     assert [r["block"] for r in rows] == ["4", "8"]
     for r in rows:
-        assert int(r["block steps"]) >= 3 and r["path"] == "plain"
+        assert int(r["block steps"]) >= 3 and r["forward path"] == "plain"
         ms, gflop, mb = float(r["ms/forward p50"]), float(r["GFLOP/forward"]), float(r["MB/forward"])
         compute, memory = gflop / peak * 1e3, mb / bandwidth
         assert float(r["compute floor ms"]) == pytest.approx(compute, rel=0.02, abs=2e-3)

@@ -182,7 +182,7 @@ def per_token_ms(block: int, start_ms: float, step_ms: float) -> float:
 
 def table(timings: list[BlockTiming], limits: Limits) -> list[str]:
     head = (
-        "| block | path | block steps | ms/forward p50 | GFLOP/forward | MB/forward | compute floor ms "
+        "| block | forward path | block steps | ms/forward p50 | GFLOP/forward | MB/forward | compute floor ms "
         "| memory floor ms | ratio | bound | block start ms p50 | ms/token, 1 token/step |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
