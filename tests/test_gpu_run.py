@@ -52,7 +52,7 @@ def test_dry_run_stages_write_their_results(dry_run):
     assert "skipped: no CUDA" in tests and "test_engine_cuda.py" in tests  # collected, skipped with a reason
     assert '"forwards"' in (out / "02-tests" / "bench_lsp.json").read_text()  # the server + worker replay ran
     roofline = (out / "03-roofline" / "roofline.md").read_text()
-    assert roofline.count("| block | path |") == 2  # one table per context
+    assert roofline.count("| block | forward path |") == 2  # one table per context
     assert "eager ms" in (out / "03-roofline" / "kernels.md").read_text()
     model = out / "04-train" / "run" / "model"
     shards = list(model.glob("*.safetensors"))
